@@ -1,0 +1,105 @@
+"""Pass-2 kernel: correct pixel values and cast them back to the input's data type.
+
+Values outside the data type's range are clipped and counted. A valid pixel never
+becomes the nodata value: where rounding or clipping lands on it, the pixel moves one
+step (one integer, or one ulp for floats) away from nodata towards its corrected value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class CastResult:
+    """Output pixels plus how many values were clipped and moved off nodata, per band."""
+
+    data: NDArray[np.generic]
+    clipped: NDArray[np.int64]
+    moved_off_nodata: NDArray[np.int64]
+
+
+def correct(values: F64, gain: F64, offset: F64, field: F64 | None = None, shift: F64 | None = None) -> F64:
+    """Apply ``field * gain * values + offset + shift`` band-wise.
+
+    Parameters
+    ----------
+    values
+        Pixel values, shape ``(bands, ...)``.
+    gain, offset
+        Per-band global parameters, shape ``(bands,)``.
+    field
+        Optional per-pixel multiplicative local field, same shape as ``values``.
+    shift
+        Optional per-band additive term of the local step, shape ``(bands,)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Corrected values in float64.
+    """
+    shape = (-1,) + (1,) * (values.ndim - 1)
+    out = values * gain.reshape(shape)
+    if field is not None:
+        out *= field
+    out += offset.reshape(shape) if shift is None else (offset + shift).reshape(shape)
+    return out
+
+
+def _dtype_range(dtype: np.dtype[np.generic]) -> tuple[float, float]:
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)  # type: ignore[type-var]
+        return float(info.min), float(info.max)
+    finfo = np.finfo(dtype)  # type: ignore[type-var]
+    return float(finfo.min), float(finfo.max)
+
+
+def cast(
+    corrected: F64, valid: NDArray[np.bool_], dtype: DTypeLike, nodata: float | None
+) -> CastResult:
+    """Round (integers), clip and cast corrected values; invalid pixels get ``nodata``.
+
+    Parameters
+    ----------
+    corrected
+        Corrected values, shape ``(bands, rows, cols)``.
+    valid
+        Validity mask ``(rows, cols)``; invalid pixels are written as ``nodata``.
+    dtype
+        Output data type.
+    nodata
+        The nodata value, or ``None`` when the data has none.
+
+    Returns
+    -------
+    CastResult
+        The cast array and per-band counts of clipped and nodata-avoiding pixels.
+    """
+    dt = np.dtype(dtype)
+    lo, hi = _dtype_range(dt)
+    vals = np.rint(corrected) if np.issubdtype(dt, np.integer) else corrected.copy()
+    vals = np.where(np.isfinite(vals), vals, 0.0)
+    clip = ((vals < lo) | (vals > hi)) & valid
+    clipped = clip.reshape(clip.shape[0], -1).sum(axis=1)
+    np.clip(vals, lo, hi, out=vals)
+    moved = np.zeros(vals.shape[0], dtype=np.int64)
+    if nodata is not None and not np.isnan(nodata):
+        hits = (vals == nodata) & valid
+        if hits.any():
+            moved = hits.reshape(hits.shape[0], -1).sum(axis=1)
+            up = (corrected >= nodata) & (nodata < hi) | (nodata <= lo)
+            if np.issubdtype(dt, np.integer):
+                step = np.where(up, 1.0, -1.0)
+                vals = np.where(hits, nodata + step, vals)
+            else:
+                target = np.where(up, np.inf, -np.inf)
+                vals = np.where(hits, np.nextafter(np.asarray(nodata, dt), target.astype(dt)), vals)
+    out = vals.astype(dt)
+    if nodata is not None:
+        out[:, ~valid] = nodata
+    return CastResult(out, clipped.astype(np.int64), moved.astype(np.int64))

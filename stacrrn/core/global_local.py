@@ -1,0 +1,88 @@
+"""Global and local steps solved alternately, so that each sees the other's correction.
+
+Smooth gradients bias the global step: an overlap at the bright edge of one image and the
+dark edge of another yields a wrong gain and an offset that compensates it. The local
+fields then have to carry that error as well. Alternating removes the bias: after each
+local solve, the moments of every overlap and image are rescaled by the mean field the
+local model assigns there (the field multiplies the signal), the global model is solved
+again on these gradient-compensated moments, and the local model again on top of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import numpy as np
+from numpy.typing import NDArray
+
+from stacrrn.core.global_model import GlobalFit, solve_global
+from stacrrn.core.local_model import LocalFit, LocalParams, evaluate_field, solve_local
+from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments
+from stacrrn.core.statistics import Statistics
+
+F64 = NDArray[np.float64]
+
+
+def _mean_field(bs: BlockSums, local: LocalFit, i: int, rows: F64, cols: F64) -> F64:
+    """Count-weighted mean of image ``i``'s field over the blocks of ``bs`` (per band)."""
+    n = bs.n.ravel()
+    use = n > 0
+    g = evaluate_field(local.fields[i], rows[use], cols[use], local.blocks, local.frames[i])
+    return (g * n[use]).sum(axis=1) / n[use].sum()
+
+
+def _block_centres(bs: BlockSums, local: LocalFit) -> tuple[F64, F64]:
+    rr, cc = np.mgrid[bs.frame.row0 : bs.frame.row1, bs.frame.col0 : bs.frame.col1]
+    return (rr.ravel() + 0.5) * local.blocks.block_height, (cc.ravel() + 0.5) * local.blocks.block_width
+
+
+def compensate(stats: Statistics, local: LocalFit) -> tuple[list[ImageMoments], dict[tuple[int, int], PairMoments]]:
+    """Image and pair moments with each image's values scaled by its mean field there."""
+    images = []
+    for i, (m, bs) in enumerate(zip(stats.images, stats.image_blocks, strict=True)):
+        g = _mean_field(bs, local, i, *_block_centres(bs, local)) if m.n else np.ones(stats.n_bands)
+        images.append(ImageMoments(m.n, m.mean * g, m.m2 * g * g))
+    pairs = {}
+    for (i, j), pm in stats.pairs.items():
+        bs = stats.pair_blocks[(i, j)]
+        rows, cols = _block_centres(bs, local)
+        gi, gj = _mean_field(bs, local, i, rows, cols), _mean_field(bs, local, j, rows, cols)
+        pairs[(i, j)] = PairMoments(
+            pm.n, pm.mean_i * gi, pm.mean_j * gj, pm.m2_i * gi * gi, pm.m2_j * gj * gj, pm.c_ij * gi * gj
+        )
+    return images, pairs
+
+
+def solve_global_local(
+    stats: Statistics,
+    references: Sequence[int] | None = None,
+    min_overlap: int = 64,
+    params: LocalParams | None = None,
+    rounds: int = 4,
+) -> tuple[GlobalFit, LocalFit]:
+    """Alternate global and local solves; return the final pair.
+
+    Parameters
+    ----------
+    stats
+        Pass-1 statistics.
+    references
+        Reference images (``None``: all images).
+    min_overlap
+        Minimum overlap of the global step.
+    params
+        Local solve weights.
+    rounds
+        Number of global/local alternations.
+
+    Returns
+    -------
+    GlobalFit, LocalFit
+        Corrected = field * gain * value + offset + shift.
+    """
+    gfit = solve_global(stats.images, stats.pairs, references, min_overlap)
+    local = solve_local(stats, gfit, references, params)
+    for _ in range(rounds - 1):
+        images, pairs = compensate(stats, local)
+        gfit = solve_global(images, pairs, references, min_overlap)
+        local = solve_local(stats, gfit, references, params)
+    return gfit, local

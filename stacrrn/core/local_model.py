@@ -1,0 +1,344 @@
+"""Local step: smooth gain fields per image and band, solved jointly on a block grid.
+
+Yu et al. (2017) compare block means of each image with a reference block map and
+interpolate the ratio bilinearly between block centres. Done image by image, that meets
+the images half-way in their overlaps and leaves their interiors untouched. Here the
+same block grid carries one unknown per image, band and block node (block centre), plus
+one constant shift per image and band, and all images are solved together:
+
+* data rows: in every block of every overlap, the globally corrected means of the two
+  images over the *same* pixels, ``M_i = P_i + b_i`` with signal part ``P_i = a_i m_i``,
+  must agree after correction ``g P + b + s``. With log-gains ``h = log g`` evaluated
+  bilinearly at the overlap's centroid, the symmetric linearization is
+  ``P (h_i - h_j) + (s_i - s_j) = M_j - M_i`` with ``P = (P_i + P_j)/2``.
+  Rows depend on gain *ratios* only, so no common shrinking of the gains can lower them
+  (no contrast collapse), and nothing is divided by a block mean, so zero and negative
+  values (reflectance, offsets) are safe. The shifts absorb what an affine global step
+  biased by the gradients left as an additive error (the field multiplies the signal
+  ``a x``, not the offset, so a biased offset is a constant that ``s`` removes exactly);
+* smoothness rows: second differences of each log-gain field (thin-plate membrane) are
+  small, so corrections learned in overlaps continue linearly into the interior instead of
+  stopping at its edge;
+* identity rows: reference images are held at ``g = 1, s = 0`` firmly; other images are
+  pulled weakly towards identity, which fixes directions no overlap constrains.
+
+Scaling the data scales ``M`` and ``s`` alike and leaves ``g`` unchanged: unit-agnostic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from numpy.typing import NDArray
+
+from stacrrn.core.global_model import GlobalFit
+from stacrrn.core.statistics import Statistics
+from stacrrn.errors import SolveError
+from stacrrn.types import BlockGrid, Box
+
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class LocalParams:
+    """Weights of the local solve (dimensionless; defaults tested on real imagery).
+
+    Attributes
+    ----------
+    smoothness
+        Weight of the second-difference rows, per node.
+    ridge
+        Weight pulling non-reference fields towards 1.
+    reference_weight
+        Weight holding reference fields at 1.
+    min_fraction
+        A block of an overlap is used when at least this share of the block is covered.
+    iterations
+        Maximum Gauss-Newton iterations (the rows are relinearized at each).
+    """
+
+    smoothness: float = 1.0
+    ridge: float = 0.01
+    reference_weight: float = 1000.0
+    min_fraction: float = 0.05
+    iterations: int = 8
+
+
+@dataclass(frozen=True)
+class LocalFit:
+    """Per-image gain fields on the block grid and constant shifts.
+
+    ``frames[i]`` is image ``i``'s box of block indices and ``fields[i]`` its node gains,
+    shape ``(bands, frame rows, frame cols)``; ``shifts`` has shape ``(images, bands)``.
+    Corrected = field * global gain * value + global offset + shift: the field multiplies
+    the signal, as vignetting or illumination do, not the offset.
+    """
+
+    blocks: BlockGrid
+    frames: list[Box]
+    fields: list[F64]
+    shifts: F64
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize to plain JSON types."""
+        return {
+            "blocks": self.blocks.to_dict(),
+            "frames": [f.to_list() for f in self.frames],
+            "fields": [f.tolist() for f in self.fields],
+            "shifts": self.shifts.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LocalFit:
+        """Inverse of :meth:`to_dict`."""
+        frames = [Box.from_list(f) for f in d["frames"]]
+        fields = [np.asarray(v, float).reshape(-1, f.height, f.width) for v, f in zip(d["fields"], frames, strict=True)]
+        return cls(BlockGrid.from_dict(d["blocks"]), frames, fields, np.asarray(d["shifts"], float))
+
+
+def bilinear_weights(
+    rows: F64, cols: F64, blocks: BlockGrid, frame: Box
+) -> tuple[NDArray[np.intp], F64]:
+    """Bilinear interpolation weights of frame nodes at grid positions.
+
+    Parameters
+    ----------
+    rows, cols
+        Positions in (fractional) pixel coordinates of the common grid; pixel centres are
+        at ``k + 0.5``.
+    blocks
+        The block grid; nodes sit at block centres.
+    frame
+        Box of block indices whose nodes are interpolated; positions outside the outer
+        node centres take the nearest edge value.
+
+    Returns
+    -------
+    index, weight
+        Arrays of shape ``(4, n)``: flat node indices into the frame and their weights.
+    """
+    v = np.clip(rows / blocks.block_height - 0.5 - frame.row0, 0.0, frame.height - 1)
+    u = np.clip(cols / blocks.block_width - 0.5 - frame.col0, 0.0, frame.width - 1)
+    v0 = np.minimum(np.floor(v).astype(np.intp), max(frame.height - 2, 0))
+    u0 = np.minimum(np.floor(u).astype(np.intp), max(frame.width - 2, 0))
+    fv, fu = v - v0, u - u0
+    v1 = np.minimum(v0 + 1, frame.height - 1)
+    u1 = np.minimum(u0 + 1, frame.width - 1)
+    w = frame.width
+    index = np.stack([v0 * w + u0, v0 * w + u1, v1 * w + u0, v1 * w + u1])
+    weight = np.stack([(1 - fv) * (1 - fu), (1 - fv) * fu, fv * (1 - fu), fv * fu])
+    return index, weight
+
+
+def evaluate_field(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> F64:
+    """Evaluate an image's gain field (``(bands, h, w)`` nodes) at grid positions -> ``(bands, n)``.
+
+    Interpolation is bilinear in the logarithm of the gain (geometric), matching the solve,
+    so the field is positive everywhere.
+    """
+    index, weight = bilinear_weights(rows, cols, blocks, frame)
+    flat = np.log(field.reshape(field.shape[0], -1))
+    return np.exp(np.einsum("bkn,kn->bn", flat[:, index], weight))
+
+
+def _smoothness_rows(frame: Box, offset: int) -> tuple[NDArray[np.intp], NDArray[np.intp], F64]:
+    """Thin-plate rows of one frame: second differences along rows, columns and the cross term.
+
+    Returns ``(row ids, column ids, values)`` of the sparse rows; column ids are offset by
+    ``offset`` (the frame's first unknown).
+    """
+    h, w = frame.height, frame.width
+    idx = np.arange(h * w).reshape(h, w) + offset
+    stencils: list[tuple[list[NDArray[np.intp]], list[float]]] = []
+    if w >= 3:
+        stencils.append(([idx[:, :-2], idx[:, 1:-1], idx[:, 2:]], [1.0, -2.0, 1.0]))
+    if h >= 3:
+        stencils.append(([idx[:-2, :], idx[1:-1, :], idx[2:, :]], [1.0, -2.0, 1.0]))
+    if h >= 2 and w >= 2:
+        s2 = float(np.sqrt(2.0))
+        stencils.append(([idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]], [s2, -s2, -s2, s2]))
+    rows, cols, vals = [], [], []
+    n_rows = 0
+    for nodes, coefs in stencils:
+        count = nodes[0].size
+        ids = np.arange(n_rows, n_rows + count)
+        for node, coef in zip(nodes, coefs, strict=True):
+            rows.append(ids)
+            cols.append(node.ravel())
+            vals.append(np.full(count, coef))
+        n_rows += count
+    if not rows:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+def _prior_matrix(frames: list[Box], starts: NDArray[np.intp], refs: set[int], p: LocalParams) -> sp.csr_matrix:
+    """Band-independent rows whose target is zero: field smoothness, identity pull on fields and shifts."""
+    n_unknowns = int(starts[-1]) + len(frames)
+    rows, cols, vals = [], [], []
+    count = 0
+    for i, frame in enumerate(frames):
+        r, c, v = _smoothness_rows(frame, int(starts[i]))
+        if r.size:
+            rows.append(r + count)
+            cols.append(c)
+            vals.append(p.smoothness * v)
+            count += int(r.max()) + 1
+        nodes = np.arange(starts[i], starts[i + 1])
+        if i in refs or not refs:
+            weight = p.reference_weight if i in refs else p.ridge
+            unknowns = np.r_[nodes, starts[-1] + i]
+            rows.append(np.arange(count, count + unknowns.size))
+            cols.append(unknowns)
+            vals.append(np.full(unknowns.size, weight))
+            count += unknowns.size
+        else:
+            # pull only the field's deviation from its own mean: constant gain and shift
+            # are left to the overlaps, anchored by the references
+            k = nodes.size
+            rows.append(np.repeat(np.arange(count, count + k), k))
+            cols.append(np.tile(nodes, k))
+            vals.append(p.ridge * (np.eye(k) - 1.0 / k).ravel())
+            count += k
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, n_unknowns)
+    )
+
+
+@dataclass(frozen=True)
+class _OverlapBlocks:
+    """Usable blocks of one overlap for one band: weights, signal parts and interpolation."""
+
+    i: int
+    j: int
+    weight: F64
+    signal_i: F64
+    signal_j: F64
+    mean_i: F64
+    mean_j: F64
+    cols_i: NDArray[np.intp]
+    weights_i: F64
+    cols_j: NDArray[np.intp]
+    weights_j: F64
+
+
+def _overlap_blocks(
+    stats: Statistics, fit: GlobalFit, b: int, frames: list[Box], starts: NDArray[np.intp], p: LocalParams
+) -> list[_OverlapBlocks]:
+    block_area = stats.blocks.block_height * stats.blocks.block_width
+    nb = stats.n_bands
+    out = []
+    for (i, j), bs in sorted(stats.pair_blocks.items()):
+        n = bs.n.ravel()
+        use = n >= p.min_fraction * block_area
+        if not use.any():
+            continue
+        sums = bs.sums.reshape(bs.sums.shape[0], -1)[:, use]
+        nn = n[use]
+        p_i = fit.gains[i, b] * sums[b] / nn
+        p_j = fit.gains[j, b] * sums[nb + b] / nn
+        idx_i, wt_i = bilinear_weights(sums[-2] / nn, sums[-1] / nn, stats.blocks, frames[i])
+        idx_j, wt_j = bilinear_weights(sums[-2] / nn, sums[-1] / nn, stats.blocks, frames[j])
+        out.append(
+            _OverlapBlocks(
+                i, j, np.sqrt(nn / block_area), p_i, p_j, p_i + fit.offsets[i, b], p_j + fit.offsets[j, b],
+                idx_i + starts[i], wt_i, idx_j + starts[j], wt_j,
+            )
+        )
+    return out
+
+
+def _gauss_newton_step(
+    x: F64, prior: sp.csr_matrix, overlaps: list[_OverlapBlocks], n_fields: int, scale: float
+) -> F64:
+    """One Gauss-Newton update of ``x = [log-gains..., shifts/scale...]``."""
+    rows, cols, vals, rhs = [], [], [], []
+    count = 0
+    for ob in overlaps:
+        g_i = np.exp(np.einsum("kn,kn->n", x[ob.cols_i], ob.weights_i))
+        g_j = np.exp(np.einsum("kn,kn->n", x[ob.cols_j], ob.weights_j))
+        s_i, s_j = x[n_fields + ob.i] * scale, x[n_fields + ob.j] * scale
+        corrected_i = g_i * ob.signal_i + ob.mean_i - ob.signal_i + s_i
+        corrected_j = g_j * ob.signal_j + ob.mean_j - ob.signal_j + s_j
+        w = ob.weight / scale
+        half = w * 0.5 * (g_i * ob.signal_i + g_j * ob.signal_j)
+        ids = np.arange(count, count + w.size)
+        for k in range(4):
+            rows += [ids, ids]
+            cols += [ob.cols_i[k], ob.cols_j[k]]
+            vals += [half * ob.weights_i[k], -half * ob.weights_j[k]]
+        rows += [ids, ids]
+        cols += [np.full(w.size, n_fields + ob.i), np.full(w.size, n_fields + ob.j)]
+        vals += [w * scale, -w * scale]
+        rhs.append(w * (corrected_j - corrected_i))
+        count += w.size
+    data = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, x.size)
+    )
+    a_mat = sp.vstack([data, prior]).tocsr()
+    target = np.concatenate([*rhs, -(prior @ x)])
+    with np.errstate(all="ignore"):
+        return np.asarray(spla.spsolve((a_mat.T @ a_mat).tocsc(), a_mat.T @ target))
+
+
+def solve_local(
+    stats: Statistics,
+    fit: GlobalFit,
+    references: Sequence[int] | None = None,
+    params: LocalParams | None = None,
+) -> LocalFit:
+    """Fit smooth gain fields (and constant shifts) removing what the global step left in overlaps.
+
+    Parameters
+    ----------
+    stats
+        Pass-1 statistics, including per-pair block sums.
+    fit
+        The global model; the local step works on globally corrected values.
+    references
+        Images held at identity. ``None`` (default) treats all images alike.
+    params
+        Weights of the solve.
+
+    Returns
+    -------
+    LocalFit
+        Node gains and shifts per image and band;
+        corrected = field * gain * value + offset + shift.
+
+    Raises
+    ------
+    SolveError
+        If the sparse system cannot be solved.
+    """
+    p = params or LocalParams()
+    frames = [stats.blocks.blocks_of(fp) for fp in stats.footprints]
+    starts = np.cumsum([0] + [f.height * f.width for f in frames])
+    n_fields = int(starts[-1])
+    refs = set(references) if references is not None else set()
+    prior = _prior_matrix(frames, starts, refs, p)
+    nb = stats.n_bands
+    fields = [np.ones((nb, f.height, f.width)) for f in frames]
+    shifts = np.zeros((stats.n_images, nb))
+    for b in range(nb):
+        mu = fit.gains[:, b] * np.array([m.mean[b] for m in stats.images]) + fit.offsets[:, b]
+        sd = np.abs(fit.gains[:, b]) * np.array([m.std[b] for m in stats.images])
+        scale = float(np.sqrt(np.mean(mu**2 + sd**2))) or 1.0
+        overlaps = _overlap_blocks(stats, fit, b, frames, starts, p)
+        x = np.zeros(n_fields + stats.n_images)
+        for _ in range(p.iterations if overlaps else 0):
+            step = _gauss_newton_step(x, prior, overlaps, n_fields, scale)
+            if not np.all(np.isfinite(step)):
+                raise SolveError(f"local model: the least-squares system of band {b + 1} is singular")
+            x += step
+            if np.max(np.abs(step)) < 1e-6:
+                break
+        for i, frame in enumerate(frames):
+            fields[i][b] = np.exp(x[starts[i] : starts[i + 1]]).reshape(frame.height, frame.width)
+        shifts[:, b] = x[n_fields:] * scale
+    return LocalFit(stats.blocks, frames, fields, shifts)

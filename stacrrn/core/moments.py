@@ -1,0 +1,204 @@
+"""Exact, mergeable moments: the whole of pass 1 reduces to these.
+
+Per image and band: count, mean and centred second moment (``M2``). Per overlapping pair:
+count, both means, both ``M2`` and the co-moment. Per block: counts and plain sums.
+Central moments are merged with Chan et al.'s pairwise update, which stays accurate for
+uint16 digital numbers where raw power sums (``sum x**2`` over 1e8 pixels) would lose
+precision in float64. Chunks compute these independently; merging is associative, so
+any chunking and any scheduler give the same statistics up to rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stacrrn.types import Box
+
+F64 = NDArray[np.float64]
+
+
+def _merge_central(
+    n_a: int, mean_a: F64, n_b: int, mean_b: F64
+) -> tuple[int, F64, F64, float]:
+    """Return ``(n, mean, delta, n_a*n_b/n)`` for Chan's update."""
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (n_b / n), delta, n_a * n_b / n
+
+
+@dataclass
+class ImageMoments:
+    """Count, per-band mean and centred second moment of one image's valid pixels."""
+
+    n: int
+    mean: F64
+    m2: F64
+
+    @classmethod
+    def empty(cls, n_bands: int) -> ImageMoments:
+        """Moments of no pixel."""
+        return cls(0, np.zeros(n_bands), np.zeros(n_bands))
+
+    @classmethod
+    def of(cls, x: F64) -> ImageMoments:
+        """Moments of the pixels in ``x`` (shape ``(bands, pixels)``), two-pass exact."""
+        n = int(x.shape[1])
+        if n == 0:
+            return cls.empty(x.shape[0])
+        mean = x.mean(axis=1)
+        d = x - mean[:, None]
+        return cls(n, mean, np.einsum("bp,bp->b", d, d))
+
+    def merge(self, other: ImageMoments) -> ImageMoments:
+        """Combine with the moments of a disjoint set of pixels."""
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n, mean, delta, w = _merge_central(self.n, self.mean, other.n, other.mean)
+        return ImageMoments(n, mean, self.m2 + other.m2 + delta * delta * w)
+
+    @property
+    def std(self) -> F64:
+        """Population standard deviation per band."""
+        return np.sqrt(np.maximum(self.m2, 0.0) / max(self.n, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize to plain JSON types."""
+        return {"n": self.n, "mean": self.mean.tolist(), "m2": self.m2.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ImageMoments:
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(d["n"]), np.asarray(d["mean"], float), np.asarray(d["m2"], float))
+
+
+@dataclass
+class PairMoments:
+    """Joint moments of images ``i`` and ``j`` over pixels valid in both."""
+
+    n: int
+    mean_i: F64
+    mean_j: F64
+    m2_i: F64
+    m2_j: F64
+    c_ij: F64
+
+    @classmethod
+    def empty(cls, n_bands: int) -> PairMoments:
+        """Moments of no pixel."""
+        z = np.zeros(n_bands)
+        return cls(0, z, z.copy(), z.copy(), z.copy(), z.copy())
+
+    @classmethod
+    def of(cls, xi: F64, xj: F64) -> PairMoments:
+        """Joint moments of co-registered pixel sets ``xi`` and ``xj`` (``(bands, pixels)``)."""
+        n = int(xi.shape[1])
+        if n == 0:
+            return cls.empty(xi.shape[0])
+        mi, mj = xi.mean(axis=1), xj.mean(axis=1)
+        di, dj = xi - mi[:, None], xj - mj[:, None]
+        return cls(
+            n,
+            mi,
+            mj,
+            np.einsum("bp,bp->b", di, di),
+            np.einsum("bp,bp->b", dj, dj),
+            np.einsum("bp,bp->b", di, dj),
+        )
+
+    def merge(self, other: PairMoments) -> PairMoments:
+        """Combine with the joint moments of a disjoint set of pixels."""
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n, mi, di, w = _merge_central(self.n, self.mean_i, other.n, other.mean_i)
+        _, mj, dj, _ = _merge_central(self.n, self.mean_j, other.n, other.mean_j)
+        return PairMoments(
+            n,
+            mi,
+            mj,
+            self.m2_i + other.m2_i + di * di * w,
+            self.m2_j + other.m2_j + dj * dj * w,
+            self.c_ij + other.c_ij + di * dj * w,
+        )
+
+    @property
+    def std_i(self) -> F64:
+        """Population std of image ``i`` over the overlap."""
+        return np.sqrt(np.maximum(self.m2_i, 0.0) / max(self.n, 1))
+
+    @property
+    def std_j(self) -> F64:
+        """Population std of image ``j`` over the overlap."""
+        return np.sqrt(np.maximum(self.m2_j, 0.0) / max(self.n, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize to plain JSON types."""
+        return {
+            "n": self.n,
+            **{k: getattr(self, k).tolist() for k in ("mean_i", "mean_j", "m2_i", "m2_j", "c_ij")},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PairMoments:
+        """Inverse of :meth:`to_dict`."""
+        arrays = [np.asarray(d[k], float) for k in ("mean_i", "mean_j", "m2_i", "m2_j", "c_ij")]
+        return cls(int(d["n"]), *arrays)
+
+
+@dataclass
+class BlockSums:
+    """Pixel counts and per-channel sums over a rectangle of blocks (``frame``, block indices).
+
+    ``n`` has shape ``(rows, cols)`` and ``sums`` ``(channels, rows, cols)``. Plain sums are
+    exact enough here: a block holds at most ~1e7 pixels, far below float64's 2**53 for DN.
+    """
+
+    frame: Box
+    n: F64
+    sums: F64
+
+    @classmethod
+    def zeros(cls, frame: Box, channels: int) -> BlockSums:
+        """Empty sums over ``frame``."""
+        return cls(
+            frame,
+            np.zeros((frame.height, frame.width)),
+            np.zeros((channels, frame.height, frame.width)),
+        )
+
+    @classmethod
+    def of(cls, frame: Box, block_index: NDArray[np.intp], values: F64) -> BlockSums:
+        """Sum ``values`` (``(channels, pixels)``) into blocks given flat indices into ``frame``."""
+        size = frame.height * frame.width
+        n = np.bincount(block_index, minlength=size).astype(float)
+        sums = np.stack([np.bincount(block_index, weights=v, minlength=size) for v in values])
+        return cls(frame, n.reshape(frame.height, frame.width), sums.reshape(-1, frame.height, frame.width))
+
+    def add(self, other: BlockSums) -> None:
+        """Add ``other`` in place; its frame must lie inside this one."""
+        r0, c0 = other.frame.row0 - self.frame.row0, other.frame.col0 - self.frame.col0
+        if r0 < 0 or c0 < 0 or r0 + other.frame.height > self.frame.height or c0 + other.frame.width > self.frame.width:
+            raise ValueError(f"block frame {other.frame} is outside {self.frame}")
+        rows = slice(r0, r0 + other.frame.height)
+        cols = slice(c0, c0 + other.frame.width)
+        self.n[rows, cols] += other.n
+        self.sums[:, rows, cols] += other.sums
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize to plain JSON types."""
+        return {"frame": self.frame.to_list(), "n": self.n.tolist(), "sums": self.sums.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BlockSums:
+        """Inverse of :meth:`to_dict`."""
+        frame = Box.from_list(d["frame"])
+        n = np.asarray(d["n"], float).reshape(frame.height, frame.width)
+        sums = np.asarray(d["sums"], float).reshape(-1, frame.height, frame.width)
+        return cls(frame, n, sums)

@@ -1,0 +1,160 @@
+"""Pass-1 statistics of a set of images on a common grid: chunk kernel and merged totals.
+
+A chunk is a box of the common grid together with, for every image touching it, its
+pixel values (``(bands, rows, cols)``) and validity mask resampled to that box. The
+kernel returns the chunk's moments; :meth:`Statistics.add` merges them. Nothing here
+knows about files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments
+from stacrrn.types import BlockGrid, Box
+
+F64 = NDArray[np.float64]
+Layer = tuple[F64, NDArray[np.bool_]]
+
+PAIR_ROW = -2
+"""Channel index of the summed grid row (pixel centre) in pair block sums; ``-1`` is the column."""
+
+
+@dataclass
+class ChunkStatistics:
+    """Moments of one chunk, keyed by image index and ``(i, j)`` pairs with ``i < j``."""
+
+    images: dict[int, ImageMoments] = field(default_factory=dict)
+    pairs: dict[tuple[int, int], PairMoments] = field(default_factory=dict)
+    image_blocks: dict[int, BlockSums] = field(default_factory=dict)
+    pair_blocks: dict[tuple[int, int], BlockSums] = field(default_factory=dict)
+
+
+def _valid_bbox(box: Box, mask: NDArray[np.bool_]) -> Box:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return Box(
+        box.row0 + int(rows[0]), box.col0 + int(cols[0]), box.row0 + int(rows[-1]) + 1, box.col0 + int(cols[-1]) + 1
+    )
+
+
+def _block_sums(
+    box: Box, mask: NDArray[np.bool_], channels: F64, blocks: BlockGrid
+) -> BlockSums:
+    """Sum ``channels`` (already restricted to ``mask``'s pixels) into the blocks they fall in."""
+    frame = blocks.blocks_of(_valid_bbox(box, mask))
+    rr, cc = np.nonzero(mask)
+    br = (rr + box.row0) // blocks.block_height - frame.row0
+    bc = (cc + box.col0) // blocks.block_width - frame.col0
+    return BlockSums.of(frame, br * frame.width + bc, channels)
+
+
+def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -> ChunkStatistics:
+    """Compute the moments of one chunk.
+
+    Parameters
+    ----------
+    box
+        The chunk's pixel box on the common grid.
+    layers
+        Image index -> ``(values, valid)``, values of shape ``(bands, rows, cols)`` and a
+        boolean validity mask ``(rows, cols)``, both covering ``box``.
+    blocks
+        Block grid of the common grid, for the block sums of the local step.
+
+    Returns
+    -------
+    ChunkStatistics
+        Per-image and per-pair moments and block sums of the valid pixels in ``box``.
+    """
+    out = ChunkStatistics()
+    keys = sorted(k for k, (_, valid) in layers.items() if valid.any())
+    rows, cols = np.mgrid[box.row0 : box.row1, box.col0 : box.col1]
+    for pos, i in enumerate(keys):
+        xi, vi = layers[i]
+        flat_i = xi[:, vi]
+        out.images[i] = ImageMoments.of(flat_i)
+        out.image_blocks[i] = _block_sums(box, vi, flat_i, blocks)
+        for j in keys[pos + 1 :]:
+            xj, vj = layers[j]
+            both = vi & vj
+            if not both.any():
+                continue
+            a, b = xi[:, both], xj[:, both]
+            out.pairs[(i, j)] = PairMoments.of(a, b)
+            coords = np.stack([rows[both] + 0.5, cols[both] + 0.5])
+            out.pair_blocks[(i, j)] = _block_sums(box, both, np.concatenate([a, b, coords]), blocks)
+    return out
+
+
+@dataclass
+class Statistics:
+    """Merged pass-1 statistics of ``n_images`` images with ``n_bands`` bands each."""
+
+    n_images: int
+    n_bands: int
+    blocks: BlockGrid
+    footprints: list[Box]
+    images: list[ImageMoments]
+    pairs: dict[tuple[int, int], PairMoments]
+    image_blocks: list[BlockSums]
+    pair_blocks: dict[tuple[int, int], BlockSums]
+
+    @classmethod
+    def empty(cls, n_bands: int, footprints: list[Box], blocks: BlockGrid) -> Statistics:
+        """Statistics of no pixel for images with the given footprints on the common grid."""
+        return cls(
+            len(footprints),
+            n_bands,
+            blocks,
+            list(footprints),
+            [ImageMoments.empty(n_bands) for _ in footprints],
+            {},
+            [BlockSums.zeros(blocks.blocks_of(fp), n_bands) for fp in footprints],
+            {},
+        )
+
+    def add(self, chunk: ChunkStatistics) -> None:
+        """Merge one chunk's moments into the totals (in place)."""
+        for i, m in chunk.images.items():
+            self.images[i] = self.images[i].merge(m)
+            self.image_blocks[i].add(chunk.image_blocks[i])
+        for key, pm in chunk.pairs.items():
+            self.pairs[key] = self.pairs.get(key, PairMoments.empty(self.n_bands)).merge(pm)
+            if key not in self.pair_blocks:
+                i, j = key
+                frame = self.blocks.blocks_of(self.footprints[i].intersect(self.footprints[j]))
+                self.pair_blocks[key] = BlockSums.zeros(frame, 2 * self.n_bands + 2)
+            self.pair_blocks[key].add(chunk.pair_blocks[key])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize to plain JSON types."""
+        return {
+            "n_bands": self.n_bands,
+            "blocks": self.blocks.to_dict(),
+            "footprints": [fp.to_list() for fp in self.footprints],
+            "images": [m.to_dict() for m in self.images],
+            "pairs": [[i, j, pm.to_dict()] for (i, j), pm in sorted(self.pairs.items())],
+            "image_blocks": [b.to_dict() for b in self.image_blocks],
+            "pair_blocks": [[i, j, b.to_dict()] for (i, j), b in sorted(self.pair_blocks.items())],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Statistics:
+        """Inverse of :meth:`to_dict`."""
+        footprints = [Box.from_list(v) for v in d["footprints"]]
+        return cls(
+            len(footprints),
+            int(d["n_bands"]),
+            BlockGrid.from_dict(d["blocks"]),
+            footprints,
+            [ImageMoments.from_dict(m) for m in d["images"]],
+            {(int(i), int(j)): PairMoments.from_dict(p) for i, j, p in d["pairs"]},
+            [BlockSums.from_dict(b) for b in d["image_blocks"]],
+            {(int(i), int(j)): BlockSums.from_dict(b) for i, j, b in d["pair_blocks"]},
+        )

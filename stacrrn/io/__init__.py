@@ -1,0 +1,1 @@
+"""I/O layer: rasters, grids and COG writing (rasterio/GDAL)."""

@@ -1,0 +1,133 @@
+"""Writing Cloud Optimized GeoTIFFs atomically.
+
+GDAL's COG driver only copies from an existing dataset, so windows are streamed into a
+temporary tiled GeoTIFF beside the destination, which is then copied to a COG (tiles,
+overviews, compression) and moved into place with one rename. A reader never sees a
+partial file; on error the temporaries are removed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.shutil import copy as gdal_copy
+from rasterio.windows import Window
+
+from stacrrn.errors import OutputError
+from stacrrn.types import Box, Grid
+
+COG_OPTIONS: dict[str, str] = {
+    "COMPRESS": "ZSTD",
+    "PREDICTOR": "YES",
+    "BLOCKSIZE": "512",
+    "OVERVIEW_RESAMPLING": "AVERAGE",
+    "NUM_THREADS": "ALL_CPUS",
+    "BIGTIFF": "IF_SAFER",
+}
+"""Creation options of the COG driver used for every output."""
+
+TMP_DIR = ".stacrrn-tmp"
+"""Name of the hidden folder, beside the outputs, that holds files being written."""
+
+
+@dataclass
+class WindowWriter:
+    """Accepts windows for a COG being written; see :func:`cog_writer`."""
+
+    dataset: Any
+
+    def write(self, box: Box, data: NDArray[np.generic]) -> None:
+        """Write ``data`` (``(bands, rows, cols)``) into pixel box ``box``."""
+        self.dataset.write(data, window=Window(box.col0, box.row0, box.width, box.height))
+
+
+def temporary_path(final: Path, suffix: str) -> Path:
+    """A unique temporary path in the hidden folder beside ``final``."""
+    tmp_dir = final.parent / TMP_DIR
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return tmp_dir / f"{final.stem}.{uuid.uuid4().hex}{suffix}"
+
+
+@contextmanager
+def cog_writer(
+    path: str | os.PathLike[str],
+    grid: Grid,
+    count: int,
+    dtype: str,
+    nodata: float | None,
+    tags: Mapping[str, str] | None = None,
+    band_descriptions: list[str] | None = None,
+) -> Iterator[WindowWriter]:
+    """Stream windows into a COG that appears at ``path`` only when complete.
+
+    Parameters
+    ----------
+    path
+        Final file path.
+    grid
+        The output's pixel grid.
+    count, dtype, nodata
+        Band count, data type and nodata value of the output.
+    tags
+        Dataset metadata tags to store.
+    band_descriptions
+        Optional band descriptions.
+
+    Yields
+    ------
+    WindowWriter
+        Call ``write(box, data)`` for each window.
+    """
+    final = Path(path)
+    staging = temporary_path(final, ".staging.tif")
+    cog = temporary_path(final, ".cog.tif")
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "nodata": nodata,
+        "crs": grid.crs,
+        "transform": Affine(*grid.transform),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "BIGTIFF": "IF_SAFER",
+    }
+    try:
+        with rasterio.open(staging, "w", **profile) as dst:
+            if tags:
+                dst.update_tags(**tags)
+            for k, desc in enumerate(band_descriptions or [], start=1):
+                dst.set_band_description(k, desc)
+            yield WindowWriter(dst)
+        gdal_copy(staging, cog, driver="COG", **COG_OPTIONS)
+        os.replace(cog, final)
+    except OSError as exc:
+        raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from None
+    finally:
+        for tmp in (staging, cog):
+            tmp.unlink(missing_ok=True)
+
+
+def write_cog(
+    path: str | os.PathLike[str],
+    data: NDArray[np.generic],
+    grid: Grid,
+    nodata: float | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """Write a small in-memory array (``(bands, rows, cols)``) as a COG, atomically."""
+    with cog_writer(path, grid, data.shape[0], str(data.dtype), nodata, tags) as w:
+        w.write(grid.box, data)

@@ -1,0 +1,223 @@
+"""Reading rasters: open and validate inputs, read windows natively or on the common grid.
+
+Every read returns float64 values ``(bands, rows, cols)`` and a validity mask
+``(rows, cols)``: a pixel is valid when every selected band is valid (not nodata, not
+masked, finite). Inputs already aligned with the common grid are read directly; others
+are resampled on the fly through a GDAL warped VRT, one window at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from stacrrn.errors import BandMismatchError, MissingCRSError, UnreadableRasterError
+from stacrrn.types import Box, Grid
+
+F64 = NDArray[np.float64]
+Mask = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What stacrrn needs to know about an input raster."""
+
+    path: str
+    name: str
+    count: int
+    dtype: str
+    nodata: float | None
+    crs: str
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    @property
+    def grid(self) -> Grid:
+        """The raster's own pixel grid."""
+        return Grid(self.crs, self.transform, self.width, self.height)
+
+
+def _raster_name(path: str) -> str:
+    return Path(path.rstrip("/")).name.rsplit(".", 1)[0]
+
+
+def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
+    """Open a raster and check it can be normalized.
+
+    Parameters
+    ----------
+    path
+        Local path or GDAL-readable URL.
+
+    Returns
+    -------
+    RasterInfo
+        Shape, type, nodata and georeferencing of the raster.
+
+    Raises
+    ------
+    UnreadableRasterError
+        If the file does not exist or GDAL cannot decode it.
+    MissingCRSError
+        If the raster has no coordinate reference system.
+    """
+    p = os.fspath(path)
+    try:
+        with rasterio.open(p) as src:
+            if src.crs is None:
+                raise MissingCRSError(
+                    f"{p} has no CRS: assign one first, e.g. `rio edit-info --crs EPSG:32618 {p}`"
+                )
+            t = src.transform
+            if t.b != 0 or t.d != 0:
+                raise UnreadableRasterError(f"{p} is rotated; warp it north-up first (gdalwarp)")
+            return RasterInfo(
+                p,
+                _raster_name(p),
+                src.count,
+                src.dtypes[0],
+                None if src.nodata is None else float(src.nodata),
+                src.crs.to_wkt(),
+                (t.a, t.b, t.c, t.d, t.e, t.f),
+                src.width,
+                src.height,
+            )
+    except RasterioError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UnreadableRasterError(f"cannot read {p}: {first}") from None
+
+
+def check_bands(infos: Sequence[RasterInfo], bands: Sequence[int] | None) -> list[int]:
+    """Return the 1-based band indexes to use, checking every input has them.
+
+    Raises
+    ------
+    BandMismatchError
+        If band counts differ (without a selection) or a selected band is missing.
+    """
+    if bands is None:
+        counts = {info.count for info in infos}
+        if len(counts) > 1:
+            detail = ", ".join(f"{info.name}={info.count}" for info in infos)
+            raise BandMismatchError(
+                f"inputs have different band counts ({detail}); select common bands with --bands, e.g. --bands 1,2,3"
+            )
+        return list(range(1, infos[0].count + 1))
+    for info in infos:
+        missing = [b for b in bands if b < 1 or b > info.count]
+        if missing:
+            raise BandMismatchError(f"{info.name} has {info.count} bands, so band(s) {missing} cannot be selected")
+    return list(bands)
+
+
+def _valid_mask(src: rasterio.io.DatasetReaderBase, data: NDArray[np.generic], bands: Sequence[int], window: Window) -> Mask:
+    flags = [src.mask_flag_enums[b - 1] for b in bands]
+    if all(f == [MaskFlags.all_valid] for f in flags):
+        valid = np.ones(data.shape[1:], dtype=bool)
+    elif src.nodata is not None and all(f == [MaskFlags.nodata] for f in flags):
+        valid = np.all(data != src.nodata, axis=0)
+    else:
+        valid = np.all(src.read_masks(list(bands), window=window) > 0, axis=0)
+    if np.issubdtype(data.dtype, np.floating):
+        valid &= np.all(np.isfinite(data), axis=0)
+    return valid
+
+
+def read_window(info: RasterInfo, window: Box, bands: Sequence[int]) -> tuple[NDArray[np.generic], Mask]:
+    """Read a window of the raster's own grid in its native data type, with validity."""
+    win = Window(window.col0, window.row0, window.width, window.height)
+    with rasterio.open(info.path) as src:
+        data = src.read(list(bands), window=win)
+        return data, _valid_mask(src, data, bands, win)
+
+
+def grid_offset(info: RasterInfo, grid: Grid) -> tuple[int, int] | None:
+    """Integer ``(row, col)`` offset of the raster on ``grid`` if it is aligned with it, else None."""
+    if info.crs != grid.crs and rasterio.crs.CRS.from_user_input(info.crs) != rasterio.crs.CRS.from_user_input(grid.crs):
+        return None
+    a, _, c, _, e, f = info.transform
+    ga, _, gc, _, ge, gf = grid.transform
+    if not (np.isclose(a, ga, rtol=1e-9) and np.isclose(e, ge, rtol=1e-9)):
+        return None
+    col = (c - gc) / ga
+    row = (f - gf) / ge
+    if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
+        return None
+    return int(round(row)), int(round(col))
+
+
+def read_on_grid(
+    info: RasterInfo,
+    grid: Grid,
+    box: Box,
+    bands: Sequence[int],
+    resampling: Resampling = Resampling.nearest,
+) -> tuple[F64, Mask]:
+    """Read the raster resampled to ``box`` of the common ``grid``.
+
+    Parameters
+    ----------
+    info
+        The raster.
+    grid
+        The common grid.
+    box
+        Pixel box of ``grid`` to fill.
+    bands
+        1-based band indexes.
+    resampling
+        Resampling used when the raster is not aligned with ``grid``.
+
+    Returns
+    -------
+    values, valid
+        Float64 values ``(bands, box.height, box.width)`` and the validity mask; pixels
+        outside the raster are invalid.
+    """
+    values = np.zeros((len(bands), box.height, box.width))
+    valid = np.zeros((box.height, box.width), dtype=bool)
+    offset = grid_offset(info, grid)
+    if offset is not None:
+        native = box.shift(-offset[0], -offset[1]).intersect(Box(0, 0, info.height, info.width))
+        if native.empty:
+            return values, valid
+        data, ok = read_window(info, native, bands)
+        dst = native.shift(offset[0] - box.row0, offset[1] - box.col0)
+        values[:, dst.row0 : dst.row1, dst.col0 : dst.col1] = data
+        valid[dst.row0 : dst.row1, dst.col0 : dst.col1] = ok
+        return values, valid
+    win = Window(box.col0, box.row0, box.width, box.height)
+    with ExitStack() as stack:
+        src = stack.enter_context(rasterio.open(info.path))
+        vrt = stack.enter_context(
+            WarpedVRT(
+                src,
+                crs=grid.crs,
+                transform=Affine(*grid.transform),
+                width=grid.width,
+                height=grid.height,
+                resampling=resampling,
+                add_alpha=True,
+            )
+        )
+        data = vrt.read(list(bands) + [vrt.count], window=win)
+    valid = data[-1] > 0
+    values = data[:-1].astype(np.float64)
+    if info.nodata is not None:
+        valid &= np.all(values != info.nodata, axis=0)
+    if np.issubdtype(data.dtype, np.floating):
+        valid &= np.all(np.isfinite(values), axis=0)
+    return values, valid

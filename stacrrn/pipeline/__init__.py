@@ -1,0 +1,1 @@
+"""Pipeline: composes the core and the I/O layer into passes and the match job."""

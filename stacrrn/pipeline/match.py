@@ -1,0 +1,247 @@
+"""The whole job on local rasters: plan -> statistics -> solve -> apply -> model JSON."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stacrrn.core.global_local import solve_global_local
+from stacrrn.core.global_model import GlobalFit, solve_global
+from stacrrn.core.local_model import LocalFit, LocalParams, solve_local
+from stacrrn.core.metrics import overlap_consistency
+from stacrrn.core.model import METHODS, ImageRef, RRNModel
+from stacrrn.core.statistics import Statistics
+from stacrrn.errors import EmptyImageError, NoOverlapError, OutputError, ParameterError
+from stacrrn.io.cog import temporary_path
+from stacrrn.pipeline.apply import ApplyResult, apply_model, write_block_maps
+from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan, make_plan
+from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics, load_statistics, save_statistics
+
+MODEL_FILE = "stacrrn-model.json"
+
+
+@dataclass
+class MatchResult:
+    """Outcome of :func:`match`."""
+
+    model: RRNModel
+    outputs: list[ApplyResult]
+    model_path: Path
+    block_maps: list[Path]
+    warnings: list[str] = field(default_factory=list)
+    statistics_reused: bool = False
+
+
+def resolve_references(plan: Plan, references: Sequence[str] | None) -> list[int]:
+    """Indices of the named reference images (names, file names or paths).
+
+    Raises
+    ------
+    ParameterError
+        If a reference matches no input.
+    """
+    out: list[int] = []
+    for ref in references or []:
+        hits = [
+            i
+            for i, info in enumerate(plan.infos)
+            if ref in (info.name, os.path.basename(info.path), info.path)
+            or os.path.abspath(ref) == os.path.abspath(info.path)
+        ]
+        if not hits:
+            raise ParameterError(f"reference {ref!r} is not one of the inputs ({', '.join(plan.names)})")
+        out.extend(h for h in hits if h not in out)
+    return out
+
+
+def check_statistics(stats: Statistics, plan: Plan, min_overlap: int) -> list[str]:
+    """Reject unusable statistics; return warnings for images that overlap nothing.
+
+    Raises
+    ------
+    EmptyImageError
+        If an image has no valid pixel.
+    NoOverlapError
+        If no two images overlap by at least ``min_overlap`` pixels.
+    """
+    for info, m in zip(plan.infos, stats.images, strict=True):
+        if m.n == 0:
+            raise EmptyImageError(f"{info.path} has no valid pixel (all nodata); remove it from the inputs")
+    linked = {k for k, pm in stats.pairs.items() if pm.n >= min_overlap}
+    if not linked:
+        raise NoOverlapError(
+            "no two inputs overlap (by at least "
+            f"{min_overlap} valid pixels); pass images that share some ground, or lower --min-overlap"
+        )
+    touched = {i for pair in linked for i in pair}
+    return [
+        f"{plan.names[i]} overlaps no other image; it is kept unchanged"
+        for i in range(len(plan.infos))
+        if i not in touched
+    ]
+
+
+def fit_model(
+    plan: Plan,
+    stats: Statistics,
+    method: str = "global+local",
+    references: Sequence[int] = (),
+    min_overlap: int = 64,
+    local_params: LocalParams | None = None,
+) -> RRNModel:
+    """Solve the global and/or local model from pass-1 statistics.
+
+    Parameters
+    ----------
+    plan
+        The run's layout.
+    stats
+        Pass-1 statistics.
+    method
+        One of ``global``, ``local``, ``global+local``.
+    references
+        Reference image indices; empty means all images' central tendency.
+    min_overlap
+        Minimum overlap (valid pixels) for a pair to count.
+    local_params
+        Weights of the local solve.
+
+    Returns
+    -------
+    RRNModel
+        The fitted model, with overlap consistency before and after in ``quality``.
+    """
+    if method not in METHODS:
+        raise ParameterError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    refs = list(references) or None
+    n, nb = len(plan.infos), len(plan.bands)
+    lfit: LocalFit | None = None
+    if method == "global+local":
+        gfit, lfit = solve_global_local(stats, refs, min_overlap, local_params)
+    elif method == "global":
+        gfit = solve_global(stats.images, stats.pairs, refs, min_overlap)
+    else:
+        gfit = GlobalFit(np.ones((n, nb)), np.zeros((n, nb)), [list(range(n))], [list(range(n))], [])
+        lfit = solve_local(stats, gfit, refs, local_params)
+    quality = {
+        "before": overlap_consistency(stats).to_dict(),
+        "after_global": overlap_consistency(stats, gfit).to_dict(),
+        "after": overlap_consistency(stats, gfit, lfit).to_dict(),
+    }
+    return RRNModel(
+        method,
+        [ImageRef(info.name, info.path) for info in plan.infos],
+        plan.bands,
+        plan.grid,
+        list(references),
+        gfit,
+        lfit,
+        quality,
+    )
+
+
+def prepare_output(out_dir: Path) -> None:
+    """Create ``out_dir`` and check files can be written there.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be created or written.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = temporary_path(out_dir / "probe", ".probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
+
+
+def match(
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    references: Sequence[str] | None = None,
+    method: str = "global+local",
+    bands: Sequence[int] | None = None,
+    block_size: float | None = None,
+    n_blocks: int | None = None,
+    crs: str | None = None,
+    resolution: float | None = None,
+    workers: int = 1,
+    resume: bool = False,
+    min_overlap: int = 64,
+    chunk_size: int = DEFAULT_CHUNK,
+    local_params: LocalParams | None = None,
+    progress: Progress = no_progress,
+) -> MatchResult:
+    """Normalize overlapping rasters radiometrically (Yu et al. 2017 global-to-local).
+
+    Parameters
+    ----------
+    inputs
+        Paths of the rasters to normalize (two or more, overlapping).
+    out_dir
+        Folder receiving ``<name>.tif`` per input, ``stacrrn-model.json``, the cached
+        statistics and ``blockmaps/<name>_field.tif``.
+    references
+        Names (file stems), file names or paths of reference images. Default: all
+        images, i.e. normalization towards their central tendency.
+    method
+        ``global`` (gain/offset), ``local`` (block fields only) or ``global+local``.
+    bands
+        1-based band indexes (default: all, counts must match).
+    block_size, n_blocks
+        Block grid of the local step: edge in CRS units, or number of blocks along
+        the longer side of the union (default 32).
+    crs, resolution
+        Common grid for the statistics (default: first input's CRS, finest resolution).
+    workers
+        Threads for the pixel passes.
+    resume
+        Keep outputs that already exist and were made with the same model.
+    min_overlap
+        Overlaps with fewer valid pixels are ignored.
+    chunk_size
+        Chunk edge in pixels.
+    local_params
+        Weights of the local solve.
+    progress
+        Progress callback ``(stage, done, total)``.
+
+    Returns
+    -------
+    MatchResult
+        The model, per-output results, paths and warnings.
+    """
+    if method not in METHODS:
+        raise ParameterError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if workers < 1:
+        raise ParameterError(f"--workers must be at least 1, got {workers}")
+    out = Path(out_dir)
+    plan = make_plan(inputs, bands, crs, resolution, block_size, n_blocks, chunk_size)
+    refs = resolve_references(plan, references)
+    prepare_output(out)
+    fingerprint = plan.fingerprint()
+    stats_path = out / STATISTICS_FILE
+    stats = load_statistics(stats_path, fingerprint)
+    reused = stats is not None
+    if stats is None:
+        stats = compute_statistics(plan, workers, progress)
+    warnings = check_statistics(stats, plan, min_overlap)
+    if not reused:
+        save_statistics(stats, stats_path, fingerprint)
+    model = fit_model(plan, stats, method, refs, min_overlap, local_params)
+    block_maps = write_block_maps(model, out)
+    outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
+    model.quality["clipped"] = {r.name: r.clipped for r in outputs}
+    model_path = out / MODEL_FILE
+    tmp = temporary_path(model_path, ".json")
+    tmp.write_text(model.to_json())
+    tmp.replace(model_path)
+    return MatchResult(model, outputs, model_path, block_maps, warnings, reused)

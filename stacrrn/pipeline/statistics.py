@@ -1,0 +1,66 @@
+"""Pass 1: read every chunk of the common grid once and merge its moments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stacrrn.core.statistics import ChunkStatistics, Layer, Statistics, chunk_statistics
+from stacrrn.io.raster import read_on_grid
+from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.plan import Plan
+from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.types import Box
+
+STATISTICS_FILE = "stacrrn-statistics.json"
+
+
+def _chunk_task(plan: Plan, box: Box) -> ChunkStatistics:
+    layers: dict[int, Layer] = {
+        i: read_on_grid(plan.infos[i], plan.grid, box, plan.bands) for i in plan.images_in(box)
+    }
+    return chunk_statistics(box, layers, plan.blocks)
+
+
+def compute_statistics(plan: Plan, workers: int = 1, progress: Progress = no_progress) -> Statistics:
+    """Compute exact overlap, image and block moments of all inputs (pass 1).
+
+    Parameters
+    ----------
+    plan
+        The run's layout.
+    workers
+        Number of threads reading and reducing chunks.
+    progress
+        Called with ``("statistics", done, total)`` after each chunk.
+
+    Returns
+    -------
+    Statistics
+        Merged moments; independent of chunking and worker count.
+    """
+    stats = Statistics.empty(len(plan.bands), plan.footprints, plan.blocks)
+    total = len(plan.chunks)
+    progress("statistics", 0, total)
+    for done, chunk in enumerate(imap_bounded(lambda b: _chunk_task(plan, b), plan.chunks, workers), start=1):
+        stats.add(chunk)
+        progress("statistics", done, total)
+    return stats
+
+
+def save_statistics(stats: Statistics, path: Path, fingerprint: str) -> None:
+    """Store statistics as JSON tagged with the plan's fingerprint (atomic rename)."""
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "statistics": stats.to_dict()}))
+    tmp.replace(path)
+
+
+def load_statistics(path: Path, fingerprint: str) -> Statistics | None:
+    """Load cached statistics if they exist and match ``fingerprint``, else ``None``."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if d.get("fingerprint") != fingerprint:
+        return None
+    return Statistics.from_dict(d["statistics"])
