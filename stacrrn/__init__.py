@@ -9,19 +9,44 @@ and its steps: :func:`make_plan`, :func:`compute_statistics`, :func:`solve_globa
 :func:`solve_local`, :func:`fit_model`, :func:`apply_model`.
 """
 
-from stacrrn.core.global_model import GlobalFit, solve_global
-from stacrrn.core.local_model import LocalFit, LocalParams, solve_local
-from stacrrn.core.model import METHODS, RRNModel
-from stacrrn.core.statistics import Statistics
-from stacrrn.errors import InputError, StacrrnError
-from stacrrn.pipeline.apply import apply_model
-from stacrrn.pipeline.match import MatchResult, fit_model, match
-from stacrrn.pipeline.plan import Plan, make_plan
-from stacrrn.pipeline.statistics import compute_statistics
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "METHODS": "stacrrn.core.model",
+    "RRNModel": "stacrrn.core.model",
+    "GlobalFit": "stacrrn.core.global_model",
+    "solve_global": "stacrrn.core.global_model",
+    "LocalFit": "stacrrn.core.local_model",
+    "LocalParams": "stacrrn.core.local_model",
+    "solve_local": "stacrrn.core.local_model",
+    "solve_global_local": "stacrrn.core.global_local",
+    "Statistics": "stacrrn.core.statistics",
+    "InputError": "stacrrn.errors",
+    "StacrrnError": "stacrrn.errors",
+    "apply_model": "stacrrn.pipeline.apply",
+    "MatchResult": "stacrrn.pipeline.match",
+    "fit_model": "stacrrn.pipeline.match",
+    "match": "stacrrn.pipeline.match",
+    "Plan": "stacrrn.pipeline.plan",
+    "make_plan": "stacrrn.pipeline.plan",
+    "compute_statistics": "stacrrn.pipeline.statistics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import public names lazily, so ``import stacrrn.core`` stays free of I/O libraries."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'stacrrn' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "solve_global_local",
     "METHODS",
     "GlobalFit",
     "InputError",

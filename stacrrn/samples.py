@@ -105,8 +105,19 @@ def write_sample_mosaic(
         transform = Affine(10.0, 0, 500000.0 + 10.0 * c0, 0, -10.0, 4500000.0 - 10.0 * r0)
         path = folder / f"tile_{k:02d}.tif"
         with rasterio.open(
-            path, "w", driver="GTiff", width=tile_size, height=tile_size, count=4, dtype="uint16",
-            nodata=0, crs="EPSG:32633", transform=transform, tiled=True, blockxsize=256, blockysize=256,
+            path,
+            "w",
+            driver="GTiff",
+            width=tile_size,
+            height=tile_size,
+            count=4,
+            dtype="uint16",
+            nodata=0,
+            crs="EPSG:32633",
+            transform=transform,
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
         ) as dst:
             dst.write(np.clip(np.rint(img), 1, 65535).astype("uint16"))
             dst.descriptions = ("blue", "green", "red", "nir")

@@ -79,7 +79,13 @@ def print_summary(result: MatchResult) -> None:
     model = result.model
     q = model.quality
     table = Table(title=f"stacrrn {model.method}: {len(model.images)} images, model {result.model_path}")
-    for col in ("band", "gain min..max", "offset min..max", "overlap RMSE before -> after", "block mean diff before -> after"):
+    for col in (
+        "band",
+        "gain min..max",
+        "offset min..max",
+        "overlap RMSE before -> after",
+        "block mean diff before -> after",
+    ):
         table.add_column(col, justify="right")
     g, o = model.global_fit.gains, model.global_fit.offsets
     for k, band in enumerate(model.bands):

@@ -59,9 +59,7 @@ def _dtype_range(dtype: np.dtype[np.generic]) -> tuple[float, float]:
     return float(finfo.min), float(finfo.max)
 
 
-def cast(
-    corrected: F64, valid: NDArray[np.bool_], dtype: DTypeLike, nodata: float | None
-) -> CastResult:
+def cast(corrected: F64, valid: NDArray[np.bool_], dtype: DTypeLike, nodata: float | None) -> CastResult:
     """Round (integers), clip and cast corrected values; invalid pixels get ``nodata``.
 
     Parameters
@@ -69,7 +67,8 @@ def cast(
     corrected
         Corrected values, shape ``(bands, rows, cols)``.
     valid
-        Validity mask ``(rows, cols)``; invalid pixels are written as ``nodata``.
+        Validity mask, ``(rows, cols)`` or per band ``(bands, rows, cols)``; invalid pixels
+        are written as ``nodata``.
     dtype
         Output data type.
     nodata
@@ -81,6 +80,7 @@ def cast(
         The cast array and per-band counts of clipped and nodata-avoiding pixels.
     """
     dt = np.dtype(dtype)
+    valid = np.broadcast_to(valid, corrected.shape)
     lo, hi = _dtype_range(dt)
     vals = np.rint(corrected) if np.issubdtype(dt, np.integer) else corrected.copy()
     vals = np.where(np.isfinite(vals), vals, 0.0)
@@ -101,5 +101,5 @@ def cast(
                 vals = np.where(hits, np.nextafter(np.asarray(nodata, dt), target.astype(dt)), vals)
     out = vals.astype(dt)
     if nodata is not None:
-        out[:, ~valid] = nodata
+        out[~valid] = nodata
     return CastResult(out, clipped.astype(np.int64), moved.astype(np.int64))

@@ -11,6 +11,7 @@ again on these gradient-compensated moments, and the local model again on top of
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import NDArray
 

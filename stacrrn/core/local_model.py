@@ -101,9 +101,7 @@ class LocalFit:
         return cls(BlockGrid.from_dict(d["blocks"]), frames, fields, np.asarray(d["shifts"], float))
 
 
-def bilinear_weights(
-    rows: F64, cols: F64, blocks: BlockGrid, frame: Box
-) -> tuple[NDArray[np.intp], F64]:
+def bilinear_weights(rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> tuple[NDArray[np.intp], F64]:
     """Bilinear interpolation weights of frame nodes at grid positions.
 
     Parameters
@@ -246,8 +244,17 @@ def _overlap_blocks(
         idx_j, wt_j = bilinear_weights(sums[-2] / nn, sums[-1] / nn, stats.blocks, frames[j])
         out.append(
             _OverlapBlocks(
-                i, j, np.sqrt(nn / block_area), p_i, p_j, p_i + fit.offsets[i, b], p_j + fit.offsets[j, b],
-                idx_i + starts[i], wt_i, idx_j + starts[j], wt_j,
+                i,
+                j,
+                np.sqrt(nn / block_area),
+                p_i,
+                p_j,
+                p_i + fit.offsets[i, b],
+                p_j + fit.offsets[j, b],
+                idx_i + starts[i],
+                wt_i,
+                idx_j + starts[j],
+                wt_j,
             )
         )
     return out
@@ -277,9 +284,7 @@ def _gauss_newton_step(
         vals += [w * scale, -w * scale]
         rhs.append(w * (corrected_j - corrected_i))
         count += w.size
-    data = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, x.size)
-    )
+    data = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, x.size))
     a_mat = sp.vstack([data, prior]).tocsr()
     target = np.concatenate([*rhs, -(prior @ x)])
     with np.errstate(all="ignore"):

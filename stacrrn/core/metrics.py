@@ -47,7 +47,9 @@ class OverlapConsistency:
         return {k: getattr(self, k).tolist() for k in ("mean_diff", "std_diff", "rmse", "block_mean_diff")}
 
 
-def overlap_consistency(stats: Statistics, fit: GlobalFit | None = None, local: LocalFit | None = None) -> OverlapConsistency:
+def overlap_consistency(
+    stats: Statistics, fit: GlobalFit | None = None, local: LocalFit | None = None
+) -> OverlapConsistency:
     """Overlap consistency of the raw images, or after a global (and local) model.
 
     Parameters

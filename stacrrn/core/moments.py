@@ -21,9 +21,7 @@ from stacrrn.types import Box
 F64 = NDArray[np.float64]
 
 
-def _merge_central(
-    n_a: int, mean_a: F64, n_b: int, mean_b: F64
-) -> tuple[int, F64, F64, float]:
+def _merge_central(n_a: int, mean_a: F64, n_b: int, mean_b: F64) -> tuple[int, F64, F64, float]:
     """Return ``(n, mean, delta, n_a*n_b/n)`` for Chan's update."""
     n = n_a + n_b
     delta = mean_b - mean_a

@@ -43,9 +43,7 @@ def _valid_bbox(box: Box, mask: NDArray[np.bool_]) -> Box:
     )
 
 
-def _block_sums(
-    box: Box, mask: NDArray[np.bool_], channels: F64, blocks: BlockGrid
-) -> BlockSums:
+def _block_sums(box: Box, mask: NDArray[np.bool_], channels: F64, blocks: BlockGrid) -> BlockSums:
     """Sum ``channels`` (already restricted to ``mask``'s pixels) into the blocks they fall in."""
     frame = blocks.blocks_of(_valid_bbox(box, mask))
     rr, cc = np.nonzero(mask)

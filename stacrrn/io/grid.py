@@ -30,9 +30,7 @@ def _resolution_in(info: RasterInfo, crs: CRS) -> tuple[float, float]:
     return abs(transform.a), abs(transform.e)
 
 
-def common_grid(
-    infos: Sequence[RasterInfo], crs: str | None = None, resolution: float | None = None
-) -> Grid:
+def common_grid(infos: Sequence[RasterInfo], crs: str | None = None, resolution: float | None = None) -> Grid:
     """Choose the grid every input is compared on.
 
     Parameters
@@ -128,7 +126,9 @@ def chunks(grid: Grid, size: int) -> list[Box]:
     ]
 
 
-def native_to_grid(info: RasterInfo, grid: Grid, box: Box, step: int = 32) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def native_to_grid(
+    info: RasterInfo, grid: Grid, box: Box, step: int = 32
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Common-grid pixel coordinates of the pixel centres of ``box`` on the raster's own grid.
 
     Same-CRS rasters are mapped exactly (affine). Otherwise coordinates are transformed

@@ -1,8 +1,9 @@
 """Reading rasters: open and validate inputs, read windows natively or on the common grid.
 
-Every read returns float64 values ``(bands, rows, cols)`` and a validity mask
-``(rows, cols)``: a pixel is valid when every selected band is valid (not nodata, not
-masked, finite). Inputs already aligned with the common grid are read directly; others
+Reads on the common grid return float64 values ``(bands, rows, cols)`` and a validity
+mask ``(rows, cols)``: a pixel counts for the statistics when every selected band is valid
+(not nodata, not masked, finite). Native reads keep per-band masks, so that output pixels
+are nodata exactly where the input's were. Inputs already aligned with the common grid are read directly; others
 are resampled on the fly through a GDAL warped VRT, one window at a time.
 """
 
@@ -78,9 +79,7 @@ def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
     try:
         with rasterio.open(p) as src:
             if src.crs is None:
-                raise MissingCRSError(
-                    f"{p} has no CRS: assign one first, e.g. `rio edit-info --crs EPSG:32618 {p}`"
-                )
+                raise MissingCRSError(f"{p} has no CRS: assign one first, e.g. `rio edit-info --crs EPSG:32618 {p}`")
             t = src.transform
             if t.b != 0 or t.d != 0:
                 raise UnreadableRasterError(f"{p} is rotated; warp it north-up first (gdalwarp)")
@@ -123,30 +122,35 @@ def check_bands(infos: Sequence[RasterInfo], bands: Sequence[int] | None) -> lis
     return list(bands)
 
 
-def _valid_mask(src: rasterio.io.DatasetReaderBase, data: NDArray[np.generic], bands: Sequence[int], window: Window) -> Mask:
+def _band_masks(
+    src: rasterio.io.DatasetReaderBase, data: NDArray[np.generic], bands: Sequence[int], window: Window
+) -> Mask:
+    """Per-band validity ``(bands, rows, cols)``: not nodata, not masked, finite."""
     flags = [src.mask_flag_enums[b - 1] for b in bands]
     if all(f == [MaskFlags.all_valid] for f in flags):
-        valid = np.ones(data.shape[1:], dtype=bool)
+        valid = np.ones(data.shape, dtype=bool)
     elif src.nodata is not None and all(f == [MaskFlags.nodata] for f in flags):
-        valid = np.all(data != src.nodata, axis=0)
+        valid = data != src.nodata
     else:
-        valid = np.all(src.read_masks(list(bands), window=window) > 0, axis=0)
+        valid = src.read_masks(list(bands), window=window) > 0
     if np.issubdtype(data.dtype, np.floating):
-        valid &= np.all(np.isfinite(data), axis=0)
+        valid &= np.isfinite(data)
     return valid
 
 
 def read_window(info: RasterInfo, window: Box, bands: Sequence[int]) -> tuple[NDArray[np.generic], Mask]:
-    """Read a window of the raster's own grid in its native data type, with validity."""
+    """Read a window of the raster's own grid in its native data type, with per-band validity."""
     win = Window(window.col0, window.row0, window.width, window.height)
     with rasterio.open(info.path) as src:
         data = src.read(list(bands), window=win)
-        return data, _valid_mask(src, data, bands, win)
+        return data, _band_masks(src, data, bands, win)
 
 
 def grid_offset(info: RasterInfo, grid: Grid) -> tuple[int, int] | None:
     """Integer ``(row, col)`` offset of the raster on ``grid`` if it is aligned with it, else None."""
-    if info.crs != grid.crs and rasterio.crs.CRS.from_user_input(info.crs) != rasterio.crs.CRS.from_user_input(grid.crs):
+    if info.crs != grid.crs and rasterio.crs.CRS.from_user_input(info.crs) != rasterio.crs.CRS.from_user_input(
+        grid.crs
+    ):
         return None
     a, _, c, _, e, f = info.transform
     ga, _, gc, _, ge, gf = grid.transform
@@ -156,7 +160,7 @@ def grid_offset(info: RasterInfo, grid: Grid) -> tuple[int, int] | None:
     row = (f - gf) / ge
     if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
         return None
-    return int(round(row)), int(round(col))
+    return round(row), round(col)
 
 
 def read_on_grid(
@@ -197,7 +201,7 @@ def read_on_grid(
         data, ok = read_window(info, native, bands)
         dst = native.shift(offset[0] - box.row0, offset[1] - box.col0)
         values[:, dst.row0 : dst.row1, dst.col0 : dst.col1] = data
-        valid[dst.row0 : dst.row1, dst.col0 : dst.col1] = ok
+        valid[dst.row0 : dst.row1, dst.col0 : dst.col1] = ok.all(axis=0)
         return values, valid
     win = Window(box.col0, box.row0, box.width, box.height)
     with ExitStack() as stack:
@@ -213,7 +217,7 @@ def read_on_grid(
                 add_alpha=True,
             )
         )
-        data = vrt.read(list(bands) + [vrt.count], window=win)
+        data = vrt.read([*list(bands), vrt.count], window=win)
     valid = data[-1] > 0
     values = data[:-1].astype(np.float64)
     if info.nodata is not None:

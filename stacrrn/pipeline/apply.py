@@ -51,9 +51,7 @@ def output_is_current(path: Path, info: RasterInfo, n_bands: int, digest: str) -
         return False
 
 
-def _correct_image(
-    model: RRNModel, i: int, info: RasterInfo, out: Path, digest: str, chunk_size: int
-) -> ApplyResult:
+def _correct_image(model: RRNModel, i: int, info: RasterInfo, out: Path, digest: str, chunk_size: int) -> ApplyResult:
     gain, offset = model.global_fit.gains[i], model.global_fit.offsets[i]
     local = model.local_fit
     nb = len(model.bands)
@@ -142,8 +140,8 @@ def write_block_maps(model: RRNModel, out_dir: Path) -> list[Path]:
     g = Affine(*model.grid.transform)
     paths = []
     for im, frame, field in zip(model.images, local.frames, local.fields, strict=True):
-        t = g * Affine.translation(frame.col0 * local.blocks.block_width, frame.row0 * local.blocks.block_height)
-        t = t * Affine.scale(local.blocks.block_width, local.blocks.block_height)
+        t = g @ Affine.translation(frame.col0 * local.blocks.block_width, frame.row0 * local.blocks.block_height)
+        t = t @ Affine.scale(local.blocks.block_width, local.blocks.block_height)
         grid = Grid(model.grid.crs, (t.a, t.b, t.c, t.d, t.e, t.f), frame.width, frame.height)
         path = folder / f"{im.name}_field.tif"
         write_cog(path, field.astype(np.float32), grid, tags={"STACRRN_MODEL": model.digest()})

@@ -16,9 +16,7 @@ STATISTICS_FILE = "stacrrn-statistics.json"
 
 
 def _chunk_task(plan: Plan, box: Box) -> ChunkStatistics:
-    layers: dict[int, Layer] = {
-        i: read_on_grid(plan.infos[i], plan.grid, box, plan.bands) for i in plan.images_in(box)
-    }
+    layers: dict[int, Layer] = {i: read_on_grid(plan.infos[i], plan.grid, box, plan.bands) for i in plan.images_in(box)}
     return chunk_statistics(box, layers, plan.blocks)
 
 

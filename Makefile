@@ -1,0 +1,32 @@
+# stacrrn: two commands on a fresh machine
+#   make demo   set everything up, generate sample scenes, normalize them, print the scores
+#   make test   set everything up and run the full test suite (lint + tests)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/stacrrn demo --out demo-output --gradient 0.1
+
+lint: setup
+	$(BIN)/ruff check stacrrn tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -n 2 -q tests
+
+bench: setup
+	$(BIN)/python benchmarks/bench_mosaic.py
+
+clean:
+	rm -rf $(VENV) demo-output benchmarks/out

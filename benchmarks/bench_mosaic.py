@@ -1,0 +1,398 @@
+"""Benchmark: stacrrn on a large synthetic mosaic, against the I/O floor of the same data.
+
+One command::
+
+    .venv/bin/python benchmarks/bench_mosaic.py [--scenes 16] [--size 4096] [--workers 2] [--out DIR]
+
+What it does and measures:
+
+1. **Scenes.** Writes ``--scenes`` overlapping 4-band uint16 GeoTIFFs of ``--size`` pixels
+   square (EPSG:32633, 10 m pixels, nodata 0, 512 px tiles, ZSTD) on a square grid of
+   scenes (4 x 4 for 16) overlapping by ~10 % of their edge, into ``OUT/scenes``. The
+   ground truth is one continuous mosaic: :func:`stacrrn.samples.landscape` synthesized on
+   a small canvas, bilinearly upsampled to the mosaic size and modulated by a periodic
+   fine texture, so overlapping scenes see exactly the same truth. Each scene except
+   scene 0 then gets a known per-band gain (0.8..1.2) and offset (-150..150). Pixels are
+   generated strip by strip, so memory stays bounded whatever the size. Scenes that
+   already exist with the same parameters (stored in a GeoTIFF tag) are reused.
+2. **I/O floor.** In a fresh subprocess, every scene is read once (1024 x 1024 windows)
+   and written once as a COG with the project's own writer
+   (:func:`stacrrn.io.cog.cog_writer`), scenes spread over ``--workers`` threads. No
+   arithmetic: this is the cheapest possible "read everything, write every output" job.
+3. **Engine.** In another fresh subprocess, ``stacrrn.match(..., method="global+local",
+   references=[scene 0], workers=--workers)`` with fresh outputs and statistics
+   (``OUT/normalized`` is deleted first). The engine reads every input twice (statistics
+   pass and apply pass) and writes every output once, so a ratio near 2 is expected.
+4. **Peak RSS.** Each subprocess reports its own ``ru_maxrss`` (interpreter, imports and
+   GDAL's block cache included).
+5. **Correctness.** ``max |gain_fitted * gain_injected - 1|`` and
+   ``max |gain_fitted * offset_injected + offset_fitted|`` (DN) over scenes and bands:
+   the global fit must undo the injected distortions.
+
+Wall-clock times include compression and COG overview building in both stages. Inputs
+are usually in the page cache for both stages (they were just written or read).
+The results are printed as a table and as one JSON line at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.windows import Window
+from scipy.ndimage import gaussian_filter
+
+from stacrrn.io.cog import cog_writer
+from stacrrn.io.raster import open_raster
+from stacrrn.samples import landscape
+from stacrrn.types import Box
+
+F32 = NDArray[np.float32]
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "out"
+GENERATOR_VERSION = 1
+"""Bump when the synthetic content changes, so old scenes are regenerated."""
+TAG = "STACRRN_BENCH"
+"""GeoTIFF tag holding a scene's generation parameters (JSON)."""
+BASE = 1024
+"""Edge of the canvas :func:`landscape` is synthesized on before upsampling."""
+TEXTURE = 512
+"""Period (pixels) of the fine multiplicative texture."""
+STRIP = 1024
+"""Rows of a scene generated at once."""
+WINDOW = 1024
+"""Window edge of the I/O floor's reads."""
+SEED = 0
+PIXEL = 10.0
+ORIGIN = (500000.0, 4500000.0)
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the scenes sit in the mosaic."""
+
+    scenes: int
+    size: int
+
+    @property
+    def side(self) -> int:
+        """Scenes per row of the scene grid."""
+        return math.ceil(math.sqrt(self.scenes))
+
+    @property
+    def overlap(self) -> int:
+        """Overlap of neighbouring scenes in pixels (~10 % of the edge)."""
+        return round(0.1 * self.size)
+
+    @property
+    def step(self) -> int:
+        """Distance between the origins of neighbouring scenes in pixels."""
+        return self.size - self.overlap
+
+    @property
+    def mosaic(self) -> int:
+        """Edge of the whole mosaic in pixels."""
+        return self.step * (self.side - 1) + self.size
+
+    def origin(self, k: int) -> tuple[int, int]:
+        """Mosaic ``(row, col)`` of scene ``k``'s top-left pixel."""
+        return (k // self.side) * self.step, (k % self.side) * self.step
+
+    def path(self, folder: Path, k: int) -> Path:
+        """File of scene ``k``."""
+        return folder / f"scene_{k:02d}.tif"
+
+
+def distortions(n: int, seed: int = SEED) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Injected gains and offsets ``(n, 4)``; scene 0 is left untouched."""
+    rng = np.random.default_rng(seed + 1)
+    gains = rng.uniform(0.8, 1.2, (n, 4))
+    offsets = rng.uniform(-150.0, 150.0, (n, 4))
+    gains[0], offsets[0] = 1.0, 0.0
+    return gains, offsets
+
+
+def _bilinear_axis(start: int, count: int, mosaic: int, base: int) -> tuple[NDArray[np.intp], F32]:
+    """Base-canvas indices and weights of mosaic pixels ``start .. start+count`` (pixel centres)."""
+    u = (np.arange(start, start + count) + 0.5) * (base / mosaic) - 0.5
+    u = np.clip(u, 0.0, base - 1.0)
+    i0 = np.minimum(np.floor(u).astype(np.intp), base - 2)
+    return i0, (u - i0).astype(np.float32)
+
+
+class Truth:
+    """The undistorted mosaic, evaluated on demand for any window (pure function of position)."""
+
+    def __init__(self, layout: Layout, seed: int = SEED) -> None:
+        self.layout = layout
+        self.base = landscape(BASE, BASE, seed).astype(np.float32)
+        rng = np.random.default_rng(seed + 2)
+        tex = gaussian_filter(rng.normal(size=(TEXTURE, TEXTURE)), 1.0, mode="wrap")
+        self.texture = (1.0 + 0.05 * tex / tex.std()).astype(np.float32)
+
+    def window(self, row0: int, col0: int, height: int, width: int) -> F32:
+        """Truth ``(4, height, width)`` of a mosaic window."""
+        m = self.layout.mosaic
+        ri, rw = _bilinear_axis(row0, height, m, BASE)
+        ci, cw = _bilinear_axis(col0, width, m, BASE)
+        rows = self.base[:, ri, :] * (1 - rw)[None, :, None] + self.base[:, ri + 1, :] * rw[None, :, None]
+        img = rows[:, :, ci] * (1 - cw) + rows[:, :, ci + 1] * cw
+        del rows
+        tr = np.arange(row0, row0 + height) % TEXTURE
+        tc = np.arange(col0, col0 + width) % TEXTURE
+        img *= self.texture[tr[:, None], tc[None, :]]
+        return img
+
+
+def _scene_params(layout: Layout, k: int, gain: NDArray[np.float64], offset: NDArray[np.float64]) -> dict[str, Any]:
+    return {
+        "version": GENERATOR_VERSION,
+        "seed": SEED,
+        "scenes": layout.scenes,
+        "size": layout.size,
+        "index": k,
+        "gain": [float(g) for g in gain],
+        "offset": [float(o) for o in offset],
+    }
+
+
+def _scene_is_current(path: Path, params: dict[str, Any]) -> bool:
+    try:
+        with rasterio.open(path) as src:
+            ok = src.width == src.height == params["size"] and src.count == 4 and src.dtypes[0] == "uint16"
+            return ok and json.loads(src.tags().get(TAG, "{}")) == params
+    except (rasterio.errors.RasterioError, OSError, ValueError):
+        return False
+
+
+def _write_scene(truth: Truth, folder: Path, k: int, gain: NDArray[np.float64], offset: NDArray[np.float64]) -> None:
+    layout = truth.layout
+    size = layout.size
+    r0, c0 = layout.origin(k)
+    final = layout.path(folder, k)
+    tmp = final.with_suffix(".partial.tif")
+    transform = Affine(PIXEL, 0.0, ORIGIN[0] + PIXEL * c0, 0.0, -PIXEL, ORIGIN[1] - PIXEL * r0)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 4,
+        "dtype": "uint16",
+        "nodata": 0,
+        "crs": "EPSG:32633",
+        "transform": transform,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "zstd",
+        "predictor": 2,
+    }
+    g = gain.astype(np.float32)[:, None, None]
+    o = offset.astype(np.float32)[:, None, None]
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for row in range(0, size, STRIP):
+            h = min(STRIP, size - row)
+            img = truth.window(r0 + row, c0, h, size)
+            img *= g
+            img += o
+            np.rint(img, out=img)
+            np.clip(img, 1, 65535, out=img)
+            dst.write(img.astype(np.uint16), window=Window(0, row, size, h))
+        dst.descriptions = ("blue", "green", "red", "nir")
+        dst.update_tags(**{TAG: json.dumps(_scene_params(layout, k, gain, offset))})
+    tmp.replace(final)
+
+
+def make_scenes(layout: Layout, folder: Path, workers: int) -> tuple[list[Path], float, int]:
+    """Write missing or outdated scenes; return all paths, seconds spent and number written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gains, offsets = distortions(layout.scenes)
+    todo = [
+        k
+        for k in range(layout.scenes)
+        if not _scene_is_current(layout.path(folder, k), _scene_params(layout, k, gains[k], offsets[k]))
+    ]
+    t0 = time.perf_counter()
+    if todo:
+        truth = Truth(layout)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda k: _write_scene(truth, folder, k, gains[k], offsets[k]), todo))
+    return [layout.path(folder, k) for k in range(layout.scenes)], time.perf_counter() - t0, len(todo)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def _copy_scene(path: Path, out: Path) -> None:
+    grid = open_raster(path).grid
+    with rasterio.open(path) as src, cog_writer(out, grid, src.count, src.dtypes[0], src.nodata) as writer:
+        for row0 in range(0, grid.height, WINDOW):
+            for col0 in range(0, grid.width, WINDOW):
+                box = Box(row0, col0, min(row0 + WINDOW, grid.height), min(col0 + WINDOW, grid.width))
+                writer.write(box, src.read(window=Window(col0, row0, box.width, box.height)))
+
+
+def stage_floor(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
+    """Read every scene once and write it once as a COG; return seconds and peak RSS."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda p: _copy_scene(p, out / p.name), paths))
+    seconds = time.perf_counter() - t0
+    written = len(list(out.glob("*.tif")))
+    if written != len(paths):
+        raise RuntimeError(f"floor wrote {written} files for {len(paths)} scenes")
+    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def stage_engine(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
+    """Run ``stacrrn.match`` from scratch; return seconds, peak RSS and gain/offset recovery errors."""
+    import stacrrn
+
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "stacrrn-statistics.json").unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    result = stacrrn.match(paths, out, references=[paths[0].stem], method="global+local", workers=workers)
+    seconds = time.perf_counter() - t0
+    if result.statistics_reused:
+        raise RuntimeError("statistics were reused; the timing would not be honest")
+    injected_g, injected_o = [], []
+    for p in paths:
+        with rasterio.open(p) as src:
+            params = json.loads(src.tags()[TAG])
+        injected_g.append(params["gain"])
+        injected_o.append(params["offset"])
+    g, o = np.array(injected_g), np.array(injected_o)
+    fit = result.model.global_fit
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "max_gain_rel_error": float(np.max(np.abs(fit.gains * g - 1))),
+        "max_offset_error_dn": float(np.max(np.abs(fit.gains * o + fit.offsets))),
+        "warnings": result.warnings,
+    }
+
+
+def run_stage(stage: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one stage in a fresh interpreter and return its result."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--stage",
+        stage,
+        "--scenes",
+        str(args.scenes),
+        "--size",
+        str(args.size),
+        "--workers",
+        str(args.workers),
+        "--out",
+        str(args.out),
+    ]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if not lines:
+        raise RuntimeError(f"stage {stage} printed no result:\n{proc.stdout}")
+    result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments; run one stage (child) or the whole benchmark (parent)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--scenes", type=int, default=16, help="number of scenes (default 16, a 4 x 4 grid)")
+    parser.add_argument("--size", type=int, default=4096, help="scene edge in pixels (default 4096)")
+    parser.add_argument("--workers", type=int, default=2, help="threads for both the floor and the engine")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="working folder (default benchmarks/out)")
+    parser.add_argument("--stage", choices=["all", "floor", "engine"], default="all", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+    layout = Layout(args.scenes, args.size)
+    scene_dir = args.out / "scenes"
+    paths = [layout.path(scene_dir, k) for k in range(args.scenes)]
+
+    if args.stage == "floor":
+        print(RESULT_PREFIX + json.dumps(stage_floor(paths, args.out / "floor", args.workers)), flush=True)
+        return 0
+    if args.stage == "engine":
+        print(RESULT_PREFIX + json.dumps(stage_engine(paths, args.out / "normalized", args.workers)), flush=True)
+        return 0
+
+    if args.scenes < 2:
+        parser.error("--scenes must be at least 2")
+    print(
+        f"scenes: {args.scenes} x {args.size}^2 px on a {layout.side}x{layout.side} grid, "
+        f"overlap {layout.overlap} px, mosaic {layout.mosaic}^2 px -> {scene_dir}",
+        flush=True,
+    )
+    paths, gen_seconds, written = make_scenes(layout, scene_dir, args.workers)
+    print(f"generated {written} scene(s) in {gen_seconds:.1f} s, reused {args.scenes - written}", flush=True)
+    print("running the I/O floor ...", flush=True)
+    floor = run_stage("floor", args)
+    print("running the engine ...", flush=True)
+    engine = run_stage("engine", args)
+
+    pixels = args.size * args.size
+    summary = {
+        "scenes": args.scenes,
+        "size": args.size,
+        "pixels_per_scene": pixels,
+        "bands": 4,
+        "workers": args.workers,
+        "input_gb_uncompressed": round(args.scenes * pixels * 4 * 2 / 1e9, 3),
+        "input_gb_on_disk": round(sum(p.stat().st_size for p in paths) / 1e9, 3),
+        "floor_seconds": round(floor["seconds"], 2),
+        "engine_seconds": round(engine["seconds"], 2),
+        "ratio_engine_floor": round(engine["seconds"] / floor["seconds"], 2),
+        "engine_peak_rss_mb": round(engine["peak_rss_mb"], 1),
+        "floor_peak_rss_mb": round(floor["peak_rss_mb"], 1),
+        "max_gain_rel_error": engine["max_gain_rel_error"],
+        "max_offset_error_dn": engine["max_offset_error_dn"],
+        "cpus": os.cpu_count(),
+    }
+    rows = [
+        ("scenes", f"{args.scenes} ({layout.side}x{layout.side} grid, {args.workers} workers)"),
+        ("pixels per scene", f"{pixels:,} ({args.size} x {args.size}, 4 bands uint16)"),
+        ("total input (uncompressed)", f"{summary['input_gb_uncompressed']:.2f} GB"),
+        ("total input (on disk, ZSTD)", f"{summary['input_gb_on_disk']:.2f} GB"),
+        ("floor (read + write COG)", f"{floor['seconds']:.1f} s"),
+        ("engine (stacrrn.match)", f"{engine['seconds']:.1f} s"),
+        ("ratio engine / floor", f"{summary['ratio_engine_floor']:.2f}"),
+        ("engine peak RSS", f"{engine['peak_rss_mb']:.0f} MB"),
+        ("floor peak RSS", f"{floor['peak_rss_mb']:.0f} MB"),
+        ("max |gain * injected - 1|", f"{engine['max_gain_rel_error']:.2e}"),
+        ("max |offset error| (DN)", f"{engine['max_offset_error_dn']:.3f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print()
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    for w in engine["warnings"]:
+        print(f"warning: {w}")
+    print()
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from stacrrn.core.correct import cast, correct
+
+
+def test_integer_output_never_becomes_nodata_and_clipping_is_counted():
+    corrected = np.array([[[-5.0, 0.2, 0.0, 300.0, 255.4, 7.0]]])
+    valid = np.array([[True, True, True, True, True, False]])
+    out = cast(corrected, valid, "uint8", 0)
+    assert out.data.tolist() == [[[1, 1, 1, 255, 255, 0]]]
+    assert out.clipped.tolist() == [2]
+    assert out.moved_off_nodata.tolist() == [3]
+
+
+def test_top_nodata_moves_down():
+    out = cast(np.array([[[65535.0, 70000.0, 12.0]]]), np.ones((1, 3), bool), "uint16", 65535)
+    assert out.data.tolist() == [[[65534, 65534, 12]]]
+
+
+@pytest.mark.parametrize("nodata", [-9999.0, 0.0])
+def test_float_nodata_is_avoided_by_one_ulp(nodata):
+    out = cast(np.array([[[nodata, 0.5]]]), np.ones((1, 2), bool), "float32", nodata)
+    assert out.data[0, 0, 0] != np.float32(nodata)
+    assert abs(float(out.data[0, 0, 0]) - nodata) < 1e-3
+
+
+def test_nan_nodata_keeps_valid_values_finite():
+    out = cast(np.array([[[np.nan, 0.5]]]), np.array([[True, False]]), "float32", float("nan"))
+    assert np.isfinite(out.data[0, 0, 0]) and np.isnan(out.data[0, 0, 1])
+
+
+def test_correct_applies_field_to_signal_only():
+    v = np.full((2, 1, 2), 10.0)
+    field = np.full((2, 1, 2), 2.0)
+    out = correct(v, np.array([1.5, 1.0]), np.array([1.0, -1.0]), field, np.array([0.5, 0.0]))
+    np.testing.assert_allclose(out[0], 2 * 15 + 1 + 0.5)
+    np.testing.assert_allclose(out[1], 2 * 10 - 1)

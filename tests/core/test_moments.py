@@ -1,0 +1,54 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments
+from stacrrn.types import Box
+
+values = arrays(np.float64, st.tuples(st.integers(2, 3), st.integers(3, 60)), elements=st.floats(-1e4, 6e4))
+
+
+@given(values, st.integers(1, 59), st.integers(1, 59))
+def test_image_moments_merge_equals_whole_and_is_associative(x, cut1, cut2):
+    n = x.shape[1]
+    a, b = sorted((min(cut1, n - 1), min(cut2, n - 1)))
+    whole = ImageMoments.of(x)
+    parts = [ImageMoments.of(x[:, :a]), ImageMoments.of(x[:, a:b]), ImageMoments.of(x[:, b:])]
+    left = parts[0].merge(parts[1]).merge(parts[2])
+    right = parts[0].merge(parts[1].merge(parts[2]))
+    scale = 1 + np.abs(x).max() ** 2 * n
+    for m in (left, right):
+        assert m.n == n
+        np.testing.assert_allclose(m.mean, whole.mean, rtol=1e-9, atol=1e-9 * (1 + np.abs(x).max()))
+        np.testing.assert_allclose(m.m2, whole.m2, rtol=1e-7, atol=1e-9 * scale)
+
+
+@given(values, st.integers(1, 59))
+def test_pair_moments_merge_matches_numpy(x, cut):
+    y = 0.7 * x[::-1] + 3.0
+    c = min(cut, x.shape[1] - 1)
+    merged = PairMoments.of(x[:, :c], y[:, :c]).merge(PairMoments.of(x[:, c:], y[:, c:]))
+    n = x.shape[1]
+    cov = ((x - x.mean(1, keepdims=True)) * (y - y.mean(1, keepdims=True))).sum(1)
+    scale = 1 + np.abs(x).max() * np.abs(y).max() * n
+    np.testing.assert_allclose(merged.c_ij, cov, rtol=1e-7, atol=1e-9 * scale)
+    np.testing.assert_allclose(merged.std_i, x.std(1), rtol=1e-6, atol=1e-6 * (1 + np.abs(x).max()))
+
+
+def test_large_uint16_sums_stay_exact():
+    rng = np.random.default_rng(0)
+    x = rng.integers(60000, 60010, size=(1, 4_000_000)).astype(np.float64)
+    chunks = np.array_split(x, 40, axis=1)
+    m = ImageMoments.empty(1)
+    for c in chunks:
+        m = m.merge(ImageMoments.of(c))
+    np.testing.assert_allclose(m.std, x.std(1), rtol=1e-9)
+
+
+def test_block_sums_add_into_larger_frame():
+    total = BlockSums.zeros(Box(0, 0, 3, 3), 1)
+    part = BlockSums.of(Box(1, 1, 2, 3), np.array([0, 1, 1]), np.array([[1.0, 2.0, 3.0]]))
+    total.add(part)
+    assert total.n[1, 1] == 1 and total.n[1, 2] == 2
+    assert total.sums[0, 1, 2] == 5.0

@@ -1,0 +1,96 @@
+"""Radiometric correctness on real imagery (../shared/data) with known injected distortions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stacrrn import match
+from stacrrn.core.metrics import affine_residual
+from tests.conftest import BAHAMAS, S2_TILES, distort_tiles, needs_shared, read, tile_grid_coords
+
+pytestmark = needs_shared
+BANDS = [1, 3, 5, 8]
+
+
+def outputs_vs_truth(result, truths):
+    res = np.concatenate([read(o.path).reshape(len(BANDS), -1) for o in result.outputs], axis=1)
+    tru = np.concatenate([t.reshape(len(BANDS), -1) for t in truths], axis=1)
+    return res, tru
+
+
+@pytest.fixture(scope="module")
+def gain_offset_case(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gainoffset")
+    rng = np.random.default_rng(42)
+    gains = rng.uniform(0.75, 1.25, (16, len(BANDS)))
+    offsets = rng.uniform(-150, 150, (16, len(BANDS)))
+    gains[0], offsets[0] = 1, 0
+    paths, truths = distort_tiles(
+        tmp, S2_TILES, BANDS, lambda k, t: t * gains[k][:, None, None] + offsets[k][:, None, None]
+    )
+    return tmp, paths, truths, gains, offsets
+
+
+def test_gains_and_offsets_recovered_with_reference(gain_offset_case):
+    tmp, paths, truths, gains, offsets = gain_offset_case
+    result = match(paths, tmp / "ref", references=["t00"], method="global", workers=2)
+    fit = result.model.global_fit
+    # corrected = a * (g * truth + o) + b  ==  truth  <=>  a * g == 1 and a * o + b == 0
+    assert np.abs(fit.gains * gains - 1).max() < 0.005
+    band_range = np.ptp(np.concatenate([t.reshape(len(BANDS), -1) for t in truths], axis=1), axis=1)
+    assert (np.abs(fit.gains * offsets + fit.offsets) / band_range).max() < 0.005
+    res, tru = outputs_vs_truth(result, truths)
+    rmse = np.sqrt(((res - tru) ** 2).mean(axis=1))
+    assert (rmse / tru.std(axis=1)).max() < 0.01
+    q = result.model.quality
+    assert max(q["after"]["rmse"]) < 0.02 * min(q["before"]["rmse"])
+
+
+def test_all_images_model_recovers_truth_up_to_one_affine_map(gain_offset_case):
+    tmp, paths, truths, _, _ = gain_offset_case
+    result = match(paths, tmp / "all", method="global", workers=2)
+    _, rel = affine_residual(*outputs_vs_truth(result, truths))
+    assert rel.max() < 0.01
+    gains = result.model.global_fit.gains
+    assert 0.8 < gains.mean() < 1.25  # no contrast collapse
+
+
+def plane(k, truth, rng_seed=7):
+    rng = np.random.default_rng(rng_seed + k)
+    x, y = tile_grid_coords(truth.shape[1:])
+    angle = rng.uniform(0, 2 * np.pi)
+    return truth * (1 + 0.15 * (np.cos(angle) * x + np.sin(angle) * y)) if k != 5 else truth
+
+
+def test_planar_gradients_global_plus_local(tmp_path):
+    paths, truths = distort_tiles(tmp_path, S2_TILES, BANDS, plane)
+    rel = {}
+    for method in ("global", "global+local"):
+        result = match(paths, tmp_path / method.replace("+", "_"), references=["t05"], method=method, workers=2)
+        _, rel[method] = affine_residual(*outputs_vs_truth(result, truths))
+    assert rel["global+local"].mean() < 0.25
+    assert rel["global+local"].mean() < 0.5 * rel["global"].mean()
+
+
+def test_identical_overlaps_need_no_correction(tmp_path):
+    result = match(S2_TILES, tmp_path, bands=BANDS, workers=2)
+    fit = result.model.global_fit
+    np.testing.assert_allclose(fit.gains, 1.0, atol=0.005)
+    assert np.abs(fit.offsets).max() < 0.005 * 1000
+    local = result.model.local_fit
+    assert max(np.abs(f - 1).max() for f in local.fields) < 0.005
+    assert np.abs(local.shifts).max() < 1.0
+    for out, src in zip(result.outputs, S2_TILES, strict=True):
+        assert np.abs(read(out.path) - read(src, BANDS)).max() <= 0.01 * 1000
+
+
+def test_bahamas_uint8_control_with_nodata(tmp_path):
+    result = match(BAHAMAS, tmp_path, workers=2)
+    fit = result.model.global_fit
+    np.testing.assert_allclose(fit.gains, 1.0, atol=0.005)
+    assert np.abs(fit.offsets).max() < 0.005 * 255
+    for out, src in zip(result.outputs, BAHAMAS, strict=True):
+        a, b = read(out.path), read(src)
+        assert ((a == 0) == (b == 0)).all()  # nodata stays nodata, valid never becomes nodata
+        assert np.abs(a - b).max() <= 2
