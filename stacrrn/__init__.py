@@ -46,7 +46,6 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 
 __all__ = [
-    "solve_global_local",
     "METHODS",
     "GlobalFit",
     "InputError",
@@ -63,5 +62,6 @@ __all__ = [
     "make_plan",
     "match",
     "solve_global",
+    "solve_global_local",
     "solve_local",
 ]

@@ -111,7 +111,7 @@ def print_summary(result: MatchResult) -> None:
 
 
 def _run_match(quiet: bool, **kwargs: object) -> MatchResult:
-    if quiet:
+    if quiet or not console.is_terminal:
         return match(**kwargs)  # type: ignore[arg-type]
     columns = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:

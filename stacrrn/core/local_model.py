@@ -16,11 +16,16 @@ one constant shift per image and band, and all images are solved together:
   values (reflectance, offsets) are safe. The shifts absorb what an affine global step
   biased by the gradients left as an additive error (the field multiplies the signal
   ``a x``, not the offset, so a biased offset is a constant that ``s`` removes exactly);
-* smoothness rows: second differences of each log-gain field (thin-plate membrane) are
-  small, so corrections learned in overlaps continue linearly into the interior instead of
-  stopping at its edge;
-* identity rows: reference images are held at ``g = 1, s = 0`` firmly; other images are
-  pulled weakly towards identity, which fixes directions no overlap constrains.
+* smoothness rows: first differences of each log-gain field are small (a membrane), so
+  corrections learned in overlaps spread into the interior instead of stopping at its
+  edge, and between overlaps on opposite sides they interpolate linearly. A thin-plate
+  prior (second differences) extrapolates trends instead; on real tiles it recovers planar
+  gradients better but invents trends where only one side is seen (vignetting), so the
+  membrane is the default;
+* identity rows: reference images are held at ``g = 1, s = 0`` firmly. With references,
+  other images are pulled weakly only towards a *flat* field (deviation from its own
+  mean): their constant gain and shift come from the overlaps, anchored by the references.
+  Without references every image is pulled weakly towards identity, which fixes the gauge.
 
 Scaling the data scales ``M`` and ``s`` alike and leaves ``g`` unchanged: unit-agnostic.
 """
@@ -60,6 +65,8 @@ class LocalParams:
         A block of an overlap is used when at least this share of the block is covered.
     iterations
         Maximum Gauss-Newton iterations (the rows are relinearized at each).
+    prior
+        Smoothness prior of the fields: ``membrane`` (default) or ``thin-plate``.
     """
 
     smoothness: float = 1.0
@@ -67,6 +74,7 @@ class LocalParams:
     reference_weight: float = 1000.0
     min_fraction: float = 0.05
     iterations: int = 8
+    prior: str = "membrane"
 
 
 @dataclass(frozen=True)
@@ -144,22 +152,30 @@ def evaluate_field(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: B
     return np.exp(np.einsum("bkn,kn->bn", flat[:, index], weight))
 
 
-def _smoothness_rows(frame: Box, offset: int) -> tuple[NDArray[np.intp], NDArray[np.intp], F64]:
-    """Thin-plate rows of one frame: second differences along rows, columns and the cross term.
+def _smoothness_rows(frame: Box, offset: int, prior: str) -> tuple[NDArray[np.intp], NDArray[np.intp], F64]:
+    """Smoothness rows of one frame's nodes.
 
-    Returns ``(row ids, column ids, values)`` of the sparse rows; column ids are offset by
-    ``offset`` (the frame's first unknown).
+    ``membrane``: first differences along rows and columns (corrections spread flat beyond
+    the overlaps and interpolate linearly between overlaps on opposite sides);
+    ``thin-plate``: second differences and the cross term (corrections continue linearly).
+    Returns ``(row ids, column ids, values)``; column ids are offset by ``offset``.
     """
     h, w = frame.height, frame.width
     idx = np.arange(h * w).reshape(h, w) + offset
     stencils: list[tuple[list[NDArray[np.intp]], list[float]]] = []
-    if w >= 3:
-        stencils.append(([idx[:, :-2], idx[:, 1:-1], idx[:, 2:]], [1.0, -2.0, 1.0]))
-    if h >= 3:
-        stencils.append(([idx[:-2, :], idx[1:-1, :], idx[2:, :]], [1.0, -2.0, 1.0]))
-    if h >= 2 and w >= 2:
-        s2 = float(np.sqrt(2.0))
-        stencils.append(([idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]], [s2, -s2, -s2, s2]))
+    if prior == "membrane":
+        if w >= 2:
+            stencils.append(([idx[:, :-1], idx[:, 1:]], [1.0, -1.0]))
+        if h >= 2:
+            stencils.append(([idx[:-1, :], idx[1:, :]], [1.0, -1.0]))
+    else:
+        if w >= 3:
+            stencils.append(([idx[:, :-2], idx[:, 1:-1], idx[:, 2:]], [1.0, -2.0, 1.0]))
+        if h >= 3:
+            stencils.append(([idx[:-2, :], idx[1:-1, :], idx[2:, :]], [1.0, -2.0, 1.0]))
+        if h >= 2 and w >= 2:
+            s2 = float(np.sqrt(2.0))
+            stencils.append(([idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]], [s2, -s2, -s2, s2]))
     rows, cols, vals = [], [], []
     n_rows = 0
     for nodes, coefs in stencils:
@@ -181,7 +197,7 @@ def _prior_matrix(frames: list[Box], starts: NDArray[np.intp], refs: set[int], p
     rows, cols, vals = [], [], []
     count = 0
     for i, frame in enumerate(frames):
-        r, c, v = _smoothness_rows(frame, int(starts[i]))
+        r, c, v = _smoothness_rows(frame, int(starts[i]), p.prior)
         if r.size:
             rows.append(r + count)
             cols.append(c)

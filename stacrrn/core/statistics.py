@@ -72,7 +72,6 @@ def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -
     """
     out = ChunkStatistics()
     keys = sorted(k for k, (_, valid) in layers.items() if valid.any())
-    rows, cols = np.mgrid[box.row0 : box.row1, box.col0 : box.col1]
     for pos, i in enumerate(keys):
         xi, vi = layers[i]
         flat_i = xi[:, vi]
@@ -85,7 +84,8 @@ def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -
                 continue
             a, b = xi[:, both], xj[:, both]
             out.pairs[(i, j)] = PairMoments.of(a, b)
-            coords = np.stack([rows[both] + 0.5, cols[both] + 0.5])
+            rr, cc = np.nonzero(both)
+            coords = np.stack([rr + box.row0 + 0.5, cc + box.col0 + 0.5])
             out.pair_blocks[(i, j)] = _block_sums(box, both, np.concatenate([a, b, coords]), blocks)
     return out
 

@@ -104,11 +104,6 @@ def make_plan(
         seen[info.name] = info.path
     band_list = check_bands(infos, bands)
     grid = common_grid(infos, crs, resolution)
-    return Plan(
-        infos,
-        band_list,
-        grid,
-        block_grid(grid, block_size, n_blocks),
-        [footprint(info, grid) for info in infos],
-        chunks(grid, chunk_size),
-    )
+    footprints = [footprint(info, grid) for info in infos]
+    covered = [c for c in chunks(grid, chunk_size) if any(not c.intersect(fp).empty for fp in footprints)]
+    return Plan(infos, band_list, grid, block_grid(grid, block_size, n_blocks), footprints, covered)

@@ -1,0 +1,149 @@
+"""The `stacrrn` command: outputs, summary, and one-line errors with exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from stacrrn.cli.app import app
+from stacrrn.samples import write_sample_mosaic
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def mosaic(tmp_path_factory):
+    return write_sample_mosaic(tmp_path_factory.mktemp("scenes"), tiles=2, tile_size=128, overlap=32)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from stacrrn.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_user_error(proc: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    text = " ".join(lines)
+    assert "Traceback" not in proc.stderr
+    assert text.startswith("error:"), proc.stderr
+    for w in words:
+        assert w in text, text
+
+
+def test_match_writes_cogs_model_and_summary(mosaic, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["match", *map(str, mosaic.paths), "--out", str(out), "--reference", "tile_00", "--blocks", "8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "overlap RMSE" in result.output
+    for p in mosaic.paths:
+        with rasterio.open(out / p.name) as src:
+            assert src.driver == "GTiff" and src.dtypes[0] == "uint16" and src.nodata == 0
+            assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    assert (out / "stacrrn-model.json").exists()
+    assert (out / "blockmaps" / "tile_01_field.tif").exists()
+    assert not any((out / ".stacrrn-tmp").glob("*"))
+
+
+def test_resume_skips_current_outputs_and_redoes_damaged(mosaic, tmp_path):
+    out = tmp_path / "out"
+    args = ["match", *map(str, mosaic.paths), "--out", str(out), "--method", "global", "-q"]
+    assert runner.invoke(app, args).exit_code == 0
+    first = {p.name: (out / p.name).stat().st_mtime_ns for p in mosaic.paths}
+    (out / "tile_02.tif").write_bytes(b"truncated")
+    result = runner.invoke(app, [*args[:-1], "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "kept from a previous run" in result.output and "statistics reused" in result.output
+    assert (out / "tile_01.tif").stat().st_mtime_ns == first["tile_01.tif"]
+    with rasterio.open(out / "tile_02.tif") as src:
+        assert src.count == 4
+
+
+def test_no_overlap(mosaic, tmp_path):
+    data = np.full((4, 32, 32), 100, "uint16")
+    far = tmp_path / "far.tif"
+    with rasterio.open(
+        far, "w", driver="GTiff", width=32, height=32, count=4, dtype="uint16", crs="EPSG:32633",
+        transform=rasterio.Affine(10, 0, 900000, 0, -10, 100000), nodata=0,
+    ) as dst:
+        dst.write(data)
+    assert_user_error(run_cli("match", str(mosaic.paths[0]), str(far), "--out", str(tmp_path / "o")), "overlap")
+    assert not (tmp_path / "o" / "far.tif").exists()
+
+
+def test_band_mismatch(mosaic, tmp_path):
+    three = tmp_path / "three.tif"
+    with rasterio.open(mosaic.paths[1]) as src:
+        profile, data = src.profile, src.read([1, 2, 3])
+    profile.update(count=3)
+    with rasterio.open(three, "w", **profile) as dst:
+        dst.write(data)
+    proc = run_cli("match", str(mosaic.paths[0]), str(three), "--out", str(tmp_path / "o"))
+    assert_user_error(proc, "band", "--bands")
+
+
+def test_corrupt_file(mosaic, tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00garbage" * 10)
+    assert_user_error(run_cli("match", str(mosaic.paths[0]), str(bad), "--out", str(tmp_path / "o")), "bad.tif")
+
+
+def test_missing_file(mosaic, tmp_path):
+    proc = run_cli("match", str(mosaic.paths[0]), str(tmp_path / "nope.tif"), "--out", str(tmp_path / "o"))
+    assert_user_error(proc, "nope.tif")
+
+
+def test_missing_crs(mosaic, tmp_path):
+    nocrs = tmp_path / "nocrs.tif"
+    with rasterio.open(mosaic.paths[1]) as src:
+        profile, data = src.profile, src.read()
+    profile.pop("crs")
+    with rasterio.open(nocrs, "w", **profile) as dst:
+        dst.write(data)
+    assert_user_error(run_cli("match", str(mosaic.paths[0]), str(nocrs), "--out", str(tmp_path / "o")), "CRS")
+
+
+def test_all_nodata_image(mosaic, tmp_path):
+    empty = tmp_path / "empty.tif"
+    with rasterio.open(mosaic.paths[1]) as src:
+        profile = src.profile
+    with rasterio.open(empty, "w", **profile) as dst:
+        dst.write(np.zeros((4, profile["height"], profile["width"]), "uint16"))
+    proc = run_cli("match", str(mosaic.paths[0]), str(empty), "--out", str(tmp_path / "o"))
+    assert_user_error(proc, "no valid pixel")
+    assert not list((tmp_path / "o").glob("*.tif"))
+
+
+def test_unwritable_output(mosaic, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_cli("match", *map(str, mosaic.paths[:2]), "--out", str(blocker / "sub"))
+    assert_user_error(proc, "output folder")
+
+
+def test_unknown_reference_and_method(mosaic, tmp_path):
+    paths = list(map(str, mosaic.paths[:2]))
+    assert_user_error(run_cli("match", *paths, "--out", str(tmp_path), "-r", "zzz"), "zzz", "tile_00")
+    assert_user_error(run_cli("match", *paths, "--out", str(tmp_path), "--method", "magic"), "magic")
+
+
+def test_demo_runs(tmp_path):
+    proc = run_cli("demo", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "recovered gains" in proc.stderr
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "match" in result.output and "demo" in result.output
