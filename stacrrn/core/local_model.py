@@ -55,26 +55,26 @@ class LocalParams:
 
     Attributes
     ----------
-    smoothness
-        Weight of the second-difference rows, per node.
+    membrane
+        Weight of first differences of the log-gain field between neighbouring nodes.
+    thin_plate
+        Weight of second differences (curvature) of the log-gain field.
     ridge
-        Weight pulling non-reference fields towards 1.
+        Weight pulling non-reference fields towards flat (with references) or 1 (without).
     reference_weight
         Weight holding reference fields at 1.
     min_fraction
         A block of an overlap is used when at least this share of the block is covered.
     iterations
         Maximum Gauss-Newton iterations (the rows are relinearized at each).
-    prior
-        Smoothness prior of the fields: ``membrane`` (default) or ``thin-plate``.
     """
 
-    smoothness: float = 1.0
+    membrane: float = 0.3
+    thin_plate: float = 1.0
     ridge: float = 0.01
     reference_weight: float = 1000.0
     min_fraction: float = 0.05
     iterations: int = 8
-    prior: str = "membrane"
 
 
 @dataclass(frozen=True)
@@ -152,29 +152,32 @@ def evaluate_field(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: B
     return np.exp(np.einsum("bkn,kn->bn", flat[:, index], weight))
 
 
-def _smoothness_rows(frame: Box, offset: int, prior: str) -> tuple[NDArray[np.intp], NDArray[np.intp], F64]:
-    """Smoothness rows of one frame's nodes.
+def _smoothness_rows(
+    frame: Box, offset: int, membrane: float, thin_plate: float
+) -> tuple[NDArray[np.intp], NDArray[np.intp], F64]:
+    """Smoothness rows of one frame's nodes (a tension spline).
 
-    ``membrane``: first differences along rows and columns (corrections spread flat beyond
-    the overlaps and interpolate linearly between overlaps on opposite sides);
-    ``thin-plate``: second differences and the cross term (corrections continue linearly).
-    Returns ``(row ids, column ids, values)``; column ids are offset by ``offset``.
+    ``membrane`` weighs first differences along rows and columns (corrections spread flat
+    beyond the overlaps); ``thin_plate`` weighs second differences and the cross term
+    (corrections continue linearly). Returns ``(row ids, column ids, values)``; column ids
+    are offset by ``offset``.
     """
     h, w = frame.height, frame.width
     idx = np.arange(h * w).reshape(h, w) + offset
     stencils: list[tuple[list[NDArray[np.intp]], list[float]]] = []
-    if prior == "membrane":
+    if membrane > 0:
         if w >= 2:
-            stencils.append(([idx[:, :-1], idx[:, 1:]], [1.0, -1.0]))
+            stencils.append(([idx[:, :-1], idx[:, 1:]], [membrane, -membrane]))
         if h >= 2:
-            stencils.append(([idx[:-1, :], idx[1:, :]], [1.0, -1.0]))
-    else:
+            stencils.append(([idx[:-1, :], idx[1:, :]], [membrane, -membrane]))
+    if thin_plate > 0:
+        t = thin_plate
         if w >= 3:
-            stencils.append(([idx[:, :-2], idx[:, 1:-1], idx[:, 2:]], [1.0, -2.0, 1.0]))
+            stencils.append(([idx[:, :-2], idx[:, 1:-1], idx[:, 2:]], [t, -2 * t, t]))
         if h >= 3:
-            stencils.append(([idx[:-2, :], idx[1:-1, :], idx[2:, :]], [1.0, -2.0, 1.0]))
+            stencils.append(([idx[:-2, :], idx[1:-1, :], idx[2:, :]], [t, -2 * t, t]))
         if h >= 2 and w >= 2:
-            s2 = float(np.sqrt(2.0))
+            s2 = float(np.sqrt(2.0)) * t
             stencils.append(([idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]], [s2, -s2, -s2, s2]))
     rows, cols, vals = [], [], []
     n_rows = 0
@@ -197,11 +200,11 @@ def _prior_matrix(frames: list[Box], starts: NDArray[np.intp], refs: set[int], p
     rows, cols, vals = [], [], []
     count = 0
     for i, frame in enumerate(frames):
-        r, c, v = _smoothness_rows(frame, int(starts[i]), p.prior)
+        r, c, v = _smoothness_rows(frame, int(starts[i]), p.membrane, p.thin_plate)
         if r.size:
             rows.append(r + count)
             cols.append(c)
-            vals.append(p.smoothness * v)
+            vals.append(v)
             count += int(r.max()) + 1
         nodes = np.arange(starts[i], starts[i + 1])
         if i in refs or not refs:

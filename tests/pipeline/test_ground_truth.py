@@ -65,7 +65,7 @@ def plane(k, truth, rng_seed=7):
 
 def vignette(k, truth):
     x, y = tile_grid_coords(truth.shape[1:])
-    return truth * (1 - 0.15 * (x**2 + y**2) / 2) if k != 5 else truth
+    return truth * (1 - 0.15 * (x**2 + y**2)) if k != 5 else truth
 
 
 def truth_error_by_method(tmp_path, distortion):
@@ -77,24 +77,17 @@ def truth_error_by_method(tmp_path, distortion):
     return {k: float(v.mean()) for k, v in rel.items()}
 
 
-@pytest.fixture(scope="module")
-def planar_errors(tmp_path_factory):
-    return truth_error_by_method(tmp_path_factory.mktemp("plane"), plane)
-
-
-def test_planar_gradients_global_plus_local_beats_global(planar_errors):
-    # measured: global 0.35, global+local 0.28 (bands 1, 3, 5, 8)
-    assert planar_errors["global+local"] < 0.30
-    assert planar_errors["global+local"] < 0.85 * planar_errors["global"]
-
-
-@pytest.mark.xfail(strict=True, reason="issue 2 target not reached yet: planar gradients leave ~0.28 of std")
-def test_planar_gradients_global_plus_local_issue_target(planar_errors):
-    assert planar_errors["global+local"] < 0.25
+def test_planar_gradients_global_plus_local(tmp_path):
+    rel = truth_error_by_method(tmp_path, plane)
+    # measured: global 0.32, global+local 0.23 (bands 1, 3, 5, 8)
+    assert rel["global+local"] < 0.25
+    assert rel["global+local"] < 0.8 * rel["global"]
 
 
 def test_vignetting_global_plus_local_does_no_harm(tmp_path):
     rel = truth_error_by_method(tmp_path, vignette)
+    # measured: global 0.18, global+local 0.17; the overlaps of equally vignetted tiles carry
+    # almost no information, so the local step must at least not invent trends
     assert rel["global+local"] < 0.25
     assert rel["global+local"] < 1.05 * rel["global"]
 
