@@ -21,6 +21,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check stacrrn tests benchmarks
+	$(BIN)/mypy --strict stacrrn
 
 test: lint
 	$(BIN)/python -m pytest -n 2 -q tests

@@ -52,7 +52,7 @@ def landscape(height: int, width: int, seed: int = 0) -> F64:
     y = np.arange(height)[:, None]
     river = np.abs(np.arange(width)[None, :] - (width * 0.4 + 0.15 * width * np.sin(y / height * 6))) < 6
     img[:, river] = SPECTRA[2][:, None]
-    return np.clip(img, 1, 65535)
+    return np.asarray(np.clip(img, 1, 65535), dtype=np.float64)
 
 
 def write_sample_mosaic(

@@ -28,7 +28,7 @@ def _mean_field(bs: BlockSums, local: LocalFit, i: int, rows: F64, cols: F64) ->
     n = bs.n.ravel()
     use = n > 0
     g = evaluate_field(local.fields[i], rows[use], cols[use], local.blocks, local.frames[i])
-    return (g * n[use]).sum(axis=1) / n[use].sum()
+    return np.asarray((g * n[use]).sum(axis=1) / n[use].sum(), dtype=np.float64)
 
 
 def _block_centres(bs: BlockSums, local: LocalFit) -> tuple[F64, F64]:

@@ -149,7 +149,7 @@ def evaluate_field(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: B
     """
     index, weight = bilinear_weights(rows, cols, blocks, frame)
     flat = np.log(field.reshape(field.shape[0], -1))
-    return np.exp(np.einsum("bkn,kn->bn", flat[:, index], weight))
+    return np.asarray(np.exp(np.einsum("bkn,kn->bn", flat[:, index], weight)), dtype=np.float64)
 
 
 def _smoothness_rows(

@@ -176,7 +176,7 @@ class BlockSums:
         """Sum ``values`` (``(channels, pixels)``) into blocks given flat indices into ``frame``."""
         size = frame.height * frame.width
         n = np.bincount(block_index, minlength=size).astype(float)
-        sums = np.stack([np.bincount(block_index, weights=v, minlength=size) for v in values])
+        sums = np.stack([np.bincount(block_index, weights=v, minlength=size) for v in values]).astype(float)
         return cls(frame, n.reshape(frame.height, frame.width), sums.reshape(-1, frame.height, frame.width))
 
     def add(self, other: BlockSums) -> None:

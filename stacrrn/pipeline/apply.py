@@ -40,7 +40,7 @@ def output_is_current(path: Path, info: RasterInfo, n_bands: int, digest: str) -
     """True if ``path`` is a complete output of this model for ``info`` (for ``--resume``)."""
     try:
         with rasterio.open(path) as src:
-            return (
+            return bool(
                 src.width == info.width
                 and src.height == info.height
                 and src.count == n_bands
