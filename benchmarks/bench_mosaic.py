@@ -158,7 +158,7 @@ class Truth:
         tr = np.arange(row0, row0 + height) % TEXTURE
         tc = np.arange(col0, col0 + width) % TEXTURE
         img *= self.texture[tr[:, None], tc[None, :]]
-        return img
+        return img.astype(np.float32, copy=False)
 
 
 def _scene_params(layout: Layout, k: int, gain: NDArray[np.float64], offset: NDArray[np.float64]) -> dict[str, Any]:
@@ -177,7 +177,7 @@ def _scene_is_current(path: Path, params: dict[str, Any]) -> bool:
     try:
         with rasterio.open(path) as src:
             ok = src.width == src.height == params["size"] and src.count == 4 and src.dtypes[0] == "uint16"
-            return ok and json.loads(src.tags().get(TAG, "{}")) == params
+            return bool(ok and json.loads(src.tags().get(TAG, "{}")) == params)
     except (rasterio.errors.RasterioError, OSError, ValueError):
         return False
 

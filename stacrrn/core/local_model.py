@@ -360,7 +360,7 @@ def solve_local(
             if not np.all(np.isfinite(step)):
                 raise SolveError(f"local model: the least-squares system of band {b + 1} is singular")
             x += step
-            if np.max(np.abs(step)) < 1e-6:
+            if np.max(np.abs(step)) < 1e-5:
                 break
         for i, frame in enumerate(frames):
             fields[i][b] = np.exp(x[starts[i] : starts[i + 1]]).reshape(frame.height, frame.width)
