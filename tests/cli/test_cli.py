@@ -74,8 +74,16 @@ def test_no_overlap(mosaic, tmp_path):
     data = np.full((4, 32, 32), 100, "uint16")
     far = tmp_path / "far.tif"
     with rasterio.open(
-        far, "w", driver="GTiff", width=32, height=32, count=4, dtype="uint16", crs="EPSG:32633",
-        transform=rasterio.Affine(10, 0, 900000, 0, -10, 100000), nodata=0,
+        far,
+        "w",
+        driver="GTiff",
+        width=32,
+        height=32,
+        count=4,
+        dtype="uint16",
+        crs="EPSG:32633",
+        transform=rasterio.Affine(10, 0, 900000, 0, -10, 100000),
+        nodata=0,
     ) as dst:
         dst.write(data)
     assert_user_error(run_cli("match", str(mosaic.paths[0]), str(far), "--out", str(tmp_path / "o")), "overlap")

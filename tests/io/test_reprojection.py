@@ -25,8 +25,15 @@ def reprojected_copy(src_path, dst_path, crs, gain, res=None):
             for b in range(1, src.count + 1):
                 out = np.zeros((height, width), "float32")
                 reproject(
-                    (src.read(b) * gain).astype("float32"), out, src_transform=src.transform, src_crs=src.crs,
-                    dst_transform=transform, dst_crs=crs, resampling=Resampling.nearest, src_nodata=None, dst_nodata=0,
+                    (src.read(b) * gain).astype("float32"),
+                    out,
+                    src_transform=src.transform,
+                    src_crs=src.crs,
+                    dst_transform=transform,
+                    dst_crs=crs,
+                    resampling=Resampling.nearest,
+                    src_nodata=None,
+                    dst_nodata=0,
                 )
                 dst.write(np.clip(np.rint(out), 0, 65535).astype("uint16"), b)
     return dst_path
