@@ -195,10 +195,26 @@ def _smoothness_rows(
 
 
 def _prior_matrix(frames: list[Box], starts: NDArray[np.intp], refs: set[int], p: LocalParams) -> sp.csr_matrix:
-    """Band-independent rows whose target is zero: field smoothness, identity pull on fields and shifts."""
-    n_unknowns = int(starts[-1]) + len(frames)
+    """Band-independent rows whose target is zero: field smoothness and the identity pull.
+
+    Unknowns are ``[log-gain nodes..., shifts..., mean log-gain per image...]``. With
+    references, a non-reference image is pulled only towards a *flat* field, written as
+    ``ridge * (h_k - m_i)`` with ``m_i`` a free per-image unknown (sparse, and equal to
+    penalizing the deviation from the field's own mean).
+    """
+    n_fields, n_images = int(starts[-1]), len(frames)
     rows, cols, vals = [], [], []
     count = 0
+
+    def add(row_cols: list[NDArray[np.intp]], row_vals: list[float]) -> None:
+        nonlocal count
+        size = row_cols[0].size
+        for c, v in zip(row_cols, row_vals, strict=True):
+            rows.append(np.arange(count, count + size))
+            cols.append(c)
+            vals.append(np.full(size, v))
+        count += size
+
     for i, frame in enumerate(frames):
         r, c, v = _smoothness_rows(frame, int(starts[i]), p.membrane, p.thin_plate)
         if r.size:
@@ -207,23 +223,16 @@ def _prior_matrix(frames: list[Box], starts: NDArray[np.intp], refs: set[int], p
             vals.append(v)
             count += int(r.max()) + 1
         nodes = np.arange(starts[i], starts[i + 1])
+        shift, mean = np.array([n_fields + i]), np.array([n_fields + n_images + i])
         if i in refs or not refs:
             weight = p.reference_weight if i in refs else p.ridge
-            unknowns = np.r_[nodes, starts[-1] + i]
-            rows.append(np.arange(count, count + unknowns.size))
-            cols.append(unknowns)
-            vals.append(np.full(unknowns.size, weight))
-            count += unknowns.size
+            add([nodes], [weight])
+            add([shift], [weight])
         else:
-            # pull only the field's deviation from its own mean: constant gain and shift
-            # are left to the overlaps, anchored by the references
-            k = nodes.size
-            rows.append(np.repeat(np.arange(count, count + k), k))
-            cols.append(np.tile(nodes, k))
-            vals.append(p.ridge * (np.eye(k) - 1.0 / k).ravel())
-            count += k
+            add([nodes, np.full(nodes.size, mean[0])], [p.ridge, -p.ridge])
+        add([mean], [1e-6])
     return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, n_unknowns)
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, n_fields + 2 * n_images)
     )
 
 
@@ -354,7 +363,7 @@ def solve_local(
         sd = np.abs(fit.gains[:, b]) * np.array([m.std[b] for m in stats.images])
         scale = float(np.sqrt(np.mean(mu**2 + sd**2))) or 1.0
         overlaps = _overlap_blocks(stats, fit, b, frames, starts, p)
-        x = np.zeros(n_fields + stats.n_images)
+        x = np.zeros(n_fields + 2 * stats.n_images)
         for _ in range(p.iterations if overlaps else 0):
             step = _gauss_newton_step(x, prior, overlaps, n_fields, scale)
             if not np.all(np.isfinite(step)):
@@ -364,5 +373,5 @@ def solve_local(
                 break
         for i, frame in enumerate(frames):
             fields[i][b] = np.exp(x[starts[i] : starts[i + 1]]).reshape(frame.height, frame.width)
-        shifts[:, b] = x[n_fields:] * scale
+        shifts[:, b] = x[n_fields : n_fields + stats.n_images] * scale
     return LocalFit(stats.blocks, frames, fields, shifts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,12 @@ def temporary_path(final: Path, suffix: str) -> Path:
     tmp_dir = final.parent / TMP_DIR
     tmp_dir.mkdir(parents=True, exist_ok=True)
     return tmp_dir / f"{final.stem}.{uuid.uuid4().hex}{suffix}"
+
+
+def remove_temporary_folder(folder: Path) -> None:
+    """Remove the hidden staging folder in ``folder`` if it is empty (left as is otherwise)."""
+    with suppress(OSError):
+        (folder / TMP_DIR).rmdir()
 
 
 @contextmanager

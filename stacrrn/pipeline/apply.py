@@ -36,15 +36,15 @@ class ApplyResult:
     skipped: bool
 
 
-def output_is_current(path: Path, info: RasterInfo, n_bands: int, digest: str) -> bool:
-    """True if ``path`` is a complete output of this model for ``info`` (for ``--resume``)."""
+def output_is_current(path: Path, grid: Grid, n_bands: int, dtype: str, digest: str) -> bool:
+    """True if ``path`` is a complete raster of this model on ``grid`` (for ``--resume``)."""
     try:
         with rasterio.open(path) as src:
             return bool(
-                src.width == info.width
-                and src.height == info.height
+                src.width == grid.width
+                and src.height == grid.height
                 and src.count == n_bands
-                and src.dtypes[0] == info.dtype
+                and src.dtypes[0] == dtype
                 and src.tags().get(MODEL_TAG) == digest
             )
     except (RasterioError, OSError):
@@ -112,7 +112,7 @@ def apply_model(
     def task(i: int) -> ApplyResult:
         info = infos[i]
         out = out_dir / f"{info.name}.tif"
-        if resume and output_is_current(out, info, len(model.bands), digest):
+        if resume and output_is_current(out, info.grid, len(model.bands), info.dtype, digest):
             return ApplyResult(info.name, str(out), [0] * len(model.bands), [0] * len(model.bands), True)
         return _correct_image(model, i, info, out, digest, chunk_size)
 
@@ -124,8 +124,10 @@ def apply_model(
     return [results[info.name] for info in infos]
 
 
-def write_block_maps(model: RRNModel, out_dir: Path) -> list[Path]:
+def write_block_maps(model: RRNModel, out_dir: Path, resume: bool = False) -> list[Path]:
     """Write each image's local field as a small float32 COG (one pixel per block).
+
+    With ``resume``, block maps already written for this model (same digest tag) are kept.
 
     Returns
     -------
@@ -138,12 +140,14 @@ def write_block_maps(model: RRNModel, out_dir: Path) -> list[Path]:
     folder = out_dir / "blockmaps"
     folder.mkdir(parents=True, exist_ok=True)
     g = Affine(*model.grid.transform)
+    digest = model.digest()
     paths = []
     for im, frame, field in zip(model.images, local.frames, local.fields, strict=True):
         t = g @ Affine.translation(frame.col0 * local.blocks.block_width, frame.row0 * local.blocks.block_height)
         t = t @ Affine.scale(local.blocks.block_width, local.blocks.block_height)
         grid = Grid(model.grid.crs, (t.a, t.b, t.c, t.d, t.e, t.f), frame.width, frame.height)
         path = folder / f"{im.name}_field.tif"
-        write_cog(path, field.astype(np.float32), grid, tags={"STACRRN_MODEL": model.digest()})
+        if not (resume and output_is_current(path, grid, field.shape[0], "float32", digest)):
+            write_cog(path, field.astype(np.float32), grid, tags={MODEL_TAG: digest})
         paths.append(path)
     return paths

@@ -16,7 +16,7 @@ from stacrrn.core.metrics import overlap_consistency
 from stacrrn.core.model import METHODS, ImageRef, RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import EmptyImageError, NoOverlapError, OutputError, ParameterError
-from stacrrn.io.cog import temporary_path
+from stacrrn.io.cog import remove_temporary_folder, temporary_path
 from stacrrn.pipeline.apply import ApplyResult, apply_model, write_block_maps
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan, make_plan
 from stacrrn.pipeline.progress import Progress, no_progress
@@ -145,21 +145,40 @@ def fit_model(
     )
 
 
-def prepare_output(out_dir: Path) -> None:
-    """Create ``out_dir`` and check files can be written there.
+def check_output(out_dir: Path, plan: Plan) -> None:
+    """Check ``out_dir`` can be created and written, and would not overwrite an input.
+
+    Nothing is created here, so a run rejected later leaves no trace.
 
     Raises
     ------
     OutputError
-        If the folder cannot be created or written.
+        If the folder (or its nearest existing parent) is not a writable folder.
+    ParameterError
+        If an output would replace one of the inputs.
+    """
+    existing = out_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to output folder {out_dir}: {existing} is not a writable folder")
+    for info in plan.infos:
+        if (out_dir / f"{info.name}.tif").absolute() == Path(info.path).absolute():
+            raise ParameterError(f"--out {out_dir} would overwrite the input {info.path}; choose another folder")
+
+
+def prepare_output(out_dir: Path) -> None:
+    """Create ``out_dir`` (after the inputs passed every check).
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be created.
     """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = temporary_path(out_dir / "probe", ".probe")
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as exc:
-        raise OutputError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
 
 
 def match(
@@ -226,7 +245,7 @@ def match(
     out = Path(out_dir)
     plan = make_plan(inputs, bands, crs, resolution, block_size, n_blocks, chunk_size)
     refs = resolve_references(plan, references)
-    prepare_output(out)
+    check_output(out, plan)
     fingerprint = plan.fingerprint()
     stats_path = out / STATISTICS_FILE
     stats = load_statistics(stats_path, fingerprint)
@@ -234,14 +253,16 @@ def match(
     if stats is None:
         stats = compute_statistics(plan, workers, progress)
     warnings = check_statistics(stats, plan, min_overlap)
+    prepare_output(out)
     if not reused:
         save_statistics(stats, stats_path, fingerprint)
     model = fit_model(plan, stats, method, refs, min_overlap, local_params)
-    block_maps = write_block_maps(model, out)
+    block_maps = write_block_maps(model, out, resume)
     outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
     model.quality["clipped"] = {r.name: r.clipped for r in outputs}
     model_path = out / MODEL_FILE
     tmp = temporary_path(model_path, ".json")
     tmp.write_text(model.to_json())
     tmp.replace(model_path)
+    remove_temporary_folder(out)
     return MatchResult(model, outputs, model_path, block_maps, warnings, reused)

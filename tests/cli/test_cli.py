@@ -53,19 +53,22 @@ def test_match_writes_cogs_model_and_summary(mosaic, tmp_path):
             assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
     assert (out / "stacrrn-model.json").exists()
     assert (out / "blockmaps" / "tile_01_field.tif").exists()
-    assert not any((out / ".stacrrn-tmp").glob("*"))
+    assert not (out / ".stacrrn-tmp").exists()
 
 
 def test_resume_skips_current_outputs_and_redoes_damaged(mosaic, tmp_path):
     out = tmp_path / "out"
-    args = ["match", *map(str, mosaic.paths), "--out", str(out), "--method", "global", "-q"]
+    args = ["match", *map(str, mosaic.paths), "--out", str(out), "--blocks", "4", "-q"]
     assert runner.invoke(app, args).exit_code == 0
     first = {p.name: (out / p.name).stat().st_mtime_ns for p in mosaic.paths}
+    field = out / "blockmaps" / "tile_01_field.tif"
+    field_mtime = field.stat().st_mtime_ns
     (out / "tile_02.tif").write_bytes(b"truncated")
     result = runner.invoke(app, [*args[:-1], "--resume"])
     assert result.exit_code == 0, result.output
     assert "kept from a previous run" in result.output and "statistics reused" in result.output
     assert (out / "tile_01.tif").stat().st_mtime_ns == first["tile_01.tif"]
+    assert field.stat().st_mtime_ns == field_mtime
     with rasterio.open(out / "tile_02.tif") as src:
         assert src.count == 4
 
@@ -130,7 +133,7 @@ def test_all_nodata_image(mosaic, tmp_path):
         dst.write(np.zeros((4, profile["height"], profile["width"]), "uint16"))
     proc = run_cli("match", str(mosaic.paths[0]), str(empty), "--out", str(tmp_path / "o"))
     assert_user_error(proc, "no valid pixel")
-    assert not list((tmp_path / "o").glob("*.tif"))
+    assert not (tmp_path / "o").exists()
 
 
 def test_unwritable_output(mosaic, tmp_path):
@@ -138,6 +141,12 @@ def test_unwritable_output(mosaic, tmp_path):
     blocker.write_text("x")
     proc = run_cli("match", *map(str, mosaic.paths[:2]), "--out", str(blocker / "sub"))
     assert_user_error(proc, "output folder")
+
+
+def test_output_folder_holding_the_inputs_is_refused(mosaic):
+    folder = mosaic.paths[0].parent
+    proc = run_cli("match", *map(str, mosaic.paths[:2]), "--out", str(folder))
+    assert_user_error(proc, "overwrite")
 
 
 def test_unknown_reference_and_method(mosaic, tmp_path):

@@ -1,0 +1,35 @@
+"""Pass 1 is exact: the same moments whatever the chunking and the number of workers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stacrrn import compute_statistics, make_plan
+from tests.conftest import BAHAMAS, needs_shared, read
+
+pytestmark = needs_shared
+
+
+def test_statistics_independent_of_chunking_and_workers():
+    coarse = compute_statistics(make_plan(BAHAMAS, chunk_size=1024), workers=1)
+    fine = compute_statistics(make_plan(BAHAMAS, chunk_size=97), workers=2)
+    assert coarse.pairs.keys() == fine.pairs.keys() and len(coarse.pairs) >= 4
+    for a, b in zip(coarse.images, fine.images, strict=True):
+        assert a.n == b.n
+        np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12)
+        np.testing.assert_allclose(a.m2, b.m2, rtol=1e-9)
+    for key, pm in coarse.pairs.items():
+        np.testing.assert_allclose(pm.c_ij, fine.pairs[key].c_ij, rtol=1e-9)
+    for a, b in zip(coarse.image_blocks, fine.image_blocks, strict=True):
+        np.testing.assert_array_equal(a.n, b.n)
+        np.testing.assert_allclose(a.sums, b.sums, rtol=1e-12)
+
+
+def test_image_moments_match_the_pixels():
+    stats = compute_statistics(make_plan(BAHAMAS))
+    for path, m in zip(BAHAMAS, stats.images, strict=True):
+        data = read(path)
+        valid = (data != 0).all(axis=0)
+        np.testing.assert_allclose(m.mean, data[:, valid].mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(m.std, data[:, valid].std(axis=1), rtol=1e-9)
+        assert m.n == valid.sum()
