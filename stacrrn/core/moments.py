@@ -171,14 +171,6 @@ class BlockSums:
             np.zeros((channels, frame.height, frame.width)),
         )
 
-    @classmethod
-    def of(cls, frame: Box, block_index: NDArray[np.intp], values: F64) -> BlockSums:
-        """Sum ``values`` (``(channels, pixels)``) into blocks given flat indices into ``frame``."""
-        size = frame.height * frame.width
-        n = np.bincount(block_index, minlength=size).astype(float)
-        sums = np.stack([np.bincount(block_index, weights=v, minlength=size) for v in values]).astype(float)
-        return cls(frame, n.reshape(frame.height, frame.width), sums.reshape(-1, frame.height, frame.width))
-
     def add(self, other: BlockSums) -> None:
         """Add ``other`` in place; its frame must lie inside this one."""
         r0, c0 = other.frame.row0 - self.frame.row0, other.frame.col0 - self.frame.col0

@@ -43,13 +43,32 @@ def _valid_bbox(box: Box, mask: NDArray[np.bool_]) -> Box:
     )
 
 
-def _block_sums(box: Box, mask: NDArray[np.bool_], channels: F64, blocks: BlockGrid) -> BlockSums:
-    """Sum ``channels`` (already restricted to ``mask``'s pixels) into the blocks they fall in."""
-    frame = blocks.blocks_of(_valid_bbox(box, mask))
-    rr, cc = np.nonzero(mask)
-    br = (rr + box.row0) // blocks.block_height - frame.row0
-    bc = (cc + box.col0) // blocks.block_width - frame.col0
-    return BlockSums.of(frame, br * frame.width + bc, channels)
+def _block_edges(start: int, stop: int, block: int) -> tuple[NDArray[np.intp], int]:
+    """Offsets (from ``start``) where blocks begin inside ``[start, stop)``, and the first block."""
+    first = start // block
+    inner = np.arange((first + 1) * block, stop, block) - start
+    return np.r_[0, inner].astype(np.intp), first
+
+
+def _block_sums(box: Box, mask: NDArray[np.bool_], planes: list[F64], blocks: BlockGrid) -> BlockSums:
+    """Sum each plane (``(rows, cols)``, covering ``box``) over ``mask`` into the blocks it falls in.
+
+    Only the bounding box of ``mask`` is reduced, with ``np.add.reduceat`` along rows then
+    columns (exact integer-valued sums in float64 for DN).
+    """
+    sub = _valid_bbox(box, mask)
+    rows = slice(sub.row0 - box.row0, sub.row1 - box.row0)
+    cols = slice(sub.col0 - box.col0, sub.col1 - box.col0)
+    m = mask[rows, cols]
+    row_edges, r0 = _block_edges(sub.row0, sub.row1, blocks.block_height)
+    col_edges, c0 = _block_edges(sub.col0, sub.col1, blocks.block_width)
+
+    def reduce(a: F64) -> F64:
+        return np.add.reduceat(np.add.reduceat(a, row_edges, axis=0), col_edges, axis=1)
+
+    frame = Box(r0, c0, r0 + row_edges.size, c0 + col_edges.size)
+    sums = np.stack([reduce(np.where(m, p[rows, cols], 0.0)) for p in planes])
+    return BlockSums(frame, reduce(m.astype(np.float64)), sums)
 
 
 def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -> ChunkStatistics:
@@ -72,21 +91,20 @@ def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -
     """
     out = ChunkStatistics()
     keys = sorted(k for k, (_, valid) in layers.items() if valid.any())
+    row_plane = np.broadcast_to((np.arange(box.row0, box.row1) + 0.5)[:, None], (box.height, box.width))
+    col_plane = np.broadcast_to((np.arange(box.col0, box.col1) + 0.5)[None, :], (box.height, box.width))
     for pos, i in enumerate(keys):
         xi, vi = layers[i]
-        flat_i = xi[:, vi]
-        out.images[i] = ImageMoments.of(flat_i)
-        out.image_blocks[i] = _block_sums(box, vi, flat_i, blocks)
+        out.images[i] = ImageMoments.of(xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi])
+        out.image_blocks[i] = _block_sums(box, vi, list(xi), blocks)
         for j in keys[pos + 1 :]:
             xj, vj = layers[j]
             both = vi & vj
             if not both.any():
                 continue
-            a, b = xi[:, both], xj[:, both]
-            out.pairs[(i, j)] = PairMoments.of(a, b)
-            rr, cc = np.nonzero(both)
-            coords = np.stack([rr + box.row0 + 0.5, cc + box.col0 + 0.5])
-            out.pair_blocks[(i, j)] = _block_sums(box, both, np.concatenate([a, b, coords]), blocks)
+            out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
+            planes = [*xi, *xj, row_plane, col_plane]
+            out.pair_blocks[(i, j)] = _block_sums(box, both, planes, blocks)
     return out
 
 

@@ -131,23 +131,18 @@ def native_to_grid(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Common-grid pixel coordinates of the pixel centres of ``box`` on the raster's own grid.
 
-    Same-CRS rasters are mapped exactly (affine). Otherwise coordinates are transformed
-    on a lattice every ``step`` pixels and interpolated bilinearly, which is accurate to
-    far below a block for any smooth projection change.
-
-    Returns
-    -------
-    rows, cols
-        Fractional grid coordinates, each of shape ``(box.height, box.width)``.
+    Same-CRS rasters are mapped exactly (affine, and separable): the result is then two
+    1-D arrays, grid rows of the box's rows and grid columns of its columns. Otherwise
+    coordinates are transformed on a lattice every ``step`` pixels and interpolated
+    bilinearly (far below a block in error for any smooth projection change), and the
+    result is two 2-D arrays of shape ``(box.height, box.width)``.
     """
     a, _, c, _, e, f = info.transform
     ga, _, gc, _, ge, gf = grid.transform
     if CRS.from_user_input(info.crs) == CRS.from_user_input(grid.crs):
         x = a * (np.arange(box.col0, box.col1) + 0.5) + c
         y = e * (np.arange(box.row0, box.row1) + 0.5) + f
-        cols = np.broadcast_to((x - gc) / ga, (box.height, box.width))
-        rows = np.broadcast_to(((y - gf) / ge)[:, None], (box.height, box.width))
-        return rows, cols
+        return np.asarray((y - gf) / ge, dtype=np.float64), np.asarray((x - gc) / ga, dtype=np.float64)
     lr = np.unique(np.r_[np.arange(0, box.height, step), box.height - 1])
     lc = np.unique(np.r_[np.arange(0, box.width, step), box.width - 1])
     rr, cc = np.meshgrid(lr + box.row0 + 0.5, lc + box.col0 + 0.5, indexing="ij")

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
+from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
 from stacrrn.core.correct import cast, correct
-from stacrrn.core.local_model import evaluate_field
+from stacrrn.core.local_model import LocalFit, evaluate_field, evaluate_field_on_lattice
 from stacrrn.core.model import RRNModel
 from stacrrn.io.cog import cog_writer, write_cog
 from stacrrn.io.grid import chunks, native_to_grid
@@ -20,6 +21,8 @@ from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.types import Grid
+
+F64 = NDArray[np.float64]
 
 MODEL_TAG = "STACRRN_MODEL"
 """GeoTIFF metadata tag holding the digest of the model an output was made with."""
@@ -51,6 +54,14 @@ def output_is_current(path: Path, grid: Grid, n_bands: int, dtype: str, digest: 
         return False
 
 
+def _field_on_window(local: LocalFit, i: int, rows: F64, cols: F64) -> F64:
+    """Image ``i``'s gain field at the window's pixels -> ``(bands, rows, cols)``."""
+    if rows.ndim == 1:
+        return evaluate_field_on_lattice(local.fields[i], rows, cols, local.blocks, local.frames[i])
+    values = evaluate_field(local.fields[i], rows.ravel(), cols.ravel(), local.blocks, local.frames[i])
+    return values.reshape(-1, *rows.shape)
+
+
 def _correct_image(model: RRNModel, i: int, info: RasterInfo, out: Path, digest: str, chunk_size: int) -> ApplyResult:
     gain, offset = model.global_fit.gains[i], model.global_fit.offsets[i]
     local = model.local_fit
@@ -64,9 +75,7 @@ def _correct_image(model: RRNModel, i: int, info: RasterInfo, out: Path, digest:
             field, shift = None, None
             if local is not None:
                 shift = local.shifts[i]
-                rows, cols = native_to_grid(info, model.grid, box)
-                field = evaluate_field(local.fields[i], rows.ravel(), cols.ravel(), local.blocks, local.frames[i])
-                field = field.reshape(nb, box.height, box.width)
+                field = _field_on_window(local, i, *native_to_grid(info, model.grid, box))
             result = cast(correct(data.astype(np.float64), gain, offset, field, shift), valid, info.dtype, info.nodata)
             clipped += result.clipped
             moved += result.moved_off_nodata

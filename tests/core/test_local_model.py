@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stacrrn.core.global_model import solve_global
-from stacrrn.core.local_model import bilinear_weights, evaluate_field, solve_local
+from stacrrn.core.local_model import bilinear_weights, evaluate_field, evaluate_field_on_lattice, solve_local
 from stacrrn.core.metrics import overlap_consistency
 from stacrrn.core.statistics import Statistics, chunk_statistics
 from stacrrn.types import BlockGrid, Box, Grid
@@ -67,3 +67,18 @@ def test_gradient_in_overlap_is_removed():
     after = overlap_consistency(stats, fit, local).block_mean_diff
     assert (after < 0.2 * before).all()  # measured: 0.12
     np.testing.assert_allclose(local.fields[0], 1.0, atol=1e-3)  # the reference stays put
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(0, 10**6))
+def test_lattice_evaluation_equals_pointwise(h, w, seed):
+    rng = np.random.default_rng(seed)
+    blocks = BlockGrid(7, 9, 10, 10)
+    frame = Box(1, 2, 1 + h, 2 + w)
+    field = rng.uniform(0.8, 1.25, (2, h, w))
+    rows = rng.uniform(-5, 90, 13)
+    cols = rng.uniform(-5, 110, 17)
+    lattice = evaluate_field_on_lattice(field, rows, cols, blocks, frame)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    pointwise = evaluate_field(field, rr.ravel(), cc.ravel(), blocks, frame).reshape(2, 13, 17)
+    np.testing.assert_allclose(lattice, pointwise, rtol=1e-12)

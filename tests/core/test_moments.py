@@ -48,7 +48,7 @@ def test_large_uint16_sums_stay_exact():
 
 def test_block_sums_add_into_larger_frame():
     total = BlockSums.zeros(Box(0, 0, 3, 3), 1)
-    part = BlockSums.of(Box(1, 1, 2, 3), np.array([0, 1, 1]), np.array([[1.0, 2.0, 3.0]]))
+    part = BlockSums(Box(1, 1, 2, 3), np.array([[1.0, 2.0]]), np.array([[[1.0, 5.0]]]))
     total.add(part)
     assert total.n[1, 1] == 1 and total.n[1, 2] == 2
     assert total.sums[0, 1, 2] == 5.0
