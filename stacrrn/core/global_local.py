@@ -53,6 +53,25 @@ def compensate(stats: Statistics, local: LocalFit) -> tuple[list[ImageMoments], 
     return images, pairs
 
 
+def fold_constants(stats: Statistics, gfit: GlobalFit, local: LocalFit) -> tuple[GlobalFit, LocalFit]:
+    """Move each field's constant part into the global gain and the shift into the offset.
+
+    Only the products ``field * gain`` and sums ``offset + shift`` reach the pixels, so the
+    output is unchanged; afterwards the global fit is the whole affine part (gains and
+    offsets comparable with a global-only model) and each field has a geometric mean of 1
+    over its image's pixels.
+    """
+    gains, offsets = gfit.gains.copy(), gfit.offsets + local.shifts
+    fields = []
+    for i, (field, bs) in enumerate(zip(local.fields, stats.image_blocks, strict=True)):
+        weights = bs.n / max(float(bs.n.sum()), 1.0)
+        scale = np.exp((np.log(field) * weights).sum(axis=(1, 2)))
+        gains[i] *= scale
+        fields.append(field / scale[:, None, None])
+    folded = GlobalFit(gains, offsets, gfit.components, gfit.anchors, gfit.isolated)
+    return folded, LocalFit(local.blocks, local.frames, fields, np.zeros_like(local.shifts))
+
+
 def solve_global_local(
     stats: Statistics,
     references: Sequence[int] | None = None,
@@ -78,7 +97,8 @@ def solve_global_local(
     Returns
     -------
     GlobalFit, LocalFit
-        Corrected = field * gain * value + offset + shift.
+        Corrected = field * gain * value + offset (+ shift, folded into the offset: zero);
+        each field has a geometric mean of 1 over its image.
     """
     gfit = solve_global(stats.images, stats.pairs, references, min_overlap)
     local = solve_local(stats, gfit, references, params)
@@ -86,4 +106,4 @@ def solve_global_local(
         images, pairs = compensate(stats, local)
         gfit = solve_global(images, pairs, references, min_overlap)
         local = solve_local(stats, gfit, references, params)
-    return gfit, local
+    return fold_constants(stats, gfit, local)

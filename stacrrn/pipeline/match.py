@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stacrrn.core.global_local import solve_global_local
+from stacrrn.core.global_local import fold_constants, solve_global_local
 from stacrrn.core.global_model import GlobalFit, solve_global
 from stacrrn.core.local_model import LocalFit, LocalParams, solve_local
 from stacrrn.core.metrics import overlap_consistency
@@ -126,8 +126,8 @@ def fit_model(
     elif method == "global":
         gfit = solve_global(stats.images, stats.pairs, refs, min_overlap)
     else:
-        gfit = GlobalFit(np.ones((n, nb)), np.zeros((n, nb)), [list(range(n))], [list(range(n))], [])
-        lfit = solve_local(stats, gfit, refs, local_params)
+        identity = GlobalFit(np.ones((n, nb)), np.zeros((n, nb)), [list(range(n))], [list(range(n))], [])
+        gfit, lfit = fold_constants(stats, identity, solve_local(stats, identity, refs, local_params))
     quality = {
         "before": overlap_consistency(stats).to_dict(),
         "after_global": overlap_consistency(stats, gfit).to_dict(),
