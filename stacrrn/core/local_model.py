@@ -271,6 +271,8 @@ class _OverlapBlocks:
     signal_j: F64
     mean_i: F64
     mean_j: F64
+    spread_i: F64
+    spread_j: F64
     cols_i: NDArray[np.intp]
     weights_i: F64
     cols_j: NDArray[np.intp]
@@ -290,8 +292,10 @@ def _overlap_blocks(
             continue
         sums = bs.sums.reshape(bs.sums.shape[0], -1)[:, use]
         nn = n[use]
-        p_i = fit.gains[i, b] * sums[b] / nn
-        p_j = fit.gains[j, b] * sums[nb + b] / nn
+        m_i, m_j = sums[b] / nn, sums[nb + b] / nn
+        p_i, p_j = fit.gains[i, b] * m_i, fit.gains[j, b] * m_j
+        sd_i = np.abs(fit.gains[i, b]) * np.sqrt(np.maximum(sums[2 * nb + b] / nn - m_i**2, 0.0))
+        sd_j = np.abs(fit.gains[j, b]) * np.sqrt(np.maximum(sums[3 * nb + b] / nn - m_j**2, 0.0))
         idx_i, wt_i = bilinear_weights(sums[-2] / nn, sums[-1] / nn, stats.blocks, frames[i])
         idx_j, wt_j = bilinear_weights(sums[-2] / nn, sums[-1] / nn, stats.blocks, frames[j])
         out.append(
@@ -303,6 +307,8 @@ def _overlap_blocks(
                 p_j,
                 p_i + fit.offsets[i, b],
                 p_j + fit.offsets[j, b],
+                sd_i,
+                sd_j,
                 idx_i + starts[i],
                 wt_i,
                 idx_j + starts[j],
@@ -313,11 +319,32 @@ def _overlap_blocks(
 
 
 def _gauss_newton_step(
-    x: F64, prior: sp.csr_matrix, overlaps: list[_OverlapBlocks], n_fields: int, scale: float
+    x: F64, prior: sp.csr_matrix, overlaps: list[_OverlapBlocks], n_fields: int, scale: float, spread: float
 ) -> F64:
-    """One Gauss-Newton update of ``x = [log-gains..., shifts/scale...]``."""
-    rows, cols, vals, rhs = [], [], [], []
+    """One Gauss-Newton update of ``x = [log-gains..., shifts/scale..., mean log-gains...]``.
+
+    Per usable block of an overlap, a *mean row* (corrected block means agree; shifts enter
+    here) divided by the band's value ``scale``, and a *spread row* (corrected within-block
+    standard deviations agree; offsets and shifts cancel) divided by its pooled ``spread``:
+    the spread rows separate a gain from a shift where block means alone cannot.
+    """
+    rows: list[NDArray[np.intp]] = []
+    cols: list[NDArray[np.intp]] = []
+    vals: list[F64] = []
+    rhs: list[F64] = []
     count = 0
+
+    def field_rows(ob: _OverlapBlocks, coef: F64) -> NDArray[np.intp]:
+        """Rows with ``coef * (h_i - h_j)`` at the blocks' centroids; returns their ids."""
+        nonlocal count
+        ids = np.arange(count, count + coef.size)
+        for k in range(4):
+            rows.extend([ids, ids])
+            cols.extend([ob.cols_i[k], ob.cols_j[k]])
+            vals.extend([coef * ob.weights_i[k], -coef * ob.weights_j[k]])
+        count += coef.size
+        return ids
+
     for ob in overlaps:
         g_i = np.exp(np.einsum("kn,kn->n", x[ob.cols_i], ob.weights_i))
         g_j = np.exp(np.einsum("kn,kn->n", x[ob.cols_j], ob.weights_j))
@@ -325,17 +352,14 @@ def _gauss_newton_step(
         corrected_i = g_i * ob.signal_i + ob.mean_i - ob.signal_i + s_i
         corrected_j = g_j * ob.signal_j + ob.mean_j - ob.signal_j + s_j
         w = ob.weight / scale
-        half = w * 0.5 * (g_i * ob.signal_i + g_j * ob.signal_j)
-        ids = np.arange(count, count + w.size)
-        for k in range(4):
-            rows += [ids, ids]
-            cols += [ob.cols_i[k], ob.cols_j[k]]
-            vals += [half * ob.weights_i[k], -half * ob.weights_j[k]]
-        rows += [ids, ids]
-        cols += [np.full(w.size, n_fields + ob.i), np.full(w.size, n_fields + ob.j)]
-        vals += [w * scale, -w * scale]
+        ids = field_rows(ob, w * 0.5 * (g_i * ob.signal_i + g_j * ob.signal_j))
+        rows.extend([ids, ids])
+        cols.extend([np.full(w.size, n_fields + ob.i), np.full(w.size, n_fields + ob.j)])
+        vals.extend([w * scale, -w * scale])
         rhs.append(w * (corrected_j - corrected_i))
-        count += w.size
+        ws = ob.weight / spread
+        field_rows(ob, ws * 0.5 * (g_i * ob.spread_i + g_j * ob.spread_j))
+        rhs.append(ws * (g_j * ob.spread_j - g_i * ob.spread_i))
     data = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, x.size))
     a_mat = sp.vstack([data, prior]).tocsr()
     target = np.concatenate([*rhs, -(prior @ x)])
@@ -389,7 +413,7 @@ def solve_local(
         overlaps = _overlap_blocks(stats, fit, b, frames, starts, p)
         x = np.zeros(n_fields + 2 * stats.n_images)
         for _ in range(p.iterations if overlaps else 0):
-            step = _gauss_newton_step(x, prior, overlaps, n_fields, scale)
+            step = _gauss_newton_step(x, prior, overlaps, n_fields, scale, float(np.sqrt(np.mean(sd**2))) or 1.0)
             if not np.all(np.isfinite(step)):
                 raise SolveError(f"local model: the least-squares system of band {b + 1} is singular")
             x += step

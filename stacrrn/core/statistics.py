@@ -21,8 +21,9 @@ from stacrrn.types import BlockGrid, Box
 F64 = NDArray[np.float64]
 Layer = tuple[F64, NDArray[np.bool_]]
 
-PAIR_ROW = -2
-"""Channel index of the summed grid row (pixel centre) in pair block sums; ``-1`` is the column."""
+# Channels of pair block sums, for B bands: [0, B) sums of image i, [B, 2B) sums of image j,
+# [2B, 3B) and [3B, 4B) their sums of squares, then the summed grid row and column of the
+# pixel centres (for the overlap's centroid in each block).
 
 
 @dataclass
@@ -103,7 +104,7 @@ def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -
             if not both.any():
                 continue
             out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
-            planes = [*xi, *xj, row_plane, col_plane]
+            planes = [*xi, *xj, *(xi * xi), *(xj * xj), row_plane, col_plane]
             out.pair_blocks[(i, j)] = _block_sums(box, both, planes, blocks)
     return out
 
@@ -145,7 +146,7 @@ class Statistics:
             if key not in self.pair_blocks:
                 i, j = key
                 frame = self.blocks.blocks_of(self.footprints[i].intersect(self.footprints[j]))
-                self.pair_blocks[key] = BlockSums.zeros(frame, 2 * self.n_bands + 2)
+                self.pair_blocks[key] = BlockSums.zeros(frame, 4 * self.n_bands + 2)
             self.pair_blocks[key].add(chunk.pair_blocks[key])
 
     def to_dict(self) -> dict[str, Any]:
