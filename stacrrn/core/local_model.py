@@ -16,12 +16,14 @@ one constant shift per image and band, and all images are solved together:
   values (reflectance, offsets) are safe. The shifts absorb what an affine global step
   biased by the gradients left as an additive error (the field multiplies the signal
   ``a x``, not the offset, so a biased offset is a constant that ``s`` removes exactly);
-* smoothness rows: first differences of each log-gain field are small (a membrane), so
-  corrections learned in overlaps spread into the interior instead of stopping at its
-  edge, and between overlaps on opposite sides they interpolate linearly. A thin-plate
-  prior (second differences) extrapolates trends instead; on real tiles it recovers planar
-  gradients better but invents trends where only one side is seen (vignetting), so the
-  membrane is the default;
+* spread rows: in the same blocks, the within-block standard deviations must agree,
+  ``S (h_i - h_j) = S_j - S_i``; offsets and shifts cancel there, so these rows tell a gain
+  from a shift where block means alone cannot (low-contrast bands);
+* smoothness rows: a tension spline on each log-gain field, curvature (thin-plate) plus a
+  weaker membrane term (first differences): corrections learned in overlaps continue into
+  the interior, while trends seen from one side only are damped. A pure thin plate recovers
+  planar gradients almost exactly but invents slopes from a vignette seen on one side; a
+  pure membrane stops trends at the overlap. See docs/design-notes.md for measurements;
 * identity rows: reference images are held at ``g = 1, s = 0`` firmly. With references,
   other images are pulled weakly only towards a *flat* field (deviation from its own
   mean): their constant gain and shift come from the overlaps, anchored by the references.
