@@ -83,8 +83,8 @@ def print_summary(result: MatchResult) -> None:
         "band",
         "gain min..max",
         "offset min..max",
-        "overlap RMSE before -> after",
-        "block mean diff before -> after",
+        "overlap RMSE (affine part) before -> after",
+        "overlap block-mean RMS diff before -> after",
     ):
         table.add_column(col, justify="right")
     g, o = model.global_fit.gains, model.global_fit.offsets
