@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -20,7 +19,10 @@ from rich.table import Table
 
 from stacrrn.core.model import METHODS
 from stacrrn.errors import ParameterError, StacrrnError
+from stacrrn.pipeline.demo import run_demo
 from stacrrn.pipeline.match import MatchResult, match
+from stacrrn.pipeline.progress import Progress as ProgressCallback
+from stacrrn.pipeline.progress import no_progress
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -110,12 +112,13 @@ def print_summary(result: MatchResult) -> None:
         console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
 
 
-def _run_match(quiet: bool, **kwargs: object) -> MatchResult:
+def _with_progress(quiet: bool, job: Callable[[ProgressCallback], R]) -> R:
+    """Run ``job(progress)`` with rich progress bars on a terminal, silently otherwise."""
     if quiet or not console.is_terminal:
-        return match(**kwargs)  # type: ignore[arg-type]
+        return job(no_progress)
     columns = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
-        return match(progress=RichProgress(bar), **kwargs)  # type: ignore[arg-type]
+        return job(RichProgress(bar))
 
 
 @app.command("match")
@@ -139,20 +142,24 @@ def match_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
-    result = _run_match(
+    band_list = _parse_bands(bands)
+    result = _with_progress(
         quiet,
-        inputs=[str(p) for p in inputs],
-        out_dir=out,
-        references=reference,
-        method=method,
-        block_size=block_size,
-        n_blocks=blocks,
-        bands=_parse_bands(bands),
-        crs=crs,
-        resolution=resolution,
-        workers=workers,
-        resume=resume,
-        min_overlap=min_overlap,
+        lambda progress: match(
+            [str(p) for p in inputs],
+            out,
+            references=reference,
+            method=method,
+            block_size=block_size,
+            n_blocks=blocks,
+            bands=band_list,
+            crs=crs,
+            resolution=resolution,
+            workers=workers,
+            resume=resume,
+            min_overlap=min_overlap,
+            progress=progress,
+        ),
     )
     if not quiet:
         print_summary(result)
@@ -166,34 +173,15 @@ def demo_command(
     workers: Annotated[int, typer.Option(help="Threads for the pixel passes.")] = 2,
 ) -> None:
     """Generate a 3x3 sample mosaic with known distortions, normalize it, and score it against truth."""
-    import rasterio
-
-    from stacrrn.core.metrics import affine_residual
-    from stacrrn.samples import write_sample_mosaic
-
     folder = out or Path(tempfile.mkdtemp(prefix="stacrrn-demo-"))
-    sample = write_sample_mosaic(folder / "scenes", gradient=gradient)
-    console.print(f"sample scenes: {len(sample.paths)} tiles in {folder / 'scenes'} (reference {sample.reference})")
-    method = "global+local" if gradient else "global"
-    result = _run_match(
-        False,
-        inputs=[str(p) for p in sample.paths],
-        out_dir=folder / "normalized",
-        references=[sample.reference],
-        method=method,
-        workers=workers,
-    )
-    print_summary(result)
-    gains = result.model.global_fit.gains
-    if not gradient:
-        err = np.abs(gains * sample.gains - 1).max()
-        console.print(f"recovered gains: max relative error {100 * err:.3f}% (truth known)", highlight=False)
-    outs, truths = [], []
-    for r, t in zip(result.outputs, sample.truth, strict=True):
-        with rasterio.open(r.path) as src:
-            outs.append(src.read().reshape(4, -1).astype(float))
-        truths.append(t.reshape(4, -1))
-    _, rel = affine_residual(np.concatenate(outs, axis=1), np.concatenate(truths, axis=1))
+    console.print(f"sample scenes: 9 tiles in {folder / 'scenes'}, known distortions, reference tile_00")
+    demo = _with_progress(False, lambda progress: run_demo(folder, gradient, workers, progress))
+    print_summary(demo.result)
+    if demo.gain_error is not None:
+        console.print(
+            f"recovered gains: max relative error {100 * demo.gain_error:.3f}% (truth known)", highlight=False
+        )
+    rel = demo.truth_error
     console.print(
         f"pixel RMSE to truth: {100 * rel.mean():.2f}% of the truth's std (per band: "
         + ", ".join(f"{100 * v:.2f}%" for v in rel)
