@@ -59,7 +59,13 @@ def _dtype_range(dtype: np.dtype[np.generic]) -> tuple[float, float]:
     return float(finfo.min), float(finfo.max)
 
 
-def cast(corrected: F64, valid: NDArray[np.bool_], dtype: DTypeLike, nodata: float | None) -> CastResult:
+def cast(
+    corrected: F64,
+    valid: NDArray[np.bool_],
+    dtype: DTypeLike,
+    nodata: float | None,
+    original: NDArray[np.generic] | None = None,
+) -> CastResult:
     """Round (integers), clip and cast corrected values; invalid pixels get ``nodata``.
 
     Parameters
@@ -73,6 +79,8 @@ def cast(corrected: F64, valid: NDArray[np.bool_], dtype: DTypeLike, nodata: flo
         Output data type.
     nodata
         The nodata value, or ``None`` when the data has none.
+    original
+        The input values; without nodata, invalid pixels (NaN, masked) keep them.
 
     Returns
     -------
@@ -88,18 +96,19 @@ def cast(corrected: F64, valid: NDArray[np.bool_], dtype: DTypeLike, nodata: flo
     clipped = clip.reshape(clip.shape[0], -1).sum(axis=1)
     np.clip(vals, lo, hi, out=vals)
     moved = np.zeros(vals.shape[0], dtype=np.int64)
+    out = vals.astype(dt)
     if nodata is not None and not np.isnan(nodata):
-        hits = (vals == nodata) & valid
+        hits = (out == nodata) & valid
         if hits.any():
             moved = hits.reshape(hits.shape[0], -1).sum(axis=1)
             up = (corrected >= nodata) & (nodata < hi) | (nodata <= lo)
             if np.issubdtype(dt, np.integer):
-                step = np.where(up, 1.0, -1.0)
-                vals = np.where(hits, nodata + step, vals)
+                out[hits] = np.where(up, nodata + 1, nodata - 1)[hits].astype(dt)
             else:
-                target = np.where(up, np.inf, -np.inf)
-                vals = np.where(hits, np.nextafter(np.asarray(nodata, dt), target.astype(dt)), vals)
-    out = vals.astype(dt)
+                away = np.nextafter(np.asarray(nodata, dt), np.where(up, np.inf, -np.inf).astype(dt))
+                out[hits] = away[hits]
     if nodata is not None:
         out[~valid] = nodata
+    elif original is not None:
+        out[~valid] = np.broadcast_to(original, out.shape)[~valid]
     return CastResult(out, clipped.astype(np.int64), moved.astype(np.int64))

@@ -256,6 +256,7 @@ def _prior_matrix(frames: list[Box], starts: NDArray[np.intp], refs: set[int], p
             add([shift], [weight])
         else:
             add([nodes, np.full(nodes.size, mean[0])], [p.ridge, -p.ridge])
+            add([shift], [p.ridge])
         add([mean], [1e-6])
     return sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, n_fields + 2 * n_images)

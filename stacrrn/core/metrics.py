@@ -34,7 +34,8 @@ class OverlapConsistency:
     rmse
         Pixelwise root mean squared difference in overlaps.
     block_mean_diff
-        RMS difference of block means in overlaps (the local step's scale).
+        RMS difference of block means in overlaps (the local step's scale; the only figure
+        that includes the local fields).
     """
 
     mean_diff: F64

@@ -154,8 +154,10 @@ class PairMoments:
 class BlockSums:
     """Pixel counts and per-channel sums over a rectangle of blocks (``frame``, block indices).
 
-    ``n`` has shape ``(rows, cols)`` and ``sums`` ``(channels, rows, cols)``. Plain sums are
-    exact enough here: a block holds at most ~1e7 pixels, far below float64's 2**53 for DN.
+    ``n`` has shape ``(rows, cols)`` and ``sums`` ``(channels, rows, cols)``. Plain sums of
+    values are exact for integer DN (a block of 1e7 uint16 pixels sums below 2**53); sums of
+    squares can exceed 2**53 and then carry a relative rounding error near 1e-16, which is
+    negligible for the block spreads they feed.
     """
 
     frame: Box

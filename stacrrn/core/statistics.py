@@ -55,7 +55,7 @@ def _block_sums(box: Box, mask: NDArray[np.bool_], planes: list[F64], blocks: Bl
     """Sum each plane (``(rows, cols)``, covering ``box``) over ``mask`` into the blocks it falls in.
 
     Only the bounding box of ``mask`` is reduced, with ``np.add.reduceat`` along rows then
-    columns (exact integer-valued sums in float64 for DN).
+    columns (value sums are exact for integer DN; see :class:`BlockSums` for squares).
     """
     sub = _valid_bbox(box, mask)
     rows = slice(sub.row0 - box.row0, sub.row1 - box.row0)

@@ -9,9 +9,8 @@ partial file; on error the temporaries are removed.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,12 @@ import numpy as np
 import rasterio
 from affine import Affine
 from numpy.typing import NDArray
+from rasterio.errors import RasterioError
 from rasterio.shutil import copy as gdal_copy
 from rasterio.windows import Window
 
 from stacrrn.errors import OutputError
+from stacrrn.io.files import temporary_path
 from stacrrn.types import Box, Grid
 
 COG_OPTIONS: dict[str, str] = {
@@ -36,9 +37,6 @@ COG_OPTIONS: dict[str, str] = {
 }
 """Creation options of the COG driver used for every output."""
 
-TMP_DIR = ".stacrrn-tmp"
-"""Name of the hidden folder, beside the outputs, that holds files being written."""
-
 
 @dataclass
 class WindowWriter:
@@ -49,19 +47,6 @@ class WindowWriter:
     def write(self, box: Box, data: NDArray[np.generic]) -> None:
         """Write ``data`` (``(bands, rows, cols)``) into pixel box ``box``."""
         self.dataset.write(data, window=Window(box.col0, box.row0, box.width, box.height))
-
-
-def temporary_path(final: Path, suffix: str) -> Path:
-    """A unique temporary path in the hidden folder beside ``final``."""
-    tmp_dir = final.parent / TMP_DIR
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    return tmp_dir / f"{final.stem}.{uuid.uuid4().hex}{suffix}"
-
-
-def remove_temporary_folder(folder: Path) -> None:
-    """Remove the hidden staging folder in ``folder`` if it is empty (left as is otherwise)."""
-    with suppress(OSError):
-        (folder / TMP_DIR).rmdir()
 
 
 @contextmanager
@@ -96,7 +81,7 @@ def cog_writer(
     """
     final = Path(path)
     staging = temporary_path(final, ".staging.tif")
-    cog = temporary_path(final, ".cog.tif")
+    cog = staging.with_suffix(".cog.tif")
     profile: dict[str, Any] = {
         "driver": "GTiff",
         "width": grid.width,
@@ -112,16 +97,21 @@ def cog_writer(
         "BIGTIFF": "IF_SAFER",
     }
     try:
-        with rasterio.open(staging, "w", **profile) as dst:
+        try:
+            dst = rasterio.open(staging, "w", **profile)
+        except (OSError, RasterioError) as exc:
+            raise OutputError(f"cannot write {final}: {exc}") from None
+        with dst:
             if tags:
                 dst.update_tags(**tags)
             for k, desc in enumerate(band_descriptions or [], start=1):
                 dst.set_band_description(k, desc)
             yield WindowWriter(dst)
-        gdal_copy(staging, cog, driver="COG", **COG_OPTIONS)
-        os.replace(cog, final)
-    except OSError as exc:
-        raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from None
+        try:
+            gdal_copy(staging, cog, driver="COG", **COG_OPTIONS)
+            os.replace(cog, final)
+        except (OSError, RasterioError) as exc:
+            raise OutputError(f"cannot write {final}: {exc}") from None
     finally:
         for tmp in (staging, cog):
             tmp.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ from rasterio.warp import calculate_default_transform, transform, transform_boun
 from scipy.ndimage import map_coordinates
 
 from stacrrn.errors import ParameterError
-from stacrrn.io.raster import RasterInfo
+from stacrrn.io.raster import RasterInfo, same_crs
 from stacrrn.types import BlockGrid, Box, Grid
 
 
@@ -24,7 +24,7 @@ def _bounds(info: RasterInfo) -> tuple[float, float, float, float]:
 
 
 def _resolution_in(info: RasterInfo, crs: CRS) -> tuple[float, float]:
-    if CRS.from_user_input(info.crs) == crs:
+    if same_crs(info.crs, crs.to_wkt()):
         return abs(info.transform[0]), abs(info.transform[4])
     transform, _, _ = calculate_default_transform(info.crs, crs, info.width, info.height, *_bounds(info))
     return abs(transform.a), abs(transform.e)
@@ -62,7 +62,7 @@ def common_grid(infos: Sequence[RasterInfo], crs: str | None = None, resolution:
     right, top = max(b[2] for b in boxes), max(b[3] for b in boxes)
     ax, ay = left, top
     for info, r in zip(infos, res, strict=True):
-        if CRS.from_user_input(info.crs) == target and math.isclose(r[0], rx) and math.isclose(r[1], ry):
+        if same_crs(info.crs, target.to_wkt()) and math.isclose(r[0], rx) and math.isclose(r[1], ry):
             ax, ay = info.transform[2], info.transform[5]
             break
     x0 = ax + math.floor((left - ax) / rx + 1e-6) * rx
@@ -139,7 +139,7 @@ def native_to_grid(
     """
     a, _, c, _, e, f = info.transform
     ga, _, gc, _, ge, gf = grid.transform
-    if CRS.from_user_input(info.crs) == CRS.from_user_input(grid.crs):
+    if same_crs(info.crs, grid.crs):
         x = a * (np.arange(box.col0, box.col1) + 0.5) + c
         y = e * (np.arange(box.row0, box.row1) + 0.5) + f
         return np.asarray((y - gf) / ge, dtype=np.float64), np.asarray((x - gc) / ga, dtype=np.float64)

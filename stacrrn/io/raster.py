@@ -138,19 +138,36 @@ def _band_masks(
     return valid
 
 
+def _read_error(info: RasterInfo, exc: Exception) -> UnreadableRasterError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UnreadableRasterError(f"cannot read pixels of {info.path} (corrupt or truncated?): {first}")
+
+
 def read_window(info: RasterInfo, window: Box, bands: Sequence[int]) -> tuple[NDArray[np.generic], Mask]:
-    """Read a window of the raster's own grid in its native data type, with per-band validity."""
+    """Read a window of the raster's own grid in its native data type, with per-band validity.
+
+    Raises
+    ------
+    UnreadableRasterError
+        If GDAL fails to decode the window.
+    """
     win = Window(window.col0, window.row0, window.width, window.height)
-    with rasterio.open(info.path) as src:
-        data = src.read(list(bands), window=win)
-        return data, _band_masks(src, data, bands, win)
+    try:
+        with rasterio.open(info.path) as src:
+            data = src.read(list(bands), window=win)
+            return data, _band_masks(src, data, bands, win)
+    except RasterioError as exc:
+        raise _read_error(info, exc) from None
+
+
+def same_crs(a: str, b: str) -> bool:
+    """True if two CRS definitions (WKT, ``EPSG:n``, ...) describe the same CRS."""
+    return a == b or rasterio.crs.CRS.from_user_input(a) == rasterio.crs.CRS.from_user_input(b)
 
 
 def grid_offset(info: RasterInfo, grid: Grid) -> tuple[int, int] | None:
     """Integer ``(row, col)`` offset of the raster on ``grid`` if it is aligned with it, else None."""
-    if info.crs != grid.crs and rasterio.crs.CRS.from_user_input(info.crs) != rasterio.crs.CRS.from_user_input(
-        grid.crs
-    ):
+    if not same_crs(info.crs, grid.crs):
         return None
     a, _, c, _, e, f = info.transform
     ga, _, gc, _, ge, gf = grid.transform
@@ -204,6 +221,23 @@ def read_on_grid(
         valid[dst.row0 : dst.row1, dst.col0 : dst.col1] = ok.all(axis=0)
         return values, valid
     win = Window(box.col0, box.row0, box.width, box.height)
+    try:
+        data = _read_warped(info, grid, win, bands, resampling)
+    except RasterioError as exc:
+        raise _read_error(info, exc) from None
+    valid = data[-1] > 0
+    values = data[:-1].astype(np.float64)
+    if info.nodata is not None:
+        valid &= np.all(values != info.nodata, axis=0)
+    if np.issubdtype(data.dtype, np.floating):
+        valid &= np.all(np.isfinite(values), axis=0)
+    return values, valid
+
+
+def _read_warped(
+    info: RasterInfo, grid: Grid, win: Window, bands: Sequence[int], resampling: Resampling
+) -> NDArray[np.generic]:
+    """Bands plus an alpha band (last) of a window of the common grid, through a warped VRT."""
     with ExitStack() as stack:
         src = stack.enter_context(rasterio.open(info.path))
         vrt = stack.enter_context(
@@ -217,11 +251,4 @@ def read_on_grid(
                 add_alpha=True,
             )
         )
-        data = vrt.read([*list(bands), vrt.count], window=win)
-    valid = data[-1] > 0
-    values = data[:-1].astype(np.float64)
-    if info.nodata is not None:
-        valid &= np.all(values != info.nodata, axis=0)
-    if np.issubdtype(data.dtype, np.floating):
-        valid &= np.all(np.isfinite(values), axis=0)
-    return values, valid
+        return np.asarray(vrt.read([*list(bands), vrt.count], window=win))

@@ -76,7 +76,9 @@ def _correct_image(model: RRNModel, i: int, info: RasterInfo, out: Path, digest:
             if local is not None:
                 shift = local.shifts[i]
                 field = _field_on_window(local, i, *native_to_grid(info, model.grid, box))
-            result = cast(correct(data.astype(np.float64), gain, offset, field, shift), valid, info.dtype, info.nodata)
+            result = cast(
+                correct(data.astype(np.float64), gain, offset, field, shift), valid, info.dtype, info.nodata, data
+            )
             clipped += result.clipped
             moved += result.moved_off_nodata
             writer.write(box, result.data)

@@ -16,7 +16,7 @@ from stacrrn.core.metrics import overlap_consistency
 from stacrrn.core.model import METHODS, ImageRef, RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import EmptyImageError, NoOverlapError, OutputError, ParameterError
-from stacrrn.io.cog import remove_temporary_folder, temporary_path
+from stacrrn.io.files import atomic_write_text, remove_temporary_folder
 from stacrrn.pipeline.apply import ApplyResult, apply_model, write_block_maps
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan, make_plan
 from stacrrn.pipeline.progress import Progress, no_progress
@@ -130,7 +130,7 @@ def fit_model(
         gfit, lfit = fold_constants(stats, identity, solve_local(stats, identity, refs, local_params))
     quality = {
         "before": overlap_consistency(stats).to_dict(),
-        "after_global": overlap_consistency(stats, gfit).to_dict(),
+        "after_affine": overlap_consistency(stats, gfit).to_dict(),
         "after": overlap_consistency(stats, gfit, lfit).to_dict(),
     }
     return RRNModel(
@@ -163,7 +163,7 @@ def check_output(out_dir: Path, plan: Plan) -> None:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write to output folder {out_dir}: {existing} is not a writable folder")
     for info in plan.infos:
-        if (out_dir / f"{info.name}.tif").absolute() == Path(info.path).absolute():
+        if (out_dir / f"{info.name}.tif").resolve() == Path(info.path).resolve():
             raise ParameterError(f"--out {out_dir} would overwrite the input {info.path}; choose another folder")
 
 
@@ -257,12 +257,14 @@ def match(
     if not reused:
         save_statistics(stats, stats_path, fingerprint)
     model = fit_model(plan, stats, method, refs, min_overlap, local_params)
-    block_maps = write_block_maps(model, out, resume)
-    outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
-    model.quality["clipped"] = {r.name: r.clipped for r in outputs}
     model_path = out / MODEL_FILE
-    tmp = temporary_path(model_path, ".json")
-    tmp.write_text(model.to_json())
-    tmp.replace(model_path)
-    remove_temporary_folder(out)
+    try:
+        block_maps = write_block_maps(model, out, resume)
+        outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
+        model.quality["clipped"] = {r.name: r.clipped for r in outputs}
+        model.quality["moved_off_nodata"] = {r.name: r.moved_off_nodata for r in outputs}
+        atomic_write_text(model_path, model.to_json())
+    finally:
+        remove_temporary_folder(out / "blockmaps")
+        remove_temporary_folder(out)
     return MatchResult(model, outputs, model_path, block_maps, warnings, reused)

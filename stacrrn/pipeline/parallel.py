@@ -2,13 +2,15 @@
 
 GDAL and NumPy release the GIL during reads and array arithmetic, so threads scale for
 the pixel passes. At most ``2 * workers`` tasks are in flight, which bounds memory to a
-few chunks whatever the number of tasks.
+few chunks whatever the number of tasks. Results come back in submission order, so
+reductions over them are deterministic whatever the number of workers.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -16,7 +18,7 @@ R = TypeVar("R")
 
 
 def imap_bounded(fn: Callable[[T], R], items: Iterable[T], workers: int = 1) -> Iterator[R]:
-    """Yield ``fn(item)`` for every item, in completion order, with bounded concurrency.
+    """Yield ``fn(item)`` for every item, in order, with bounded concurrency.
 
     Parameters
     ----------
@@ -30,25 +32,26 @@ def imap_bounded(fn: Callable[[T], R], items: Iterable[T], workers: int = 1) -> 
     Yields
     ------
     R
-        Task results as they finish. The first exception raised by a task propagates
-        after the tasks already running have finished.
+        Task results in the order of ``items``. The first exception raised by a task
+        propagates; tasks not yet started are cancelled.
     """
     if workers <= 1:
         for item in items:
             yield fn(item)
         return
     it = iter(items)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: set[Future[R]] = set()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    pending: deque[Future[R]] = deque()
+    try:
         for item in it:
-            pending.add(pool.submit(fn, item))
+            pending.append(pool.submit(fn, item))
             if len(pending) >= 2 * workers:
                 break
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                result = fut.result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.add(pool.submit(fn, nxt))
-                yield result
+            result = pending.popleft().result()
+            for item in it:
+                pending.append(pool.submit(fn, item))
+                break
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

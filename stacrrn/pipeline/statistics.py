@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from stacrrn.core.statistics import ChunkStatistics, Layer, Statistics, chunk_statistics
+from stacrrn.io.files import atomic_write_text
 from stacrrn.io.raster import read_on_grid
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import Plan
@@ -61,9 +62,7 @@ def compute_statistics(plan: Plan, workers: int = 1, progress: Progress = no_pro
 
 def save_statistics(stats: Statistics, path: Path, fingerprint: str) -> None:
     """Store statistics as JSON tagged with the plan's fingerprint (atomic rename)."""
-    tmp = path.with_suffix(".json.partial")
-    tmp.write_text(json.dumps({"fingerprint": fingerprint, "statistics": stats.to_dict()}))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps({"fingerprint": fingerprint, "statistics": stats.to_dict()}))
 
 
 def load_statistics(path: Path, fingerprint: str) -> Statistics | None:

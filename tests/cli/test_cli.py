@@ -164,3 +164,12 @@ def test_demo_runs(tmp_path):
 def test_help_lists_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "match" in result.output and "demo" in result.output
+
+
+def test_truncated_file_fails_on_read_with_exit_2(mosaic, tmp_path):
+    truncated = tmp_path / "trunc.tif"
+    raw = mosaic.paths[1].read_bytes()
+    truncated.write_bytes(raw[: len(raw) // 3])
+    proc = run_cli("match", str(mosaic.paths[0]), str(truncated), "--out", str(tmp_path / "o"))
+    assert_user_error(proc, "trunc.tif")
+    assert not (tmp_path / "o").exists()

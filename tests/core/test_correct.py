@@ -36,3 +36,14 @@ def test_correct_applies_field_to_signal_only():
     out = correct(v, np.array([1.5, 1.0]), np.array([1.0, -1.0]), field, np.array([0.5, 0.0]))
     np.testing.assert_allclose(out[0], 2 * 15 + 1 + 0.5)
     np.testing.assert_allclose(out[1], 2 * 10 - 1)
+
+
+def test_float32_value_rounding_onto_nodata_is_moved():
+    out = cast(np.array([[[-9999.0000001, 1.0]]]), np.ones((1, 2), bool), "float32", -9999.0)
+    assert out.data[0, 0, 0] != np.float32(-9999.0) and out.moved_off_nodata.tolist() == [1]
+
+
+def test_without_nodata_invalid_pixels_keep_their_input_values():
+    original = np.array([[[np.nan, 2.0]]], dtype="float32")
+    out = cast(np.array([[[0.0, 4.0]]]), np.array([[False, True]]), "float32", None, original)
+    assert np.isnan(out.data[0, 0, 0]) and out.data[0, 0, 1] == 4.0

@@ -33,3 +33,9 @@ def test_image_moments_match_the_pixels():
         np.testing.assert_allclose(m.mean, data[:, valid].mean(axis=1), rtol=1e-12)
         np.testing.assert_allclose(m.std, data[:, valid].std(axis=1), rtol=1e-9)
         assert m.n == valid.sum()
+
+
+def test_statistics_deterministic_with_workers():
+    plan = make_plan(BAHAMAS, chunk_size=97)
+    first = compute_statistics(plan, workers=2).to_dict()
+    assert compute_statistics(plan, workers=2).to_dict() == first
