@@ -44,9 +44,12 @@ class WindowWriter:
 
     dataset: Any
 
-    def write(self, box: Box, data: NDArray[np.generic]) -> None:
-        """Write ``data`` (``(bands, rows, cols)``) into pixel box ``box``."""
-        self.dataset.write(data, window=Window(box.col0, box.row0, box.width, box.height))
+    def write(self, box: Box, data: NDArray[np.generic], mask: NDArray[np.bool_] | None = None) -> None:
+        """Write ``data`` (``(bands, rows, cols)``) and optionally a dataset mask into ``box``."""
+        window = Window(box.col0, box.row0, box.width, box.height)
+        self.dataset.write(data, window=window)
+        if mask is not None:
+            self.dataset.write_mask(np.where(mask, 255, 0).astype(np.uint8), window=window)
 
 
 @contextmanager

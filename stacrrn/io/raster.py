@@ -19,7 +19,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from numpy.typing import NDArray
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -44,6 +44,13 @@ class RasterInfo:
     transform: tuple[float, float, float, float, float, float]
     width: int
     height: int
+    alpha: int | None = None
+    has_mask: bool = False
+
+    @property
+    def data_bands(self) -> list[int]:
+        """1-based indexes of the bands holding data (all but an alpha band)."""
+        return [b for b in range(1, self.count + 1) if b != self.alpha]
 
     @property
     def grid(self) -> Grid:
@@ -93,6 +100,8 @@ def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
                 (t.a, t.b, t.c, t.d, t.e, t.f),
                 src.width,
                 src.height,
+                src.colorinterp.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in src.colorinterp else None,
+                any(MaskFlags.per_dataset in flags for flags in src.mask_flag_enums),
             )
     except RasterioError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -108,13 +117,13 @@ def check_bands(infos: Sequence[RasterInfo], bands: Sequence[int] | None) -> lis
         If band counts differ (without a selection) or a selected band is missing.
     """
     if bands is None:
-        counts = {info.count for info in infos}
-        if len(counts) > 1:
-            detail = ", ".join(f"{info.name}={info.count}" for info in infos)
+        selections = {tuple(info.data_bands) for info in infos}
+        if len(selections) > 1:
+            detail = ", ".join(f"{info.name}={len(info.data_bands)}" for info in infos)
             raise BandMismatchError(
                 f"inputs have different band counts ({detail}); select common bands with --bands, e.g. --bands 1,2,3"
             )
-        return list(range(1, infos[0].count + 1))
+        return infos[0].data_bands
     for info in infos:
         missing = [b for b in bands if b < 1 or b > info.count]
         if missing:
@@ -248,7 +257,8 @@ def _read_warped(
                 width=grid.width,
                 height=grid.height,
                 resampling=resampling,
-                add_alpha=True,
+                **({"src_alpha": info.alpha} if info.alpha else {"add_alpha": True}),
             )
         )
-        return np.asarray(vrt.read([*list(bands), vrt.count], window=win))
+        alpha = vrt.colorinterp.index(ColorInterp.alpha) + 1
+        return np.asarray(vrt.read([*list(bands), alpha], window=win))

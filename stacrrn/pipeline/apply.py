@@ -69,6 +69,7 @@ def _correct_image(model: RRNModel, i: int, info: RasterInfo, out: Path, digest:
     clipped = np.zeros(nb, dtype=np.int64)
     moved = np.zeros(nb, dtype=np.int64)
     tags = {MODEL_TAG: digest, "STACRRN_SOURCE": info.path, "STACRRN_METHOD": model.method}
+    # inputs masked without a nodata value (alpha band, internal mask) keep their mask
     with cog_writer(out, info.grid, nb, info.dtype, info.nodata, tags) as writer:
         for box in chunks(info.grid, chunk_size):
             data, valid = read_window(info, box, model.bands)
@@ -81,7 +82,8 @@ def _correct_image(model: RRNModel, i: int, info: RasterInfo, out: Path, digest:
             )
             clipped += result.clipped
             moved += result.moved_off_nodata
-            writer.write(box, result.data)
+            mask = np.all(valid, axis=0) if info.has_mask and info.nodata is None else None
+            writer.write(box, result.data, mask)
     return ApplyResult(info.name, str(out), clipped.tolist(), moved.tolist(), False)
 
 
