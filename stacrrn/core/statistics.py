@@ -94,6 +94,13 @@ def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -
     keys = sorted(k for k, (_, valid) in layers.items() if valid.any())
     row_plane = np.broadcast_to((np.arange(box.row0, box.row1) + 0.5)[:, None], (box.height, box.width))
     col_plane = np.broadcast_to((np.arange(box.col0, box.col1) + 0.5)[None, :], (box.height, box.width))
+    squares: dict[int, F64] = {}
+
+    def square(k: int) -> F64:
+        if k not in squares:
+            squares[k] = layers[k][0] * layers[k][0]
+        return squares[k]
+
     for pos, i in enumerate(keys):
         xi, vi = layers[i]
         out.images[i] = ImageMoments.of(xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi])
@@ -104,7 +111,7 @@ def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -
             if not both.any():
                 continue
             out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
-            planes = [*xi, *xj, *(xi * xi), *(xj * xj), row_plane, col_plane]
+            planes = [*xi, *xj, *square(i), *square(j), row_plane, col_plane]
             out.pair_blocks[(i, j)] = _block_sums(box, both, planes, blocks)
     return out
 
