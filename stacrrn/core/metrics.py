@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stacrrn.core.global_model import GlobalFit
-from stacrrn.core.local_model import LocalFit, evaluate_field
+from stacrrn.core.local_model import LocalFit, evaluate_field, evaluate_field_on_lattice
 from stacrrn.core.statistics import Statistics
 
 F64 = NDArray[np.float64]
@@ -105,6 +105,41 @@ def _block_mean_diff(stats: Statistics, gains: F64, offsets: F64, local: LocalFi
         acc += ((mi - mj) ** 2 * nn).sum(axis=1)
         total += float(nn.sum())
     return np.sqrt(acc / max(total, 1.0))
+
+
+def reference_block_map(stats: Statistics, fit: GlobalFit, local: LocalFit | None = None) -> F64:
+    """The reference block map: count-weighted mean of all images' corrected block means.
+
+    Parameters
+    ----------
+    stats
+        Pass-1 statistics (per-image block sums).
+    fit, local
+        The model; block means are corrected with the field at each block centre.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(bands, block rows, block cols)`` over the whole block grid; NaN where no image has
+        a valid pixel.
+    """
+    blocks = stats.blocks
+    acc = np.zeros((stats.n_bands, blocks.n_rows, blocks.n_cols))
+    count = np.zeros((blocks.n_rows, blocks.n_cols))
+    for i, bs in enumerate(stats.image_blocks):
+        f = bs.frame
+        means = bs.sums / np.maximum(bs.n, 1.0)
+        corrected = fit.gains[i][:, None, None] * means
+        if local is not None:
+            rows = (np.arange(f.row0, f.row1, dtype=np.float64) + 0.5) * blocks.block_height
+            cols = (np.arange(f.col0, f.col1, dtype=np.float64) + 0.5) * blocks.block_width
+            corrected *= evaluate_field_on_lattice(local.fields[i], rows, cols, blocks, local.frames[i])
+            corrected += local.shifts[i][:, None, None]
+        corrected += fit.offsets[i][:, None, None]
+        acc[:, f.row0 : f.row1, f.col0 : f.col1] += corrected * bs.n
+        count[f.row0 : f.row1, f.col0 : f.col1] += bs.n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, acc / count, np.nan)
 
 
 def affine_residual(result: F64, truth: F64) -> tuple[F64, F64]:

@@ -13,7 +13,9 @@ from rasterio.errors import RasterioError
 
 from stacrrn.core.correct import cast, correct
 from stacrrn.core.local_model import LocalFit, evaluate_field, evaluate_field_on_lattice
+from stacrrn.core.metrics import reference_block_map
 from stacrrn.core.model import RRNModel
+from stacrrn.core.statistics import Statistics
 from stacrrn.io.cog import cog_writer, write_cog
 from stacrrn.io.grid import chunks, native_to_grid
 from stacrrn.io.raster import RasterInfo, read_window
@@ -137,15 +139,18 @@ def apply_model(
     return [results[info.name] for info in infos]
 
 
-def write_block_maps(model: RRNModel, out_dir: Path, resume: bool = False) -> list[Path]:
-    """Write each image's local field as a small float32 COG (one pixel per block).
+def write_block_maps(model: RRNModel, stats: Statistics, out_dir: Path, resume: bool = False) -> list[Path]:
+    """Write each image's local field and the reference block map as small float32 COGs.
 
-    With ``resume``, block maps already written for this model (same digest tag) are kept.
+    One pixel per block. With ``resume``, block maps already written for this model (same
+    digest tag) are kept.
 
     Returns
     -------
     list of Path
-        ``out_dir/blockmaps/<name>_field.tif`` per image (empty without a local model).
+        ``out_dir/blockmaps/<name>_field.tif`` per image, then ``out_dir/blockmaps/reference.tif``
+        (the count-weighted mean of the corrected block means; NaN outside the images).
+        Empty without a local model.
     """
     local = model.local_fit
     if local is None:
@@ -163,4 +168,10 @@ def write_block_maps(model: RRNModel, out_dir: Path, resume: bool = False) -> li
         if not (resume and output_is_current(path, grid, field.shape[0], "float32", digest)):
             write_cog(path, field.astype(np.float32), grid, tags={MODEL_TAG: digest})
         paths.append(path)
-    return paths
+    t = g @ Affine.scale(local.blocks.block_width, local.blocks.block_height)
+    grid = Grid(model.grid.crs, (t.a, t.b, t.c, t.d, t.e, t.f), local.blocks.n_cols, local.blocks.n_rows)
+    reference = reference_block_map(stats, model.global_fit, local).astype(np.float32)
+    path = folder / "reference.tif"
+    if not (resume and output_is_current(path, grid, reference.shape[0], "float32", digest)):
+        write_cog(path, reference, grid, nodata=float("nan"), tags={MODEL_TAG: digest})
+    return [*paths, path]

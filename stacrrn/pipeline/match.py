@@ -259,7 +259,7 @@ def match(
     model = fit_model(plan, stats, method, refs, min_overlap, local_params)
     model_path = out / MODEL_FILE
     try:
-        block_maps = write_block_maps(model, out, resume)
+        block_maps = write_block_maps(model, stats, out, resume)
         outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
         model.quality["clipped"] = {r.name: r.clipped for r in outputs}
         model.quality["moved_off_nodata"] = {r.name: r.moved_off_nodata for r in outputs}

@@ -53,6 +53,9 @@ def test_match_writes_cogs_model_and_summary(mosaic, tmp_path):
             assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
     assert (out / "stacrrn-model.json").exists()
     assert (out / "blockmaps" / "tile_01_field.tif").exists()
+    with rasterio.open(out / "blockmaps" / "reference.tif") as src:
+        ref = src.read()
+        assert src.count == 4 and np.isfinite(ref).all() and (ref > 0).all()
     assert not (out / ".stacrrn-tmp").exists()
 
 

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from stacrrn.core.global_model import solve_global
 from stacrrn.core.local_model import bilinear_weights, evaluate_field, evaluate_field_on_lattice, solve_local
-from stacrrn.core.metrics import overlap_consistency
+from stacrrn.core.metrics import overlap_consistency, reference_block_map
 from stacrrn.core.statistics import Statistics, chunk_statistics
 from stacrrn.types import BlockGrid, Box, Grid
 
@@ -82,3 +82,13 @@ def test_lattice_evaluation_equals_pointwise(h, w, seed):
     rr, cc = np.meshgrid(rows, cols, indexing="ij")
     pointwise = evaluate_field(field, rr.ravel(), cc.ravel(), blocks, frame).reshape(2, 13, 17)
     np.testing.assert_allclose(lattice, pointwise, rtol=1e-12)
+
+
+def test_reference_block_map_of_consistent_images_is_their_block_mean():
+    stats = two_strips(0.0)
+    fit = solve_global(stats.images, stats.pairs, [0])
+    ref = reference_block_map(stats, fit, solve_local(stats, fit, [0]))
+    # identical overlaps: the map is the block mean of the mosaic of both strips
+    assert ref.shape == (2, stats.blocks.n_rows, stats.blocks.n_cols)
+    bs = stats.image_blocks[0]
+    np.testing.assert_allclose(ref[:, :, :2], (bs.sums / bs.n)[:, :, :2], rtol=1e-9)
