@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from stacrrn.core.global_model import GlobalFit, solve_global
 from stacrrn.core.local_model import LocalFit, LocalParams, evaluate_field, solve_local
+from stacrrn.core.metrics import overlap_consistency
 from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments
 from stacrrn.core.statistics import Statistics
 
@@ -72,6 +73,41 @@ def fold_constants(stats: Statistics, gfit: GlobalFit, local: LocalFit) -> tuple
     return folded, LocalFit(local.blocks, local.frames, fields, np.zeros_like(local.shifts))
 
 
+def keep_where_better(
+    stats: Statistics, global_only: GlobalFit, gfit: GlobalFit, local: LocalFit
+) -> tuple[GlobalFit, LocalFit, list[bool]]:
+    """Per band, keep the local model only where it makes overlapping blocks agree better.
+
+    Agreement is the RMS, over all overlap blocks, of the differences of block means and of
+    within-block standard deviations (what the local step fits).
+
+    Real change (clouds, seasons) can pull the local fields away from what the overlaps
+    agree on; a band whose overlap block means disagree more after the local step than
+    after the global step alone falls back to the global-only model (identity field).
+
+    Returns
+    -------
+    GlobalFit, LocalFit, list of bool
+        The chosen model and, per band, whether the local step was kept.
+    """
+    before = overlap_consistency(stats, global_only)
+    after = overlap_consistency(stats, gfit, local)
+    disagreement_before = np.hypot(before.block_mean_diff, before.block_std_diff)
+    disagreement_after = np.hypot(after.block_mean_diff, after.block_std_diff)
+    keep = [bool(a < b) for a, b in zip(disagreement_after, disagreement_before, strict=True)]
+    gains, offsets = gfit.gains.copy(), gfit.offsets.copy()
+    fields = [f.copy() for f in local.fields]
+    shifts = local.shifts.copy()
+    for b, kept in enumerate(keep):
+        if not kept:
+            gains[:, b], offsets[:, b] = global_only.gains[:, b], global_only.offsets[:, b]
+            shifts[:, b] = 0.0
+            for f in fields:
+                f[b] = 1.0
+    chosen = GlobalFit(gains, offsets, gfit.components, gfit.anchors, gfit.isolated)
+    return chosen, LocalFit(local.blocks, local.frames, fields, shifts), keep
+
+
 def solve_global_local(
     stats: Statistics,
     references: Sequence[int] | None = None,
@@ -100,10 +136,11 @@ def solve_global_local(
         Corrected = field * gain * value + offset (+ shift, folded into the offset: zero);
         each field has a geometric mean of 1 over its image.
     """
-    gfit = solve_global(stats.images, stats.pairs, references, min_overlap)
-    local = solve_local(stats, gfit, references, params)
+    global_only = solve_global(stats.images, stats.pairs, references, min_overlap)
+    gfit, local = global_only, solve_local(stats, global_only, references, params)
     for _ in range(rounds - 1):
         images, pairs = compensate(stats, local)
         gfit = solve_global(images, pairs, references, min_overlap)
         local = solve_local(stats, gfit, references, params)
-    return fold_constants(stats, gfit, local)
+    gfit, local, _ = keep_where_better(stats, global_only, *fold_constants(stats, gfit, local))
+    return gfit, local

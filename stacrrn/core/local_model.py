@@ -68,7 +68,10 @@ class LocalParams:
     min_fraction
         A block of an overlap is used when at least this share of the block is covered.
     iterations
-        Maximum Gauss-Newton iterations (the rows are relinearized at each).
+        Maximum Gauss-Newton iterations (the rows are relinearized and reweighted at each).
+    huber
+        Huber threshold in robust (MAD) standard deviations of the block residuals; 0
+        disables the reweighting (plain least squares).
     """
 
     membrane: float = 0.3
@@ -77,6 +80,7 @@ class LocalParams:
     reference_weight: float = 1000.0
     min_fraction: float = 0.05
     iterations: int = 8
+    huber: float = 1.345
 
 
 @dataclass(frozen=True)
@@ -321,15 +325,34 @@ def _overlap_blocks(
     return out
 
 
+def _huber_weights(residuals: list[F64], k: float = 1.345) -> list[F64]:
+    """Huber weights ``min(1, k s / |r|)`` with ``s`` the robust (MAD) scale of all residuals."""
+    if k <= 0:
+        return [np.ones_like(r) for r in residuals]
+    r_all = np.abs(np.concatenate(residuals))
+    s = 1.4826 * float(np.median(r_all)) if r_all.size else 0.0
+    if s <= 0:
+        return [np.ones_like(r) for r in residuals]
+    return [np.minimum(1.0, k * s / np.maximum(np.abs(r), 1e-300)) for r in residuals]
+
+
 def _gauss_newton_step(
-    x: F64, prior: sp.csr_matrix, overlaps: list[_OverlapBlocks], n_fields: int, scale: float, spread: float
+    x: F64,
+    prior: sp.csr_matrix,
+    overlaps: list[_OverlapBlocks],
+    n_fields: int,
+    scale: float,
+    spread: float,
+    huber: float,
 ) -> F64:
-    """One Gauss-Newton update of ``x = [log-gains..., shifts/scale..., mean log-gains...]``.
+    """One (robustly reweighted) Gauss-Newton update of ``x = [log-gains, shifts/scale, mean log-gains]``.
 
     Per usable block of an overlap, a *mean row* (corrected block means agree; shifts enter
     here) divided by the band's value ``scale``, and a *spread row* (corrected within-block
     standard deviations agree; offsets and shifts cancel) divided by its pooled ``spread``:
-    the spread rows separate a gain from a shift where block means alone cannot.
+    the spread rows separate a gain from a shift where block means alone cannot. Rows are
+    Huber-weighted on the current residuals, so blocks with real change (clouds, seasons,
+    new buildings) stop driving the fields.
     """
     rows: list[NDArray[np.intp]] = []
     cols: list[NDArray[np.intp]] = []
@@ -348,21 +371,28 @@ def _gauss_newton_step(
         count += coef.size
         return ids
 
+    state = []
     for ob in overlaps:
         g_i = np.exp(np.einsum("kn,kn->n", x[ob.cols_i], ob.weights_i))
         g_j = np.exp(np.einsum("kn,kn->n", x[ob.cols_j], ob.weights_j))
         s_i, s_j = x[n_fields + ob.i] * scale, x[n_fields + ob.j] * scale
-        corrected_i = g_i * ob.signal_i + ob.mean_i - ob.signal_i + s_i
-        corrected_j = g_j * ob.signal_j + ob.mean_j - ob.signal_j + s_j
-        w = ob.weight / scale
+        mean_res = (g_j * ob.signal_j + ob.mean_j - ob.signal_j + s_j) - (
+            g_i * ob.signal_i + ob.mean_i - ob.signal_i + s_i
+        )
+        spread_res = g_j * ob.spread_j - g_i * ob.spread_i
+        state.append((g_i, g_j, mean_res / scale, spread_res / spread))
+    mean_w = _huber_weights([st[2] for st in state], huber)
+    spread_w = _huber_weights([st[3] for st in state], huber)
+    for ob, (g_i, g_j, mean_res, spread_res), wm, wsp in zip(overlaps, state, mean_w, spread_w, strict=True):
+        w = ob.weight * np.sqrt(wm) / scale
         ids = field_rows(ob, w * 0.5 * (g_i * ob.signal_i + g_j * ob.signal_j))
         rows.extend([ids, ids])
         cols.extend([np.full(w.size, n_fields + ob.i), np.full(w.size, n_fields + ob.j)])
         vals.extend([w * scale, -w * scale])
-        rhs.append(w * (corrected_j - corrected_i))
-        ws = ob.weight / spread
+        rhs.append(w * scale * mean_res)
+        ws = ob.weight * np.sqrt(wsp) / spread
         field_rows(ob, ws * 0.5 * (g_i * ob.spread_i + g_j * ob.spread_j))
-        rhs.append(ws * (g_j * ob.spread_j - g_i * ob.spread_i))
+        rhs.append(ws * spread * spread_res)
     data = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, x.size))
     a_mat = sp.vstack([data, prior]).tocsr()
     target = np.concatenate([*rhs, -(prior @ x)])
@@ -416,7 +446,8 @@ def solve_local(
         overlaps = _overlap_blocks(stats, fit, b, frames, starts, p)
         x = np.zeros(n_fields + 2 * stats.n_images)
         for _ in range(p.iterations if overlaps else 0):
-            step = _gauss_newton_step(x, prior, overlaps, n_fields, scale, float(np.sqrt(np.mean(sd**2))) or 1.0)
+            spread = float(np.sqrt(np.mean(sd**2))) or 1.0
+            step = _gauss_newton_step(x, prior, overlaps, n_fields, scale, spread, p.huber)
             if not np.all(np.isfinite(step)):
                 raise SolveError(f"local model: the least-squares system of band {b + 1} is singular")
             x += step

@@ -34,18 +34,23 @@ class OverlapConsistency:
     rmse
         Pixelwise root mean squared difference in overlaps.
     block_mean_diff
-        RMS difference of block means in overlaps (the local step's scale; the only figure
-        that includes the local fields).
+        RMS difference of block means in overlaps (the local step's scale; this and
+        ``block_std_diff`` are the figures that include the local fields).
+    block_std_diff
+        RMS difference of within-block standard deviations in overlaps.
     """
 
     mean_diff: F64
     std_diff: F64
     rmse: F64
     block_mean_diff: F64
+    block_std_diff: F64
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize to plain JSON types."""
-        return {k: getattr(self, k).tolist() for k in ("mean_diff", "std_diff", "rmse", "block_mean_diff")}
+        return {
+            k: getattr(self, k).tolist() for k in ("mean_diff", "std_diff", "rmse", "block_mean_diff", "block_std_diff")
+        }
 
 
 def overlap_consistency(
@@ -60,7 +65,7 @@ def overlap_consistency(
     fit
         Global model; ``None`` measures the input as it is.
     local
-        Local fields; only affect ``block_mean_diff``.
+        Local fields; only affect the block figures.
 
     Returns
     -------
@@ -80,31 +85,39 @@ def overlap_consistency(
         acc += pm.n * np.stack([dmean**2, dstd**2, dmean**2 + np.maximum(var, 0.0)])
         total += pm.n
     mean_diff, std_diff, rmse = np.sqrt(acc / max(total, 1.0))
-    return OverlapConsistency(mean_diff, std_diff, rmse, _block_mean_diff(stats, gains, offsets, local))
+    return OverlapConsistency(mean_diff, std_diff, rmse, *_block_diffs(stats, gains, offsets, local))
 
 
-def _block_mean_diff(stats: Statistics, gains: F64, offsets: F64, local: LocalFit | None) -> F64:
+def _block_diffs(stats: Statistics, gains: F64, offsets: F64, local: LocalFit | None) -> tuple[F64, F64]:
+    """Count-weighted RMS of block mean and block std differences over all overlaps, per band."""
     nb = stats.n_bands
-    acc = np.zeros(nb)
+    acc = np.zeros((2, nb))
     total = 0.0
     for (i, j), bs in stats.pair_blocks.items():
         n = bs.n.ravel()
         use = n > 0
         sums = bs.sums.reshape(bs.sums.shape[0], -1)[:, use]
         nn = n[use]
-        mi = gains[i][:, None] * sums[:nb] / nn
-        mj = gains[j][:, None] * sums[nb : 2 * nb] / nn
+        raw_i, raw_j = sums[:nb] / nn, sums[nb : 2 * nb] / nn
+        sd_i = np.abs(gains[i])[:, None] * np.sqrt(np.maximum(sums[2 * nb : 3 * nb] / nn - raw_i**2, 0.0))
+        sd_j = np.abs(gains[j])[:, None] * np.sqrt(np.maximum(sums[3 * nb : 4 * nb] / nn - raw_j**2, 0.0))
+        mi, mj = gains[i][:, None] * raw_i, gains[j][:, None] * raw_j
         if local is not None:
             rows, cols = sums[-2] / nn, sums[-1] / nn
-            mi = mi * evaluate_field(local.fields[i], rows, cols, local.blocks, local.frames[i])
-            mj = mj * evaluate_field(local.fields[j], rows, cols, local.blocks, local.frames[j])
-            mi += local.shifts[i][:, None]
-            mj += local.shifts[j][:, None]
+            gi = evaluate_field(local.fields[i], rows, cols, local.blocks, local.frames[i])
+            gj = evaluate_field(local.fields[j], rows, cols, local.blocks, local.frames[j])
+            mi, mj, sd_i, sd_j = (
+                mi * gi + local.shifts[i][:, None],
+                mj * gj + local.shifts[j][:, None],
+                sd_i * gi,
+                sd_j * gj,
+            )
         mi += offsets[i][:, None]
         mj += offsets[j][:, None]
-        acc += ((mi - mj) ** 2 * nn).sum(axis=1)
+        acc += np.stack([((mi - mj) ** 2 * nn).sum(axis=1), ((sd_i - sd_j) ** 2 * nn).sum(axis=1)])
         total += float(nn.sum())
-    return np.sqrt(acc / max(total, 1.0))
+    mean_diff, std_diff = np.sqrt(acc / max(total, 1.0))
+    return mean_diff, std_diff
 
 
 def reference_block_map(stats: Statistics, fit: GlobalFit, local: LocalFit | None = None) -> F64:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stacrrn.core.global_local import fold_constants, solve_global_local
+from stacrrn.core.global_local import fold_constants, keep_where_better, solve_global_local
 from stacrrn.core.global_model import GlobalFit, solve_global
 from stacrrn.core.local_model import LocalFit, LocalParams, solve_local
 from stacrrn.core.metrics import overlap_consistency
@@ -127,11 +127,15 @@ def fit_model(
         gfit = solve_global(stats.images, stats.pairs, refs, min_overlap)
     else:
         identity = GlobalFit(np.ones((n, nb)), np.zeros((n, nb)), [list(range(n))], [list(range(n))], [])
-        gfit, lfit = fold_constants(stats, identity, solve_local(stats, identity, refs, local_params))
+        folded = fold_constants(stats, identity, solve_local(stats, identity, refs, local_params))
+        gfit, lfit, _ = keep_where_better(stats, identity, *folded)
     quality = {
         "before": overlap_consistency(stats).to_dict(),
         "after_affine": overlap_consistency(stats, gfit).to_dict(),
         "after": overlap_consistency(stats, gfit, lfit).to_dict(),
+        "local_bands": []
+        if lfit is None
+        else [band for k, band in enumerate(plan.bands) if any(np.any(f[k] != 1.0) for f in lfit.fields)],
     }
     return RRNModel(
         method,
@@ -257,6 +261,12 @@ def match(
     if not reused:
         save_statistics(stats, stats_path, fingerprint)
     model = fit_model(plan, stats, method, refs, min_overlap, local_params)
+    dropped = [b for b in plan.bands if "local" in method and b not in model.quality["local_bands"]]
+    if dropped:
+        warnings.append(
+            f"band(s) {dropped}: the local step did not make overlapping block means agree better than the "
+            "global step (real change such as clouds or seasons?); kept the global model there"
+        )
     model_path = out / MODEL_FILE
     try:
         block_maps = write_block_maps(model, stats, out, resume)

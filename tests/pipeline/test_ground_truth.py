@@ -7,7 +7,7 @@ import pytest
 
 from stacrrn import match
 from stacrrn.core.metrics import affine_residual
-from tests.conftest import BAHAMAS, S2_TILES, distort_tiles, needs_shared, read, tile_grid_coords
+from tests.conftest import BAHAMAS, S2_TILES, SHARED, distort_tiles, needs_shared, read, tile_grid_coords
 
 pytestmark = needs_shared
 BANDS = [1, 3, 5, 8]
@@ -92,9 +92,11 @@ def test_gradients_on_top_of_gains_and_offsets(tmp_path):
     rel = truth_error_by_method(
         tmp_path, lambda k, t: plane(k, t * gains[k][:, None, None] + offsets[k][:, None, None])
     )
-    # measured: global 0.38, global+local 0.26 (a harder case than the separate ones)
-    assert rel["global+local"] < 0.3
-    assert rel["global+local"] < 0.8 * rel["global"]
+    # a harder case than the separate ones. Measured: global 0.38, global+local 0.31;
+    # it was 0.26 before the no-harm rule, which now keeps the global model for the coastal
+    # band, where the local fields fit the truth better but the overlap blocks worse
+    assert rel["global+local"] < 0.33
+    assert rel["global+local"] < 0.85 * rel["global"]
 
 
 def test_vignetting_global_plus_local_does_no_harm(tmp_path):
@@ -126,3 +128,15 @@ def test_bahamas_uint8_control_with_nodata(tmp_path):
         a, b = read(out.path), read(src)
         assert ((a == 0) == (b == 0)).all()  # nodata stays nodata, valid never becomes nodata
         assert np.abs(a - b).max() <= 2
+
+
+def test_real_change_local_step_never_worsens_overlap_agreement(tmp_path):
+    seasons = sorted((SHARED / "landsat8_montreal_seasons").glob("*.tif"))
+    result = match(seasons, tmp_path, references=["cog2"], workers=2)
+    q = result.model.quality
+    # snow vs summer: where the local fields cannot reconcile real change, the band falls back
+    global_only = match(seasons, tmp_path / "g", references=["cog2"], method="global", workers=2)
+    g = global_only.model.quality["after"]
+    disagreement = np.hypot(q["after"]["block_mean_diff"], q["after"]["block_std_diff"])
+    assert np.all(disagreement <= np.hypot(g["block_mean_diff"], g["block_std_diff"]) + 1e-6)
+    assert any("kept the global model" in w for w in result.warnings) or q["local_bands"]
