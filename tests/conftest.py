@@ -22,6 +22,32 @@ needs_shared = pytest.mark.skipif(not S2_TILES, reason="../shared/data (real sam
 Distortion = Callable[[int, np.ndarray], np.ndarray]
 
 
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    transform: rasterio.Affine,
+    nodata: float | None = None,
+    crs: str = "EPSG:32633",
+    **profile: object,
+) -> Path:
+    """Write ``data`` (bands, rows, cols) as a GeoTIFF in its own dtype."""
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=str(data.dtype),
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        **profile,
+    ) as dst:
+        dst.write(data)
+    return path
+
+
 def write_like(src_path: Path, dst_path: Path, data: np.ndarray, **profile_updates: object) -> Path:
     """Write ``data`` with the georeferencing of ``src_path``."""
     with rasterio.open(src_path) as src:

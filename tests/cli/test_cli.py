@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from stacrrn.cli.app import app
 from stacrrn.samples import write_sample_mosaic
+from tests.conftest import write_raster
 
 runner = CliRunner()
 
@@ -78,20 +79,7 @@ def test_resume_skips_current_outputs_and_redoes_damaged(mosaic, tmp_path):
 
 def test_no_overlap(mosaic, tmp_path):
     data = np.full((4, 32, 32), 100, "uint16")
-    far = tmp_path / "far.tif"
-    with rasterio.open(
-        far,
-        "w",
-        driver="GTiff",
-        width=32,
-        height=32,
-        count=4,
-        dtype="uint16",
-        crs="EPSG:32633",
-        transform=rasterio.Affine(10, 0, 900000, 0, -10, 100000),
-        nodata=0,
-    ) as dst:
-        dst.write(data)
+    far = write_raster(tmp_path / "far.tif", data, rasterio.Affine(10, 0, 900000, 0, -10, 100000), nodata=0)
     assert_user_error(run_cli("match", str(mosaic.paths[0]), str(far), "--out", str(tmp_path / "o")), "overlap")
     assert not (tmp_path / "o" / "far.tif").exists()
 

@@ -8,24 +8,11 @@ import rasterio.vrt
 from rasterio.transform import from_origin
 
 from stacrrn import match
+from tests.conftest import write_raster
 
 
 def rgba(path, data, crs, transform):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=4,
-        dtype="uint8",
-        crs=crs,
-        transform=transform,
-        photometric="RGB",
-        alpha="YES",
-    ) as dst:
-        dst.write(data)
-    return path
+    return write_raster(path, data, transform, crs=crs, photometric="RGB", alpha="YES")
 
 
 def test_rgba_inputs_in_two_crs(tmp_path):

@@ -8,23 +8,11 @@ import rasterio
 from rasterio.transform import from_origin
 
 from stacrrn import match
+from tests.conftest import write_raster
 
 
 def write(path, data, dtype, nodata, x0):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype=dtype,
-        crs="EPSG:32633",
-        transform=from_origin(x0, 1000, 10, 10),
-        nodata=nodata,
-    ) as dst:
-        dst.write(data.astype(dtype))
-    return path
+    return write_raster(path, data.astype(dtype), from_origin(x0, 1000, 10, 10), nodata=nodata)
 
 
 @pytest.fixture()

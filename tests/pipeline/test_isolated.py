@@ -9,28 +9,16 @@ from rasterio.transform import from_origin
 
 from stacrrn import match
 from stacrrn.samples import write_sample_mosaic
+from tests.conftest import write_raster
 
 
 @pytest.mark.parametrize("references", [None, ["tile_00"]])
 @pytest.mark.parametrize("method", ["global+local", "local"])
 def test_isolated_image_is_identity(tmp_path, references, method):
     sample = write_sample_mosaic(tmp_path / "scenes", tiles=2, tile_size=96, overlap=24)
-    far = tmp_path / "far.tif"
     data = np.full((4, 40, 40), 500, "uint16")
     data[:, ::2] = 900
-    with rasterio.open(
-        far,
-        "w",
-        driver="GTiff",
-        width=40,
-        height=40,
-        count=4,
-        dtype="uint16",
-        crs="EPSG:32633",
-        transform=from_origin(500000 + 10 * 400, 4500000, 10, 10),
-        nodata=0,
-    ) as dst:
-        dst.write(data)
+    far = write_raster(tmp_path / "far.tif", data, from_origin(500000 + 10 * 400, 4500000, 10, 10), nodata=0)
     result = match([*sample.paths, far], tmp_path / "out", references=references, method=method, n_blocks=8)
     assert any("far overlaps no other image" in w for w in result.warnings)
     with rasterio.open(result.outputs[-1].path) as src:
