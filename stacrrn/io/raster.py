@@ -136,12 +136,15 @@ def _band_masks(
 ) -> Mask:
     """Per-band validity ``(bands, rows, cols)``: not nodata, not masked, finite."""
     flags = [src.mask_flag_enums[b - 1] for b in bands]
-    if all(f == [MaskFlags.all_valid] for f in flags):
-        valid = np.ones(data.shape, dtype=bool)
-    elif src.nodata is not None and all(f == [MaskFlags.nodata] for f in flags):
-        valid = data != src.nodata
-    else:
-        valid = src.read_masks(list(bands), window=window) > 0
+    valid = _values_valid(data, src.nodata)
+    if not all(f in ([MaskFlags.all_valid], [MaskFlags.nodata]) for f in flags):
+        valid &= src.read_masks(list(bands), window=window) > 0
+    return valid
+
+
+def _values_valid(data: NDArray[np.generic], nodata: float | None) -> Mask:
+    """Per-value validity from the values alone: not the nodata value, finite."""
+    valid = np.ones(data.shape, dtype=bool) if nodata is None else data != nodata
     if np.issubdtype(data.dtype, np.floating):
         valid &= np.isfinite(data)
     return valid
@@ -234,13 +237,8 @@ def read_on_grid(
         data = _read_warped(info, grid, win, bands, resampling)
     except RasterioError as exc:
         raise _read_error(info, exc) from None
-    valid = data[-1] > 0
-    values = data[:-1].astype(np.float64)
-    if info.nodata is not None:
-        valid &= np.all(values != info.nodata, axis=0)
-    if np.issubdtype(data.dtype, np.floating):
-        valid &= np.all(np.isfinite(values), axis=0)
-    return values, valid
+    valid = (data[-1] > 0) & np.all(_values_valid(data[:-1], info.nodata), axis=0)
+    return data[:-1].astype(np.float64), valid
 
 
 def _read_warped(

@@ -22,7 +22,7 @@ from stacrrn.io.raster import RasterInfo, read_window
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK
 from stacrrn.pipeline.progress import Progress, no_progress
-from stacrrn.types import Grid
+from stacrrn.types import Box, Grid
 
 F64 = NDArray[np.float64]
 
@@ -157,21 +157,23 @@ def write_block_maps(model: RRNModel, stats: Statistics, out_dir: Path, resume: 
         return []
     folder = out_dir / "blockmaps"
     folder.mkdir(parents=True, exist_ok=True)
-    g = Affine(*model.grid.transform)
     digest = model.digest()
-    paths = []
-    for im, frame, field in zip(model.images, local.frames, local.fields, strict=True):
-        t = g @ Affine.translation(frame.col0 * local.blocks.block_width, frame.row0 * local.blocks.block_height)
+
+    def write(path: Path, data: F64, frame: Box, nodata: float | None = None) -> Path:
+        """Write block values over ``frame`` (block indices), one pixel per block."""
+        t = Affine(*model.grid.transform) @ Affine.translation(
+            frame.col0 * local.blocks.block_width, frame.row0 * local.blocks.block_height
+        )
         t = t @ Affine.scale(local.blocks.block_width, local.blocks.block_height)
         grid = Grid(model.grid.crs, (t.a, t.b, t.c, t.d, t.e, t.f), frame.width, frame.height)
-        path = folder / f"{im.name}_field.tif"
-        if not (resume and output_is_current(path, grid, field.shape[0], "float32", digest)):
-            write_cog(path, field.astype(np.float32), grid, tags={MODEL_TAG: digest})
-        paths.append(path)
-    t = g @ Affine.scale(local.blocks.block_width, local.blocks.block_height)
-    grid = Grid(model.grid.crs, (t.a, t.b, t.c, t.d, t.e, t.f), local.blocks.n_cols, local.blocks.n_rows)
-    reference = reference_block_map(stats, model.global_fit, local).astype(np.float32)
-    path = folder / "reference.tif"
-    if not (resume and output_is_current(path, grid, reference.shape[0], "float32", digest)):
-        write_cog(path, reference, grid, nodata=float("nan"), tags={MODEL_TAG: digest})
-    return [*paths, path]
+        if not (resume and output_is_current(path, grid, data.shape[0], "float32", digest)):
+            write_cog(path, data.astype(np.float32), grid, nodata=nodata, tags={MODEL_TAG: digest})
+        return path
+
+    paths = [
+        write(folder / f"{im.name}_field.tif", field, frame)
+        for im, frame, field in zip(model.images, local.frames, local.fields, strict=True)
+    ]
+    whole = Box(0, 0, local.blocks.n_rows, local.blocks.n_cols)
+    reference = reference_block_map(stats, model.global_fit, local)
+    return [*paths, write(folder / "reference.tif", reference, whole, nodata=float("nan"))]
