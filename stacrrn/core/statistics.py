@@ -8,7 +8,7 @@ knows about files.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +72,12 @@ def _block_sums(box: Box, mask: NDArray[np.bool_], planes: list[F64], blocks: Bl
     return BlockSums(frame, reduce(m.astype(np.float64)), sums)
 
 
-def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -> ChunkStatistics:
+def chunk_statistics(
+    box: Box,
+    layers: Mapping[int, Layer],
+    blocks: BlockGrid,
+    pairs: Container[tuple[int, int]] | None = None,
+) -> ChunkStatistics:
     """Compute the moments of one chunk.
 
     Parameters
@@ -84,6 +89,9 @@ def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -
         boolean validity mask ``(rows, cols)``, both covering ``box``.
     blocks
         Block grid of the common grid, for the block sums of the local step.
+    pairs
+        The pairs ``(i, j)``, ``i < j``, to compute (the overlap graph); default every pair
+        that overlaps. A time series of many dates uses a sparser graph.
 
     Returns
     -------
@@ -106,6 +114,8 @@ def chunk_statistics(box: Box, layers: Mapping[int, Layer], blocks: BlockGrid) -
         out.images[i] = ImageMoments.of(xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi])
         out.image_blocks[i] = _block_sums(box, vi, list(xi), blocks)
         for j in keys[pos + 1 :]:
+            if pairs is not None and (i, j) not in pairs:
+                continue
             xj, vj = layers[j]
             both = vi & vj
             if not both.any():

@@ -49,9 +49,8 @@ def resolve_references(plan: Plan, references: Sequence[str] | None) -> list[int
     for ref in references or []:
         hits = [
             i
-            for i, info in enumerate(plan.infos)
-            if ref in (info.name, os.path.basename(info.path), info.path)
-            or os.path.abspath(ref) == os.path.abspath(info.path)
+            for i, (name, path) in enumerate(zip(plan.names, plan.paths, strict=True))
+            if ref in (name, os.path.basename(path), path) or os.path.abspath(ref) == os.path.abspath(path)
         ]
         if not hits:
             raise ParameterError(f"reference {ref!r} is not one of the inputs ({', '.join(plan.names)})")
@@ -69,9 +68,9 @@ def check_statistics(stats: Statistics, plan: Plan, min_overlap: int) -> list[st
     NoOverlapError
         If no two images overlap by at least ``min_overlap`` pixels.
     """
-    for info, m in zip(plan.infos, stats.images, strict=True):
+    for path, m in zip(plan.paths, stats.images, strict=True):
         if m.n == 0:
-            raise EmptyImageError(f"{info.path} has no valid pixel (all nodata); remove it from the inputs")
+            raise EmptyImageError(f"{path} has no valid pixel (all nodata); remove it from the inputs")
     linked = {k for k, pm in stats.pairs.items() if pm.n >= min_overlap}
     if not linked:
         raise NoOverlapError(
@@ -81,7 +80,7 @@ def check_statistics(stats: Statistics, plan: Plan, min_overlap: int) -> list[st
     touched = {i for pair in linked for i in pair}
     return [
         f"{plan.names[i]} overlaps no other image; it is kept unchanged"
-        for i in range(len(plan.infos))
+        for i in range(len(plan.names))
         if i not in touched
     ]
 
@@ -119,7 +118,7 @@ def fit_model(
     if method not in METHODS:
         raise ParameterError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     refs = list(references) or None
-    n, nb = len(plan.infos), len(plan.bands)
+    n, nb = len(plan.names), len(plan.bands)
     lfit: LocalFit | None = None
     if method == "global+local":
         gfit, lfit = solve_global_local(stats, refs, min_overlap, local_params)
@@ -139,7 +138,7 @@ def fit_model(
     }
     return RRNModel(
         method,
-        [ImageRef(info.name, info.path) for info in plan.infos],
+        [ImageRef(name, path) for name, path in zip(plan.names, plan.paths, strict=True)],
         plan.bands,
         plan.grid,
         list(references),

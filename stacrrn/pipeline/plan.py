@@ -1,59 +1,127 @@
-"""Planning a run: inputs, common grid, footprints, block grid and chunks."""
+"""Planning a run: inputs, common grid, footprints, block grid, chunks and a chunk reader.
+
+A :class:`Plan` is what pass 1 needs, whatever the inputs are: local rasters (this module)
+or STAC items read through odc-stac (:mod:`stacrrn.pipeline.stac_plan`). Both give a
+function that reads the images touching a chunk of the common grid.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
+
+from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.grid import block_grid, chunks, common_grid, footprint
-from stacrrn.io.raster import RasterInfo, check_bands, open_raster
+from stacrrn.io.raster import RasterInfo, check_bands, open_raster, read_on_grid
 from stacrrn.types import BlockGrid, Box, Grid
 
 DEFAULT_CHUNK = 1024
 """Edge of the square chunks (common-grid pixels) processed as one task."""
 
+ChunkReader = Callable[[Box, list[int]], dict[int, Layer]]
+"""Reads images (by index) on a chunk of the common grid -> ``{index: (values, valid)}``."""
+
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run reads and how: the inputs on a common grid, cut into chunks."""
+    """What a run reads and how: the inputs on a common grid, cut into chunks.
 
-    infos: list[RasterInfo]
+    Attributes
+    ----------
+    names, paths
+        Image names (unique) and locations (file paths or STAC item hrefs).
+    bands
+        1-based band positions of the model (for local rasters, the bands read).
+    grid, blocks
+        Common grid and the local step's block grid over it.
+    footprints
+        Each image's pixel box on the common grid.
+    chunks
+        Chunks of the common grid that meet at least one footprint.
+    read_chunk
+        Reader of the images touching a chunk.
+    identity
+        JSON-able identity of the inputs (paths, sizes, dates), for the statistics cache.
+    infos
+        The local rasters (empty for STAC inputs, whose assets are opened per item).
+    pairs
+        Overlap graph to compute (``None``: every overlapping pair).
+    """
+
+    names: list[str]
+    paths: list[str]
     bands: list[int]
     grid: Grid
     blocks: BlockGrid
     footprints: list[Box]
     chunks: list[Box]
-
-    @property
-    def names(self) -> list[str]:
-        """Image names (file stems), unique within a run."""
-        return [info.name for info in self.infos]
+    read_chunk: ChunkReader
+    identity: list[object]
+    infos: list[RasterInfo] = field(default_factory=list)
+    pairs: frozenset[tuple[int, int]] | None = None
 
     def images_in(self, box: Box) -> list[int]:
         """Indices of the images whose footprint meets ``box``."""
         return [i for i, fp in enumerate(self.footprints) if not fp.intersect(box).empty]
 
     def fingerprint(self) -> str:
-        """Hash of everything pass 1 depends on (inputs' identity, bands, grids)."""
-        inputs = []
-        for info in self.infos:
-            try:
-                st = os.stat(info.path)
-                ident: list[object] = [info.path, st.st_size, st.st_mtime_ns]
-            except OSError:
-                ident = [info.path]
-            inputs.append(ident)
+        """Hash of everything pass 1 depends on (inputs' identity, bands, grids, pair graph)."""
         payload = {
-            "inputs": inputs,
+            "inputs": self.identity,
             "bands": self.bands,
             "grid": self.grid.to_dict(),
             "blocks": self.blocks.to_dict(),
+            "pairs": None if self.pairs is None else sorted(self.pairs),
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def clip_to_footprint(layer: Layer, box: Box, fp: Box) -> Layer:
+    """Mark pixels of ``layer`` (covering ``box``) outside footprint ``fp`` invalid.
+
+    Resampling may bleed a pixel beyond an image's footprint; the statistics must not see it.
+    """
+    values, valid = layer
+    inside = box.intersect(fp).shift(-box.row0, -box.col0)
+    clipped = np.zeros_like(valid)
+    clipped[inside.row0 : inside.row1, inside.col0 : inside.col1] = valid[
+        inside.row0 : inside.row1, inside.col0 : inside.col1
+    ]
+    return values, clipped
+
+
+def file_identity(path: str) -> list[object]:
+    """A file's path, size and modification time (its path alone if it cannot be stat'ed)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [path]
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def grid_layout(
+    footprints: list[Box], grid: Grid, block_size: float | None, n_blocks: int | None, chunk_size: int
+) -> tuple[BlockGrid, list[Box]]:
+    """Block grid over ``grid`` and the chunks that meet at least one footprint."""
+    if chunk_size < 16:
+        raise ParameterError(f"chunk size must be at least 16 pixels, got {chunk_size}")
+    covered = [c for c in chunks(grid, chunk_size) if any(not c.intersect(fp).empty for fp in footprints)]
+    return block_grid(grid, block_size, n_blocks), covered
+
+
+def unique_names(names: Sequence[str], paths: Sequence[str]) -> None:
+    """Raise :class:`InputError` if two inputs share a name."""
+    seen: dict[str, str] = {}
+    for name, path in zip(names, paths, strict=True):
+        if name in seen:
+            raise InputError(f"two inputs are both named {name!r} ({seen[name]}, {path}); rename one of them")
+        seen[name] = path
 
 
 def make_plan(
@@ -65,7 +133,7 @@ def make_plan(
     n_blocks: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Plan:
-    """Open the inputs and lay out the common grid, block grid and chunks.
+    """Open local rasters and lay out the common grid, block grid and chunks.
 
     Parameters
     ----------
@@ -95,15 +163,26 @@ def make_plan(
     if chunk_size < 16:
         raise ParameterError(f"chunk size must be at least 16 pixels, got {chunk_size}")
     infos = [open_raster(p) for p in paths]
-    seen: dict[str, str] = {}
-    for info in infos:
-        if info.name in seen:
-            raise InputError(
-                f"two inputs are both named {info.name!r} ({seen[info.name]}, {info.path}); rename one of them"
-            )
-        seen[info.name] = info.path
+    unique_names([i.name for i in infos], [i.path for i in infos])
     band_list = check_bands(infos, bands)
     grid = common_grid(infos, crs, resolution)
     footprints = [footprint(info, grid) for info in infos]
-    covered = [c for c in chunks(grid, chunk_size) if any(not c.intersect(fp).empty for fp in footprints)]
-    return Plan(infos, band_list, grid, block_grid(grid, block_size, n_blocks), footprints, covered)
+    blocks, covered = grid_layout(footprints, grid, block_size, n_blocks, chunk_size)
+
+    def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
+        return {
+            i: clip_to_footprint(read_on_grid(infos[i], grid, box, band_list), box, footprints[i]) for i in images
+        }
+
+    return Plan(
+        [i.name for i in infos],
+        [i.path for i in infos],
+        band_list,
+        grid,
+        blocks,
+        footprints,
+        covered,
+        read_chunk,
+        [file_identity(i.path) for i in infos],
+        infos,
+    )

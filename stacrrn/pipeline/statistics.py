@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
-from stacrrn.core.statistics import ChunkStatistics, Layer, Statistics, chunk_statistics
+from stacrrn.core.statistics import ChunkStatistics, Statistics, chunk_statistics
 from stacrrn.io.files import atomic_write_text
-from stacrrn.io.raster import read_on_grid
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import Plan
 from stacrrn.pipeline.progress import Progress, no_progress
@@ -18,20 +15,8 @@ from stacrrn.types import Box
 STATISTICS_FILE = "stacrrn-statistics.json"
 
 
-def _read_layer(plan: Plan, i: int, box: Box) -> Layer:
-    """Image ``i`` on ``box``, valid only inside its footprint (resampling may bleed a pixel)."""
-    values, valid = read_on_grid(plan.infos[i], plan.grid, box, plan.bands)
-    inside = box.intersect(plan.footprints[i]).shift(-box.row0, -box.col0)
-    clipped = np.zeros_like(valid)
-    clipped[inside.row0 : inside.row1, inside.col0 : inside.col1] = valid[
-        inside.row0 : inside.row1, inside.col0 : inside.col1
-    ]
-    return values, clipped
-
-
 def _chunk_task(plan: Plan, box: Box) -> ChunkStatistics:
-    layers = {i: _read_layer(plan, i, box) for i in plan.images_in(box)}
-    return chunk_statistics(box, layers, plan.blocks)
+    return chunk_statistics(box, plan.read_chunk(box, plan.images_in(box)), plan.blocks, plan.pairs)
 
 
 def compute_statistics(plan: Plan, workers: int = 1, progress: Progress = no_progress) -> Statistics:
