@@ -194,3 +194,46 @@ class BlockSums:
         n = np.asarray(d["n"], float).reshape(frame.height, frame.width)
         sums = np.asarray(d["sums"], float).reshape(-1, frame.height, frame.width)
         return cls(frame, n, sums)
+
+
+@dataclass
+class BandSummary:
+    """Running per-band statistics (count, mean, spread, range) of values under per-band masks."""
+
+    moments: list[ImageMoments]
+    minimum: F64
+    maximum: F64
+    pixels: int = 0
+
+    @classmethod
+    def empty(cls, n_bands: int) -> BandSummary:
+        """Summary of no pixel."""
+        return cls([ImageMoments.empty(1) for _ in range(n_bands)], np.full(n_bands, np.inf), np.full(n_bands, -np.inf))
+
+    def add(self, data: NDArray[np.generic], valid: NDArray[np.bool_]) -> None:
+        """Add a window: ``data`` and ``valid`` of shape ``(bands, rows, cols)``."""
+        self.pixels += int(data[0].size)
+        for b, m in enumerate(self.moments):
+            values = data[b][valid[b]].astype(np.float64)
+            if values.size:
+                self.moments[b] = m.merge(ImageMoments.of(values[None, :]))
+                self.minimum[b] = min(self.minimum[b], float(values.min()))
+                self.maximum[b] = max(self.maximum[b], float(values.max()))
+
+    def to_list(self) -> list[dict[str, float]]:
+        """Per band ``minimum``, ``maximum``, ``mean``, ``stddev``, ``valid_percent`` (STAC raster statistics)."""
+        out = []
+        for b, m in enumerate(self.moments):
+            if m.n == 0:
+                out.append({"valid_percent": 0.0})
+                continue
+            out.append(
+                {
+                    "minimum": float(self.minimum[b]),
+                    "maximum": float(self.maximum[b]),
+                    "mean": float(m.mean[0]),
+                    "stddev": float(m.std[0]),
+                    "valid_percent": 100.0 * m.n / max(self.pixels, 1),
+                }
+            )
+        return out

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from stacrrn.core.correct import cast, correct
 from stacrrn.core.local_model import LocalFit, evaluate_field, evaluate_field_on_lattice
 from stacrrn.core.metrics import reference_block_map
 from stacrrn.core.model import RRNModel
+from stacrrn.core.moments import BandSummary
 from stacrrn.core.statistics import Statistics
 from stacrrn.io.cog import cog_writer, write_cog
 from stacrrn.io.grid import chunks, native_to_grid
@@ -39,6 +41,7 @@ class ApplyResult:
     clipped: list[int]
     moved_off_nodata: list[int]
     skipped: bool
+    statistics: list[dict[str, float]] = field(default_factory=list)
 
 
 def output_is_current(path: Path, grid: Grid, n_bands: int, dtype: str, digest: str) -> bool:
@@ -64,29 +67,64 @@ def _field_on_window(local: LocalFit, i: int, rows: F64, cols: F64) -> F64:
     return values.reshape(-1, *rows.shape)
 
 
-def _correct_image(model: RRNModel, i: int, info: RasterInfo, out: Path, digest: str, chunk_size: int) -> ApplyResult:
-    gain, offset = model.global_fit.gains[i], model.global_fit.offsets[i]
+def correct_raster(
+    model: RRNModel,
+    i: int,
+    info: RasterInfo,
+    out: Path,
+    chunk_size: int = DEFAULT_CHUNK,
+    positions: Sequence[int] | None = None,
+    source_bands: Sequence[int] | None = None,
+) -> ApplyResult:
+    """Correct raster ``info`` (image ``i`` of the model) window by window into the COG ``out``.
+
+    Parameters
+    ----------
+    model
+        The fitted model.
+    i
+        The image's index in the model.
+    info
+        The raster to correct (a local file or a remote asset), read on its own grid.
+    out
+        Output COG path (written through a staging file and renamed).
+    chunk_size
+        Window edge in the raster's pixels.
+    positions, source_bands
+        Which model bands the raster holds (positions in ``model.bands``) and at which
+        1-based band indexes; default all model bands at ``model.bands``.
+
+    Returns
+    -------
+    ApplyResult
+        Clipping counts and per-band statistics of the corrected pixels.
+    """
+    pos = np.arange(len(model.bands)) if positions is None else np.asarray(positions, dtype=np.intp)
+    src_bands = list(model.bands) if source_bands is None else list(source_bands)
+    gain, offset = model.global_fit.gains[i][pos], model.global_fit.offsets[i][pos]
     local = model.local_fit
-    nb = len(model.bands)
+    nb = len(pos)
     clipped = np.zeros(nb, dtype=np.int64)
     moved = np.zeros(nb, dtype=np.int64)
-    tags = {MODEL_TAG: digest, "STACRRN_SOURCE": info.path, "STACRRN_METHOD": model.method}
+    summary = BandSummary.empty(nb)
+    tags = {MODEL_TAG: model.digest(), "STACRRN_SOURCE": info.path, "STACRRN_METHOD": model.method}
     # inputs masked without a nodata value (alpha band, internal mask) keep their mask
     with cog_writer(out, info.grid, nb, info.dtype, info.nodata, tags) as writer:
         for box in chunks(info.grid, chunk_size):
-            data, valid = read_window(info, box, model.bands)
+            data, valid = read_window(info, box, src_bands)
             field, shift = None, None
             if local is not None:
-                shift = local.shifts[i]
-                field = _field_on_window(local, i, *native_to_grid(info, model.grid, box))
+                shift = local.shifts[i][pos]
+                field = _field_on_window(local, i, *native_to_grid(info, model.grid, box))[pos]
             result = cast(
                 correct(data.astype(np.float64), gain, offset, field, shift), valid, info.dtype, info.nodata, data
             )
             clipped += result.clipped
             moved += result.moved_off_nodata
+            summary.add(result.data, valid)
             mask = np.all(valid, axis=0) if info.has_mask and info.nodata is None else None
             writer.write(box, result.data, mask)
-    return ApplyResult(info.name, str(out), clipped.tolist(), moved.tolist(), False)
+    return ApplyResult(info.name, str(out), clipped.tolist(), moved.tolist(), False, summary.to_list())
 
 
 def apply_model(
@@ -129,7 +167,7 @@ def apply_model(
         out = out_dir / f"{info.name}.tif"
         if resume and output_is_current(out, info.grid, len(model.bands), info.dtype, digest):
             return ApplyResult(info.name, str(out), [0] * len(model.bands), [0] * len(model.bands), True)
-        return _correct_image(model, i, info, out, digest, chunk_size)
+        return correct_raster(model, i, info, out, chunk_size)
 
     results: dict[str, ApplyResult] = {}
     progress("apply", 0, len(infos))
@@ -137,6 +175,42 @@ def apply_model(
         results[res.name] = res
         progress("apply", done, len(infos))
     return [results[info.name] for info in infos]
+
+
+def _block_grid_of(model: RRNModel, frame: Box) -> Grid:
+    """Georeferencing of block values over ``frame`` (block indices), one pixel per block."""
+    local = model.local_fit
+    assert local is not None
+    t = Affine(*model.grid.transform) @ Affine.translation(
+        frame.col0 * local.blocks.block_width, frame.row0 * local.blocks.block_height
+    )
+    t = t @ Affine.scale(local.blocks.block_width, local.blocks.block_height)
+    return Grid(model.grid.crs, (t.a, t.b, t.c, t.d, t.e, t.f), frame.width, frame.height)
+
+
+def field_map(model: RRNModel, i: int) -> tuple[F64, Grid]:
+    """Image ``i``'s local gain field ``(bands, rows, cols)``, one pixel per block, and its grid."""
+    local = model.local_fit
+    if local is None:
+        raise ValueError("the model has no local step")
+    return local.fields[i], _block_grid_of(model, local.frames[i])
+
+
+def reference_map(model: RRNModel, stats: Statistics) -> tuple[F64, Grid]:
+    """The reference block map (count-weighted mean of corrected block means; NaN outside) and its grid."""
+    local = model.local_fit
+    if local is None:
+        raise ValueError("the model has no local step")
+    whole = Box(0, 0, local.blocks.n_rows, local.blocks.n_cols)
+    return reference_block_map(stats, model.global_fit, local), _block_grid_of(model, whole)
+
+
+def write_block_map(path: Path, data: F64, grid: Grid, digest: str, resume: bool = False) -> Path:
+    """Write block values as a small float32 COG tagged with the model digest (kept if current with ``resume``)."""
+    nodata = float("nan") if np.isnan(data).any() else None
+    if not (resume and output_is_current(path, grid, data.shape[0], "float32", digest)):
+        write_cog(path, data.astype(np.float32), grid, nodata=nodata, tags={MODEL_TAG: digest})
+    return path
 
 
 def write_block_maps(model: RRNModel, stats: Statistics, out_dir: Path, resume: bool = False) -> list[Path]:
@@ -152,28 +226,13 @@ def write_block_maps(model: RRNModel, stats: Statistics, out_dir: Path, resume: 
         (the count-weighted mean of the corrected block means; NaN outside the images).
         Empty without a local model.
     """
-    local = model.local_fit
-    if local is None:
+    if model.local_fit is None:
         return []
     folder = out_dir / "blockmaps"
     folder.mkdir(parents=True, exist_ok=True)
     digest = model.digest()
-
-    def write(path: Path, data: F64, frame: Box, nodata: float | None = None) -> Path:
-        """Write block values over ``frame`` (block indices), one pixel per block."""
-        t = Affine(*model.grid.transform) @ Affine.translation(
-            frame.col0 * local.blocks.block_width, frame.row0 * local.blocks.block_height
-        )
-        t = t @ Affine.scale(local.blocks.block_width, local.blocks.block_height)
-        grid = Grid(model.grid.crs, (t.a, t.b, t.c, t.d, t.e, t.f), frame.width, frame.height)
-        if not (resume and output_is_current(path, grid, data.shape[0], "float32", digest)):
-            write_cog(path, data.astype(np.float32), grid, nodata=nodata, tags={MODEL_TAG: digest})
-        return path
-
     paths = [
-        write(folder / f"{im.name}_field.tif", field, frame)
-        for im, frame, field in zip(model.images, local.frames, local.fields, strict=True)
+        write_block_map(folder / f"{im.name}_field.tif", *field_map(model, i), digest, resume)
+        for i, im in enumerate(model.images)
     ]
-    whole = Box(0, 0, local.blocks.n_rows, local.blocks.n_cols)
-    reference = reference_block_map(stats, model.global_fit, local)
-    return [*paths, write(folder / "reference.tif", reference, whole, nodata=float("nan"))]
+    return [*paths, write_block_map(folder / "reference.tif", *reference_map(model, stats), digest, resume)]

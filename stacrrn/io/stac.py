@@ -1,0 +1,322 @@
+"""STAC input: search an API, a static catalog or item files; choose bands; resolve asset hrefs.
+
+Everything here deals in :class:`pystac.Item`; pixels are read elsewhere (odc-stac for the
+common grid, rasterio for an asset's own grid).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pystac
+from pystac.utils import str_to_datetime
+
+from stacrrn.errors import InputError, ParameterError
+
+QUERY_OPERATORS = {">=": "gte", "<=": "lte", "!=": "neq", "=": "eq", "<": "lt", ">": "gt"}
+"""``--query`` comparison operators and their STAC API query-extension names (longest first)."""
+
+RASTER_MEDIA = ("image/tiff", "image/vnd.stac.geotiff", "image/jp2", "application/x-hdf")
+
+
+class EmptySearchError(InputError):
+    """The search selected no item."""
+
+
+@dataclass(frozen=True)
+class Search:
+    """Where to look for items and which ones to take.
+
+    Exactly one of ``stac`` (a STAC API URL), ``catalog`` (a static catalog/collection
+    JSON, path or URL) or ``item_files`` (item / ItemCollection JSON files) is the source.
+    """
+
+    stac: str | None = None
+    catalog: str | None = None
+    item_files: tuple[str, ...] = ()
+    collections: tuple[str, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None
+    datetime: str | None = None
+    query: tuple[str, ...] = ()
+    filter: str | None = None
+    ids: tuple[str, ...] = ()
+    max_items: int | None = None
+
+    def describe(self) -> str:
+        """One line naming the source, for messages."""
+        return self.stac or self.catalog or ", ".join(self.item_files) or "(no source)"
+
+
+@dataclass(frozen=True)
+class BandRef:
+    """One band to normalize: its label, the asset holding it, and its 1-based index there."""
+
+    label: str
+    asset: str
+    index: int
+
+    @property
+    def odc_name(self) -> str:
+        """The name odc-stac gives this band (``asset`` or ``asset.index`` for multi-band assets)."""
+        return f"{self.asset}.{self.index}"
+
+
+@dataclass(frozen=True)
+class BandSelection:
+    """The bands chosen, identical for every item, grouped by asset."""
+
+    bands: list[BandRef]
+    assets: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        """Band labels in model order."""
+        return [b.label for b in self.bands]
+
+
+def parse_query(expressions: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Parse ``prop<op>value`` strings (e.g. ``eo:cloud_cover<20``) into a query-extension dict.
+
+    Raises
+    ------
+    ParameterError
+        If an expression has no operator.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for expr in expressions:
+        for op, name in QUERY_OPERATORS.items():
+            if op in expr:
+                prop, raw = (s.strip() for s in expr.split(op, 1))
+                try:
+                    value: Any = json.loads(raw)
+                except ValueError:
+                    value = raw
+                out.setdefault(prop, {})[name] = value
+                break
+        else:
+            raise ParameterError(f"--query {expr!r} has no comparison; write it like 'eo:cloud_cover<20'")
+    return out
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """Parse ``west,south,east,north`` in degrees.
+
+    Raises
+    ------
+    ParameterError
+        If it is not four numbers with west < east and south < north within lon/lat ranges.
+    """
+    try:
+        w, s, e, n = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ParameterError(f"--bbox {text!r} must be four numbers: west,south,east,north (degrees)") from None
+    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+        raise ParameterError(f"--bbox {text!r} is not west<east, south<north within -180..180, -90..90")
+    return w, s, e, n
+
+
+def _parse_interval(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    parts = text.split("/") if "/" in text else [text, text]
+    try:
+        start, end = (None if p in ("", "..") else str_to_datetime(p) for p in parts)
+    except ValueError:
+        raise ParameterError(
+            f"--datetime {text!r} is not an RFC 3339 date/time or interval (e.g. 2024-06-01/2024-06-30)"
+        ) from None
+    if end is not None and len(parts[1]) == 10:  # a bare date ends at the end of that day
+        end = end + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return start, end
+
+
+def _filter_arg(text: str | None) -> tuple[dict[str, Any] | str | None, str | None]:
+    if text is None:
+        return None, None
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text), "cql2-json"
+        except ValueError as exc:
+            raise ParameterError(f"--filter is not valid CQL2 JSON: {exc}") from None
+    return text, "cql2-text"
+
+
+def _search_api(search: Search) -> list[pystac.Item]:
+    import pystac_client
+    import requests
+    from pystac_client.exceptions import APIError
+
+    flt, lang = _filter_arg(search.filter)
+    try:
+        client = pystac_client.Client.open(search.stac or "")
+        result = client.search(
+            collections=list(search.collections) or None,
+            bbox=search.bbox,
+            datetime=search.datetime,
+            query=parse_query(search.query) or None,
+            filter=flt,
+            filter_lang=lang,
+            ids=list(search.ids) or None,
+            max_items=search.max_items,
+        )
+        return list(result.items())
+    except (APIError, requests.RequestException, pystac.STACError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"the STAC API {search.stac} did not answer the search: {first[:200]}") from None
+
+
+def _matches(item: pystac.Item, search: Search) -> bool:
+    """Local filtering of a static catalog's items by collection, ids, bbox and datetime."""
+    if search.collections and item.collection_id not in search.collections:
+        return False
+    if search.ids and item.id not in search.ids:
+        return False
+    if search.bbox is not None and item.bbox is not None:
+        w, s, e, n = search.bbox
+        if item.bbox[0] > e or item.bbox[2] < w or item.bbox[1] > n or item.bbox[3] < s:
+            return False
+    if search.datetime is not None:
+        start, end = _parse_interval(search.datetime)
+        when = item.datetime or str_to_datetime(item.properties.get("start_datetime", "1970-01-01T00:00:00Z"))
+        if (start and when < start) or (end and when > end):
+            return False
+    return True
+
+
+def _read_static(search: Search) -> list[pystac.Item]:
+    if search.query or search.filter:
+        raise ParameterError("--query and --filter need a STAC API (--stac URL); a static catalog is filtered only by "
+                             "--collection, --ids, --bbox and --datetime")
+    items: list[pystac.Item] = []
+    try:
+        if search.catalog:
+            items = list(pystac.read_file(search.catalog).get_items(recursive=True))  # type: ignore[attr-defined]
+        for path in search.item_files:
+            obj = json.loads(pystac.StacIO.default().read_text(path))
+            if obj.get("type") == "FeatureCollection":
+                items.extend(pystac.ItemCollection.from_dict(obj, preserve_dict=False).items)
+            else:
+                items.append(pystac.Item.from_dict(obj))
+                items[-1].set_self_href(path)
+    except (OSError, ValueError, KeyError, pystac.STACError) as exc:
+        raise InputError(f"cannot read STAC items from {search.describe()}: {exc}") from None
+    items = [it for it in items if _matches(it, search)]
+    return items[: search.max_items] if search.max_items else items
+
+
+def search_items(search: Search) -> list[pystac.Item]:
+    """Run the search; return the items sorted by datetime, then id.
+
+    Raises
+    ------
+    ParameterError
+        If no source, or more than one, is given.
+    EmptySearchError
+        If nothing matched.
+    InputError
+        If the API cannot be reached or the files cannot be read.
+    """
+    sources = [bool(search.stac), bool(search.catalog), bool(search.item_files)]
+    if sum(sources) != 1:
+        raise ParameterError("give exactly one source: --stac URL, --catalog PATH_OR_URL or item JSON files")
+    items = _search_api(search) if search.stac else _read_static(search)
+    if not items:
+        raise EmptySearchError(
+            f"the search of {search.describe()} selected no item; widen --bbox/--datetime or check --collection"
+        )
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return sorted(items, key=lambda it: (it.datetime or epoch, it.id))
+
+
+def _asset_bands(asset: pystac.Asset) -> list[dict[str, Any]]:
+    """Band descriptions of an asset (STAC 1.1 ``bands``, else ``eo:bands``, else ``raster:bands``)."""
+    for key in ("bands", "eo:bands", "raster:bands"):
+        value = asset.extra_fields.get(key)
+        if isinstance(value, list) and value:
+            return [b if isinstance(b, dict) else {} for b in value]
+    return [{}]
+
+
+def is_raster(asset: pystac.Asset) -> bool:
+    """True for data assets that GDAL can read as rasters (GeoTIFF/COG, JP2, ...)."""
+    media = (asset.media_type or "").lower()
+    roles = asset.roles or ["data"]
+    tiff_name = asset.href.lower().endswith((".tif", ".tiff"))
+    return "data" in roles and (media.startswith(RASTER_MEDIA) or (not media and tiff_name))
+
+
+def _resolve(item: pystac.Item, name: str) -> list[BandRef]:
+    assets = item.assets
+    key, _, index = name.partition(".") if name not in assets else (name, "", "")
+    if key in assets:
+        n = len(_asset_bands(assets[key]))
+        if index:
+            if not index.isdigit() or not 1 <= int(index) <= n:
+                raise ParameterError(f"--assets {name!r}: asset {key!r} of item {item.id} has {n} band(s)")
+            return [BandRef(name, key, int(index))]
+        return [BandRef(key, key, 1)] if n == 1 else [BandRef(f"{key}.{k}", key, k) for k in range(1, n + 1)]
+    for akey, asset in assets.items():
+        for k, band in enumerate(_asset_bands(asset), start=1):
+            if name in (band.get("name"), band.get("common_name"), band.get("eo:common_name")):
+                return [BandRef(name, akey, k)]
+    raster_keys = [k for k, a in assets.items() if is_raster(a)]
+    raise ParameterError(
+        f"--assets {name!r} is neither an asset key nor a band name of item {item.id}; "
+        f"its raster assets are {', '.join(raster_keys) or 'none'}"
+    )
+
+
+def select_bands(items: Sequence[pystac.Item], names: Sequence[str] | None = None) -> BandSelection:
+    """Resolve band names (asset keys, ``asset.N`` or ``eo:common_name``) identically on every item.
+
+    Parameters
+    ----------
+    items
+        The searched items.
+    names
+        Bands to normalize; default every band of every raster data asset of the first item.
+
+    Raises
+    ------
+    ParameterError
+        If a name resolves on no asset, or to different assets on different items.
+    """
+    if not names:
+        names = [k for k, a in items[0].assets.items() if is_raster(a)]
+        if not names:
+            raise InputError(f"item {items[0].id} has no raster data asset; choose bands with --assets")
+    bands = [ref for name in names for ref in _resolve(items[0], name)]
+    for item in items[1:]:
+        other = [ref for name in names for ref in _resolve(item, name)]
+        if [(b.asset, b.index) for b in other] != [(b.asset, b.index) for b in bands]:
+            raise ParameterError(
+                f"--assets resolves differently on {item.id} than on {items[0].id}; name the assets by key"
+            )
+    if len({(b.asset, b.index) for b in bands}) != len(bands):
+        raise ParameterError("--assets names the same band twice")
+    assets: dict[str, list[int]] = {}
+    for pos, ref in enumerate(bands):
+        assets.setdefault(ref.asset, []).append(pos)
+    return BandSelection(bands, assets)
+
+
+def gdal_path(href: str) -> str:
+    """GDAL path of an asset href: ``s3://`` -> ``/vsis3/``, ``http(s)://`` -> ``/vsicurl/``."""
+    if href.startswith("s3://"):
+        return "/vsis3/" + href[5:]
+    if href.startswith(("http://", "https://")):
+        return "/vsicurl/" + href
+    return href.removeprefix("file://")
+
+
+def asset_href(item: pystac.Item, key: str) -> str:
+    """Absolute href of an item's asset (relative hrefs resolved against the item's location)."""
+    href = item.assets[key].get_absolute_href()
+    return href or item.assets[key].href
+
+
+def item_href(item: pystac.Item) -> str:
+    """Where the item lives (its self href), or its id when it was built in memory."""
+    return item.get_self_href() or item.id

@@ -1,0 +1,162 @@
+"""Output storage: a local folder or an ``s3://bucket/prefix``, written atomically.
+
+Every object is first written under a temporary key (``.stacrrn-tmp/<run id>/...``) and only
+then moved (renamed locally, copied server-side on S3) to its final key, so a reader never
+sees a partial object. S3 endpoints and credentials come from the environment
+(``AWS_ENDPOINT_URL`` etc.), as for boto3; :func:`configure_cloud` derives GDAL's settings
+from the same variables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from stacrrn.errors import OutputError
+from stacrrn.io.files import TMP_DIR
+
+
+def configure_cloud() -> dict[str, str]:
+    """Make GDAL (rasterio, odc-stac) use the same S3 endpoint as boto3, and return its settings.
+
+    With ``AWS_ENDPOINT_URL=http://host:port`` set (e.g. a local S3 server), GDAL needs
+    ``AWS_S3_ENDPOINT=host:port``, ``AWS_HTTPS=NO`` and path-style addressing. The settings
+    go to ``os.environ`` (so threads and spawned workers inherit them) without overriding
+    what the user set.
+    """
+    env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "4", "GDAL_HTTP_RETRY_DELAY": "0.5"}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        env |= {
+            "AWS_S3_ENDPOINT": host.rstrip("/"),
+            "AWS_HTTPS": "NO" if scheme == "http" else "YES",
+            "AWS_VIRTUAL_HOSTING": "FALSE",
+        }
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    settings: dict[str, Any] = {k: os.environ[k] for k in env}
+    import odc.stac
+
+    odc.stac.configure_rio(cloud_defaults=True, **settings)
+    return settings
+
+
+def sha256_multihash(path: str | os.PathLike[str]) -> str:
+    """``file:checksum`` of a file: the multihash (``1220`` + hex) of its SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "1220" + digest.hexdigest()
+
+
+class Storage:
+    """A place to publish a run's outputs (local folder or ``s3://bucket/prefix``).
+
+    Parameters
+    ----------
+    url
+        Folder path or ``s3://bucket/prefix``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.is_s3 = url.startswith("s3://")
+        self.run_id = uuid.uuid4().hex[:12]
+        if self.is_s3:
+            import s3fs
+
+            self.fs: Any = s3fs.S3FileSystem(
+                config_kwargs={"retries": {"max_attempts": 5, "mode": "standard"}}, skip_instance_cache=True
+            )
+            self.root = self.url[5:]
+        else:
+            self.fs = fsspec.filesystem("file")
+            self.root = str(Path(url).absolute())
+
+    def href(self, key: str) -> str:
+        """Absolute href of ``key`` (``s3://...`` or an absolute path)."""
+        return f"s3://{self.root}/{key}" if self.is_s3 else f"{self.root}/{key}"
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def _temporary(self, key: str) -> str:
+        return f"{self.root}/{TMP_DIR}/{self.run_id}/{key}"
+
+    def check_writable(self) -> None:
+        """Write and delete a probe object, so a bad location fails before any work.
+
+        Raises
+        ------
+        OutputError
+            If the location cannot be written.
+        """
+        probe = self._temporary("probe")
+        try:
+            self.fs.pipe_file(probe, b"ok")
+            self.fs.rm_file(probe)
+        except Exception as exc:
+            raise OutputError(f"cannot write to {self.url}: {type(exc).__name__}: {exc}"[:300]) from None
+
+    def exists(self, key: str) -> bool:
+        """True if ``key`` exists."""
+        return bool(self.fs.exists(self._path(key)))
+
+    def read_text(self, key: str) -> str | None:
+        """Text of ``key``, or ``None`` if it does not exist."""
+        try:
+            return str(self.fs.cat_file(self._path(key)).decode())
+        except (FileNotFoundError, OSError):
+            return None
+
+    def _publish(self, tmp: str, key: str) -> None:
+        final = self._path(key)
+        if self.is_s3:
+            self.fs.copy(tmp, final)
+            self.fs.rm_file(tmp)
+        else:
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+
+    def put_file(self, local: str | os.PathLike[str], key: str) -> str:
+        """Upload (or move into place) a finished local file; return its href."""
+        tmp = self._temporary(key)
+        try:
+            if not self.is_s3:
+                Path(tmp).parent.mkdir(parents=True, exist_ok=True)
+            self.fs.put_file(str(local), tmp)
+            self._publish(tmp, key)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.href(key)}: {exc}") from None
+        return self.href(key)
+
+    def put_text(self, text: str, key: str) -> str:
+        """Write ``text`` to ``key`` atomically; return its href."""
+        tmp = self._temporary(key)
+        try:
+            if not self.is_s3:
+                Path(tmp).parent.mkdir(parents=True, exist_ok=True)
+            self.fs.pipe_file(tmp, text.encode())
+            self._publish(tmp, key)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.href(key)}: {exc}") from None
+        return self.href(key)
+
+    def cleanup(self) -> None:
+        """Remove this run's temporary keys."""
+        tmp = f"{self.root}/{TMP_DIR}/{self.run_id}"
+        try:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp, recursive=True)
+            parent = f"{self.root}/{TMP_DIR}"
+            if not self.is_s3 and os.path.isdir(parent) and not os.listdir(parent):
+                os.rmdir(parent)
+        except OSError:
+            pass

@@ -1,0 +1,19 @@
+"""Real services on loopback (``127.0.0.1`` only) for the demo, the tests and benchmarks.
+
+- :class:`LoopbackS3`: moto's S3 server in a thread, plus the GDAL/boto environment.
+- :class:`RustacAPI`: ``rustac serve``, a read-only in-memory STAC API (bbox, datetime).
+- :class:`PgstacAPI`: PostgreSQL + pgstac + stac-fastapi-pgstac, a full STAC API
+  (query, CQL2 filter, transactions); :func:`pgstac_unavailable_reason` says whether it
+  can run on this machine.
+
+Each is a context manager that starts the service on entry and stops it on exit.
+"""
+
+from __future__ import annotations
+
+from stacrrn.services.common import ServiceError, free_port
+from stacrrn.services.pgstac import PgstacAPI, pgstac_unavailable_reason
+from stacrrn.services.rustac import RustacAPI
+from stacrrn.services.s3 import LoopbackS3
+
+__all__ = ["LoopbackS3", "PgstacAPI", "RustacAPI", "ServiceError", "free_port", "pgstac_unavailable_reason"]
