@@ -160,6 +160,7 @@ def _search_api(search: Search) -> list[pystac.Item]:
             filter_lang=lang,
             ids=list(search.ids) or None,
             max_items=search.max_items,
+            method="GET" if lang == "cql2-text" else "POST",
         )
         return list(result.items())
     except (APIError, requests.RequestException, pystac.STACError, ValueError) as exc:
