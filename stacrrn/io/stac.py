@@ -13,12 +13,39 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pystac
+import pystac.stac_io
 from pystac.utils import str_to_datetime
 
 from stacrrn.errors import InputError, ParameterError
 
 QUERY_OPERATORS = {">=": "gte", "<=": "lte", "!=": "neq", "=": "eq", "<": "lt", ">": "gt"}
 """``--query`` comparison operators and their STAC API query-extension names (longest first)."""
+
+COMMON_NAMES = frozenset(
+    [
+        "pan",
+        "coastal",
+        "blue",
+        "green",
+        "green05",
+        "yellow",
+        "red",
+        "rededge",
+        "rededge071",
+        "rededge075",
+        "rededge078",
+        "nir",
+        "nir08",
+        "nir09",
+        "cirrus",
+        "swir16",
+        "swir22",
+        "lwir",
+        "lwir11",
+        "lwir12",
+    ]
+)
+"""``eo:common_name`` values of the eo extension."""
 
 RASTER_MEDIA = ("image/tiff", "image/vnd.stac.geotiff", "image/jp2", "application/x-hdf")
 
@@ -186,16 +213,43 @@ def _matches(item: pystac.Item, search: Search) -> bool:
     return True
 
 
+class FsspecStacIO(pystac.stac_io.DefaultStacIO):
+    """pystac I/O that also reads and writes ``s3://`` (through fsspec/s3fs)."""
+
+    def read_text_from_href(self, href: str) -> str:
+        """Read ``href`` (``s3://`` through fsspec, anything else as pystac does)."""
+        if href.startswith("s3://"):
+            import fsspec
+
+            with fsspec.open(href, "rt") as f:
+                return str(f.read())
+        return str(super().read_text_from_href(href))
+
+    def write_text_to_href(self, href: str, txt: str) -> None:
+        """Write ``href`` (``s3://`` through fsspec, anything else as pystac does)."""
+        if href.startswith("s3://"):
+            import fsspec
+
+            with fsspec.open(href, "wt") as f:
+                f.write(txt)
+            return
+        super().write_text_to_href(href, txt)
+
+
 def _read_static(search: Search) -> list[pystac.Item]:
     if search.query or search.filter:
-        raise ParameterError("--query and --filter need a STAC API (--stac URL); a static catalog is filtered only by "
-                             "--collection, --ids, --bbox and --datetime")
+        raise ParameterError(
+            "--query and --filter need a STAC API (--stac URL); a static catalog is filtered only by "
+            "--collection, --ids, --bbox and --datetime"
+        )
     items: list[pystac.Item] = []
+    io = FsspecStacIO()
     try:
         if search.catalog:
-            items = list(pystac.read_file(search.catalog).get_items(recursive=True))  # type: ignore[attr-defined]
+            root = pystac.read_file(search.catalog, stac_io=io)
+            items = list(root.get_items(recursive=True))  # type: ignore[attr-defined]
         for path in search.item_files:
-            obj = json.loads(pystac.StacIO.default().read_text(path))
+            obj = json.loads(io.read_text(path))
             if obj.get("type") == "FeatureCollection":
                 items.extend(pystac.ItemCollection.from_dict(obj, preserve_dict=False).items)
             else:

@@ -148,6 +148,21 @@ def fit_model(
     )
 
 
+def band_fallback_warning(model: RRNModel, labels: Sequence[str] | None = None) -> list[str]:
+    """A warning naming the bands where the local step was dropped by the no-harm rule (if any)."""
+    if "local" not in model.method:
+        return []
+    dropped = [
+        labels[k] if labels else b for k, b in enumerate(model.bands) if b not in model.quality["local_bands"]
+    ]
+    if not dropped:
+        return []
+    return [
+        f"band(s) {dropped}: the local step did not make overlapping block means agree better than the "
+        "global step (real change such as clouds or seasons?); kept the global model there"
+    ]
+
+
 def check_output(out_dir: Path, plan: Plan) -> None:
     """Check ``out_dir`` can be created and written, and would not overwrite an input.
 
@@ -260,12 +275,7 @@ def match(
     if not reused:
         save_statistics(stats, stats_path, fingerprint)
     model = fit_model(plan, stats, method, refs, min_overlap, local_params)
-    dropped = [b for b in plan.bands if "local" in method and b not in model.quality["local_bands"]]
-    if dropped:
-        warnings.append(
-            f"band(s) {dropped}: the local step did not make overlapping block means agree better than the "
-            "global step (real change such as clouds or seasons?); kept the global model there"
-        )
+    warnings += band_fallback_warning(model)
     model_path = out / MODEL_FILE
     try:
         block_maps = write_block_maps(model, stats, out, resume)

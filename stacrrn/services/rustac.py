@@ -88,11 +88,16 @@ class RustacAPI:
         for index, collection in enumerate(self._collections):
             name = "collection.json" if len(self._collections) == 1 else f"collection-{index}.json"
             path = directory / name
-            path.write_text(json.dumps(collection))
+            # rustac would follow item/child links; the items are given explicitly instead
+            links = [ln for ln in collection.get("links", []) if ln.get("rel") not in ("item", "child")]
+            path.write_text(json.dumps({**collection, "links": links}))
             hrefs.append(str(path))
         if self._items:
             path = directory / "items.json"
-            path.write_text(json.dumps({"type": "FeatureCollection", "features": self._items}))
+            features = [
+                {**it, "links": [ln for ln in it.get("links", []) if ln.get("rel") == "self"]} for it in self._items
+            ]
+            path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
             hrefs.append(str(path))
         return hrefs
 

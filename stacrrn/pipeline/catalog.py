@@ -1,0 +1,112 @@
+"""Register local rasters as STAC: COG assets plus items and a collection in a storage.
+
+Used to publish sample scenes for the demo, tests and benchmarks, and by users whose imagery
+is not catalogued yet (``stacrrn catalog``). Bands can stay in one multi-band asset or be
+split into one single-band asset per band (the Landsat/Sentinel-2 layout).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import rasterio
+
+from stacrrn.errors import ParameterError
+from stacrrn.io.cog import write_cog
+from stacrrn.io.raster import RasterInfo, open_raster
+from stacrrn.io.stac_items import RasterAsset, collection_of, raster_item, to_json_dict
+from stacrrn.io.storage import Storage, configure_cloud, sha256_multihash
+
+
+def _band_dicts(names: Sequence[str]) -> list[dict[str, str]]:
+    from stacrrn.io.stac import COMMON_NAMES
+
+    return [{"name": n, "common_name": n} if n in COMMON_NAMES else {"name": n} for n in names]
+
+
+def _publish_cog(storage: Storage, info: RasterInfo, bands: Sequence[int], key: str, tmp: Path) -> RasterAsset:
+    local = tmp / Path(key).name
+    with rasterio.open(info.path) as src:
+        data = src.read(list(bands))
+    write_cog(local, data, info.grid, nodata=info.nodata)
+    extra = {"file:size": local.stat().st_size, "file:checksum": sha256_multihash(local)}
+    href = storage.put_file(local, key)
+    cog = replace(open_raster(local), path=href)
+    local.unlink()
+    return RasterAsset(href, cog, (), ("data",), None, (), extra)
+
+
+def catalog_rasters(
+    paths: Sequence[str | os.PathLike[str]],
+    out: str,
+    collection_id: str,
+    *,
+    band_names: Sequence[str] | None = None,
+    split_bands: bool = False,
+    datetimes: Sequence[dt.datetime] | None = None,
+    properties: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Write each raster as COG asset(s) plus a STAC item into ``out``, and a collection.
+
+    Parameters
+    ----------
+    paths
+        Local rasters (one item each, named by file stem).
+    out
+        Folder or ``s3://bucket/prefix``.
+    collection_id
+        Collection id.
+    band_names
+        Names of the bands (``eo:common_name`` when they are common names); default ``b1, b2, ...``.
+    split_bands
+        One asset per band, keyed by band name (else one multi-band asset ``image``).
+    datetimes, properties
+        Per-raster datetime (default now) and extra properties.
+
+    Returns
+    -------
+    tuple
+        The collection and the items, as JSON dicts with absolute hrefs.
+    """
+    configure_cloud()
+    storage = Storage(out)
+    infos = [open_raster(p) for p in paths]
+    names = list(band_names or [f"b{k}" for k in range(1, infos[0].count + 1)])
+    if len(names) != infos[0].count:
+        raise ParameterError(f"{len(names)} band names given for {infos[0].count} bands of {infos[0].path}")
+    now = dt.datetime.now(dt.UTC)
+    items = []
+    with tempfile.TemporaryDirectory(prefix="stacrrn-catalog-") as tmpdir:
+        tmp = Path(tmpdir)
+        for k, info in enumerate(infos):
+            if split_bands:
+                assets = {
+                    name: replace(
+                        _publish_cog(storage, info, [b], f"{info.name}/{name}.tif", tmp), bands=_band_dicts([name])
+                    )
+                    for b, name in enumerate(names, start=1)
+                }
+            else:
+                spec = _publish_cog(storage, info, list(range(1, info.count + 1)), f"{info.name}/image.tif", tmp)
+                assets = {"image": replace(spec, bands=_band_dicts(names))}
+            when = datetimes[k] if datetimes else now
+            props = dict(properties[k]) if properties else {}
+            items.append(raster_item(info.name, when, assets, props, collection=collection_id))
+    dicts = []
+    for item in items:
+        key = f"{item.id}/{item.id}.json"
+        d = to_json_dict(item, storage.href(key))
+        storage.put_text(json.dumps(d), key)
+        dicts.append(d)
+    coll = to_json_dict(collection_of(collection_id, f"{len(items)} scenes catalogued by stacrrn", items))
+    coll["links"] = [{"rel": "item", "href": d["links"][-1]["href"], "type": "application/geo+json"} for d in dicts]
+    storage.put_text(json.dumps(coll), "collection.json")
+    storage.cleanup()
+    return coll, dicts

@@ -1,0 +1,59 @@
+"""Add a run's collection and items to a STAC API with the transactions extension."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+
+from stacrrn.errors import OutputError
+
+TIMEOUT = 30.0
+
+
+def _send(method: str, url: str, body: dict[str, Any]) -> requests.Response:
+    try:
+        return requests.request(method, url, json=body, timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        raise OutputError(f"cannot reach the STAC API to publish ({url}): {exc}") from None
+
+
+def _check(response: requests.Response, what: str) -> None:
+    if response.status_code >= 400:
+        raise OutputError(
+            f"the STAC API refused {what} (HTTP {response.status_code}: {response.text[:200]}); "
+            "does it enable the transactions extension?"
+        )
+
+
+def publish_items(api: str, collection: dict[str, Any], items: Sequence[dict[str, Any]]) -> str:
+    """Create or update ``collection`` and its ``items`` in the STAC API at ``api``.
+
+    Items are upserted (POST, then PUT when they already exist), so publishing a run again
+    replaces its items instead of duplicating them.
+
+    Returns
+    -------
+    str
+        The collection's URL in the API.
+
+    Raises
+    ------
+    OutputError
+        If the API cannot be reached or refuses a write.
+    """
+    base = api.rstrip("/")
+    cid = collection["id"]
+    coll = {k: v for k, v in collection.items() if k != "links"} | {"links": []}
+    r = _send("POST", f"{base}/collections", coll)
+    if r.status_code == 409:
+        r = _send("PUT", f"{base}/collections/{cid}", coll)
+    _check(r, f"collection {cid}")
+    for item in items:
+        body = item | {"collection": cid, "links": [ln for ln in item["links"] if ln["rel"] != "self"]}
+        r = _send("POST", f"{base}/collections/{cid}/items", body)
+        if r.status_code == 409:
+            r = _send("PUT", f"{base}/collections/{cid}/items/{item['id']}", body)
+        _check(r, f"item {item['id']}")
+    return f"{base}/collections/{cid}"

@@ -1,0 +1,296 @@
+"""The STAC-native job: search -> plan -> statistics -> solve -> apply -> publish.
+
+Output layout under ``out`` (local folder or ``s3://bucket/prefix``)::
+
+    collection.json                 the run's collection (written last)
+    stacrrn-model.json              the model (written before any item)
+    stacrrn-statistics.json         pass-1 cache, keyed by the plan's fingerprint
+    reference-blockmap.tif          reference block map (local step)
+    <item id>/<asset>.tif           corrected COG per input asset (same dtype and nodata)
+    <item id>/blockmap.tif          the item's local gain field, one pixel per block
+    <item id>/<item id>.json        the output item, written after its assets
+
+Every object goes through a temporary key first; an item is written only after all its
+assets exist, so a reader (or a STAC search) never sees half an item. A run started again
+over the same inputs and model skips the items already written (``resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pystac
+
+from stacrrn.core.local_model import LocalParams
+from stacrrn.core.model import METHODS, RRNModel
+from stacrrn.core.statistics import Statistics
+from stacrrn.errors import ParameterError
+from stacrrn.io.raster import open_raster
+from stacrrn.io.stac import BandSelection, Search, item_href, search_items, select_bands
+from stacrrn.io.stac_items import RasterAsset, collection_of, to_json_dict
+from stacrrn.io.storage import Storage, configure_cloud, sha256_multihash
+from stacrrn.pipeline.apply import MODEL_TAG, correct_raster, field_map, reference_map, write_block_map
+from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model, resolve_references
+from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
+from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
+from stacrrn.pipeline.stac_plan import StacInputs, make_stac_plan, open_assets
+from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
+
+MODEL_KEY = "stacrrn-model.json"
+COLLECTION_KEY = "collection.json"
+REFERENCE_KEY = "reference-blockmap.tif"
+
+
+@dataclass
+class RunResult:
+    """Outcome of :func:`run`."""
+
+    model: RRNModel
+    items: list[dict[str, Any]]
+    collection_href: str
+    model_href: str
+    out: str
+    reused: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    statistics_reused: bool = False
+    published: str | None = None
+
+
+def item_key(item_id: str) -> str:
+    """Storage key of an output item."""
+    return f"{item_id}/{item_id}.json"
+
+
+def _statistics(plan: Plan, storage: Storage, workers: int, progress: Progress) -> tuple[Statistics, bool]:
+    """Pass-1 statistics, from the storage's cache when the plan's fingerprint matches."""
+    fingerprint = plan.fingerprint()
+    text = storage.read_text(STATISTICS_FILE)
+    if text:
+        try:
+            cached = json.loads(text)
+            if cached.get("fingerprint") == fingerprint:
+                return Statistics.from_dict(cached["statistics"]), True
+        except (ValueError, KeyError):
+            pass
+    stats = compute_statistics(plan, workers, progress)
+    storage.put_text(json.dumps({"fingerprint": fingerprint, "statistics": stats.to_dict()}), STATISTICS_FILE)
+    return stats, False
+
+
+def _current_item(storage: Storage, item_id: str, digest: str) -> dict[str, Any] | None:
+    """The published output item if it was made with this model, else ``None``."""
+    text = storage.read_text(item_key(item_id))
+    if not text:
+        return None
+    try:
+        d: dict[str, Any] = json.loads(text)
+    except ValueError:
+        return None
+    return d if d.get("properties", {}).get("rrn:model_digest") == digest else None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What pass 2 needs for every item."""
+
+    inputs: StacInputs
+    model: RRNModel
+    storage: Storage
+    collection_id: str
+    model_href: str
+    chunk_size: int
+    staging: Path
+
+
+def _correct_item(job: _Job, k: int) -> dict[str, Any]:
+    """Correct every selected asset of item ``k``, write its block map, then its item JSON."""
+    item = job.inputs.items[k]
+    selection: BandSelection = job.inputs.selection
+    folder = job.staging / item.id
+    folder.mkdir(parents=True, exist_ok=True)
+    assets: dict[str, RasterAsset] = {}
+    clipped = [0] * len(selection.bands)
+    for key, positions in selection.assets.items():
+        info = job.inputs.assets[k][key]
+        local = folder / f"{key}.tif"
+        result = correct_raster(
+            job.model, k, info, local, job.chunk_size, positions, [selection.bands[p].index for p in positions]
+        )
+        for p, c in zip(positions, result.clipped, strict=True):
+            clipped[p] = c
+        source = item.assets[key]
+        bands = source.extra_fields.get("eo:bands") or [{"name": selection.bands[p].label} for p in positions]
+        extra = {"file:size": local.stat().st_size, "file:checksum": sha256_multihash(local)}
+        href = job.storage.put_file(local, f"{item.id}/{key}.tif")
+        assets[key] = RasterAsset(
+            href, open_raster(local), bands, tuple(source.roles or ["data"]), source.title, result.statistics, extra
+        )
+        local.unlink()
+    if job.model.local_fit is not None:
+        local = write_block_map(folder / "blockmap.tif", *field_map(job.model, k), job.model.digest())
+        extra = {"file:size": local.stat().st_size, "file:checksum": sha256_multihash(local)}
+        href = job.storage.put_file(local, f"{item.id}/blockmap.tif")
+        bands = [{"name": f"{b.label}_gain_field"} for b in selection.bands]
+        assets["blockmap"] = RasterAsset(
+            href, open_raster(local), bands, ("metadata", "rrn-block-map"), "local gain field per block", (), extra
+        )
+    rrn = rrn_properties(job.model, k, selection) | {"rrn:clipped": dict(zip(selection.labels, clipped, strict=True))}
+    from stacrrn import __version__
+
+    out = output_item(item, item_href(item), job.collection_id, assets, rrn, __version__)
+    d = item_json(out, job.storage.href(item_key(item.id)), job.model_href)
+    job.storage.put_text(json.dumps(d), item_key(item.id))
+    return d
+
+
+def _write_collection(
+    storage: Storage,
+    collection_id: str,
+    items: list[pystac.Item],
+    dicts: list[dict[str, Any]],
+    reference_href: str | None,
+) -> tuple[str, dict[str, Any]]:
+    coll = collection_of(collection_id, f"Radiometrically normalized by stacrrn ({len(dicts)} items)", items)
+    d = to_json_dict(coll, storage.href(COLLECTION_KEY))
+    d["links"] += [
+        {"rel": "item", "href": storage.href(item_key(it["id"])), "type": "application/geo+json"} for it in dicts
+    ]
+    if reference_href:
+        d["assets"] = {
+            "reference-blockmap": {
+                "href": reference_href,
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["metadata", "rrn-block-map"],
+            }
+        }
+    return storage.put_text(json.dumps(d), COLLECTION_KEY), d
+
+
+def run(
+    search: Search | Sequence[pystac.Item],
+    out: str,
+    *,
+    assets: Sequence[str] | None = None,
+    mode: str = "mosaic",
+    neighbours: int | None = None,
+    references: Sequence[str] | None = None,
+    method: str = "global+local",
+    block_size: float | None = None,
+    n_blocks: int | None = None,
+    crs: str | None = None,
+    resolution: float | None = None,
+    workers: int = 2,
+    min_overlap: int = 64,
+    chunk_size: int = DEFAULT_CHUNK,
+    collection_id: str | None = None,
+    publish: str | None = None,
+    resume: bool = True,
+    local_params: LocalParams | None = None,
+    progress: Progress = no_progress,
+) -> RunResult:
+    """Normalize the scenes a STAC search selects and publish corrected COGs and items.
+
+    Parameters
+    ----------
+    search
+        A :class:`~stacrrn.io.stac.Search` (STAC API, static catalog or item files), or items.
+    out
+        Output location: a folder or ``s3://bucket/prefix``.
+    assets
+        Bands to normalize: asset keys, ``asset.N`` or ``eo:common_name`` values
+        (default: every band of every raster data asset).
+    mode, neighbours
+        ``mosaic`` (adjacent scenes) or ``timeseries`` (one place, many dates; each date
+        paired with its ``neighbours`` nearest dates, default all pairs).
+    references
+        Item ids held fixed (default: all items' central tendency).
+    method
+        ``global``, ``local`` or ``global+local``.
+    block_size, n_blocks, crs, resolution
+        Block grid and common grid (see :func:`stacrrn.match`).
+    workers
+        Concurrent chunks in pass 1 and items in pass 2.
+    min_overlap
+        Overlaps with fewer valid pixels are ignored.
+    chunk_size
+        Chunk edge in pixels.
+    collection_id
+        Id of the output collection (default ``<first input collection>-rrn``).
+    publish
+        STAC API URL (transactions extension) to add the collection and items to.
+    resume
+        Reuse cached statistics and items already written with the same model.
+    local_params
+        Weights of the local solve.
+    progress
+        Progress callback ``(stage, done, total)``.
+
+    Returns
+    -------
+    RunResult
+        The model, the output items (as JSON dicts), hrefs and warnings.
+    """
+    if method not in METHODS:
+        raise ParameterError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if workers < 1:
+        raise ParameterError(f"--workers must be at least 1, got {workers}")
+    configure_cloud()
+    items = search_items(search) if isinstance(search, Search) else list(search)
+    selection = select_bands(items, assets)
+    storage = Storage(out)
+    storage.check_writable()
+    inputs = open_assets(items, selection, 2 * workers)
+    plan = make_stac_plan(inputs, crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours)
+    refs = resolve_references(plan, references)
+    try:
+        stats, reused_stats = _statistics(plan, storage, workers, progress)
+        warnings = check_statistics(stats, plan, min_overlap)
+        model = fit_model(plan, stats, method, refs, min_overlap, local_params)
+        warnings += band_fallback_warning(model, selection.labels)
+        model_href = storage.put_text(model.to_json(), MODEL_KEY)
+        reference_href = None
+        with tempfile.TemporaryDirectory(prefix="stacrrn-") as tmp:
+            if model.local_fit is not None:
+                ref_path = write_block_map(Path(tmp) / REFERENCE_KEY, *reference_map(model, stats), model.digest())
+                reference_href = storage.put_file(ref_path, REFERENCE_KEY)
+            job = _Job(
+                inputs, model, storage, collection_id or _default_collection(items), model_href, chunk_size, Path(tmp)
+            )
+            digest = model.digest()
+            done: dict[int, dict[str, Any]] = {}
+            todo = []
+            for k, item in enumerate(items):
+                current = _current_item(storage, item.id, digest) if resume else None
+                if current is not None:
+                    done[k] = current
+                else:
+                    todo.append(k)
+            progress("apply", len(done), len(items))
+            for k, d in zip(todo, imap_bounded(lambda k: _correct_item(job, k), todo, workers), strict=True):
+                done[k] = d
+                progress("apply", len(done), len(items))
+        dicts = [done[k] for k in range(len(items))]
+        collection_href, coll = _write_collection(storage, job.collection_id, items, dicts, reference_href)
+    finally:
+        storage.cleanup()
+    published = None
+    if publish:
+        from stacrrn.pipeline.publish import publish_items
+
+        published = publish_items(publish, coll, dicts)
+    reused = [items[k].id for k in range(len(items)) if k not in todo]
+    return RunResult(model, dicts, collection_href, model_href, storage.url, reused, warnings, reused_stats, published)
+
+
+def _default_collection(items: Sequence[pystac.Item]) -> str:
+    return f"{items[0].collection_id or 'stacrrn'}-rrn"
+
+
+__all__ = ["MODEL_TAG", "RunResult", "run"]
