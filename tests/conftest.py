@@ -83,3 +83,55 @@ def distort_tiles(
         paths.append(write_like(tile, tmp / f"t{k:02d}.tif", out.astype(dtype), nodata=None))
         truths.append(truth)
     return paths, truths
+
+
+# --- real services and STAC helpers --------------------------------------------------------
+
+SCHEMAS = SHARED.parent / "stac-schemas"
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A moto S3 server on 127.0.0.1 for the whole session (its variables set in os.environ)."""
+    from stacrrn.services import LoopbackS3
+
+    with LoopbackS3() as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(s3, request):
+    """A fresh bucket per test (GDAL caches S3 listings, so names are never reused)."""
+    import uuid
+
+    name = f"t-{request.node.name[:30].lower().replace('_', '-')}-{uuid.uuid4().hex[:6]}".replace("[", "").replace(
+        "]", ""
+    )
+    s3.create_bucket(name)
+    return name
+
+
+def validate_stac(obj: dict) -> list[str]:
+    """Validate an item or collection offline against core STAC 1.1 and its extensions' schemas."""
+    import json
+
+    from jsonschema import Draft7Validator
+    from jsonschema.exceptions import best_match
+    from pystac.validation.local_validator import get_local_schema_cache
+    from referencing import Registry, Resource
+
+    index = json.loads((SCHEMAS / "index.json").read_text())
+    schemas = get_local_schema_cache()
+    schemas |= {url: json.loads((SCHEMAS / rel).read_text()) for url, rel in index.items()}
+    registry = Registry().with_resources((url, Resource.from_contents(s)) for url, s in schemas.items())
+    kind = "item" if obj.get("type") == "Feature" else "collection"
+    core = f"https://schemas.stacspec.org/v1.1.0/{kind}-spec/json-schema/{kind}.json"
+    errors = []
+    for url in [core, *obj.get("stac_extensions", [])]:
+        validator = Draft7Validator(schemas[url.rstrip("#")], registry=registry)
+        if (error := best_match(validator.iter_errors(obj))) is not None:
+            errors.append(f"{url} at {error.json_path}: {error.message}")
+    return errors
+
+
+needs_schemas = pytest.mark.skipif(not SCHEMAS.exists(), reason="../shared/stac-schemas is not present")

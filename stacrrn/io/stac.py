@@ -156,7 +156,12 @@ def _parse_interval(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
         ) from None
     if end is not None and len(parts[1]) == 10:  # a bare date ends at the end of that day
         end = end + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
-    return start, end
+    return _aware(start), _aware(end)
+
+
+def _aware(when: dt.datetime | None) -> dt.datetime | None:
+    """Dates without a time zone are UTC (as in STAC)."""
+    return when.replace(tzinfo=dt.UTC) if when is not None and when.tzinfo is None else when
 
 
 def _filter_arg(text: str | None) -> tuple[dict[str, Any] | str | None, str | None]:
@@ -207,7 +212,8 @@ def _matches(item: pystac.Item, search: Search) -> bool:
             return False
     if search.datetime is not None:
         start, end = _parse_interval(search.datetime)
-        when = item.datetime or str_to_datetime(item.properties.get("start_datetime", "1970-01-01T00:00:00Z"))
+        when = _aware(item.datetime or str_to_datetime(item.properties.get("start_datetime", "1970-01-01T00:00:00Z")))
+        assert when is not None
         if (start and when < start) or (end and when > end):
             return False
     return True

@@ -134,10 +134,18 @@ def collection_of(
     return pystac.Collection(collection_id, description, extent, license=license)
 
 
-def to_json_dict(obj: pystac.Item | pystac.Collection, self_href: str | None = None) -> dict[str, Any]:
-    """The object's JSON with absolute hrefs and only the links that resolve outside this process."""
+def to_json_dict(
+    obj: pystac.Item | pystac.Collection, self_href: str | None = None, collection_href: str | None = None
+) -> dict[str, Any]:
+    """The object's JSON with absolute hrefs and only links that resolve outside this process.
+
+    An item names its collection by a ``collection`` link (required with the ``collection``
+    field) pointing at ``collection_href``.
+    """
     d = obj.to_dict(include_self_link=False, transform_hrefs=False)
     d["links"] = [link for link in d.get("links", []) if link.get("rel") not in ("root", "parent", "collection")]
+    if collection_href:
+        d["links"].append({"rel": "collection", "href": collection_href, "type": "application/json"})
     if self_href:
         d["links"].append({"rel": "self", "href": self_href, "type": "application/json"})
     return d

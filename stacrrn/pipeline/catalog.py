@@ -102,11 +102,14 @@ def catalog_rasters(
     dicts = []
     for item in items:
         key = f"{item.id}/{item.id}.json"
-        d = to_json_dict(item, storage.href(key))
+        d = to_json_dict(item, storage.href(key), storage.href("collection.json"))
         storage.put_text(json.dumps(d), key)
         dicts.append(d)
     coll = to_json_dict(collection_of(collection_id, f"{len(items)} scenes catalogued by stacrrn", items))
-    coll["links"] = [{"rel": "item", "href": d["links"][-1]["href"], "type": "application/geo+json"} for d in dicts]
+    coll["links"] = [
+        {"rel": "item", "href": storage.href(f"{d['id']}/{d['id']}.json"), "type": "application/geo+json"}
+        for d in dicts
+    ]
     storage.put_text(json.dumps(coll), "collection.json")
     storage.cleanup()
     return coll, dicts

@@ -1,7 +1,14 @@
-"""The embedded default job: normalize a sample mosaic stacrrn generates, and score it."""
+"""The embedded default job, end to end on loopback services.
+
+Sample scenes with known distortions (or real imagery from a folder) are published as COGs
+and STAC items to a local S3 server (moto), served by a STAC API (``rustac serve``),
+selected by a STAC search, normalized by :func:`stacrrn.run`, and the corrected COGs and
+items are written back to S3 (and mirrored to a local folder to look at afterwards).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,69 +17,126 @@ import rasterio
 from numpy.typing import NDArray
 
 from stacrrn.core.metrics import affine_residual
-from stacrrn.pipeline.match import MatchResult, match
+from stacrrn.errors import InputError
+from stacrrn.io.stac import Search, gdal_path
+from stacrrn.pipeline.catalog import catalog_rasters
 from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.run import RunResult, run
 from stacrrn.samples import SampleMosaic, write_sample_mosaic
+
+BUCKET = "stacrrn-demo"
+SAMPLE_BANDS = ["blue", "green", "red", "nir08"]
 
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What the demo did and how close it came to the known truth.
+    """What the demo did and, for generated scenes, how close it came to the known truth.
 
     Attributes
     ----------
-    sample
-        The generated tiles and their injected distortions.
     result
-        The normalization run.
+        The run.
+    stac_url, s3_endpoint
+        The loopback services it used (gone once the demo returns).
+    mirror
+        Local copy of the outputs.
+    sample
+        The generated scenes and their distortions (``None`` for real imagery).
     gain_error
-        Max relative error of the recovered gains (``None`` with gradients, where the
-        gain is not one number per tile).
+        Max relative error of the recovered gains (generated scenes without gradients).
     truth_error
         Per-band pixel RMSE to the truth after one common affine fit, over the truth's std.
     """
 
-    sample: SampleMosaic
-    result: MatchResult
+    result: RunResult
+    stac_url: str
+    s3_endpoint: str
+    mirror: Path
+    sample: SampleMosaic | None
     gain_error: float | None
-    truth_error: NDArray[np.float64]
+    truth_error: NDArray[np.float64] | None
 
 
-def run_demo(folder: Path, gradient: float = 0.0, workers: int = 2, progress: Progress = no_progress) -> DemoResult:
-    """Write a 3x3 sample mosaic into ``folder/scenes``, normalize it into ``folder/normalized``.
+def _scenes(folder: Path, data: Path | None, gradient: float) -> tuple[list[Path], SampleMosaic | None]:
+    if data is None:
+        sample = write_sample_mosaic(folder / "scenes", gradient=gradient)
+        return sample.paths, sample
+    paths = sorted(p for p in data.glob("*.tif") if p.is_file())
+    if len(paths) < 2:
+        raise InputError(f"{data} holds {len(paths)} GeoTIFF(s); the demo needs at least two overlapping ones")
+    return paths, None
+
+
+def _truth_error(result: RunResult, sample: SampleMosaic) -> NDArray[np.float64]:
+    outs, truths = [], []
+    for item, truth in zip(result.items, sample.truth, strict=True):
+        bands = []
+        for key in SAMPLE_BANDS:
+            with rasterio.open(gdal_path(item["assets"][key]["href"])) as src:
+                bands.append(src.read(1).ravel().astype(np.float64))
+        outs.append(np.stack(bands))
+        truths.append(truth.reshape(truth.shape[0], -1))
+    _, rel = affine_residual(np.concatenate(outs, axis=1), np.concatenate(truths, axis=1))
+    return rel
+
+
+def run_demo(
+    folder: Path,
+    data: Path | None = None,
+    gradient: float = 0.1,
+    workers: int = 2,
+    progress: Progress = no_progress,
+) -> DemoResult:
+    """Publish scenes to loopback S3 + STAC API, normalize them from a STAC search, score the result.
 
     Parameters
     ----------
     folder
-        Working folder.
+        Local working folder (generated scenes, mirror of the outputs in ``folder/normalized``).
+    data
+        A folder of overlapping GeoTIFFs to use instead of generated scenes (e.g. ../shared/data/...).
     gradient
-        Planar gradient amplitude per tile (0: gains/offsets only, solved with ``global``;
-        otherwise ``global+local``).
+        Planar gradient amplitude injected per generated tile on top of gains/offsets
+        (0: gains/offsets only).
     workers
-        Threads for the pixel passes.
+        Concurrent chunks/items.
     progress
         Progress callback.
 
     Returns
     -------
     DemoResult
-        The run and its scores against the truth.
+        The run, where it went, and its scores against the truth for generated scenes.
     """
-    sample = write_sample_mosaic(folder / "scenes", gradient=gradient)
-    result = match(
-        [str(p) for p in sample.paths],
-        folder / "normalized",
-        references=[sample.reference],
-        method="global+local" if gradient else "global",
-        workers=workers,
-        progress=progress,
-    )
-    gains = result.model.global_fit.gains
-    gain_error = None if gradient else float(np.abs(gains * sample.gains - 1).max())
-    outs, truths = [], []
-    for out, truth in zip(result.outputs, sample.truth, strict=True):
-        with rasterio.open(out.path) as src:
-            outs.append(src.read().reshape(src.count, -1).astype(np.float64))
-        truths.append(truth.reshape(truth.shape[0], -1))
-    _, rel = affine_residual(np.concatenate(outs, axis=1), np.concatenate(truths, axis=1))
-    return DemoResult(sample, result, gain_error, rel)
+    from stacrrn.services import LoopbackS3, RustacAPI
+
+    paths, sample = _scenes(folder, data, gradient)
+    with LoopbackS3() as s3:
+        s3.create_bucket(BUCKET)
+        start = dt.datetime(2024, 6, 1, 10, tzinfo=dt.UTC)
+        coll, items = catalog_rasters(
+            paths,
+            f"s3://{BUCKET}/scenes",
+            "stacrrn-demo-scenes",
+            band_names=SAMPLE_BANDS if sample else None,
+            split_bands=sample is not None,
+            datetimes=[start + dt.timedelta(minutes=k) for k in range(len(paths))],
+        )
+        with RustacAPI(coll, items) as api:
+            result = run(
+                Search(stac=api.url, collections=("stacrrn-demo-scenes",)),
+                f"s3://{BUCKET}/normalized",
+                references=[sample.reference] if sample else None,
+                method="global+local" if gradient or sample is None else "global",
+                workers=workers,
+                progress=progress,
+            )
+            gain_error = None
+            if sample is not None and not gradient:
+                gain_error = float(np.abs(result.model.global_fit.gains * sample.gains - 1).max())
+            truth_error = _truth_error(result, sample) if sample else None
+            import s3fs
+
+            mirror = folder / "normalized"
+            s3fs.S3FileSystem().get(f"{BUCKET}/normalized/", str(mirror), recursive=True)
+            return DemoResult(result, api.url, s3.endpoint, mirror, sample, gain_error, truth_error)

@@ -145,7 +145,7 @@ def _correct_item(job: _Job, k: int) -> dict[str, Any]:
     from stacrrn import __version__
 
     out = output_item(item, item_href(item), job.collection_id, assets, rrn, __version__)
-    d = item_json(out, job.storage.href(item_key(item.id)), job.model_href)
+    d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
     job.storage.put_text(json.dumps(d), item_key(item.id))
     return d
 

@@ -110,7 +110,7 @@ def model_asset(href: str) -> pystac.Asset:
     return pystac.Asset(href, "stacrrn model", media_type="application/json", roles=["metadata"])
 
 
-def item_json(item: pystac.Item, href: str, model_href: str) -> dict[str, Any]:
-    """JSON of an output item with its model asset and self link."""
+def item_json(item: pystac.Item, href: str, model_href: str, collection_href: str) -> dict[str, Any]:
+    """JSON of an output item with its model asset, collection and self links."""
     item.add_asset("model", model_asset(model_href))
-    return to_json_dict(item, href)
+    return to_json_dict(item, href, collection_href)

@@ -1,0 +1,102 @@
+"""What every ``stacrrn`` command shares: the typer app, the error handler, progress bars.
+
+One handler maps the error tree to exit codes and one-line messages: user errors exit
+with code 2 and print no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stacrrn.core.model import RRNModel
+from stacrrn.errors import StacrrnError
+from stacrrn.pipeline.progress import Progress as ProgressCallback
+from stacrrn.pipeline.progress import no_progress
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="stacrrn",
+    help="Relative radiometric normalization of overlapping rasters (Yu et al. 2017 global-to-local).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn stacrrn errors into one line on stderr and the error's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except StacrrnError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+class RichProgress:
+    """A :class:`stacrrn.pipeline.progress.Progress` drawn with rich (silent when quiet)."""
+
+    def __init__(self, bar: Progress | None) -> None:
+        self.bar = bar
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        """Advance the bar of ``stage``."""
+        if self.bar is None:
+            return
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total)
+        self.bar.update(self.tasks[stage], completed=done, total=total)
+
+
+def with_progress(quiet: bool, job: Callable[[ProgressCallback], R]) -> R:
+    """Run ``job(progress)`` with rich progress bars on a terminal, silently otherwise."""
+    if quiet or not console.is_terminal:
+        return job(no_progress)
+    columns = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        return job(RichProgress(bar))
+
+
+def print_model_table(model: RRNModel, labels: list[str], where: str) -> None:
+    """Print per-band gain/offset ranges and overlap consistency before -> after."""
+    q = model.quality
+    table = Table(title=f"stacrrn {model.method}: {len(model.images)} images, {where}")
+    for col in (
+        "band",
+        "gain min..max",
+        "offset min..max",
+        "overlap RMSE (affine part) before -> after",
+        "overlap block-mean RMS diff before -> after",
+    ):
+        table.add_column(col, justify="right")
+    g, o = model.global_fit.gains, model.global_fit.offsets
+    for k, label in enumerate(labels):
+        table.add_row(
+            label,
+            f"{g[:, k].min():.4f}..{g[:, k].max():.4f}",
+            f"{o[:, k].min():.2f}..{o[:, k].max():.2f}",
+            f"{q['before']['rmse'][k]:.2f} -> {q['after']['rmse'][k]:.2f}",
+            f"{q['before']['block_mean_diff'][k]:.2f} -> {q['after']['block_mean_diff'][k]:.2f}",
+        )
+    Console().print(table)
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """One yellow line per warning on stderr."""
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)

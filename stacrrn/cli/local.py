@@ -1,0 +1,82 @@
+"""``stacrrn match``: normalize local rasters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stacrrn.cli.common import app, console, handle_errors, print_model_table, print_warnings, with_progress
+from stacrrn.core.model import METHODS
+from stacrrn.errors import ParameterError
+from stacrrn.pipeline.match import MatchResult, match
+
+
+def _parse_bands(bands: str | None) -> list[int] | None:
+    if not bands:
+        return None
+    try:
+        return [int(b) for b in bands.split(",") if b.strip()]
+    except ValueError:
+        raise ParameterError(f"--bands must be comma-separated band numbers like 1,2,3; got {bands!r}") from None
+
+
+def print_summary(result: MatchResult) -> None:
+    """Print per-band gains/offsets and overlap consistency before/after, then what was written."""
+    model = result.model
+    print_model_table(model, [str(b) for b in model.bands], f"model {result.model_path}")
+    clipped = sum(sum(r.clipped) for r in result.outputs)
+    skipped = sum(r.skipped for r in result.outputs)
+    console.print(
+        f"wrote {len(result.outputs) - skipped} corrected COGs to {Path(result.model_path).parent}"
+        + (f" ({skipped} kept from a previous run)" if skipped else "")
+        + (f"; {clipped} values clipped to the data type" if clipped else "")
+        + ("; statistics reused from cache" if result.statistics_reused else ""),
+        highlight=False,
+    )
+    print_warnings(result.warnings)
+
+
+@app.command("match")
+@handle_errors
+def match_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Overlapping rasters to normalize.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    reference: Annotated[
+        list[str] | None,
+        typer.Option("--reference", "-r", help="Reference image (name, file name or path); repeatable."),
+    ] = None,
+    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = "global+local",
+    block_size: Annotated[float | None, typer.Option(help="Local block edge in CRS units.")] = None,
+    blocks: Annotated[int | None, typer.Option(help="Local blocks along the longer side (default 32).")] = None,
+    bands: Annotated[str | None, typer.Option(help="Comma-separated 1-based bands, e.g. 1,2,3.")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first input's).")] = None,
+    resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
+    workers: Annotated[int, typer.Option(help="Threads for the pixel passes.")] = 1,
+    resume: Annotated[bool, typer.Option(help="Keep outputs already made with the same model.")] = False,
+    min_overlap: Annotated[int, typer.Option(help="Ignore overlaps with fewer valid pixels.")] = 64,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+) -> None:
+    """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
+    band_list = _parse_bands(bands)
+    result = with_progress(
+        quiet,
+        lambda progress: match(
+            [str(p) for p in inputs],
+            out,
+            references=reference,
+            method=method,
+            block_size=block_size,
+            n_blocks=blocks,
+            bands=band_list,
+            crs=crs,
+            resolution=resolution,
+            workers=workers,
+            resume=resume,
+            min_overlap=min_overlap,
+            progress=progress,
+        ),
+    )
+    if not quiet:
+        print_summary(result)

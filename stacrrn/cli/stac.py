@@ -1,0 +1,246 @@
+"""``stacrrn search``, ``stacrrn run`` and ``stacrrn catalog``: the STAC-native commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stacrrn.cli.common import app, console, handle_errors, print_model_table, print_warnings, with_progress
+from stacrrn.core.model import METHODS
+from stacrrn.errors import ParameterError
+from stacrrn.io.stac import Search, parse_bbox, search_items
+from stacrrn.pipeline.stac_plan import MODES
+
+StacUrl = Annotated[str | None, typer.Option("--stac", help="STAC API URL to search.", rich_help_panel="Search")]
+Catalog = Annotated[
+    str | None,
+    typer.Option("--catalog", help="Static catalog or collection JSON (path or URL).", rich_help_panel="Search"),
+]
+ItemFiles = Annotated[
+    list[str] | None,
+    typer.Argument(help="Item or ItemCollection JSON files (instead of a search).", show_default=False),
+]
+Collections = Annotated[
+    list[str] | None, typer.Option("--collection", "-c", help="Collection id; repeatable.", rich_help_panel="Search")
+]
+Bbox = Annotated[str | None, typer.Option(help="west,south,east,north in degrees.", rich_help_panel="Search")]
+Datetime = Annotated[
+    str | None,
+    typer.Option("--datetime", help="RFC 3339 date or interval, e.g. 2024-06-01/2024-06-30.", rich_help_panel="Search"),
+]
+Query = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Property comparison like 'eo:cloud_cover<20'; repeatable (STAC API query extension).",
+        rich_help_panel="Search",
+    ),
+]
+Filter = Annotated[
+    str | None,
+    typer.Option("--filter", help="CQL2 filter, text or JSON (STAC API filter extension).", rich_help_panel="Search"),
+]
+Ids = Annotated[list[str] | None, typer.Option("--id", help="Item id; repeatable.", rich_help_panel="Search")]
+MaxItems = Annotated[int | None, typer.Option(help="Take at most this many items.", rich_help_panel="Search")]
+
+
+def make_search(
+    stac: str | None,
+    catalog: str | None,
+    item_files: list[str] | None,
+    collection: list[str] | None,
+    bbox: str | None,
+    datetime: str | None,
+    query: list[str] | None,
+    filter_: str | None,
+    ids: list[str] | None,
+    max_items: int | None,
+) -> Search:
+    """Build a :class:`Search` from command-line options (validating bbox and max items)."""
+    if max_items is not None and max_items < 1:
+        raise ParameterError(f"--max-items must be at least 1, got {max_items}")
+    return Search(
+        stac=stac,
+        catalog=catalog,
+        item_files=tuple(item_files or ()),
+        collections=tuple(collection or ()),
+        bbox=parse_bbox(bbox) if bbox else None,
+        datetime=datetime,
+        query=tuple(query or ()),
+        filter=filter_,
+        ids=tuple(ids or ()),
+        max_items=max_items,
+    )
+
+
+def _overlap_share(items: list[Any]) -> list[float]:
+    """Share of each item's footprint covered by the other items' footprints (0..1)."""
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    shapes = [shape(it.geometry) if it.geometry else None for it in items]
+    out = []
+    for k, s in enumerate(shapes):
+        others = [o for j, o in enumerate(shapes) if j != k and o is not None]
+        if s is None or s.area == 0 or not others:
+            out.append(0.0)
+            continue
+        out.append(float(s.intersection(unary_union(others)).area / s.area))
+    return out
+
+
+@app.command("search")
+@handle_errors
+def search_command(
+    item_files: ItemFiles = None,
+    stac: StacUrl = None,
+    catalog: Catalog = None,
+    collection: Collections = None,
+    bbox: Bbox = None,
+    datetime: Datetime = None,
+    query: Query = None,
+    filter_: Filter = None,
+    ids: Ids = None,
+    max_items: MaxItems = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the items as an ItemCollection.")] = False,
+) -> None:
+    """Preview what a search selects: items, dates, cloud cover, assets and footprint overlap."""
+    search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items)
+    items = search_items(search)
+    if as_json:
+        fc = {"type": "FeatureCollection", "features": [it.to_dict(transform_hrefs=False) for it in items]}
+        typer.echo(json.dumps(fc))
+        return
+    table = Table(title=f"{len(items)} item(s) from {search.describe()}")
+    for col in ("id", "collection", "datetime", "cloud cover %", "raster assets", "footprint overlap %"):
+        table.add_column(col, justify="right" if "%" in col else "left")
+    from stacrrn.io.stac import is_raster
+
+    for it, share in zip(items, _overlap_share(items), strict=True):
+        cloud = it.properties.get("eo:cloud_cover")
+        table.add_row(
+            it.id,
+            it.collection_id or "",
+            it.datetime.isoformat() if it.datetime else "",
+            "" if cloud is None else f"{cloud:.1f}",
+            ",".join(k for k, a in it.assets.items() if is_raster(a)),
+            f"{100 * share:.0f}",
+        )
+    Console().print(table)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [v.strip() for v in text.split(",") if v.strip()] if text else None
+
+
+@app.command("run")
+@handle_errors
+def run_command(
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder or s3://bucket/prefix.")],
+    item_files: ItemFiles = None,
+    stac: StacUrl = None,
+    catalog: Catalog = None,
+    collection: Collections = None,
+    bbox: Bbox = None,
+    datetime: Datetime = None,
+    query: Query = None,
+    filter_: Filter = None,
+    ids: Ids = None,
+    max_items: MaxItems = None,
+    assets: Annotated[
+        str | None, typer.Option(help="Bands: asset keys, asset.N or eo:common_name, comma-separated.")
+    ] = None,
+    mode: Annotated[str, typer.Option(help=f"One of: {', '.join(MODES)}.")] = "mosaic",
+    neighbours: Annotated[
+        int | None, typer.Option(help="Time series: pair each date with this many nearest dates (default all).")
+    ] = None,
+    reference: Annotated[
+        list[str] | None, typer.Option("--reference", "-r", help="Reference item id; repeatable.")
+    ] = None,
+    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = "global+local",
+    block_size: Annotated[float | None, typer.Option(help="Local block edge in CRS units.")] = None,
+    blocks: Annotated[int | None, typer.Option(help="Local blocks along the longer side (default 32).")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first item's).")] = None,
+    resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
+    collection_id: Annotated[str | None, typer.Option(help="Id of the output collection.")] = None,
+    publish: Annotated[str | None, typer.Option(help="STAC API URL (transactions) to add the outputs to.")] = None,
+    workers: Annotated[int, typer.Option(help="Concurrent chunks and items.")] = 2,
+    resume: Annotated[bool, typer.Option(help="Reuse cached statistics and items made with the same model.")] = True,
+    min_overlap: Annotated[int, typer.Option(help="Ignore overlaps with fewer valid pixels.")] = 64,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+) -> None:
+    """Search, normalize and publish: corrected COGs, block maps, model and STAC items to OUT."""
+    from stacrrn.pipeline.run import run
+
+    search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items)
+    result = with_progress(
+        quiet,
+        lambda progress: run(
+            search,
+            out,
+            assets=_split(assets),
+            mode=mode,
+            neighbours=neighbours,
+            references=reference,
+            method=method,
+            block_size=block_size,
+            n_blocks=blocks,
+            crs=crs,
+            resolution=resolution,
+            workers=workers,
+            min_overlap=min_overlap,
+            collection_id=collection_id,
+            publish=publish,
+            resume=resume,
+            progress=progress,
+        ),
+    )
+    if quiet:
+        return
+    labels = result.items[0]["properties"]["rrn:bands"]
+    print_model_table(result.model, labels, f"model {result.model_href}")
+    console.print(
+        f"wrote {len(result.items) - len(result.reused)} items with corrected COGs to {result.out}"
+        + (f" ({len(result.reused)} kept from a previous run)" if result.reused else "")
+        + ("; statistics reused from cache" if result.statistics_reused else "")
+        + f"; collection {result.collection_href}"
+        + (f"; published to {result.published}" if result.published else ""),
+        highlight=False,
+    )
+    print_warnings(result.warnings)
+
+
+@app.command("catalog")
+@handle_errors
+def catalog_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Rasters to publish, one item each.", show_default=False)],
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder or s3://bucket/prefix.")],
+    collection_id: Annotated[str, typer.Option(help="Collection id.")] = "scenes",
+    bands: Annotated[
+        str | None, typer.Option(help="Band names (eo:common_name where they are), comma-separated.")
+    ] = None,
+    split_bands: Annotated[bool, typer.Option(help="One single-band asset per band.")] = False,
+    datetime: Annotated[str | None, typer.Option("--datetime", help="Datetime of every item (default now).")] = None,
+) -> None:
+    """Publish local rasters as COGs with STAC items and a collection (to search them with `run`)."""
+    from pystac.utils import str_to_datetime
+
+    from stacrrn.pipeline.catalog import catalog_rasters
+
+    when = None
+    if datetime:
+        try:
+            when = [str_to_datetime(datetime)] * len(inputs)
+        except ValueError:
+            raise ParameterError(f"--datetime {datetime!r} is not an RFC 3339 date-time") from None
+    _, items = catalog_rasters(
+        [str(p) for p in inputs], out, collection_id, band_names=_split(bands), split_bands=split_bands, datetimes=when
+    )
+    console.print(f"wrote {len(items)} items and {out.rstrip('/')}/collection.json", highlight=False)
+
+
+__all__ = ["catalog_command", "run_command", "search_command"]

@@ -1,0 +1,153 @@
+"""STAC input: searches against a real STAC API (rustac serve), static catalogs, item files; band selection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pystac
+import pytest
+
+from stacrrn.errors import InputError, ParameterError
+from stacrrn.io.stac import (
+    EmptySearchError,
+    Search,
+    gdal_path,
+    parse_bbox,
+    parse_query,
+    search_items,
+    select_bands,
+)
+from stacrrn.services import RustacAPI
+
+
+def make_item(item_id: str, day: int, lon: float, cloud: float, assets: dict | None = None) -> pystac.Item:
+    geom = {
+        "type": "Polygon",
+        "coordinates": [[[lon, 45], [lon + 0.1, 45], [lon + 0.1, 45.1], [lon, 45.1], [lon, 45]]],
+    }
+    item = pystac.Item(
+        item_id,
+        geom,
+        [lon, 45, lon + 0.1, 45.1],
+        dt.datetime(2024, 6, day, 10, tzinfo=dt.UTC),
+        {"eo:cloud_cover": cloud},
+        collection="scenes",
+    )
+    default = {
+        "B04": {"href": f"s3://b/{item_id}/B04.tif", "type": pystac.MediaType.COG, "roles": ["data"],
+                "eo:bands": [{"name": "B04", "common_name": "red"}]},
+        "B08": {"href": f"s3://b/{item_id}/B08.tif", "type": pystac.MediaType.COG, "roles": ["data"],
+                "eo:bands": [{"name": "B08", "common_name": "nir"}]},
+        "visual": {"href": f"s3://b/{item_id}/TCI.tif", "type": pystac.MediaType.COG, "roles": ["visual"],
+                   "eo:bands": [{"name": "r"}, {"name": "g"}, {"name": "b"}]},
+        "rgb": {"href": f"s3://b/{item_id}/rgb.tif", "type": pystac.MediaType.COG, "roles": ["data"],
+                "eo:bands": [{"name": "R", "common_name": "red"}, {"name": "G"}, {"name": "B"}]},
+        "thumbnail": {"href": f"s3://b/{item_id}/t.png", "type": "image/png", "roles": ["thumbnail"]},
+    }
+    for key, a in (assets or default).items():
+        item.add_asset(key, pystac.Asset.from_dict(a))
+    return item
+
+
+def collection() -> dict:
+    ext = pystac.Extent(pystac.SpatialExtent([[10, 45, 11, 46]]), pystac.TemporalExtent([[None, None]]))
+    d = pystac.Collection("scenes", "test scenes", ext, license="CC0-1.0").to_dict(include_self_link=False)
+    d["links"] = []
+    return d
+
+
+ITEMS = [
+    make_item("a", 1, 10.0, 5.0),
+    make_item("b", 3, 10.08, 60.0),
+    make_item("c", 12, 10.16, 10.0),
+    make_item("far", 2, 10.8, 0.0),
+]
+
+
+@pytest.fixture(scope="module")
+def api():
+    with RustacAPI(collection(), [it.to_dict(include_self_link=False) for it in ITEMS]) as server:
+        yield server
+
+
+def test_api_search_by_bbox_datetime_and_limit(api):
+    found = search_items(Search(stac=api.url, collections=("scenes",), bbox=(10.0, 45.0, 10.3, 45.1)))
+    assert [it.id for it in found] == ["a", "b", "c"]  # sorted by date, "far" outside the bbox
+    found = search_items(Search(stac=api.url, bbox=(10.0, 45.0, 10.3, 45.1), datetime="2024-06-01/2024-06-05"))
+    assert [it.id for it in found] == ["a", "b"]
+    assert len(search_items(Search(stac=api.url, max_items=2))) == 2
+    assert [it.id for it in search_items(Search(stac=api.url, ids=("c",)))] == ["c"]
+
+
+def test_empty_search_and_unreachable_api_are_input_errors(api):
+    with pytest.raises(EmptySearchError, match="selected no item"):
+        search_items(Search(stac=api.url, bbox=(-10, -10, -9, -9)))
+    from stacrrn.services import free_port
+
+    with pytest.raises(InputError, match="did not answer"):
+        search_items(Search(stac=f"http://127.0.0.1:{free_port()}"))
+
+
+def test_static_catalog_and_item_files(tmp_path):
+    cat = pystac.Catalog("root", "test")
+    for it in ITEMS:
+        cat.add_item(it.clone())
+    cat.normalize_hrefs(str(tmp_path / "catalog"))
+    cat.save(pystac.CatalogType.SELF_CONTAINED)
+    found = search_items(
+        Search(catalog=str(tmp_path / "catalog" / "catalog.json"), bbox=(10.0, 45.0, 10.3, 45.1), datetime="2024-06-03")
+    )
+    assert [it.id for it in found] == ["b"]
+    fc = tmp_path / "items.json"
+    fc.write_text(json.dumps({"type": "FeatureCollection", "features": [it.to_dict() for it in ITEMS[:2]]}))
+    one = tmp_path / "c.json"
+    one.write_text(json.dumps(ITEMS[2].to_dict()))
+    assert [it.id for it in search_items(Search(item_files=(str(fc), str(one))))] == ["a", "b", "c"]
+    with pytest.raises(ParameterError, match="need a STAC API"):
+        search_items(Search(item_files=(str(fc),), query=("eo:cloud_cover<20",)))
+    with pytest.raises(ParameterError, match="exactly one source"):
+        search_items(Search())
+
+
+def test_band_selection_by_key_common_name_and_index():
+    sel = select_bands(ITEMS[:2], ["red", "B08", "rgb.2"])
+    assert [(b.label, b.asset, b.index) for b in sel.bands] == [
+        ("red", "B04", 1),  # common name of a single-band asset, first match
+        ("B08", "B08", 1),
+        ("rgb.2", "rgb", 2),
+    ]
+    assert sel.assets == {"B04": [0], "B08": [1], "rgb": [2]}
+    multi = select_bands(ITEMS[:1], ["rgb"])
+    assert multi.labels == ["rgb.1", "rgb.2", "rgb.3"]
+    default = select_bands(ITEMS[:1])  # raster data assets only: no visual, no thumbnail
+    assert default.labels == ["B04", "B08", "rgb.1", "rgb.2", "rgb.3"]
+
+
+def test_band_selection_errors():
+    with pytest.raises(ParameterError, match="B04, B08"):
+        select_bands(ITEMS[:1], ["swir16"])
+    with pytest.raises(ParameterError, match="has 3 band"):
+        select_bands(ITEMS[:1], ["rgb.4"])
+    with pytest.raises(ParameterError, match="twice"):
+        select_bands(ITEMS[:1], ["red", "B04"])
+    other = make_item("x", 1, 10.0, 0.0, {"red": {"href": "s3://b/x.tif", "type": pystac.MediaType.COG}})
+    with pytest.raises(ParameterError, match="resolves differently"):
+        select_bands([ITEMS[0], other], ["red"])
+
+
+def test_query_bbox_and_paths():
+    assert parse_query(["eo:cloud_cover<20", "platform=landsat-8", "gsd>=10"]) == {
+        "eo:cloud_cover": {"lt": 20},
+        "platform": {"eq": "landsat-8"},
+        "gsd": {"gte": 10},
+    }
+    with pytest.raises(ParameterError, match="comparison"):
+        parse_query(["cloudy"])
+    assert parse_bbox("10,45,11,46") == (10, 45, 11, 46)
+    for bad in ("10,45,11", "11,45,10,46", "a,b,c,d", "10,95,11,96"):
+        with pytest.raises(ParameterError, match="--bbox"):
+            parse_bbox(bad)
+    assert gdal_path("s3://b/k.tif") == "/vsis3/b/k.tif"
+    assert gdal_path("https://h/k.tif") == "/vsicurl/https://h/k.tif"
+    assert gdal_path("file:///x/k.tif") == "/x/k.tif"
