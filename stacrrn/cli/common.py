@@ -72,6 +72,12 @@ def with_progress(quiet: bool, job: Callable[[ProgressCallback], R]) -> R:
         return job(RichProgress(bar))
 
 
+def table_console() -> Console:
+    """Console for tables on stdout: the terminal's width, or wide enough not to wrap in a pipe or file."""
+    out = Console()
+    return out if out.is_terminal else Console(width=200)
+
+
 def print_model_table(model: RRNModel, labels: list[str], where: str) -> None:
     """Print per-band gain/offset ranges and overlap consistency before -> after."""
     q = model.quality
@@ -93,7 +99,7 @@ def print_model_table(model: RRNModel, labels: list[str], where: str) -> None:
             f"{q['before']['rmse'][k]:.2f} -> {q['after']['rmse'][k]:.2f}",
             f"{q['before']['block_mean_diff'][k]:.2f} -> {q['after']['block_mean_diff'][k]:.2f}",
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 def print_warnings(warnings: list[str]) -> None:

@@ -7,10 +7,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from stacrrn.cli.common import app, console, handle_errors, print_model_table, print_warnings, with_progress
+from stacrrn.cli.common import (
+    app,
+    console,
+    handle_errors,
+    print_model_table,
+    print_warnings,
+    table_console,
+    with_progress,
+)
 from stacrrn.core.model import METHODS
 from stacrrn.errors import ParameterError
 from stacrrn.io.stac import Search, parse_bbox, search_items
@@ -130,7 +137,7 @@ def search_command(
             ",".join(k for k, a in it.assets.items() if is_raster(a)),
             f"{100 * share:.0f}",
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -282,6 +282,8 @@ def search_items(search: Search) -> list[pystac.Item]:
     sources = [bool(search.stac), bool(search.catalog), bool(search.item_files)]
     if sum(sources) != 1:
         raise ParameterError("give exactly one source: --stac URL, --catalog PATH_OR_URL or item JSON files")
+    if search.datetime:
+        _parse_interval(search.datetime)  # fail on a malformed interval before any request
     items = _search_api(search) if search.stac else _read_static(search)
     if not items:
         raise EmptySearchError(

@@ -91,18 +91,28 @@ class Storage:
         return f"{self.root}/{TMP_DIR}/{self.run_id}/{key}"
 
     def check_writable(self) -> None:
-        """Write and delete a probe object, so a bad location fails before any work.
+        """Fail early, creating nothing visible, if the location cannot be written.
+
+        A folder (or its nearest existing parent) must be writable; on S3 a probe object is
+        written under the temporary prefix and deleted.
 
         Raises
         ------
         OutputError
             If the location cannot be written.
         """
+        if not self.is_s3:
+            existing = Path(self.root)
+            while not existing.exists():
+                existing = existing.parent
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                raise OutputError(f"cannot write to {self.url}: {existing} is not a writable folder")
+            return
         probe = self._temporary("probe")
         try:
             self.fs.pipe_file(probe, b"ok")
             self.fs.rm_file(probe)
-        except Exception as exc:
+        except Exception as exc:  # any backend failure (no bucket, denied, unreachable) means "cannot write"
             raise OutputError(f"cannot write to {self.url}: {type(exc).__name__}: {exc}"[:300]) from None
 
     def exists(self, key: str) -> bool:

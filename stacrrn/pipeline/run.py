@@ -40,7 +40,7 @@ from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
-from stacrrn.pipeline.stac_plan import StacInputs, make_stac_plan, open_assets
+from stacrrn.pipeline.stac_plan import StacInputs, make_stac_plan, open_assets, pair_graph
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
 
 MODEL_KEY = "stacrrn-model.json"
@@ -241,6 +241,7 @@ def run(
         raise ParameterError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if workers < 1:
         raise ParameterError(f"--workers must be at least 1, got {workers}")
+    pair_graph(2, mode, neighbours)  # validate --mode and --neighbours before any request
     configure_cloud()
     items = search_items(search) if isinstance(search, Search) else list(search)
     selection = select_bands(items, assets)

@@ -85,10 +85,10 @@ def pair_graph(n: int, mode: str, neighbours: int | None) -> frozenset[tuple[int
     """
     if mode not in MODES:
         raise ParameterError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")
+    if neighbours is not None and neighbours < 1:
+        raise ParameterError(f"--neighbours must be at least 1, got {neighbours}")
     if mode == "mosaic" or neighbours is None or neighbours >= n - 1:
         return None
-    if neighbours < 1:
-        raise ParameterError(f"--neighbours must be at least 1, got {neighbours}")
     return frozenset((i, j) for i in range(n) for j in range(i + 1, min(n, i + neighbours + 1)))
 
 

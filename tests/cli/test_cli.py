@@ -146,10 +146,14 @@ def test_unknown_reference_and_method(mosaic, tmp_path):
     assert_user_error(run_cli("match", *paths, "--out", str(tmp_path), "--method", "magic"), "magic")
 
 
-def test_demo_runs(tmp_path):
-    proc = run_cli("demo", "--out", str(tmp_path))
+def test_demo_runs_end_to_end_on_loopback_services(tmp_path):
+    proc = run_cli("demo", "--out", str(tmp_path), "--gradient", "0")
     assert proc.returncode == 0, proc.stderr
-    assert "recovered gains" in proc.stderr
+    assert "recovered gains" in proc.stderr and "STAC API" in proc.stderr
+    gain_error = float(proc.stderr.split("max relative error")[1].split("%")[0])
+    assert gain_error < 0.05  # percent, on uint16 tiles with gains 0.8..1.2
+    assert len(list((tmp_path / "normalized").glob("tile_*/tile_*.json"))) == 9
+    assert (tmp_path / "normalized" / "collection.json").exists()
 
 
 def test_help_lists_commands():

@@ -1,0 +1,78 @@
+"""`stacrrn search`, `run` and `catalog` as a user runs them, against loopback S3 and STAC API servers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import s3fs
+
+from stacrrn.samples import write_sample_mosaic
+from stacrrn.services import RustacAPI, free_port
+from tests.cli.test_cli import assert_user_error, run_cli
+
+
+@pytest.fixture(scope="module")
+def tiles(tmp_path_factory):
+    return write_sample_mosaic(tmp_path_factory.mktemp("tiles"), tiles=2, tile_size=128, overlap=32)
+
+
+@pytest.fixture
+def catalogued(s3, bucket, tiles):
+    proc = run_cli(
+        "catalog", *map(str, tiles.paths), "--out", f"s3://{bucket}/in", "--collection-id", "tiles",
+        "--bands", "blue,green,red,nir08", "--split-bands", "--datetime", "2024-06-01T10:00:00Z",
+    )
+    assert proc.returncode == 0, proc.stderr
+    fs = s3fs.S3FileSystem()
+    coll = json.loads(fs.cat(f"{bucket}/in/collection.json"))
+    items = [json.loads(fs.cat(f"{bucket}/in/{p.stem}/{p.stem}.json")) for p in tiles.paths]
+    return coll, items
+
+
+def test_search_previews_items_and_run_publishes(catalogued, bucket):
+    coll, items = catalogued
+    assert {"blue", "green", "red", "nir08"} <= set(items[0]["assets"])
+    with RustacAPI(coll, items) as api:
+        proc = run_cli("search", "--stac", api.url, "-c", "tiles", "--bbox", "14,39,16,42")
+        assert proc.returncode == 0, proc.stderr
+        for it in items:
+            assert it["id"] in proc.stdout
+        assert "footprint overlap" in proc.stdout
+        proc = run_cli("search", "--stac", api.url, "--max-items", "2", "--json")
+        assert len(json.loads(proc.stdout)["features"]) == 2
+        out = f"s3://{bucket}/out"
+        proc = run_cli(
+            "run", "--stac", api.url, "-c", "tiles", "--assets", "red,nir08", "--out", out, "-r", "tile_00",
+            "--method", "global",
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "wrote 4 items" in proc.stderr and "nir08" in proc.stdout
+        proc = run_cli("run", "--stac", api.url, "-c", "tiles", "--assets", "red,nir08", "--out", out, "-r",
+                       "tile_00", "--method", "global")
+        assert "4 kept from a previous run" in proc.stderr
+    fs = s3fs.S3FileSystem()
+    item = json.loads(fs.cat(f"{bucket}/out/tile_01/tile_01.json"))
+    assert set(item["assets"]) == {"red", "nir08", "model"}
+    assert item["properties"]["rrn:bands"] == ["red", "nir08"]
+
+
+def test_stac_bad_input_exits_2_with_one_line(catalogued, bucket, tmp_path):
+    coll, items = catalogued
+    with RustacAPI(coll, items) as api:
+        cases = [
+            (["search", "--stac", api.url, "--bbox", "1,2,3"], ["--bbox"]),
+            (["search", "--stac", api.url, "--bbox", "-10,-10,-9,-9"], ["selected no item"]),
+            (["search", "--stac", api.url, "--datetime", "yesterday"], ["--datetime", "RFC 3339"]),
+            (["search"], ["exactly one source"]),
+            (["search", "--stac", f"http://127.0.0.1:{free_port()}"], ["did not answer"]),
+            (["run", "--stac", api.url, "--assets", "swir16", "--out", str(tmp_path / "o")], ["swir16", "blue"]),
+            (["run", "--stac", api.url, "--out", f"s3://no-such-bucket-{bucket}/x"], ["cannot write"]),
+            (["run", "--stac", api.url, "--mode", "stack", "--out", str(tmp_path / "o")], ["--mode"]),
+            (["run", "--stac", api.url, "--id", "tile_00", "--out", str(tmp_path / "o")], ["at least two"]),
+            (["run", "--stac", api.url, "-r", "nope", "--out", str(tmp_path / "o")], ["nope"]),
+            (["search", "--catalog", str(tmp_path / "missing.json")], ["cannot read"]),
+        ]
+        for args, words in cases:
+            assert_user_error(run_cli(*args), *words)
+    assert not (tmp_path / "o").exists()
