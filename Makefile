@@ -1,5 +1,7 @@
 # stacrrn: two commands on a fresh machine
-#   make demo   set everything up, generate sample scenes, normalize them, print the scores
+#   make demo   set everything up, start loopback S3 + STAC API with sample scenes, run the
+#               STAC pipeline end to end, print where the results are and the scores
+#               (make demo DATA=../shared/data/sentinel2_aber_tiles_4x4 for real imagery)
 #   make test   set everything up and run the full test suite (lint + tests)
 PYTHON ?= python3
 VENV := .venv
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/stacrrn demo --out demo-output --gradient 0.1
+	$(BIN)/stacrrn demo --out demo-output $(if $(DATA),--data $(DATA))
 
 lint: setup
 	$(BIN)/ruff check stacrrn tests benchmarks
@@ -28,6 +30,7 @@ test: lint
 
 bench: setup
 	$(BIN)/python benchmarks/bench_mosaic.py
+	$(BIN)/python benchmarks/bench_stac.py
 
 clean:
 	rm -rf $(VENV) demo-output benchmarks/out

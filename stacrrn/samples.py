@@ -124,3 +124,39 @@ def write_sample_mosaic(
         paths.append(path)
         truth.append(t)
     return SampleMosaic(paths, gains, offsets, truth, "tile_00")
+
+
+def distort_rasters(paths: list[Path], folder: Path, seed: int = 0) -> SampleMosaic:
+    """Copy real rasters into ``folder`` with known per-band gains (0.8-1.2) and offsets injected.
+
+    Offsets are up to +-10 % of each band's mean; the first raster stays untouched (the
+    reference). Outputs are float32 so no value clips; the originals are the truth (held in
+    memory: meant for demo-sized imagery).
+
+    Returns
+    -------
+    SampleMosaic
+        Distorted copies, the injected gains/offsets and the truth.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed + 2)
+    out, truths, gains, offsets = [], [], [], []
+    for k, path in enumerate(paths):
+        with rasterio.open(path) as src:
+            profile = src.profile
+            truth = src.read().astype(np.float64)
+            valid = src.read_masks() > 0
+        n = truth.shape[0]
+        g = np.ones(n) if k == 0 else rng.uniform(0.8, 1.2, n)
+        mean = np.array([truth[b][valid[b]].mean() if valid[b].any() else 0.0 for b in range(n)])
+        o = np.zeros(n) if k == 0 else rng.uniform(-0.1, 0.1, n) * np.abs(mean)
+        data = np.where(valid, truth * g[:, None, None] + o[:, None, None], profile.get("nodata") or 0)
+        profile.update(driver="GTiff", dtype="float32")
+        target = folder / Path(path).name
+        with rasterio.open(target, "w", **profile) as dst:
+            dst.write(data.astype(np.float32))
+        out.append(target)
+        truths.append(truth)
+        gains.append(g)
+        offsets.append(o)
+    return SampleMosaic(out, np.array(gains), np.array(offsets), truths, out[0].stem)

@@ -26,15 +26,21 @@ def demo_command(
         ),
     ] = None,
     gradient: Annotated[float, typer.Option(help="Planar gradient amplitude injected per generated tile.")] = 0.1,
+    distort: Annotated[
+        bool, typer.Option(help="With --data: inject known gains/offsets (first image untouched) and score.")
+    ] = True,
     workers: Annotated[int, typer.Option(help="Concurrent chunks and items.")] = 2,
 ) -> None:
     """Publish scenes to a loopback S3 + STAC API, normalize them from a STAC search, and score the result."""
     folder = out or Path(tempfile.mkdtemp(prefix="stacrrn-demo-"))
     env_data = os.environ.get("STACRRN_DEMO_DATA")
     source = data or (Path(env_data) if env_data else None)
-    what = f"GeoTIFFs of {source}" if source else "9 generated tiles with known gains, offsets and gradients"
+    if source:
+        what = f"GeoTIFFs of {source}" + (" with known gains/offsets injected" if distort else "")
+    else:
+        what = "9 generated tiles with known gains, offsets and gradients"
     console.print(f"scenes: {what}; starting loopback S3 (moto) and STAC API (rustac serve)", highlight=False)
-    demo = with_progress(False, lambda progress: run_demo(folder, source, gradient, workers, progress))
+    demo = with_progress(False, lambda progress: run_demo(folder, source, gradient, workers, progress, distort))
     result = demo.result
     print_model_table(result.model, result.items[0]["properties"]["rrn:bands"], f"model {result.model_href}")
     console.print(

@@ -22,10 +22,11 @@ from stacrrn.io.stac import Search, gdal_path
 from stacrrn.pipeline.catalog import catalog_rasters
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.run import RunResult, run
-from stacrrn.samples import SampleMosaic, write_sample_mosaic
+from stacrrn.samples import SampleMosaic, distort_rasters, write_sample_mosaic
 
 BUCKET = "stacrrn-demo"
 SAMPLE_BANDS = ["blue", "green", "red", "nir08"]
+"""Band names (``eo:common_name``) of the generated scenes; real imagery gets b1, b2, ..."""
 
 
 @dataclass(frozen=True)
@@ -57,25 +58,31 @@ class DemoResult:
     truth_error: NDArray[np.float64] | None
 
 
-def _scenes(folder: Path, data: Path | None, gradient: float) -> tuple[list[Path], SampleMosaic | None]:
+def _scenes(folder: Path, data: Path | None, gradient: float, distort: bool) -> tuple[SampleMosaic | None, list[Path]]:
     if data is None:
         sample = write_sample_mosaic(folder / "scenes", gradient=gradient)
-        return sample.paths, sample
+        return sample, sample.paths
     paths = sorted(p for p in data.glob("*.tif") if p.is_file())
     if len(paths) < 2:
         raise InputError(f"{data} holds {len(paths)} GeoTIFF(s); the demo needs at least two overlapping ones")
-    return paths, None
+    if not distort:
+        return None, paths
+    sample = distort_rasters(paths, folder / "scenes")
+    return sample, sample.paths
 
 
 def _truth_error(result: RunResult, sample: SampleMosaic) -> NDArray[np.float64]:
+    """Pixel RMSE of the outputs to the truth over valid pixels, after one common affine fit."""
     outs, truths = [], []
     for item, truth in zip(result.items, sample.truth, strict=True):
-        bands = []
-        for key in SAMPLE_BANDS:
+        bands, masks = [], []
+        for key in item["properties"]["rrn:bands"]:
             with rasterio.open(gdal_path(item["assets"][key]["href"])) as src:
-                bands.append(src.read(1).ravel().astype(np.float64))
-        outs.append(np.stack(bands))
-        truths.append(truth.reshape(truth.shape[0], -1))
+                bands.append(src.read(1).astype(np.float64))
+                masks.append(src.read_masks(1) > 0)
+        valid = np.all(masks, axis=0)
+        outs.append(np.stack(bands)[:, valid])
+        truths.append(truth[:, valid])
     _, rel = affine_residual(np.concatenate(outs, axis=1), np.concatenate(truths, axis=1))
     return rel
 
@@ -86,6 +93,7 @@ def run_demo(
     gradient: float = 0.1,
     workers: int = 2,
     progress: Progress = no_progress,
+    distort: bool = True,
 ) -> DemoResult:
     """Publish scenes to loopback S3 + STAC API, normalize them from a STAC search, score the result.
 
@@ -102,6 +110,9 @@ def run_demo(
         Concurrent chunks/items.
     progress
         Progress callback.
+    distort
+        With ``data``: inject known gains/offsets into copies (first image untouched) and
+        score the result against the originals; else normalize the imagery as it is.
 
     Returns
     -------
@@ -110,7 +121,8 @@ def run_demo(
     """
     from stacrrn.services import LoopbackS3, RustacAPI
 
-    paths, sample = _scenes(folder, data, gradient)
+    sample, paths = _scenes(folder, data, gradient, distort)
+    names = SAMPLE_BANDS if data is None else None
     with LoopbackS3() as s3:
         s3.create_bucket(BUCKET)
         start = dt.datetime(2024, 6, 1, 10, tzinfo=dt.UTC)
@@ -118,8 +130,8 @@ def run_demo(
             paths,
             f"s3://{BUCKET}/scenes",
             "stacrrn-demo-scenes",
-            band_names=SAMPLE_BANDS if sample else None,
-            split_bands=sample is not None,
+            band_names=names,
+            split_bands=True,
             datetimes=[start + dt.timedelta(minutes=k) for k in range(len(paths))],
         )
         with RustacAPI(coll, items) as api:
@@ -127,12 +139,12 @@ def run_demo(
                 Search(stac=api.url, collections=("stacrrn-demo-scenes",)),
                 f"s3://{BUCKET}/normalized",
                 references=[sample.reference] if sample else None,
-                method="global+local" if gradient or sample is None else "global",
+                method="global" if data is None and not gradient else "global+local",
                 workers=workers,
                 progress=progress,
             )
             gain_error = None
-            if sample is not None and not gradient:
+            if sample is not None and not (data is None and gradient):
                 gain_error = float(np.abs(result.model.global_fit.gains * sample.gains - 1).max())
             truth_error = _truth_error(result, sample) if sample else None
             import s3fs
