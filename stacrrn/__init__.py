@@ -3,10 +3,13 @@
 The public Python API::
 
     import stacrrn
-    result = stacrrn.match(["a.tif", "b.tif"], "out/", references=["a"])
+    search = stacrrn.Search(stac="https://...", collections=("sentinel-2-l2a",), bbox=(...))
+    result = stacrrn.run(search, "s3://bucket/prefix", assets=["red", "nir"])   # STAC in, STAC out
+    result = stacrrn.match(["a.tif", "b.tif"], "out/", references=["a"])       # local files
 
-and its steps: :func:`make_plan`, :func:`compute_statistics`, :func:`solve_global`,
-:func:`solve_local`, :func:`fit_model`, :func:`apply_model`.
+and the steps: :func:`search_items`, :func:`select_bands`, :func:`load_items`,
+:func:`make_plan`, :func:`compute_statistics`, :func:`solve_global`, :func:`solve_local`,
+:func:`fit_model`, :func:`apply_model`, :func:`catalog_rasters`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ _EXPORTS = {
     "Plan": "stacrrn.pipeline.plan",
     "make_plan": "stacrrn.pipeline.plan",
     "compute_statistics": "stacrrn.pipeline.statistics",
+    "Search": "stacrrn.io.stac",
+    "search_items": "stacrrn.io.stac",
+    "select_bands": "stacrrn.io.stac",
+    "load_items": "stacrrn.pipeline.stac_plan",
+    "run": "stacrrn.pipeline.run",
+    "RunResult": "stacrrn.pipeline.run",
+    "catalog_rasters": "stacrrn.pipeline.catalog",
 }
 
 
@@ -54,13 +64,20 @@ __all__ = [
     "MatchResult",
     "Plan",
     "RRNModel",
+    "RunResult",
+    "Search",
     "StacrrnError",
     "Statistics",
     "apply_model",
+    "catalog_rasters",
     "compute_statistics",
     "fit_model",
+    "load_items",
     "make_plan",
     "match",
+    "run",
+    "search_items",
+    "select_bands",
     "solve_global",
     "solve_global_local",
     "solve_local",

@@ -258,3 +258,37 @@ def make_stac_plan(
         identity,
         pairs=pair_graph(len(items), mode, neighbours),
     )
+
+
+def load_items(
+    items: Sequence[pystac.Item],
+    assets: Sequence[str] | None = None,
+    crs: str | None = None,
+    resolution: float | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> xr.Dataset:
+    """Items' bands lazily on their common grid, as stacrrn sees them (for notebooks).
+
+    Parameters
+    ----------
+    items
+        STAC items (e.g. from :func:`stacrrn.search_items`).
+    assets
+        Bands (asset keys, ``asset.N`` or ``eo:common_name``); default all raster bands.
+    crs, resolution
+        Common grid (default: first item's CRS, finest resolution).
+    chunk_size
+        Dask chunk edge.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dask-backed, one time step per item, float64 with NaN where invalid.
+    """
+    from stacrrn.io.stac import select_bands
+    from stacrrn.io.storage import configure_cloud
+
+    configure_cloud()
+    inputs = open_assets(items, select_bands(items, assets))
+    grid = common_grid([_finest(h) for h in inputs.assets], crs, resolution)
+    return load_lazy(inputs, grid, chunk_size)
