@@ -5,7 +5,8 @@ One command::
     .venv/bin/python benchmarks/bench_stac.py [--scenes 16] [--size 4096] [--workers 2] [--out DIR]
 
 1. **Scenes**: the same scenes as ``bench_mosaic.py`` (generated or reused from
-   ``OUT/scenes``), published once (not timed) as COGs with STAC items to a moto S3
+   ``OUT/scenes``), published once (not timed) as COGs (one 4-band asset per item, or
+   with ``--split-bands`` one asset per band) with STAC items to a moto S3
    server on 127.0.0.1 (hosted by this parent process), and served by ``rustac serve``.
 2. **Remote I/O floor** (fresh subprocess): read every input COG once from S3 through
    GDAL ``/vsis3/`` (HTTP range requests, 1024 px windows), write each as a COG with the
@@ -58,14 +59,14 @@ def stage_floor(hrefs: list[str], workers: int, tmp: Path) -> dict[str, Any]:
 
     def copy(href: str) -> None:
         info = open_raster(href.replace("s3://", "/vsis3/"))
-        scene = href.rsplit("/", 2)[-2]
-        local = tmp / f"{scene}.tif"
+        scene, name = href.rsplit("/", 2)[-2:]
+        local = tmp / f"{scene}_{name}"
         with rasterio.open(info.path) as src, cog_writer(local, info.grid, src.count, info.dtype, info.nodata) as w:
             for row0 in range(0, info.height, WINDOW):
                 for col0 in range(0, info.width, WINDOW):
                     box = Box(row0, col0, min(row0 + WINDOW, info.height), min(col0 + WINDOW, info.width))
                     w.write(box, src.read(window=((row0, box.row1), (col0, box.col1))))
-        fs.put_file(str(local), f"{BUCKET}/floor/{scene}/image.tif")
+        fs.put_file(str(local), f"{BUCKET}/floor/{scene}/{name}")
         local.unlink()
 
     t0 = time.perf_counter()
@@ -116,6 +117,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--split-bands", action="store_true", help="one single-band COG asset per band (Landsat/Sentinel-2 layout)"
+    )
     parser.add_argument("--stage", choices=["all", "floor", "engine"], default="all", help=argparse.SUPPRESS)
     parser.add_argument("--payload", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -141,9 +145,11 @@ def main() -> int:
     with LoopbackS3() as s3:
         s3.create_bucket(BUCKET)
         t0 = time.perf_counter()
-        coll, items = catalog_rasters(paths, f"s3://{BUCKET}/scenes", COLLECTION, band_names=["b1", "b2", "b3", "b4"])
+        coll, items = catalog_rasters(
+            paths, f"s3://{BUCKET}/scenes", COLLECTION, band_names=["b1", "b2", "b3", "b4"], split_bands=args.split_bands
+        )
         print(f"published to S3 + STAC items in {time.perf_counter() - t0:.0f} s (not timed below)", flush=True)
-        hrefs = [it["assets"]["image"]["href"] for it in items]
+        hrefs = [a["href"] for it in items for a in it["assets"].values()]
         input_bytes = sum(s3fs.S3FileSystem().size(h[5:]) for h in hrefs)
         with RustacAPI(coll, items) as api:
             print("running the remote I/O floor ...", flush=True)
@@ -151,6 +157,7 @@ def main() -> int:
             print("running stacrrn.run ...", flush=True)
             engine = child("engine", {"stac": api.url, "workers": args.workers, "injected": injected})
     summary = {
+        "layout": "one single-band asset per band" if args.split_bands else "one 4-band asset per item",
         "scenes": args.scenes,
         "size": args.size,
         "workers": args.workers,
