@@ -146,7 +146,11 @@ def main() -> int:
         s3.create_bucket(BUCKET)
         t0 = time.perf_counter()
         coll, items = catalog_rasters(
-            paths, f"s3://{BUCKET}/scenes", COLLECTION, band_names=["b1", "b2", "b3", "b4"], split_bands=args.split_bands
+            paths,
+            f"s3://{BUCKET}/scenes",
+            COLLECTION,
+            band_names=["b1", "b2", "b3", "b4"],
+            split_bands=args.split_bands,
         )
         print(f"published to S3 + STAC items in {time.perf_counter() - t0:.0f} s (not timed below)", flush=True)
         hrefs = [a["href"] for it in items for a in it["assets"].values()]

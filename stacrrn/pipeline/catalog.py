@@ -31,16 +31,29 @@ def _band_dicts(names: Sequence[str]) -> list[dict[str, str]]:
     return [{"name": n, "common_name": n} if n in COMMON_NAMES else {"name": n} for n in names]
 
 
+def publish_raster(
+    storage: Storage,
+    local: Path,
+    key: str,
+    bands: Sequence[Mapping[str, Any]] = (),
+    roles: tuple[str, ...] = ("data",),
+    title: str | None = None,
+    statistics: Sequence[Mapping[str, float]] = (),
+) -> RasterAsset:
+    """Upload a finished local COG to ``key`` and describe it (header, size, checksum); remove the local file."""
+    extra = {"file:size": local.stat().st_size, "file:checksum": sha256_multihash(local)}
+    header = open_raster(local)
+    href = storage.put_file(local, key)
+    local.unlink()
+    return RasterAsset(href, replace(header, path=href), bands, roles, title, statistics, extra)
+
+
 def _publish_cog(storage: Storage, info: RasterInfo, bands: Sequence[int], key: str, tmp: Path) -> RasterAsset:
     local = tmp / Path(key).name
     with rasterio.open(info.path) as src:
         data = src.read(list(bands))
     write_cog(local, data, info.grid, nodata=info.nodata)
-    extra = {"file:size": local.stat().st_size, "file:checksum": sha256_multihash(local)}
-    href = storage.put_file(local, key)
-    cog = replace(open_raster(local), path=href)
-    local.unlink()
-    return RasterAsset(href, cog, (), ("data",), None, (), extra)
+    return publish_raster(storage, local, key)
 
 
 def catalog_rasters(

@@ -26,15 +26,16 @@ from typing import Any
 
 import pystac
 
+from stacrrn import __version__
 from stacrrn.core.local_model import LocalParams
 from stacrrn.core.model import METHODS, RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import ParameterError
-from stacrrn.io.raster import open_raster
 from stacrrn.io.stac import BandSelection, Search, item_href, search_items, select_bands
-from stacrrn.io.stac_items import RasterAsset, collection_of, to_json_dict
-from stacrrn.io.storage import Storage, configure_cloud, sha256_multihash
+from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
+from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.pipeline.apply import MODEL_TAG, correct_raster, field_map, reference_map, write_block_map
+from stacrrn.pipeline.catalog import publish_raster
 from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model, resolve_references
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
@@ -127,23 +128,27 @@ def _correct_item(job: _Job, k: int) -> dict[str, Any]:
             clipped[p] = c
         source = item.assets[key]
         bands = source.extra_fields.get("eo:bands") or [{"name": selection.bands[p].label} for p in positions]
-        extra = {"file:size": local.stat().st_size, "file:checksum": sha256_multihash(local)}
-        href = job.storage.put_file(local, f"{item.id}/{key}.tif")
-        assets[key] = RasterAsset(
-            href, open_raster(local), bands, tuple(source.roles or ["data"]), source.title, result.statistics, extra
+        assets[key] = publish_raster(
+            job.storage,
+            local,
+            f"{item.id}/{key}.tif",
+            bands,
+            tuple(source.roles or ["data"]),
+            source.title,
+            result.statistics,
         )
-        local.unlink()
     if job.model.local_fit is not None:
         local = write_block_map(folder / "blockmap.tif", *field_map(job.model, k), job.model.digest())
-        extra = {"file:size": local.stat().st_size, "file:checksum": sha256_multihash(local)}
-        href = job.storage.put_file(local, f"{item.id}/blockmap.tif")
         bands = [{"name": f"{b.label}_gain_field"} for b in selection.bands]
-        assets["blockmap"] = RasterAsset(
-            href, open_raster(local), bands, ("metadata", "rrn-block-map"), "local gain field per block", (), extra
+        assets["blockmap"] = publish_raster(
+            job.storage,
+            local,
+            f"{item.id}/blockmap.tif",
+            bands,
+            ("metadata", "rrn-block-map"),
+            "local gain field per block",
         )
     rrn = rrn_properties(job.model, k, selection) | {"rrn:clipped": dict(zip(selection.labels, clipped, strict=True))}
-    from stacrrn import __version__
-
     out = output_item(item, item_href(item), job.collection_id, assets, rrn, __version__)
     d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
     job.storage.put_text(json.dumps(d), item_key(item.id))
@@ -166,7 +171,7 @@ def _write_collection(
         d["assets"] = {
             "reference-blockmap": {
                 "href": reference_href,
-                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "type": COG,
                 "roles": ["metadata", "rrn-block-map"],
             }
         }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import pystac
@@ -23,7 +22,7 @@ from stacrrn.io.grid import common_grid, footprint
 from stacrrn.io.raster import RasterInfo, open_raster
 from stacrrn.io.stac import BandSelection, asset_href, gdal_path, item_href
 from stacrrn.pipeline.parallel import imap_bounded
-from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan, clip_to_footprint, grid_layout, unique_names
+from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
 from stacrrn.types import Box, Grid
 
 MODES = ("mosaic", "timeseries")
@@ -177,7 +176,7 @@ def load_lazy(inputs: StacInputs, grid: Grid, chunk_size: int = DEFAULT_CHUNK) -
     )
 
 
-def _chunk_reader(ds: xr.Dataset, names: list[str], footprints: list[Box]) -> Any:
+def _chunk_reader(ds: xr.Dataset, names: list[str], footprints: list[Box]) -> ChunkReader:
     def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
         if not images:
             return {}

@@ -20,8 +20,17 @@ def tiles(tmp_path_factory):
 @pytest.fixture
 def catalogued(s3, bucket, tiles):
     proc = run_cli(
-        "catalog", *map(str, tiles.paths), "--out", f"s3://{bucket}/in", "--collection-id", "tiles",
-        "--bands", "blue,green,red,nir08", "--split-bands", "--datetime", "2024-06-01T10:00:00Z",
+        "catalog",
+        *map(str, tiles.paths),
+        "--out",
+        f"s3://{bucket}/in",
+        "--collection-id",
+        "tiles",
+        "--bands",
+        "blue,green,red,nir08",
+        "--split-bands",
+        "--datetime",
+        "2024-06-01T10:00:00Z",
     )
     assert proc.returncode == 0, proc.stderr
     fs = s3fs.S3FileSystem()
@@ -43,18 +52,55 @@ def test_search_previews_items_and_run_publishes(catalogued, bucket):
         assert len(json.loads(proc.stdout)["features"]) == 2
         out = f"s3://{bucket}/out"
         proc = run_cli(
-            "run", "--stac", api.url, "-c", "tiles", "--assets", "red,nir08", "--out", out, "-r", "tile_00",
-            "--method", "global",
+            "run",
+            "--stac",
+            api.url,
+            "-c",
+            "tiles",
+            "--assets",
+            "red,nir08",
+            "--out",
+            out,
+            "-r",
+            "tile_00",
+            "--method",
+            "global",
         )
         assert proc.returncode == 0, proc.stderr
         assert "wrote 4 items" in proc.stderr and "nir08" in proc.stdout
-        proc = run_cli("run", "--stac", api.url, "-c", "tiles", "--assets", "red,nir08", "--out", out, "-r",
-                       "tile_00", "--method", "global")
+        proc = run_cli(
+            "run",
+            "--stac",
+            api.url,
+            "-c",
+            "tiles",
+            "--assets",
+            "red,nir08",
+            "--out",
+            out,
+            "-r",
+            "tile_00",
+            "--method",
+            "global",
+        )
         assert "4 kept from a previous run" in proc.stderr
     fs = s3fs.S3FileSystem()
     item = json.loads(fs.cat(f"{bucket}/out/tile_01/tile_01.json"))
     assert set(item["assets"]) == {"red", "nir08", "model"}
     assert item["properties"]["rrn:bands"] == ["red", "nir08"]
+
+
+def broken_items(items: list[dict], bucket: str, tmp_path) -> list[str]:
+    """Two item files, the second with an asset whose object does not exist in the bucket."""
+    paths = []
+    for it in items[:2]:
+        path = tmp_path / f"{it['id']}.json"
+        path.write_text(json.dumps(it))
+        paths.append(str(path))
+    broken = json.loads(json.dumps(items[1]))
+    broken["assets"]["red"]["href"] = f"s3://{bucket}/in/missing.tif"
+    (tmp_path / f"{items[1]['id']}.json").write_text(json.dumps(broken))
+    return paths
 
 
 def test_stac_bad_input_exits_2_with_one_line(catalogued, bucket, tmp_path):
@@ -72,6 +118,10 @@ def test_stac_bad_input_exits_2_with_one_line(catalogued, bucket, tmp_path):
             (["run", "--stac", api.url, "--id", "tile_00", "--out", str(tmp_path / "o")], ["at least two"]),
             (["run", "--stac", api.url, "-r", "nope", "--out", str(tmp_path / "o")], ["nope"]),
             (["search", "--catalog", str(tmp_path / "missing.json")], ["cannot read"]),
+            (
+                ["run", *broken_items(items, bucket, tmp_path), "--out", str(tmp_path / "o")],
+                ["tile_01", "red", "missing"],
+            ),
         ]
         for args, words in cases:
             assert_user_error(run_cli(*args), *words)
