@@ -211,14 +211,27 @@ class BandSummary:
         return cls([ImageMoments.empty(1) for _ in range(n_bands)], np.full(n_bands, np.inf), np.full(n_bands, -np.inf))
 
     def add(self, data: NDArray[np.generic], valid: NDArray[np.bool_]) -> None:
-        """Add a window: ``data`` and ``valid`` of shape ``(bands, rows, cols)``."""
+        """Add a window: ``data`` and ``valid`` of shape ``(bands, rows, cols)``.
+
+        8- and 16-bit integers go through a histogram (one pass, exact); other types
+        through sums of values and squares per window, merged exactly across windows.
+        """
         self.pixels += int(data[0].size)
-        for b, m in enumerate(self.moments):
-            values = data[b][valid[b]].astype(np.float64)
-            if values.size:
-                self.moments[b] = m.merge(ImageMoments.of(values[None, :]))
-                self.minimum[b] = min(self.minimum[b], float(values.min()))
-                self.maximum[b] = max(self.maximum[b], float(values.max()))
+        for b in range(len(self.moments)):
+            values = data[b].ravel() if valid[b].all() else data[b][valid[b]]
+            if values.size == 0:
+                continue
+            if values.dtype.kind in "ui" and values.dtype.itemsize <= 2:
+                n, mean, m2, lo, hi = _histogram_moments(values)
+            else:
+                v = values.astype(np.float64, copy=False)
+                n, lo, hi = v.size, float(v.min()), float(v.max())
+                mean = float(v.sum()) / n
+                m2 = max(float(np.dot(v, v)) - n * mean * mean, 0.0)
+            window = ImageMoments(n, np.array([mean]), np.array([m2]))
+            self.moments[b] = self.moments[b].merge(window)
+            self.minimum[b] = min(self.minimum[b], lo)
+            self.maximum[b] = max(self.maximum[b], hi)
 
     def to_list(self) -> list[dict[str, float]]:
         """Per band ``minimum``, ``maximum``, ``mean``, ``stddev``, ``valid_percent`` (STAC raster statistics)."""
@@ -237,3 +250,15 @@ class BandSummary:
                 }
             )
         return out
+
+
+def _histogram_moments(values: NDArray[np.generic]) -> tuple[int, float, float, float, float]:
+    """Count, mean, centred second moment, min and max of small integers, from their histogram."""
+    shift = 0 if values.dtype.kind == "u" else -int(np.iinfo(values.dtype).min)  # type: ignore[type-var]
+    counts = np.bincount(values.astype(np.int32) + shift if shift else values).astype(np.float64)
+    levels = np.arange(counts.size, dtype=np.float64) - shift
+    used = np.flatnonzero(counts)
+    n = float(counts.sum())
+    mean = float(counts @ levels) / n
+    d = levels[used] - mean
+    return int(n), mean, float(counts[used] @ (d * d)), float(levels[used[0]]), float(levels[used[-1]])

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -52,3 +53,28 @@ def test_block_sums_add_into_larger_frame():
     total.add(part)
     assert total.n[1, 1] == 1 and total.n[1, 2] == 2
     assert total.sums[0, 1, 2] == 5.0
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])
+def test_band_summary_is_exact_over_windows(dtype):
+    from stacrrn.core.moments import BandSummary
+
+    rng = np.random.default_rng(3)
+    if dtype == "float32":
+        data = rng.normal(-0.2, 0.1, (3, 64, 80)).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        data = rng.integers(info.min, info.max, (3, 64, 80), endpoint=True).astype(dtype)
+    valid = rng.random(data.shape) > 0.3
+    valid[2] = False  # a band with no valid pixel
+    summary = BandSummary.empty(3)
+    for rows in (slice(0, 10), slice(10, 64)):
+        summary.add(data[:, rows], valid[:, rows])
+    out = summary.to_list()
+    for b in range(2):
+        v = data[b][valid[b]].astype(np.float64)
+        assert out[b]["minimum"] == v.min() and out[b]["maximum"] == v.max()
+        assert out[b]["mean"] == pytest.approx(v.mean(), rel=1e-12, abs=1e-12)
+        assert out[b]["stddev"] == pytest.approx(v.std(), rel=1e-9)
+        assert out[b]["valid_percent"] == pytest.approx(100 * v.size / data[b].size)
+    assert out[2] == {"valid_percent": 0.0}
