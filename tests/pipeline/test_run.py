@@ -178,3 +178,33 @@ def test_interrupted_run_resumes_without_redoing_finished_items(s3, bucket, tmp_
     local = tmp_path / "check.tif"
     fs.get(resumed.items[3]["assets"]["red"]["href"][5:], str(local))
     assert sha256_multihash(local) == resumed.items[3]["assets"]["red"]["file:checksum"]
+
+
+@needs_schemas
+def test_http_hrefs_item_files_and_a_local_output_folder(s3, bucket, tmp_path):
+    """Assets read over plain HTTP range requests (/vsicurl/), items from files, outputs to a folder."""
+    from stacrrn.samples import write_sample_mosaic
+
+    sample = write_sample_mosaic(tmp_path / "tiles", tiles=2, tile_size=128, overlap=32)
+    _, items = catalog_rasters(sample.paths, f"s3://{bucket}/in", "tiles", band_names=BANDS)
+    import boto3
+
+    client = boto3.client("s3")
+    files = []
+    for it in items:
+        for asset in it["assets"].values():
+            client.put_object_acl(Bucket=bucket, Key=asset["href"].split("/", 3)[3], ACL="public-read")
+            asset["href"] = asset["href"].replace("s3://", s3.endpoint + "/")
+        path = tmp_path / f"{it['id']}.json"
+        path.write_text(json.dumps(it))
+        files.append(str(path))
+    out = tmp_path / "normalized"
+    result = run(Search(item_files=tuple(files)), str(out), references=["tile_00"], method="global")
+    assert items[1]["assets"]["image"]["href"].startswith("http://127.0.0.1:")
+    assert np.abs(result.model.global_fit.gains * sample.gains - 1).max() < 2e-3
+    written = json.loads((out / "tile_03" / "tile_03.json").read_text())
+    assert written["assets"]["image"]["href"] == str(out / "tile_03" / "image.tif")
+    assert validate_stac(written) == []
+    assert (out / "collection.json").exists() and not (out / ".stacrrn-tmp").exists()
+    with rasterio.open(out / "tile_03" / "image.tif") as src:
+        assert src.count == 4 and src.dtypes[0] == "uint16" and src.nodata == 0
