@@ -34,7 +34,7 @@ from stacrrn.errors import ParameterError
 from stacrrn.io.stac import BandSelection, Search, item_href, search_items, select_bands
 from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud
-from stacrrn.pipeline.apply import MODEL_TAG, correct_raster, field_map, reference_map, write_block_map
+from stacrrn.pipeline.apply import correct_raster, field_map, reference_map, write_block_map
 from stacrrn.pipeline.catalog import publish_raster
 from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model, resolve_references
 from stacrrn.pipeline.parallel import imap_bounded
@@ -69,10 +69,12 @@ def item_key(item_id: str) -> str:
     return f"{item_id}/{item_id}.json"
 
 
-def _statistics(plan: Plan, storage: Storage, workers: int, progress: Progress) -> tuple[Statistics, bool]:
-    """Pass-1 statistics, from the storage's cache when the plan's fingerprint matches."""
+def _statistics(
+    plan: Plan, storage: Storage, workers: int, resume: bool, progress: Progress
+) -> tuple[Statistics, bool]:
+    """Pass-1 statistics, from the storage's cache when resuming and the plan's fingerprint matches."""
     fingerprint = plan.fingerprint()
-    text = storage.read_text(STATISTICS_FILE)
+    text = storage.read_text(STATISTICS_FILE) if resume else None
     if text:
         try:
             cached = json.loads(text)
@@ -153,6 +155,30 @@ def _correct_item(job: _Job, k: int) -> dict[str, Any]:
     d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
     job.storage.put_text(json.dumps(d), item_key(item.id))
     return d
+
+
+def _apply_items(job: _Job, resume: bool, workers: int, progress: Progress) -> tuple[list[dict[str, Any]], list[str]]:
+    """Pass 2 over every item not already published with this model.
+
+    Returns
+    -------
+    tuple
+        The output items' JSON in input order, and the ids of those kept from an earlier run.
+    """
+    items = job.inputs.items
+    digest = job.model.digest()
+    done: dict[int, dict[str, Any]] = {}
+    for k, item in enumerate(items):
+        current = _current_item(job.storage, item.id, digest) if resume else None
+        if current is not None:
+            done[k] = current
+    reused = [items[k].id for k in sorted(done)]
+    todo = [k for k in range(len(items)) if k not in done]
+    progress("apply", len(done), len(items))
+    for k, d in zip(todo, imap_bounded(lambda k: _correct_item(job, k), todo, workers), strict=True):
+        done[k] = d
+        progress("apply", len(done), len(items))
+    return [done[k] for k in range(len(items))], reused
 
 
 def _write_collection(
@@ -256,7 +282,7 @@ def run(
     plan = make_stac_plan(inputs, crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours)
     refs = resolve_references(plan, references)
     try:
-        stats, reused_stats = _statistics(plan, storage, workers, progress)
+        stats, reused_stats = _statistics(plan, storage, workers, resume, progress)
         warnings = check_statistics(stats, plan, min_overlap)
         model = fit_model(plan, stats, method, refs, min_overlap, local_params)
         warnings += band_fallback_warning(model, selection.labels)
@@ -269,20 +295,7 @@ def run(
             job = _Job(
                 inputs, model, storage, collection_id or _default_collection(items), model_href, chunk_size, Path(tmp)
             )
-            digest = model.digest()
-            done: dict[int, dict[str, Any]] = {}
-            todo = []
-            for k, item in enumerate(items):
-                current = _current_item(storage, item.id, digest) if resume else None
-                if current is not None:
-                    done[k] = current
-                else:
-                    todo.append(k)
-            progress("apply", len(done), len(items))
-            for k, d in zip(todo, imap_bounded(lambda k: _correct_item(job, k), todo, workers), strict=True):
-                done[k] = d
-                progress("apply", len(done), len(items))
-        dicts = [done[k] for k in range(len(items))]
+            dicts, reused = _apply_items(job, resume, workers, progress)
         collection_href, coll = _write_collection(storage, job.collection_id, items, dicts, reference_href)
     finally:
         storage.cleanup()
@@ -291,12 +304,8 @@ def run(
         from stacrrn.pipeline.publish import publish_items
 
         published = publish_items(publish, coll, dicts)
-    reused = [items[k].id for k in range(len(items)) if k not in todo]
     return RunResult(model, dicts, collection_href, model_href, storage.url, reused, warnings, reused_stats, published)
 
 
 def _default_collection(items: Sequence[pystac.Item]) -> str:
     return f"{items[0].collection_id or 'stacrrn'}-rrn"
-
-
-__all__ = ["MODEL_TAG", "RunResult", "run"]
