@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -46,7 +47,8 @@ class DemoResult:
     gain_error
         Max relative error of the recovered gains (generated scenes without gradients).
     truth_error
-        Per-band pixel RMSE to the truth after one common affine fit, over the truth's std.
+        Per-band pixel RMSE to the truth after one common affine fit, over the truth's std:
+        row 0 the inputs, row 1 the outputs.
     """
 
     result: RunResult
@@ -71,13 +73,16 @@ def _scenes(folder: Path, data: Path | None, gradient: float, distort: bool) -> 
     return sample, sample.paths
 
 
-def _truth_error(result: RunResult, sample: SampleMosaic) -> NDArray[np.float64]:
-    """Pixel RMSE of the outputs to the truth over valid pixels, after one common affine fit."""
+def _truth_error(rasters: list[list[str]], sample: SampleMosaic) -> NDArray[np.float64]:
+    """Pixel RMSE to the truth over valid pixels, after one common affine fit, per band / truth std.
+
+    ``rasters`` holds, per image, one single-band raster path per band.
+    """
     outs, truths = [], []
-    for item, truth in zip(result.items, sample.truth, strict=True):
+    for paths, truth in zip(rasters, sample.truth, strict=True):
         bands, masks = [], []
-        for key in item["properties"]["rrn:bands"]:
-            with rasterio.open(gdal_path(item["assets"][key]["href"])) as src:
+        for path in paths:
+            with rasterio.open(path) as src:
                 bands.append(src.read(1).astype(np.float64))
                 masks.append(src.read_masks(1) > 0)
         valid = np.all(masks, axis=0)
@@ -85,6 +90,17 @@ def _truth_error(result: RunResult, sample: SampleMosaic) -> NDArray[np.float64]
         truths.append(truth[:, valid])
     _, rel = affine_residual(np.concatenate(outs, axis=1), np.concatenate(truths, axis=1))
     return rel
+
+
+def _asset_paths(items: list[dict[str, Any]]) -> list[list[str]]:
+    """GDAL paths of each item's band assets, in band order."""
+    return [[gdal_path(it["assets"][key]["href"]) for key in _bands(it)] for it in items]
+
+
+def _bands(item: dict[str, Any]) -> list[str]:
+    if "rrn:bands" in item["properties"]:
+        return list(item["properties"]["rrn:bands"])
+    return [k for k, a in item["assets"].items() if "data" in a.get("roles", [])]
 
 
 def run_demo(
@@ -146,7 +162,11 @@ def run_demo(
             gain_error = None
             if sample is not None and not (data is None and gradient):
                 gain_error = float(np.abs(result.model.global_fit.gains * sample.gains - 1).max())
-            truth_error = _truth_error(result, sample) if sample else None
+            truth_error = None
+            if sample:
+                truth_error = np.stack(
+                    [_truth_error(_asset_paths(items), sample), _truth_error(_asset_paths(result.items), sample)]
+                )
             import s3fs
 
             mirror = folder / "normalized"
