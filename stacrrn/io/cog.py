@@ -126,7 +126,8 @@ def write_cog(
     grid: Grid,
     nodata: float | None = None,
     tags: Mapping[str, str] | None = None,
+    mask: NDArray[np.bool_] | None = None,
 ) -> None:
-    """Write a small in-memory array (``(bands, rows, cols)``) as a COG, atomically."""
+    """Write a small in-memory array (``(bands, rows, cols)``) as a COG, atomically (with a dataset mask)."""
     with cog_writer(path, grid, data.shape[0], str(data.dtype), nodata, tags) as w:
-        w.write(grid.box, data)
+        w.write(grid.box, data, mask)

@@ -293,13 +293,16 @@ def search_items(search: Search) -> list[pystac.Item]:
     return sorted(items, key=lambda it: (it.datetime or epoch, it.id))
 
 
-def _asset_bands(asset: pystac.Asset) -> list[dict[str, Any]]:
-    """Band descriptions of an asset (STAC 1.1 ``bands``, else ``eo:bands``, else ``raster:bands``)."""
+def asset_bands(asset: pystac.Asset, count: int | None = None) -> list[dict[str, Any]]:
+    """Band descriptions of an asset (STAC 1.1 ``bands``, else ``eo:bands``, else ``raster:bands``).
+
+    Without any, ``count`` anonymous bands (the header's band count), or one.
+    """
     for key in ("bands", "eo:bands", "raster:bands"):
         value = asset.extra_fields.get(key)
         if isinstance(value, list) and value:
             return [b if isinstance(b, dict) else {} for b in value]
-    return [{}]
+    return [{} for _ in range(count or 1)]
 
 
 def is_raster(asset: pystac.Asset) -> bool:
@@ -310,18 +313,18 @@ def is_raster(asset: pystac.Asset) -> bool:
     return "data" in roles and (media.startswith(RASTER_MEDIA) or (not media and tiff_name))
 
 
-def _resolve(item: pystac.Item, name: str) -> list[BandRef]:
+def _resolve(item: pystac.Item, name: str, counts: dict[str, int]) -> list[BandRef]:
     assets = item.assets
     key, _, index = name.partition(".") if name not in assets else (name, "", "")
     if key in assets:
-        n = len(_asset_bands(assets[key]))
+        n = len(asset_bands(assets[key], counts.get(key)))
         if index:
             if not index.isdigit() or not 1 <= int(index) <= n:
                 raise ParameterError(f"--assets {name!r}: asset {key!r} of item {item.id} has {n} band(s)")
             return [BandRef(name, key, int(index))]
         return [BandRef(key, key, 1)] if n == 1 else [BandRef(f"{key}.{k}", key, k) for k in range(1, n + 1)]
     for akey, asset in assets.items():
-        for k, band in enumerate(_asset_bands(asset), start=1):
+        for k, band in enumerate(asset_bands(asset), start=1):
             if name in (band.get("name"), band.get("common_name"), band.get("eo:common_name")):
                 return [BandRef(name, akey, k)]
     raster_keys = [k for k, a in assets.items() if is_raster(a)]
@@ -331,7 +334,9 @@ def _resolve(item: pystac.Item, name: str) -> list[BandRef]:
     )
 
 
-def select_bands(items: Sequence[pystac.Item], names: Sequence[str] | None = None) -> BandSelection:
+def select_bands(
+    items: Sequence[pystac.Item], names: Sequence[str] | None = None, counts: dict[str, int] | None = None
+) -> BandSelection:
     """Resolve band names (asset keys, ``asset.N`` or ``eo:common_name``) identically on every item.
 
     Parameters
@@ -340,6 +345,9 @@ def select_bands(items: Sequence[pystac.Item], names: Sequence[str] | None = Non
         The searched items.
     names
         Bands to normalize; default every band of every raster data asset of the first item.
+    counts
+        Band count per asset key from the files' headers, for assets whose STAC metadata
+        describes no bands.
 
     Raises
     ------
@@ -350,9 +358,10 @@ def select_bands(items: Sequence[pystac.Item], names: Sequence[str] | None = Non
         names = [k for k, a in items[0].assets.items() if is_raster(a)]
         if not names:
             raise InputError(f"item {items[0].id} has no raster data asset; choose bands with --assets")
-    bands = [ref for name in names for ref in _resolve(items[0], name)]
+    counts = counts or {}
+    bands = [ref for name in names for ref in _resolve(items[0], name, counts)]
     for item in items[1:]:
-        other = [ref for name in names for ref in _resolve(item, name)]
+        other = [ref for name in names for ref in _resolve(item, name, counts)]
         if [(b.asset, b.index) for b in other] != [(b.asset, b.index) for b in bands]:
             raise ParameterError(
                 f"--assets resolves differently on {item.id} than on {items[0].id}; name the assets by key"

@@ -52,7 +52,8 @@ def _publish_cog(storage: Storage, info: RasterInfo, bands: Sequence[int], key: 
     local = tmp / Path(key).name
     with rasterio.open(info.path) as src:
         data = src.read(list(bands))
-    write_cog(local, data, info.grid, nodata=info.nodata)
+        mask = src.dataset_mask() > 0 if info.has_mask and info.nodata is None else None
+    write_cog(local, data, info.grid, nodata=info.nodata, mask=mask)
     return publish_raster(storage, local, key)
 
 

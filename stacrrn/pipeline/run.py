@@ -275,10 +275,11 @@ def run(
     pair_graph(2, mode, neighbours)  # validate --mode and --neighbours before any request
     configure_cloud()
     items = search_items(search) if isinstance(search, Search) else list(search)
-    selection = select_bands(items, assets)
+    select_bands(items, assets)  # fail on unknown band names before touching the output
     storage = Storage(out)
     storage.check_writable()
-    inputs = open_assets(items, selection, 2 * workers)
+    inputs = open_assets(items, assets, 2 * workers)
+    selection = inputs.selection
     plan = make_stac_plan(inputs, crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours)
     refs = resolve_references(plan, references)
     try:

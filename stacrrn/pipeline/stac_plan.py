@@ -9,18 +9,20 @@ for ``s3://`` and ``https://`` COGs); pass 2 reads each asset on its own grid.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pystac
 import xarray as xr
 from affine import Affine
+from numpy.typing import NDArray
+from rasterio.errors import RasterioError
 
 from stacrrn.core.statistics import Layer
-from stacrrn.errors import InputError, ParameterError
+from stacrrn.errors import InputError, ParameterError, UnreadableRasterError
 from stacrrn.io.grid import common_grid, footprint
-from stacrrn.io.raster import RasterInfo, open_raster
-from stacrrn.io.stac import BandSelection, asset_href, gdal_path, item_href
+from stacrrn.io.raster import RasterInfo, open_raster, read_on_grid
+from stacrrn.io.stac import BandSelection, asset_href, gdal_path, item_href, select_bands
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
 from stacrrn.types import Box, Grid
@@ -39,19 +41,37 @@ class StacInputs:
     items: list[pystac.Item]
     selection: BandSelection
     assets: list[dict[str, RasterInfo]]
+    identity: list[list[object]] = field(default_factory=list)
 
 
-def open_assets(items: Sequence[pystac.Item], selection: BandSelection, workers: int = 4) -> StacInputs:
-    """Read the header of every selected asset of every item (remote reads run concurrently).
+def asset_identity(href: str) -> list[object]:
+    """An asset's href with its size and ETag or modification time, when the store tells them."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(href)
+        info = fs.info(path)
+    except Exception:  # an identity is best effort: unknown stores and HEAD failures fall back to the href
+        return [href]
+    return [href, info.get("size"), info.get("ETag") or info.get("mtime") or info.get("LastModified")]
+
+
+def open_assets(items: Sequence[pystac.Item], names: Sequence[str] | None = None, workers: int = 4) -> StacInputs:
+    """Choose the bands and read the header of every selected asset of every item (concurrently).
+
+    Band counts come from the headers where the STAC metadata does not describe an asset's
+    bands, so a multi-band asset without ``eo:bands`` is not mistaken for a single band.
 
     Raises
     ------
     InputError
-        If an asset cannot be opened (missing, not a raster, no CRS), naming item and asset.
+        If an asset cannot be opened (missing, not a raster, no CRS), naming item and asset,
+        or if a band name resolves on no asset.
     """
-    jobs = [(k, key) for k in range(len(items)) for key in selection.assets]
+    preliminary = select_bands(items, names)
+    jobs = [(k, key) for k in range(len(items)) for key in preliminary.assets]
 
-    def task(job: tuple[int, str]) -> tuple[int, str, RasterInfo]:
+    def task(job: tuple[int, str]) -> tuple[int, str, RasterInfo, list[object]]:
         k, key = job
         item = items[k]
         href = asset_href(item, key)
@@ -59,15 +79,22 @@ def open_assets(items: Sequence[pystac.Item], selection: BandSelection, workers:
             info = open_raster(gdal_path(href))
         except InputError as exc:
             raise type(exc)(f"item {item.id}, asset {key!r}: {exc}") from None
-        need = max(selection.bands[p].index for p in selection.assets[key])
-        if info.count < need:
-            raise InputError(f"item {item.id}, asset {key!r} has {info.count} band(s); band {need} was selected")
-        return k, key, replace(info, name=f"{item.id}_{key}")
+        return k, key, replace(info, name=f"{item.id}_{key}"), asset_identity(href)
 
     headers: list[dict[str, RasterInfo]] = [{} for _ in items]
-    for k, key, info in imap_bounded(task, jobs, max(1, workers)):
+    identity: list[list[object]] = [[] for _ in items]
+    for k, key, info, ident in imap_bounded(task, jobs, max(1, workers)):
         headers[k][key] = info
-    return StacInputs(list(items), selection, headers)
+        identity[k].append(ident)
+    selection = select_bands(items, names, {key: h.count for key, h in headers[0].items()})
+    for k, item in enumerate(items):
+        for key, positions in selection.assets.items():
+            need = max(selection.bands[p].index for p in positions)
+            if headers[k][key].count < need:
+                raise InputError(
+                    f"item {item.id}, asset {key!r} has {headers[k][key].count} band(s); band {need} was selected"
+                )
+    return StacInputs(list(items), selection, headers, identity)
 
 
 def pair_graph(n: int, mode: str, neighbours: int | None) -> frozenset[tuple[int, int]] | None:
@@ -176,20 +203,55 @@ def load_lazy(inputs: StacInputs, grid: Grid, chunk_size: int = DEFAULT_CHUNK) -
     )
 
 
-def _chunk_reader(ds: xr.Dataset, names: list[str], footprints: list[Box]) -> ChunkReader:
+def _band_nodata(inputs: StacInputs) -> NDArray[np.float64]:
+    """Nodata value of each selected band (NaN where none: odc-stac then fills with NaN)."""
+    values = [inputs.assets[0][b.asset].nodata for b in inputs.selection.bands]
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _chunk_reader(ds: xr.Dataset, inputs: StacInputs, footprints: list[Box]) -> ChunkReader:
+    names = odc_band_names(inputs)
+    nodata = _band_nodata(inputs)[:, None, None]
+
     def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
         if not images:
             return {}
         sub = ds[names].isel(time=images, y=slice(box.row0, box.row1), x=slice(box.col0, box.col1))
-        values = np.asarray(sub.to_array("band").transpose("time", "band", "y", "x").data.compute(scheduler="sync"))
+        try:
+            data = sub.to_array("band").transpose("time", "band", "y", "x").data.compute(scheduler="sync")
+        except (RasterioError, OSError) as exc:
+            ids = ", ".join(inputs.items[i].id for i in images)
+            raise UnreadableRasterError(f"cannot read item(s) {ids}: {str(exc).splitlines()[0][:200]}") from None
+        values = np.asarray(data)
         out: dict[int, Layer] = {}
         for k, i in enumerate(images):
             v = values[k]
-            valid = np.all(np.isfinite(v), axis=0)
+            # odc-stac fills outside the item and keeps source nodata as is (not NaN) in float loads
+            valid = np.all(np.isfinite(v) & ~(v == nodata), axis=0)
             out[i] = clip_to_footprint((np.where(valid, v, 0.0), valid), box, footprints[i])
         return out
 
     return read_chunk
+
+
+def _masked_reader(inputs: StacInputs, grid: Grid, footprints: list[Box]) -> ChunkReader:
+    """Per-asset rasterio reads on the common grid, for assets with internal masks or alpha bands.
+
+    odc-stac knows nodata values but not GDAL dataset masks; this reader (the one local
+    rasters use) honours both, asset by asset.
+    """
+    selection = inputs.selection
+
+    def read_image(i: int, box: Box) -> Layer:
+        values = np.zeros((len(selection.bands), box.height, box.width))
+        valid = np.ones((box.height, box.width), dtype=bool)
+        for key, positions in selection.assets.items():
+            v, ok = read_on_grid(inputs.assets[i][key], grid, box, [selection.bands[p].index for p in positions])
+            values[positions] = v
+            valid &= ok
+        return clip_to_footprint((values, valid), box, footprints[i])
+
+    return lambda box, images: {i: read_image(i, box) for i in images}
 
 
 def make_stac_plan(
@@ -239,10 +301,15 @@ def make_stac_plan(
         for fps in ([footprint(h, grid) for h in headers.values()] for headers in inputs.assets)
     ]
     blocks, covered = grid_layout(footprints, grid, block_size, n_blocks, chunk_size)
-    ds = load_lazy(inputs, grid, chunk_size)
+    masked = any(h.has_mask or h.alpha for headers in inputs.assets for h in headers.values())
+    reader = (
+        _masked_reader(inputs, grid, footprints)
+        if masked
+        else _chunk_reader(load_lazy(inputs, grid, chunk_size), inputs, footprints)
+    )
     identity: list[object] = [
-        [it.id, it.properties.get("updated") or str(it.datetime), *[h.path for h in hs.values()]]
-        for it, hs in zip(items, inputs.assets, strict=True)
+        [it.id, it.properties.get("updated") or str(it.datetime), *ids]
+        for it, ids in zip(items, inputs.identity, strict=True)
     ]
     identity.append(inputs.selection.labels)
     return Plan(
@@ -253,7 +320,7 @@ def make_stac_plan(
         blocks,
         footprints,
         covered,
-        _chunk_reader(ds, odc_band_names(inputs), footprints),
+        reader,
         identity,
         pairs=pair_graph(len(items), mode, neighbours),
     )
@@ -284,10 +351,9 @@ def load_items(
     xarray.Dataset
         Dask-backed, one time step per item, float64 with NaN where invalid.
     """
-    from stacrrn.io.stac import select_bands
     from stacrrn.io.storage import configure_cloud
 
     configure_cloud()
-    inputs = open_assets(items, select_bands(items, assets))
+    inputs = open_assets(items, assets)
     grid = common_grid([_finest(h) for h in inputs.assets], crs, resolution)
     return load_lazy(inputs, grid, chunk_size)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from stacrrn.io.stac import Search, search_items, select_bands
+from stacrrn.io.stac import Search, search_items
 from stacrrn.pipeline.catalog import catalog_rasters
 from stacrrn.pipeline.plan import make_plan
 from stacrrn.pipeline.stac_plan import load_items, make_stac_plan, open_assets, pair_graph
@@ -24,7 +24,7 @@ def test_odc_stac_statistics_equal_local_statistics(tmp_path):
         catalog_rasters(tiles, str(folder), "s2", split_bands=split)
         items = search_items(Search(catalog=str(folder / "collection.json")))
         names = ["b1", "b3", "b5"] if split else ["image.1", "image.3", "image.5"]
-        plan = make_stac_plan(open_assets(items, select_bands(items, names)), chunk_size=128)
+        plan = make_stac_plan(open_assets(items, names), chunk_size=128)
         local = make_plan(tiles, [1, 3, 5], chunk_size=200)
         assert plan.grid == local.grid and plan.footprints == local.footprints
         a, b = compute_statistics(plan, 2), compute_statistics(local, 1)
@@ -66,3 +66,30 @@ def test_pair_graph():
         pair_graph(3, "stack", None)
     with pytest.raises(Exception, match="--neighbours"):
         pair_graph(3, "timeseries", 0)
+
+
+@pytest.mark.parametrize("kind", ["nodata", "mask"])
+def test_nodata_and_masks_are_not_counted(tmp_path, kind):
+    """Source nodata (odc-stac keeps it as a value in float loads) and internal masks stay invalid."""
+    import rasterio
+
+    from tests.conftest import write_raster
+
+    paths = []
+    for k in range(2):
+        data = np.full((2, 64, 64), 500 + 10 * k, "uint16")
+        data[:, :10, :10] = 0
+        t = rasterio.Affine(10, 0, 500000 + 320 * k, 0, -10, 4500000)
+        path = write_raster(tmp_path / f"{kind}{k}.tif", data, t, nodata=0 if kind == "nodata" else None)
+        if kind == "mask":
+            with rasterio.open(path, "r+") as dst:
+                mask = np.full((64, 64), 255, "uint8")
+                mask[:, :20] = 0
+                dst.write_mask(mask)
+        paths.append(path)
+    catalog_rasters(paths, str(tmp_path / "cat"), "c")
+    items = search_items(Search(catalog=str(tmp_path / "cat" / "collection.json")))
+    stac = compute_statistics(make_stac_plan(open_assets(items), chunk_size=32))
+    local = compute_statistics(make_plan(paths, chunk_size=32))
+    assert [m.n for m in stac.images] == [m.n for m in local.images] == [4096 - (100 if kind == "nodata" else 1280)] * 2
+    assert stac.pairs[(0, 1)].n == local.pairs[(0, 1)].n
