@@ -14,7 +14,7 @@ from typing import Any
 
 import pystac
 import pystac.stac_io
-from pystac.utils import str_to_datetime
+from pystac.utils import make_absolute_href, str_to_datetime
 
 from stacrrn.errors import InputError, ParameterError
 
@@ -146,17 +146,29 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return w, s, e, n
 
 
+def _period(text: str) -> tuple[dt.datetime, dt.datetime]:
+    """First and last instant of ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` or an RFC 3339 date-time."""
+    if len(text) in (4, 7) and text.replace("-", "").isdigit():
+        year, month = int(text[:4]), int(text[5:7]) if len(text) == 7 else None
+        start = dt.datetime(year, month or 1, 1)
+        after = dt.datetime(year + 1, 1, 1) if month in (None, 12) else dt.datetime(year, (month or 0) + 1, 1)
+        return start, after - dt.timedelta(microseconds=1)
+    when = str_to_datetime(text)
+    if len(text) == 10:  # a bare date is the whole day
+        return when, when + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return when, when
+
+
 def _parse_interval(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Start and end of a ``--datetime`` value (as STAC APIs read it: ``2024`` is the whole year)."""
     parts = text.split("/") if "/" in text else [text, text]
     try:
-        start, end = (None if p in ("", "..") else str_to_datetime(p) for p in parts)
+        start, end = (None if p in ("", "..") else _period(p) for p in parts)
     except ValueError:
         raise ParameterError(
             f"--datetime {text!r} is not an RFC 3339 date/time or interval (e.g. 2024-06-01/2024-06-30)"
         ) from None
-    if end is not None and len(parts[1]) == 10:  # a bare date ends at the end of that day
-        end = end + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
-    return _aware(start), _aware(end)
+    return _aware(start[0] if start else None), _aware(end[1] if end else None)
 
 
 def _aware(when: dt.datetime | None) -> dt.datetime | None:
@@ -178,6 +190,7 @@ def _filter_arg(text: str | None) -> tuple[dict[str, Any] | str | None, str | No
 def _search_api(search: Search) -> list[pystac.Item]:
     import pystac_client
     import requests
+    from pystac_client.errors import ClientTypeError
     from pystac_client.exceptions import APIError
 
     flt, lang = _filter_arg(search.filter)
@@ -195,7 +208,15 @@ def _search_api(search: Search) -> list[pystac.Item]:
             method="GET" if lang == "cql2-text" else "POST",
         )
         return list(result.items())
-    except (APIError, requests.RequestException, pystac.STACError, ValueError) as exc:
+    except (
+        APIError,
+        requests.RequestException,
+        pystac.STACError,
+        pystac.STACTypeError,
+        ClientTypeError,
+        ValueError,
+        OSError,
+    ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"the STAC API {search.stac} did not answer the search: {first[:200]}") from None
 
@@ -257,12 +278,16 @@ def _read_static(search: Search) -> list[pystac.Item]:
         for path in search.item_files:
             obj = json.loads(io.read_text(path))
             if obj.get("type") == "FeatureCollection":
-                items.extend(pystac.ItemCollection.from_dict(obj, preserve_dict=False).items)
+                for item in pystac.ItemCollection.from_dict(obj, preserve_dict=False).items:
+                    for asset in item.assets.values():  # relative hrefs are relative to the file
+                        asset.href = make_absolute_href(asset.href, path)
+                    items.append(item)
             else:
                 items.append(pystac.Item.from_dict(obj))
                 items[-1].set_self_href(path)
-    except (OSError, ValueError, KeyError, pystac.STACError) as exc:
-        raise InputError(f"cannot read STAC items from {search.describe()}: {exc}") from None
+    except Exception as exc:  # the edge where user files meet parsers: any failure is unusable input
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"cannot read STAC items from {search.describe()}: {type(exc).__name__}: {first}") from None
     items = [it for it in items if _matches(it, search)]
     return items[: search.max_items] if search.max_items else items
 
@@ -289,8 +314,18 @@ def search_items(search: Search) -> list[pystac.Item]:
         raise EmptySearchError(
             f"the search of {search.describe()} selected no item; widen --bbox/--datetime or check --collection"
         )
+    return sort_by_date(items)
+
+
+def sort_by_date(items: Iterable[pystac.Item]) -> list[pystac.Item]:
+    """Items by datetime (``start_datetime`` for ranges; naive times are UTC), then id."""
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return sorted(items, key=lambda it: (it.datetime or epoch, it.id))
+
+    def when(it: pystac.Item) -> dt.datetime:
+        start = it.datetime or it.common_metadata.start_datetime
+        return _aware(start) or epoch
+
+    return sorted(items, key=lambda it: (when(it), it.id))
 
 
 def asset_bands(asset: pystac.Asset, count: int | None = None) -> list[dict[str, Any]]:

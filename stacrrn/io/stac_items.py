@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pystac
+from pystac.utils import str_to_datetime
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds, transform_geom
 
@@ -122,12 +123,23 @@ def raster_item(
 
 
 def collection_of(
-    collection_id: str, description: str, items: Sequence[pystac.Item], license: str = "other"
+    collection_id: str, description: str, items: Sequence[pystac.Item | Mapping[str, Any]], license: str = "other"
 ) -> pystac.Collection:
-    """A collection whose extent covers ``items``."""
-    boxes = [it.bbox for it in items if it.bbox]
-    bbox = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
-    times = [it.datetime for it in items if it.datetime]
+    """A collection whose extent covers ``items`` (pystac items or item JSON)."""
+    boxes, times = [], []
+    for it in items:
+        d = it.to_dict(transform_hrefs=False) if isinstance(it, pystac.Item) else it
+        if d.get("bbox"):
+            boxes.append(d["bbox"])
+        props = d.get("properties", {})
+        when = props.get("datetime") or props.get("start_datetime")
+        if when:
+            times.append(str_to_datetime(when))
+    bbox = (
+        [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+        if boxes
+        else [-180.0, -90.0, 180.0, 90.0]
+    )
     extent = pystac.Extent(
         pystac.SpatialExtent([bbox]), pystac.TemporalExtent([[min(times, default=None), max(times, default=None)]])
     )

@@ -9,6 +9,7 @@ from the same variables.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
@@ -17,7 +18,7 @@ from typing import Any
 
 import fsspec
 
-from stacrrn.errors import OutputError
+from stacrrn.errors import OutputError, ParameterError
 from stacrrn.io.files import TMP_DIR
 
 
@@ -66,6 +67,9 @@ class Storage:
     """
 
     def __init__(self, url: str) -> None:
+        url = url.removeprefix("file://")
+        if "://" in url and not url.startswith("s3://"):
+            raise ParameterError(f"--out {url}: outputs go to a local folder or s3://bucket/prefix")
         self.url = url.rstrip("/")
         self.is_s3 = url.startswith("s3://")
         self.run_id = uuid.uuid4().hex[:12]
@@ -158,6 +162,14 @@ class Storage:
         except OSError as exc:
             raise OutputError(f"cannot write {self.href(key)}: {exc}") from None
         return self.href(key)
+
+    def delete(self, hrefs: list[str]) -> None:
+        """Delete objects by href; hrefs outside this storage are never touched."""
+        prefix = self.href("")
+        paths = [self._path(h[len(prefix) :]) for h in hrefs if h.startswith(prefix)]
+        for path in paths:
+            with contextlib.suppress(OSError):  # already gone: nothing to do
+                self.fs.rm_file(path)
 
     def cleanup(self) -> None:
         """Remove this run's temporary keys."""

@@ -2,22 +2,26 @@
 
 Output layout under ``out`` (local folder or ``s3://bucket/prefix``)::
 
-    collection.json                 the run's collection (written last)
-    stacrrn-model.json              the model (written before any item)
-    stacrrn-statistics.json         pass-1 cache, keyed by the plan's fingerprint
-    reference-blockmap.tif          reference block map (local step)
-    <item id>/<asset>.tif           corrected COG per input asset (same dtype and nodata)
-    <item id>/blockmap.tif          the item's local gain field, one pixel per block
-    <item id>/<item id>.json        the output item, written after its assets
+    collection.json                     the run's collection (written last)
+    stacrrn-model-<digest>.json         the model (written before any item)
+    stacrrn-statistics.json             pass-1 cache, keyed by the plan's fingerprint
+    reference-blockmap-<digest>.tif     reference block map (local step)
+    <item id>/<asset>-<digest>.tif      corrected COG per input asset (same dtype and nodata)
+    <item id>/blockmap-<digest>.tif     the item's local gain field, one pixel per block
+    <item id>/<item id>.json            the output item, written after its assets
 
-Every object goes through a temporary key first; an item is written only after all its
-assets exist, so a reader (or a STAC search) never sees half an item. A run started again
-over the same inputs and model skips the items already written (``resume``).
+``<digest>`` identifies the model. Every object goes through a temporary key first; an item
+is written only after all its assets exist, and a rerun with another model writes new asset
+keys, replaces the item JSON, and only then deletes the assets it superseded: a reader (or
+a STAC search) never sees half an item, nor an item pointing at another model's pixels. A
+run started again over the same inputs and model skips the items already written
+(``resume``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +35,17 @@ from stacrrn.core.local_model import LocalParams
 from stacrrn.core.model import METHODS, RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import ParameterError
-from stacrrn.io.stac import BandSelection, Search, item_href, search_items, select_bands
+from stacrrn.io.stac import (
+    BandRef,
+    BandSelection,
+    Search,
+    asset_bands,
+    asset_href,
+    item_href,
+    search_items,
+    select_bands,
+    sort_by_date,
+)
 from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.pipeline.apply import correct_raster, field_map, reference_map, write_block_map
@@ -44,9 +58,12 @@ from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
 from stacrrn.pipeline.stac_plan import StacInputs, make_stac_plan, open_assets, pair_graph
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
 
-MODEL_KEY = "stacrrn-model.json"
 COLLECTION_KEY = "collection.json"
-REFERENCE_KEY = "reference-blockmap.tif"
+
+
+def versioned(name: str, model: RRNModel, suffix: str) -> str:
+    """``<name>-<model digest><suffix>``: outputs of different models never share a key."""
+    return f"{name}-{model.digest()}{suffix}"
 
 
 @dataclass
@@ -87,16 +104,46 @@ def _statistics(
     return stats, False
 
 
-def _current_item(storage: Storage, item_id: str, digest: str) -> dict[str, Any] | None:
-    """The published output item if it was made with this model, else ``None``."""
+def _same_place(href: str) -> str:
+    """Normal form of an href, so that a local path and its file:// or relative spelling compare equal."""
+    if "://" in href and not href.startswith("file://"):
+        return href
+    return os.path.normpath(os.path.abspath(href.removeprefix("file://")))
+
+
+def check_not_inputs(storage: Storage, items: Sequence[pystac.Item], search: Search | None) -> None:
+    """Refuse an output location where the run's item JSON or collection would replace an input.
+
+    Raises
+    ------
+    ParameterError
+        If an output key is an input item, asset or the searched catalog.
+    """
+    outputs = {_same_place(storage.href(item_key(it.id))) for it in items} | {_same_place(storage.href(COLLECTION_KEY))}
+    sources = [item_href(it) for it in items] + [asset_href(it, k) for it in items for k in it.assets]
+    if search is not None and search.catalog:
+        sources.append(search.catalog)
+    for src in sources:
+        if _same_place(src) in outputs:
+            raise ParameterError(f"--out {storage.url} would overwrite the input {src}; choose another output location")
+
+
+def _published_item(storage: Storage, item_id: str) -> dict[str, Any] | None:
+    """The output item already published under this id, if any (and readable)."""
     text = storage.read_text(item_key(item_id))
     if not text:
         return None
     try:
-        d: dict[str, Any] = json.loads(text)
+        d = json.loads(text)
     except ValueError:
         return None
-    return d if d.get("properties", {}).get("rrn:model_digest") == digest else None
+    return d if isinstance(d, dict) and isinstance(d.get("assets"), dict) else None
+
+
+def _current_item(storage: Storage, item_id: str, digest: str) -> dict[str, Any] | None:
+    """The published output item if it was made with this model, else ``None``."""
+    d = _published_item(storage, item_id)
+    return d if d is not None and d.get("properties", {}).get("rrn:model_digest") == digest else None
 
 
 @dataclass(frozen=True)
@@ -112,6 +159,19 @@ class _Job:
     staging: Path
 
 
+EO_BAND_FIELDS = ("name", "common_name", "description", "center_wavelength", "full_width_half_max")
+
+
+def _band_metadata(source: pystac.Asset, refs: list[BandRef]) -> list[dict[str, Any]]:
+    """``eo:bands`` of a corrected asset: the source's descriptions of the bands it holds, in order."""
+    described = asset_bands(source)
+    out = []
+    for r in refs:
+        d = described[r.index - 1] if r.index <= len(described) else {}
+        out.append({"name": r.label} | {k: v for k, v in d.items() if k in EO_BAND_FIELDS})
+    return out
+
+
 def _correct_item(job: _Job, k: int) -> dict[str, Any]:
     """Correct every selected asset of item ``k``, write its block map, then its item JSON."""
     item = job.inputs.items[k]
@@ -122,30 +182,32 @@ def _correct_item(job: _Job, k: int) -> dict[str, Any]:
     clipped = [0] * len(selection.bands)
     for key, positions in selection.assets.items():
         info = job.inputs.assets[k][key]
-        local = folder / f"{key}.tif"
+        local = folder / versioned(key, job.model, ".tif")
         result = correct_raster(
             job.model, k, info, local, job.chunk_size, positions, [selection.bands[p].index for p in positions]
         )
         for p, c in zip(positions, result.clipped, strict=True):
             clipped[p] = c
         source = item.assets[key]
-        bands = source.extra_fields.get("eo:bands") or [{"name": selection.bands[p].label} for p in positions]
+        bands = _band_metadata(source, [selection.bands[p] for p in positions])
         assets[key] = publish_raster(
             job.storage,
             local,
-            f"{item.id}/{key}.tif",
+            f"{item.id}/{local.name}",
             bands,
             tuple(source.roles or ["data"]),
             source.title,
             result.statistics,
         )
     if job.model.local_fit is not None:
-        local = write_block_map(folder / "blockmap.tif", *field_map(job.model, k), job.model.digest())
+        local = write_block_map(
+            folder / versioned("blockmap", job.model, ".tif"), *field_map(job.model, k), job.model.digest()
+        )
         bands = [{"name": f"{b.label}_gain_field"} for b in selection.bands]
         assets["blockmap"] = publish_raster(
             job.storage,
             local,
-            f"{item.id}/blockmap.tif",
+            f"{item.id}/{local.name}",
             bands,
             ("metadata", "rrn-block-map"),
             "local gain field per block",
@@ -153,7 +215,11 @@ def _correct_item(job: _Job, k: int) -> dict[str, Any]:
     rrn = rrn_properties(job.model, k, selection) | {"rrn:clipped": dict(zip(selection.labels, clipped, strict=True))}
     out = output_item(item, item_href(item), job.collection_id, assets, rrn, __version__)
     d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
+    previous = _published_item(job.storage, item.id)
     job.storage.put_text(json.dumps(d), item_key(item.id))
+    if previous is not None:  # assets of another model's item, unreferenced from now on
+        keep = {a["href"] for a in d["assets"].values()}
+        job.storage.delete([a["href"] for k, a in previous["assets"].items() if k != "model" and a["href"] not in keep])
     return d
 
 
@@ -188,7 +254,7 @@ def _write_collection(
     dicts: list[dict[str, Any]],
     reference_href: str | None,
 ) -> tuple[str, dict[str, Any]]:
-    coll = collection_of(collection_id, f"Radiometrically normalized by stacrrn ({len(dicts)} items)", items)
+    coll = collection_of(collection_id, f"Radiometrically normalized by stacrrn ({len(dicts)} items)", dicts)
     d = to_json_dict(coll, storage.href(COLLECTION_KEY))
     d["links"] += [
         {"rel": "item", "href": storage.href(item_key(it["id"])), "type": "application/geo+json"} for it in dicts
@@ -274,9 +340,10 @@ def run(
         raise ParameterError(f"--workers must be at least 1, got {workers}")
     pair_graph(2, mode, neighbours)  # validate --mode and --neighbours before any request
     configure_cloud()
-    items = search_items(search) if isinstance(search, Search) else list(search)
+    items = search_items(search) if isinstance(search, Search) else sort_by_date(search)
     select_bands(items, assets)  # fail on unknown band names before touching the output
     storage = Storage(out)
+    check_not_inputs(storage, items, search if isinstance(search, Search) else None)
     storage.check_writable()
     inputs = open_assets(items, assets, 2 * workers)
     selection = inputs.selection
@@ -287,12 +354,13 @@ def run(
         warnings = check_statistics(stats, plan, min_overlap)
         model = fit_model(plan, stats, method, refs, min_overlap, local_params)
         warnings += band_fallback_warning(model, selection.labels)
-        model_href = storage.put_text(model.to_json(), MODEL_KEY)
+        model_href = storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))
         reference_href = None
         with tempfile.TemporaryDirectory(prefix="stacrrn-") as tmp:
             if model.local_fit is not None:
-                ref_path = write_block_map(Path(tmp) / REFERENCE_KEY, *reference_map(model, stats), model.digest())
-                reference_href = storage.put_file(ref_path, REFERENCE_KEY)
+                ref_key = versioned("reference-blockmap", model, ".tif")
+                ref_path = write_block_map(Path(tmp) / ref_key, *reference_map(model, stats), model.digest())
+                reference_href = storage.put_file(ref_path, ref_key)
             job = _Job(
                 inputs, model, storage, collection_id or _default_collection(items), model_href, chunk_size, Path(tmp)
             )

@@ -11,7 +11,7 @@ import pystac
 
 from stacrrn.core.model import RRNModel
 from stacrrn.io.stac import BandSelection
-from stacrrn.io.stac_items import EXTENSIONS, RasterAsset, asset_of, to_json_dict
+from stacrrn.io.stac_items import EXTENSIONS, RasterAsset, asset_of, footprint_geometry, to_json_dict
 
 RRN_PREFIX = "rrn:"
 
@@ -85,7 +85,11 @@ def output_item(
     software_version
         stacrrn's version for ``processing:software``.
     """
-    props = {k: v for k, v in source.properties.items() if not k.startswith(("proj:", "processing:", RRN_PREFIX))}
+    props = {
+        k: v
+        for k, v in source.properties.items()
+        if not k.startswith(("proj:", "processing:", RRN_PREFIX)) and k not in ("created", "updated")
+    }
     props |= {
         "processing:software": {"stacrrn": software_version},
         "processing:lineage": (
@@ -95,13 +99,21 @@ def output_item(
         "processing:datetime": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
         **rrn,
     }
-    item = pystac.Item(
-        source.id, source.geometry, source.bbox, source.datetime, props, collection=collection_id
-    )
+    if source.geometry and source.bbox:
+        geometry, bbox = source.geometry, list(source.bbox)
+    else:  # an input item without a footprint gets its first asset's
+        geometry, bbox = footprint_geometry(next(iter(assets.values())).info)
+    item = pystac.Item(source.id, geometry, bbox, source.datetime, props, collection=collection_id)
+    if source.datetime is None:
+        item.common_metadata.start_datetime = source.common_metadata.start_datetime
+        item.common_metadata.end_datetime = source.common_metadata.end_datetime
     for key, spec in assets.items():
         item.add_asset(key, asset_of(spec))
     item.add_link(pystac.Link("derived_from", source_href, media_type="application/geo+json"))
-    item.stac_extensions = sorted(EXTENSIONS.values())
+    # the source's other extensions stay declared (their fields are carried over); ours in our versions
+    ours = [url.split("/v")[0] for url in EXTENSIONS.values()]
+    kept = [url for url in source.stac_extensions if not url.startswith(tuple(ours))]
+    item.stac_extensions = sorted({*kept, *EXTENSIONS.values()})
     return item
 
 

@@ -118,6 +118,8 @@ def test_stac_bad_input_exits_2_with_one_line(catalogued, bucket, tmp_path):
             (["run", "--stac", api.url, "--id", "tile_00", "--out", str(tmp_path / "o")], ["at least two"]),
             (["run", "--stac", api.url, "-r", "nope", "--out", str(tmp_path / "o")], ["nope"]),
             (["search", "--catalog", str(tmp_path / "missing.json")], ["cannot read"]),
+            (["search", "--stac", str(tmp_path)], ["did not answer"]),
+            (["run", "--catalog", f"s3://{bucket}/in/collection.json", "--out", f"s3://{bucket}/in"], ["overwrite"]),
             (
                 ["run", *broken_items(items, bucket, tmp_path), "--out", str(tmp_path / "o")],
                 ["tile_01", "red", "missing"],

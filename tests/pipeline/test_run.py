@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,8 +204,22 @@ def test_http_hrefs_item_files_and_a_local_output_folder(s3, bucket, tmp_path):
     assert items[1]["assets"]["image"]["href"].startswith("http://127.0.0.1:")
     assert np.abs(result.model.global_fit.gains * sample.gains - 1).max() < 2e-3
     written = json.loads((out / "tile_03" / "tile_03.json").read_text())
-    assert written["assets"]["image"]["href"] == str(out / "tile_03" / "image.tif")
+    image = written["assets"]["image"]["href"]
+    assert image == str(out / "tile_03" / f"image-{result.model.digest()}.tif")
+    assert written["assets"]["image"]["eo:bands"] == [{"name": b, "common_name": b} for b in BANDS]
     assert validate_stac(written) == []
     assert (out / "collection.json").exists() and not (out / ".stacrrn-tmp").exists()
-    with rasterio.open(out / "tile_03" / "image.tif") as src:
+    with rasterio.open(image) as src:
         assert src.count == 4 and src.dtypes[0] == "uint16" and src.nodata == 0
+    # another model into the same folder: new asset keys, the item replaced, superseded assets removed
+    again = run(
+        Search(item_files=tuple(files)), str(out), references=["tile_00"], method="global+local", assets=["nir", "red"]
+    )
+    assert again.model.digest() != result.model.digest() and again.reused == []
+    replaced = json.loads((out / "tile_03" / "tile_03.json").read_text())
+    assert replaced["properties"]["rrn:model_digest"] == again.model.digest()
+    assert [b["name"] for b in replaced["assets"]["image"]["eo:bands"]] == ["nir", "red"]  # the bands it holds
+    assert not Path(image).exists()
+    assert sorted(p.name for p in (out / "tile_03").iterdir()) == sorted(
+        ["tile_03.json", f"image-{again.model.digest()}.tif", f"blockmap-{again.model.digest()}.tif"]
+    )
