@@ -22,28 +22,8 @@ QUERY_OPERATORS = {">=": "gte", "<=": "lte", "!=": "neq", "=": "eq", "<": "lt", 
 """``--query`` comparison operators and their STAC API query-extension names (longest first)."""
 
 COMMON_NAMES = frozenset(
-    [
-        "pan",
-        "coastal",
-        "blue",
-        "green",
-        "green05",
-        "yellow",
-        "red",
-        "rededge",
-        "rededge071",
-        "rededge075",
-        "rededge078",
-        "nir",
-        "nir08",
-        "nir09",
-        "cirrus",
-        "swir16",
-        "swir22",
-        "lwir",
-        "lwir11",
-        "lwir12",
-    ]
+    {"pan", "coastal", "blue", "green", "green05", "yellow", "red", "rededge", "rededge071", "rededge075"}
+    | {"rededge078", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir", "lwir11", "lwir12"}
 )
 """``eo:common_name`` values of the eo extension."""
 

@@ -21,13 +21,12 @@ import rasterio
 from stacrrn.errors import ParameterError
 from stacrrn.io.cog import write_cog
 from stacrrn.io.raster import RasterInfo, open_raster
+from stacrrn.io.stac import COMMON_NAMES
 from stacrrn.io.stac_items import RasterAsset, collection_of, raster_item, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud, sha256_multihash
 
 
 def _band_dicts(names: Sequence[str]) -> list[dict[str, str]]:
-    from stacrrn.io.stac import COMMON_NAMES
-
     return [{"name": n, "common_name": n} if n in COMMON_NAMES else {"name": n} for n in names]
 
 

@@ -51,7 +51,7 @@ def rrn_properties(model: RRNModel, i: int, selection: BandSelection) -> dict[st
     if local is not None:
         field = local.fields[i]
         props["local"] = {
-            "bands": model.quality.get("local_bands", []),
+            "bands": [labels[model.bands.index(b)] for b in model.quality.get("local_bands", [])],
             "shift": _per_band(local.shifts[i], labels),
             "field_min": _per_band(field.reshape(field.shape[0], -1).min(axis=1), labels),
             "field_max": _per_band(field.reshape(field.shape[0], -1).max(axis=1), labels),
