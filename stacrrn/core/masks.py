@@ -1,0 +1,79 @@
+"""Clear-sky masks from a scene's own quality assets (pure numpy; True = usable pixel).
+
+- Landsat Collection 2 ``QA_PIXEL`` bit flags (USGS Landsat 8-9 C2 L2 Science Product Guide,
+  table 6-3): bit 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud, 4 cloud shadow, 5 snow,
+  6 clear, 7 water.
+- Sentinel-2 L2A scene classification (``SCL``): 0 no data, 1 saturated or defective,
+  2 dark area, 3 cloud shadow, 4 vegetation, 5 not vegetated, 6 water, 7 unclassified,
+  8 cloud medium probability, 9 cloud high probability, 10 thin cirrus, 11 snow or ice.
+- A cloud-probability layer (e.g. ``s2cloudless`` or Sentinel-2 ``CLD``) and a threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from numpy.typing import NDArray
+
+Mask = NDArray[np.bool_]
+
+QA_PIXEL_BITS = {
+    "fill": 0,
+    "dilated_cloud": 1,
+    "cirrus": 2,
+    "cloud": 3,
+    "shadow": 4,
+    "snow": 5,
+    "clear": 6,
+    "water": 7,
+}
+"""Landsat Collection 2 ``QA_PIXEL`` flag bits."""
+
+QA_PIXEL_EXCLUDE = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow")
+"""Flags that make a pixel unusable by default (water stays: it is often a good invariant)."""
+
+SCL_CLASSES = {
+    0: "no_data",
+    1: "saturated_or_defective",
+    2: "dark_area",
+    3: "cloud_shadow",
+    4: "vegetation",
+    5: "not_vegetated",
+    6: "water",
+    7: "unclassified",
+    8: "cloud_medium_probability",
+    9: "cloud_high_probability",
+    10: "thin_cirrus",
+    11: "snow_or_ice",
+}
+"""Sentinel-2 L2A scene classification classes."""
+
+SCL_EXCLUDE = (0, 1, 3, 8, 9, 10, 11)
+"""Classes that make a pixel unusable by default."""
+
+
+def qa_pixel_clear(qa: NDArray[np.integer], exclude: Iterable[str] = QA_PIXEL_EXCLUDE) -> Mask:
+    """Usable pixels of a Landsat C2 ``QA_PIXEL`` band: none of the ``exclude`` flags set.
+
+    Raises
+    ------
+    ValueError
+        For an unknown flag name.
+    """
+    bits = 0
+    for name in exclude:
+        if name not in QA_PIXEL_BITS:
+            raise ValueError(f"unknown QA_PIXEL flag {name!r}; known: {', '.join(QA_PIXEL_BITS)}")
+        bits |= 1 << QA_PIXEL_BITS[name]
+    return np.asarray((qa.astype(np.uint32) & bits) == 0)
+
+
+def scl_clear(scl: NDArray[np.integer], exclude: Iterable[int] = SCL_EXCLUDE) -> Mask:
+    """Usable pixels of a Sentinel-2 ``SCL`` band: class not in ``exclude``."""
+    return np.asarray(~np.isin(scl, list(exclude)))
+
+
+def probability_clear(probability: NDArray[np.floating] | NDArray[np.integer], threshold: float) -> Mask:
+    """Usable pixels of a cloud-probability layer: probability below ``threshold`` (same units)."""
+    return np.asarray(probability < threshold)
