@@ -178,6 +178,9 @@ def run_command(
     workers: Annotated[int, typer.Option(help="Concurrent chunks and items.")] = 2,
     resume: Annotated[bool, typer.Option(help="Reuse cached statistics and items made with the same model.")] = True,
     min_overlap: Annotated[int, typer.Option(help="Ignore overlaps with fewer valid pixels.")] = 64,
+    cloud_mask: Annotated[
+        str, typer.Option(help="auto|qa|none: mask the statistics with the items' qa_pixel/scl assets.")
+    ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Search, normalize and publish: corrected COGs, block maps, model and STAC items to OUT."""
@@ -203,6 +206,7 @@ def run_command(
             collection_id=collection_id,
             publish=publish,
             resume=resume,
+            cloud_mask=cloud_mask,
             progress=progress,
         ),
     )

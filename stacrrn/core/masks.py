@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,3 +77,20 @@ def scl_clear(scl: NDArray[np.integer], exclude: Iterable[int] = SCL_EXCLUDE) ->
 def probability_clear(probability: NDArray[np.floating] | NDArray[np.integer], threshold: float) -> Mask:
     """Usable pixels of a cloud-probability layer: probability below ``threshold`` (same units)."""
     return np.asarray(probability < threshold)
+
+
+QA_DECODERS: dict[str, Callable[[NDArray[np.integer]], Mask]] = {"qa_pixel": qa_pixel_clear, "scl": scl_clear}
+"""Quality-asset kinds stacrrn decodes, by the asset key they are usually published under."""
+
+
+def clear_from_qa(kind: str, values: NDArray[np.integer]) -> Mask:
+    """Usable pixels of a quality asset of the given kind (see :data:`QA_DECODERS`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind.
+    """
+    if kind not in QA_DECODERS:
+        raise ValueError(f"unknown quality asset kind {kind!r}; known: {', '.join(QA_DECODERS)}")
+    return QA_DECODERS[kind](values)

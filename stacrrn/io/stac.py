@@ -407,3 +407,15 @@ def asset_href(item: pystac.Item, key: str) -> str:
 def item_href(item: pystac.Item) -> str:
     """Where the item lives (its self href), or its id when it was built in memory."""
     return item.get_self_href() or item.id
+
+
+QA_KINDS = ("qa_pixel", "scl")
+"""Quality assets recognised by key (case-insensitive): Landsat C2 ``qa_pixel``, Sentinel-2 ``scl``."""
+
+
+def find_qa_asset(item: pystac.Item) -> tuple[str, str] | None:
+    """The item's quality asset as ``(asset key, kind)``, or ``None``."""
+    for key in item.assets:
+        if key.lower() in QA_KINDS:
+            return key, key.lower()
+    return None

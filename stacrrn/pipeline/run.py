@@ -28,13 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pystac
 
 from stacrrn import __version__
 from stacrrn.core.local_model import LocalParams
+from stacrrn.core.masks import clear_from_qa
 from stacrrn.core.model import METHODS, RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import ParameterError
+from stacrrn.io.cog import cog_writer
+from stacrrn.io.grid import chunks
+from stacrrn.io.raster import read_window
 from stacrrn.io.stac import (
     BandRef,
     BandSelection,
@@ -55,7 +60,7 @@ from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
-from stacrrn.pipeline.stac_plan import StacInputs, make_stac_plan, open_assets, pair_graph
+from stacrrn.pipeline.stac_plan import CLOUD_MASKS, QaAsset, StacInputs, make_stac_plan, open_assets, pair_graph
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
 
 COLLECTION_KEY = "collection.json"
@@ -172,6 +177,28 @@ def _band_metadata(source: pystac.Asset, refs: list[BandRef]) -> list[dict[str, 
     return out
 
 
+def _publish_clear_mask(job: _Job, item_id: str, qa: QaAsset, folder: Path) -> tuple[RasterAsset, float]:
+    """Decode the item's quality asset on its own grid into a uint8 COG (1 clear, 0 masked, 255 no data)."""
+    local = folder / versioned("clear-mask", job.model, ".tif")
+    clear = 0
+    with cog_writer(local, qa.info.grid, 1, "uint8", 255) as writer:
+        for box in chunks(qa.info.grid, job.chunk_size):
+            flags, valid = read_window(qa.info, box, [1])
+            ok = clear_from_qa(qa.kind, flags[0].astype(np.int64))
+            clear += int((ok & valid[0]).sum())
+            writer.write(box, np.where(valid[0], ok, 255).astype(np.uint8)[None])
+    percent = 100.0 * clear / max(qa.info.width * qa.info.height, 1)
+    asset = publish_raster(
+        job.storage,
+        local,
+        f"{item_id}/{local.name}",
+        [{"name": "clear"}],
+        ("metadata", "cloud"),
+        f"clear-sky mask from {qa.key}",
+    )
+    return asset, percent
+
+
 def _correct_item(job: _Job, k: int) -> dict[str, Any]:
     """Correct every selected asset of item ``k``, write its block map, then its item JSON."""
     item = job.inputs.items[k]
@@ -213,6 +240,10 @@ def _correct_item(job: _Job, k: int) -> dict[str, Any]:
             "local gain field per block",
         )
     rrn = rrn_properties(job.model, k, selection) | {"rrn:clipped": dict(zip(selection.labels, clipped, strict=True))}
+    qa = job.inputs.qa[k] if job.inputs.qa else None
+    if qa is not None:
+        assets["clear-mask"], clear = _publish_clear_mask(job, item.id, qa, folder)
+        rrn["rrn:cloud_mask"] = {"asset": qa.key, "kind": qa.kind, "clear_percent": clear}
     out = output_item(item, item_href(item), job.collection_id, assets, rrn, __version__)
     d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
     previous = _published_item(job.storage, item.id)
@@ -289,6 +320,7 @@ def run(
     collection_id: str | None = None,
     publish: str | None = None,
     resume: bool = True,
+    cloud_mask: str = "auto",
     local_params: LocalParams | None = None,
     progress: Progress = no_progress,
 ) -> RunResult:
@@ -324,6 +356,11 @@ def run(
         STAC API URL (transactions extension) to add the collection and items to.
     resume
         Reuse cached statistics and items already written with the same model.
+    cloud_mask
+        ``auto`` (the items' quality assets, Landsat ``qa_pixel`` / Sentinel-2 ``scl``, when
+        every item has one), ``qa`` (required) or ``none``. Masks restrict the statistics
+        (pass 1) and are published as each item's ``clear-mask`` asset; output pixels are
+        corrected everywhere.
     local_params
         Weights of the local solve.
     progress
@@ -339,13 +376,15 @@ def run(
     if workers < 1:
         raise ParameterError(f"--workers must be at least 1, got {workers}")
     pair_graph(2, mode, neighbours)  # validate --mode and --neighbours before any request
+    if cloud_mask not in CLOUD_MASKS:
+        raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(CLOUD_MASKS)}")
     configure_cloud()
     items = search_items(search) if isinstance(search, Search) else sort_by_date(search)
     select_bands(items, assets)  # fail on unknown band names before touching the output
     storage = Storage(out)
     check_not_inputs(storage, items, search if isinstance(search, Search) else None)
     storage.check_writable()
-    inputs = open_assets(items, assets, 2 * workers)
+    inputs = open_assets(items, assets, 2 * workers, cloud_mask)
     selection = inputs.selection
     plan = make_stac_plan(inputs, crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours)
     refs = resolve_references(plan, references)

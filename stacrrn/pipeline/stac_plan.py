@@ -18,11 +18,12 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
+from stacrrn.core.masks import clear_from_qa
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError, UnreadableRasterError
 from stacrrn.io.grid import common_grid, footprint
 from stacrrn.io.raster import RasterInfo, open_raster, read_on_grid
-from stacrrn.io.stac import BandSelection, asset_href, gdal_path, item_href, select_bands
+from stacrrn.io.stac import QA_KINDS, BandSelection, asset_href, find_qa_asset, gdal_path, item_href, select_bands
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
 from stacrrn.types import Box, Grid
@@ -42,6 +43,43 @@ class StacInputs:
     selection: BandSelection
     assets: list[dict[str, RasterInfo]]
     identity: list[list[object]] = field(default_factory=list)
+    qa: list[QaAsset | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QaAsset:
+    """An item's quality asset (e.g. Landsat ``qa_pixel``, Sentinel-2 ``scl``) and how to decode it."""
+
+    key: str
+    kind: str
+    info: RasterInfo
+
+
+CLOUD_MASKS = ("auto", "qa", "none")
+"""``--cloud-mask`` choices: the items' QA assets when every item has one / always / never."""
+
+
+def quality_assets(items: Sequence[pystac.Item], cloud_mask: str) -> list[tuple[str, str] | None]:
+    """Each item's quality asset ``(key, kind)`` to mask pass 1 with, per the ``--cloud-mask`` choice.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown choice.
+    InputError
+        With ``qa`` when an item has no quality asset.
+    """
+    if cloud_mask not in CLOUD_MASKS:
+        raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(CLOUD_MASKS)}")
+    if cloud_mask == "none":
+        return [None] * len(items)
+    found = [find_qa_asset(it) for it in items]
+    missing = [it.id for it, f in zip(items, found, strict=True) if f is None]
+    if missing and cloud_mask == "qa":
+        raise InputError(
+            f"item {missing[0]} has no quality asset ({' or '.join(QA_KINDS)}); use --cloud-mask none or auto"
+        )
+    return [None] * len(items) if missing else found
 
 
 def asset_identity(href: str) -> list[object]:
@@ -56,7 +94,9 @@ def asset_identity(href: str) -> list[object]:
     return [href, info.get("size"), info.get("ETag") or info.get("mtime") or info.get("LastModified")]
 
 
-def open_assets(items: Sequence[pystac.Item], names: Sequence[str] | None = None, workers: int = 4) -> StacInputs:
+def open_assets(
+    items: Sequence[pystac.Item], names: Sequence[str] | None = None, workers: int = 4, cloud_mask: str = "none"
+) -> StacInputs:
     """Choose the bands and read the header of every selected asset of every item (concurrently).
 
     Band counts come from the headers where the STAC metadata does not describe an asset's
@@ -69,7 +109,9 @@ def open_assets(items: Sequence[pystac.Item], names: Sequence[str] | None = None
         or if a band name resolves on no asset.
     """
     preliminary = select_bands(items, names)
+    qa = quality_assets(items, cloud_mask)
     jobs = [(k, key) for k in range(len(items)) for key in preliminary.assets]
+    jobs += [(k, found[0]) for k, found in enumerate(qa) if found is not None]
 
     def task(job: tuple[int, str]) -> tuple[int, str, RasterInfo, list[object]]:
         k, key = job
@@ -86,6 +128,7 @@ def open_assets(items: Sequence[pystac.Item], names: Sequence[str] | None = None
     for k, key, info, ident in imap_bounded(task, jobs, max(1, workers)):
         headers[k][key] = info
         identity[k].append(ident)
+    qa_assets = [None if f is None else QaAsset(f[0], f[1], headers[k].pop(f[0])) for k, f in enumerate(qa)]
     selection = select_bands(items, names, {key: h.count for key, h in headers[0].items()})
     for k, item in enumerate(items):
         for key, positions in selection.assets.items():
@@ -94,7 +137,7 @@ def open_assets(items: Sequence[pystac.Item], names: Sequence[str] | None = None
                 raise InputError(
                     f"item {item.id}, asset {key!r} has {headers[k][key].count} band(s); band {need} was selected"
                 )
-    return StacInputs(list(items), selection, headers, identity)
+    return StacInputs(list(items), selection, headers, identity, qa_assets)
 
 
 def pair_graph(n: int, mode: str, neighbours: int | None) -> frozenset[tuple[int, int]] | None:
@@ -254,6 +297,23 @@ def _masked_reader(inputs: StacInputs, grid: Grid, footprints: list[Box]) -> Chu
     return lambda box, images: {i: read_image(i, box) for i in images}
 
 
+def _with_quality_masks(reader: ChunkReader, inputs: StacInputs, grid: Grid) -> ChunkReader:
+    """Also mark pixels invalid where the item's quality asset flags cloud, shadow, snow, fill..."""
+    if not any(inputs.qa):
+        return reader
+
+    def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
+        layers = reader(box, images)
+        for i, (values, valid) in layers.items():
+            qa = inputs.qa[i]
+            if qa is not None:
+                flags, inside = read_on_grid(qa.info, grid, box, [1])  # nearest: flags are not numbers
+                layers[i] = (values, valid & inside & clear_from_qa(qa.kind, flags[0].astype(np.int64)))
+        return layers
+
+    return read_chunk
+
+
 def make_stac_plan(
     inputs: StacInputs,
     crs: str | None = None,
@@ -307,11 +367,13 @@ def make_stac_plan(
         if masked
         else _chunk_reader(load_lazy(inputs, grid, chunk_size), inputs, footprints)
     )
+    reader = _with_quality_masks(reader, inputs, grid)
     identity: list[object] = [
         [it.id, it.properties.get("updated") or str(it.datetime), *ids]
         for it, ids in zip(items, inputs.identity, strict=True)
     ]
     identity.append(inputs.selection.labels)
+    identity.append([None if q is None else [q.key, q.info.path] for q in inputs.qa])
     return Plan(
         names,
         [item_href(it) for it in items],

@@ -119,6 +119,8 @@ def test_stac_bad_input_exits_2_with_one_line(catalogued, bucket, tmp_path):
             (["run", "--stac", api.url, "-r", "nope", "--out", str(tmp_path / "o")], ["nope"]),
             (["search", "--catalog", str(tmp_path / "missing.json")], ["cannot read"]),
             (["search", "--stac", str(tmp_path)], ["did not answer"]),
+            (["run", "--stac", api.url, "--cloud-mask", "maybe", "--out", str(tmp_path / "o")], ["--cloud-mask"]),
+            (["run", "--stac", api.url, "--cloud-mask", "qa", "--out", str(tmp_path / "o")], ["no quality asset"]),
             (["run", "--catalog", f"s3://{bucket}/in/collection.json", "--out", f"s3://{bucket}/in"], ["overwrite"]),
             (
                 ["run", *broken_items(items, bucket, tmp_path), "--out", str(tmp_path / "o")],

@@ -1,0 +1,73 @@
+"""Clouds must not drive the model: QA assets mask pass 1 (ground truth with injected clouds)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import s3fs
+
+from stacrrn.io.stac import Search, gdal_path
+from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.pipeline.run import run
+from stacrrn.samples import landscape
+from stacrrn.services import RustacAPI
+from tests.conftest import write_raster
+
+BANDS = ["blue", "green", "red", "nir08"]
+CLEAR, CLOUD, SHADOW = 21824, 22280, 23888  # Landsat C2 QA_PIXEL values
+
+
+def cloudy_strips(tmp_path):
+    """Four overlapping strips with known gains; clouds and shadows over the overlaps of strips 1 and 2."""
+    base = landscape(200, 560, seed=21)
+    gains = np.array([[1.0] * 4, [1.12, 1.1, 1.15, 0.9], [0.88, 0.9, 0.85, 1.1], [1.05, 0.95, 1.0, 1.2]])
+    images, qas = [], []
+    yy, xx = np.mgrid[0:200, 0:200]
+    for k in range(4):
+        img = base[:, :, k * 120 : k * 120 + 200] * gains[k][:, None, None]
+        qa = np.full((200, 200), CLEAR, np.uint16)
+        if k in (1, 2):
+            for cx in (30, 170):  # one cloud in each overlap, its shadow next to it
+                cloud = (xx - cx) ** 2 + (yy - 60 - 40 * k) ** 2 < 22**2
+                shadow = ((xx - cx - 14) ** 2 + (yy - 90 - 40 * k) ** 2 < 18**2) & ~cloud
+                img[:, cloud] = 9000 + img[:, cloud] * 0.2
+                img[:, shadow] *= 0.45
+                qa[cloud], qa[shadow] = CLOUD, SHADOW
+        t = rasterio.Affine(30.0, 0, 200000.0 + 30.0 * 120 * k, 0, -30.0, 2000000.0)
+        images.append(write_raster(tmp_path / f"L{k}.tif", np.clip(np.rint(img), 1, 65535).astype("uint16"), t, 0))
+        qas.append(write_raster(tmp_path / f"qa{k}.tif", qa[None], t, 1))
+    return images, qas, gains
+
+
+def test_qa_masks_keep_clouds_out_of_the_model(s3, bucket, tmp_path):
+    images, qas, gains = cloudy_strips(tmp_path)
+    coll, items = catalog_rasters(images, f"s3://{bucket}/in", "landsat", band_names=BANDS, split_bands=True)
+    _, qa_items = catalog_rasters(qas, f"s3://{bucket}/qa", "qa", band_names=["qa_pixel"], split_bands=True)
+    for it, q in zip(items, qa_items, strict=True):
+        it["assets"]["qa_pixel"] = q["assets"]["qa_pixel"] | {"roles": ["cloud"]}
+    with RustacAPI(coll, items) as api:
+        search = Search(stac=api.url, collections=("landsat",))
+        masked = run(search, f"s3://{bucket}/masked", assets=BANDS, references=["L0"], method="global")
+        unmasked = run(
+            search, f"s3://{bucket}/raw", assets=BANDS, references=["L0"], method="global", cloud_mask="none"
+        )
+    err_masked = np.abs(masked.model.global_fit.gains * gains - 1).max()
+    err_unmasked = np.abs(unmasked.model.global_fit.gains * gains - 1).max()
+    print(f"max gain error with QA masks {err_masked:.2e}, without {err_unmasked:.2e}")
+    assert err_masked < 2e-3
+    assert err_unmasked > 0.02  # the clouds bias the unmasked model measurably
+    item = masked.items[1]
+    assert "qa_pixel" not in item["assets"]  # the QA asset is not a band to normalize
+    mask_asset = item["assets"]["clear-mask"]
+    with rasterio.open(gdal_path(mask_asset["href"])) as src:
+        clear = src.read(1)
+    with rasterio.open(qas[1]) as src:
+        assert np.array_equal(clear == 1, src.read(1) == CLEAR)
+    info = item["properties"]["rrn:cloud_mask"]
+    assert info["kind"] == "qa_pixel" and info["clear_percent"] == pytest.approx(100.0 * (clear == 1).mean())
+    assert "clear-mask" not in unmasked.items[1]["assets"]
+    stats = json.loads(s3fs.S3FileSystem().cat(f"{bucket}/masked/stacrrn-statistics.json"))
+    assert stats["statistics"]["images"][1]["n"] < stats["statistics"]["images"][0]["n"]
