@@ -179,8 +179,16 @@ def run_command(
     resume: Annotated[bool, typer.Option(help="Reuse cached statistics and items made with the same model.")] = True,
     min_overlap: Annotated[int, typer.Option(help="Ignore overlaps with fewer valid pixels.")] = 64,
     cloud_mask: Annotated[
-        str, typer.Option(help="auto|qa|none: mask the statistics with the items' qa_pixel/scl assets.")
+        str,
+        typer.Option(
+            help="auto|qa|spectral|none: mask the statistics (items' qa_pixel/scl assets, or a spectral test)."
+        ),
     ] = "auto",
+    reflectance_scale: Annotated[
+        float | None,
+        typer.Option(help="Spectral test: reflectance = value * scale + offset (default from raster:bands)."),
+    ] = None,
+    reflectance_offset: Annotated[float, typer.Option(help="Spectral test: see --reflectance-scale.")] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Search, normalize and publish: corrected COGs, block maps, model and STAC items to OUT."""
@@ -207,6 +215,7 @@ def run_command(
             publish=publish,
             resume=resume,
             cloud_mask=cloud_mask,
+            reflectance=None if reflectance_scale is None else (reflectance_scale, reflectance_offset),
             progress=progress,
         ),
     )

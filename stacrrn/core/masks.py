@@ -7,14 +7,17 @@
   2 dark area, 3 cloud shadow, 4 vegetation, 5 not vegetated, 6 water, 7 unclassified,
   8 cloud medium probability, 9 cloud high probability, 10 thin cirrus, 11 snow or ice.
 - A cloud-probability layer (e.g. ``s2cloudless`` or Sentinel-2 ``CLD``) and a threshold.
+- Without any of these, a spectral test on reflectance for any sensor with blue and red bands.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
 Mask = NDArray[np.bool_]
 
@@ -94,3 +97,51 @@ def clear_from_qa(kind: str, values: NDArray[np.integer]) -> Mask:
     if kind not in QA_DECODERS:
         raise ValueError(f"unknown quality asset kind {kind!r}; known: {', '.join(QA_DECODERS)}")
     return QA_DECODERS[kind](values)
+
+
+@dataclass(frozen=True)
+class SpectralThresholds:
+    """Thresholds of the spectral cloud test, on top-of-atmosphere or surface reflectance (0..1).
+
+    A pixel is cloud when it is bright (``min(blue, red) > brightness``), white (visible
+    bands within ``whiteness`` of their mean, relative) and hazy by the haze-optimized
+    transform (``blue - 0.5 red - hot_offset > 0``; Zhang et al. 2002, RSE 82:173-187; the
+    same tests open Fmask, Zhu & Woodcock 2012, RSE 118:83-94). ``buffer`` pixels around
+    cloud are masked too (cloud edges, nearby shadows).
+    """
+
+    brightness: float = 0.3
+    whiteness: float = 0.7
+    hot_offset: float = 0.08
+    buffer: int = 3
+
+
+def spectral_clear(
+    blue: NDArray[np.floating],
+    red: NDArray[np.floating],
+    thresholds: SpectralThresholds | None = None,
+    green: NDArray[np.floating] | None = None,
+) -> Mask:
+    """Pixels the spectral cloud test finds clear, for any sensor with blue and red bands.
+
+    Parameters
+    ----------
+    blue, red, green
+        Reflectance (0..1) of one window, ``(rows, cols)``; green is optional.
+    thresholds
+        Test thresholds (defaults documented in :class:`SpectralThresholds`).
+
+    Returns
+    -------
+    numpy.ndarray
+        True where no cloud was found (within ``buffer`` pixels).
+    """
+    t = thresholds or SpectralThresholds()
+    visible = [blue, red] if green is None else [blue, green, red]
+    mean = np.mean(visible, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        whiteness = np.sum([np.abs(v - mean) for v in visible], axis=0) / mean
+    cloud = (np.minimum(blue, red) > t.brightness) & (whiteness < t.whiteness) & (blue - 0.5 * red - t.hot_offset > 0)
+    if t.buffer > 0 and cloud.any():
+        cloud = ndimage.binary_dilation(cloud, iterations=t.buffer)
+    return np.asarray(~cloud)

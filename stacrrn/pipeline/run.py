@@ -321,6 +321,7 @@ def run(
     publish: str | None = None,
     resume: bool = True,
     cloud_mask: str = "auto",
+    reflectance: tuple[float, float] | None = None,
     local_params: LocalParams | None = None,
     progress: Progress = no_progress,
 ) -> RunResult:
@@ -360,7 +361,11 @@ def run(
         ``auto`` (the items' quality assets, Landsat ``qa_pixel`` / Sentinel-2 ``scl``, when
         every item has one), ``qa`` (required) or ``none``. Masks restrict the statistics
         (pass 1) and are published as each item's ``clear-mask`` asset; output pixels are
-        corrected everywhere.
+        corrected everywhere. ``spectral`` runs a cloud test on the bands themselves (needs
+        blue and red, and reflectance: ``reflectance=(scale, offset)`` or the bands'
+        ``raster:bands`` scale/offset).
+    reflectance
+        ``(scale, offset)`` from values to reflectance for the spectral cloud test.
     local_params
         Weights of the local solve.
     progress
@@ -386,7 +391,9 @@ def run(
     storage.check_writable()
     inputs = open_assets(items, assets, 2 * workers, cloud_mask)
     selection = inputs.selection
-    plan = make_stac_plan(inputs, crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours)
+    plan = make_stac_plan(
+        inputs, crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours, cloud_mask, reflectance
+    )
     refs = resolve_references(plan, references)
     try:
         stats, reused_stats = _statistics(plan, storage, workers, resume, progress)

@@ -18,12 +18,22 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
-from stacrrn.core.masks import clear_from_qa
+from stacrrn.core.masks import clear_from_qa, spectral_clear
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError, UnreadableRasterError
 from stacrrn.io.grid import common_grid, footprint
 from stacrrn.io.raster import RasterInfo, open_raster, read_on_grid
-from stacrrn.io.stac import QA_KINDS, BandSelection, asset_href, find_qa_asset, gdal_path, item_href, select_bands
+from stacrrn.io.stac import (
+    COMMON_NAMES,
+    QA_KINDS,
+    BandSelection,
+    asset_bands,
+    asset_href,
+    find_qa_asset,
+    gdal_path,
+    item_href,
+    select_bands,
+)
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
 from stacrrn.types import Box, Grid
@@ -55,8 +65,9 @@ class QaAsset:
     info: RasterInfo
 
 
-CLOUD_MASKS = ("auto", "qa", "none")
-"""``--cloud-mask`` choices: the items' QA assets when every item has one / always / never."""
+CLOUD_MASKS = ("auto", "qa", "spectral", "none")
+"""``--cloud-mask`` choices: the items' QA assets when every item has one / always, the
+spectral test on the bands themselves, or nothing."""
 
 
 def quality_assets(items: Sequence[pystac.Item], cloud_mask: str) -> list[tuple[str, str] | None]:
@@ -71,7 +82,7 @@ def quality_assets(items: Sequence[pystac.Item], cloud_mask: str) -> list[tuple[
     """
     if cloud_mask not in CLOUD_MASKS:
         raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(CLOUD_MASKS)}")
-    if cloud_mask == "none":
+    if cloud_mask in ("none", "spectral"):
         return [None] * len(items)
     found = [find_qa_asset(it) for it in items]
     missing = [it.id for it, f in zip(items, found, strict=True) if f is None]
@@ -314,6 +325,60 @@ def _with_quality_masks(reader: ChunkReader, inputs: StacInputs, grid: Grid) -> 
     return read_chunk
 
 
+def band_common_names(inputs: StacInputs) -> list[str | None]:
+    """``eo:common_name`` of each selected band (from the first item's asset metadata), or ``None``."""
+    out: list[str | None] = []
+    for ref in inputs.selection.bands:
+        described = asset_bands(inputs.items[0].assets[ref.asset])
+        band = described[ref.index - 1] if ref.index <= len(described) else {}
+        out.append(
+            band.get("common_name") or band.get("eo:common_name") or (ref.label if ref.label in COMMON_NAMES else None)
+        )
+    return out
+
+
+def reflectance_scaling(inputs: StacInputs, position: int) -> tuple[float, float] | None:
+    """``(scale, offset)`` turning a band's values into reflectance, from its ``raster:bands`` metadata."""
+    ref = inputs.selection.bands[position]
+    bands = inputs.items[0].assets[ref.asset].extra_fields.get("raster:bands") or []
+    band = bands[ref.index - 1] if ref.index <= len(bands) and isinstance(bands[ref.index - 1], dict) else {}
+    if "scale" not in band and "offset" not in band:
+        return None
+    return float(band.get("scale", 1.0)), float(band.get("offset", 0.0))
+
+
+def _with_spectral_masks(
+    reader: ChunkReader, inputs: StacInputs, reflectance: tuple[float, float] | None
+) -> ChunkReader:
+    """Also mark pixels invalid where the spectral cloud test finds cloud (blue, red and optional green)."""
+    names = band_common_names(inputs)
+    missing = [n for n in ("blue", "red") if n not in names]
+    if missing:
+        raise InputError(
+            f"--cloud-mask spectral needs bands with eo:common_name {' and '.join(missing)} among --assets "
+            f"(selected: {', '.join(inputs.selection.labels)})"
+        )
+    blue, red = names.index("blue"), names.index("red")
+    green = names.index("green") if "green" in names else None
+    scaling = reflectance or reflectance_scaling(inputs, blue)
+    if scaling is None:
+        raise InputError(
+            "--cloud-mask spectral needs reflectance: the blue asset has no raster:bands scale/offset; "
+            "pass --reflectance-scale (and --reflectance-offset)"
+        )
+    scale, offset = scaling
+
+    def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
+        layers = reader(box, images)
+        for i, (v, valid) in layers.items():
+            rho = v * scale + offset
+            clear = spectral_clear(rho[blue], rho[red], green=None if green is None else rho[green])
+            layers[i] = (v, valid & clear)
+        return layers
+
+    return read_chunk
+
+
 def make_stac_plan(
     inputs: StacInputs,
     crs: str | None = None,
@@ -323,6 +388,8 @@ def make_stac_plan(
     chunk_size: int = DEFAULT_CHUNK,
     mode: str = "mosaic",
     neighbours: int | None = None,
+    cloud_mask: str = "none",
+    reflectance: tuple[float, float] | None = None,
 ) -> Plan:
     """Lay out a run over STAC items: common grid, footprints, blocks, chunks, odc-stac reader.
 
@@ -339,6 +406,10 @@ def make_stac_plan(
     mode, neighbours
         ``mosaic`` or ``timeseries``; for a time series, the number of nearest dates each
         date is paired with (default all pairs).
+    cloud_mask, reflectance
+        With ``spectral``, the spectral cloud test masks pass 1 (values turned into
+        reflectance by ``reflectance = (scale, offset)``, default the bands' ``raster:bands``
+        scale/offset). Quality assets (``qa``/``auto``) come with ``inputs``.
 
     Returns
     -------
@@ -368,6 +439,8 @@ def make_stac_plan(
         else _chunk_reader(load_lazy(inputs, grid, chunk_size), inputs, footprints)
     )
     reader = _with_quality_masks(reader, inputs, grid)
+    if cloud_mask == "spectral":
+        reader = _with_spectral_masks(reader, inputs, reflectance)
     identity: list[object] = [
         [it.id, it.properties.get("updated") or str(it.datetime), *ids]
         for it, ids in zip(items, inputs.identity, strict=True)

@@ -121,6 +121,21 @@ def test_stac_bad_input_exits_2_with_one_line(catalogued, bucket, tmp_path):
             (["search", "--stac", str(tmp_path)], ["did not answer"]),
             (["run", "--stac", api.url, "--cloud-mask", "maybe", "--out", str(tmp_path / "o")], ["--cloud-mask"]),
             (["run", "--stac", api.url, "--cloud-mask", "qa", "--out", str(tmp_path / "o")], ["no quality asset"]),
+            (["run", "--stac", api.url, "--cloud-mask", "spectral", "--out", str(tmp_path / "o")], ["reflectance"]),
+            (
+                [
+                    "run",
+                    "--stac",
+                    api.url,
+                    "--assets",
+                    "nir08",
+                    "--cloud-mask",
+                    "spectral",
+                    "--out",
+                    str(tmp_path / "o"),
+                ],
+                ["blue and red"],
+            ),
             (["run", "--catalog", f"s3://{bucket}/in/collection.json", "--out", f"s3://{bucket}/in"], ["overwrite"]),
             (
                 ["run", *broken_items(items, bucket, tmp_path), "--out", str(tmp_path / "o")],
