@@ -370,7 +370,7 @@ def select_bands(
         If a name resolves on no asset, or to different assets on different items.
     """
     if not names:
-        names = [k for k, a in items[0].assets.items() if is_raster(a)]
+        names = [k for k, a in items[0].assets.items() if is_raster(a) and k.lower() not in QA_KINDS]
         if not names:
             raise InputError(f"item {items[0].id} has no raster data asset; choose bands with --assets")
     counts = counts or {}

@@ -70,7 +70,14 @@ def check_statistics(stats: Statistics, plan: Plan, min_overlap: int) -> list[st
     """
     for path, m in zip(plan.paths, stats.images, strict=True):
         if m.n == 0:
-            raise EmptyImageError(f"{path} has no valid pixel (all nodata); remove it from the inputs")
+            raise EmptyImageError(
+                f"{path} has no valid pixel (all nodata or masked as cloud); remove it from the inputs"
+            )
+        if m.n < min_overlap:
+            raise EmptyImageError(
+                f"{path} has only {m.n} valid pixels left after nodata and cloud masks (at least {min_overlap} "
+                "needed); remove it, or relax --cloud-mask / --min-overlap"
+            )
     linked = {k for k, pm in stats.pairs.items() if pm.n >= min_overlap}
     if not linked:
         raise NoOverlapError(

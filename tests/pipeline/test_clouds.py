@@ -102,3 +102,18 @@ def test_spectral_cloud_test_finds_the_clouds_and_protects_the_model(s3, bucket,
     # measured: 0.21, 0.25, 0.19, 0.06 against 0.82 unmasked: the clouds are gone, the shadows the
     # spectral test cannot see still bias the model (QA assets flag both: 1.7e-5 above)
     assert err.max() < 0.3
+
+
+def test_a_mask_that_leaves_too_few_pixels_is_a_clear_error(s3, bucket, tmp_path):
+    from stacrrn.errors import EmptyImageError
+
+    images, qas, _ = cloudy_strips(tmp_path)
+    overcast = write_raster(
+        tmp_path / "overcast.tif", np.full((1, 200, 200), CLOUD, np.uint16), rasterio.open(qas[3]).transform, 1
+    )
+    coll, items = catalog_rasters(images, f"s3://{bucket}/in", "landsat", band_names=BANDS, split_bands=True)
+    _, qa_items = catalog_rasters([*qas[:3], overcast], f"s3://{bucket}/qa", "qa", band_names=["qa_pixel"])
+    for it, q in zip(items, qa_items, strict=True):
+        it["assets"]["qa_pixel"] = q["assets"]["image"]
+    with RustacAPI(coll, items) as api, pytest.raises(EmptyImageError, match=r"L3.*masked as cloud"):
+        run(Search(stac=api.url), f"s3://{bucket}/out", method="global")
