@@ -59,8 +59,9 @@ from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
 from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.stac_inputs import CLOUD_MASKS, QaAsset, StacInputs, open_assets
 from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
-from stacrrn.pipeline.stac_plan import CLOUD_MASKS, QaAsset, StacInputs, make_stac_plan, open_assets, pair_graph
+from stacrrn.pipeline.stac_plan import make_stac_plan, pair_graph
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
 
 COLLECTION_KEY = "collection.json"

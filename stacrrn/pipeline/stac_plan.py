@@ -1,4 +1,4 @@
-"""Plan a run over STAC items: open asset headers, lay out the common grid, read chunks with odc-stac.
+"""Plan a run over STAC items: lay out the common grid, read chunks with odc-stac (or per asset).
 
 Each item is one image of the model; its selected bands may live in one multi-band asset or
 in one asset per band (Landsat/Sentinel-2 style), at different resolutions. Pass 1 reads
@@ -9,7 +9,6 @@ for ``s3://`` and ``https://`` COGs); pass 2 reads each asset on its own grid.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pystac
@@ -18,24 +17,17 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
-from stacrrn.core.masks import clear_from_qa, spectral_clear
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError, UnreadableRasterError
 from stacrrn.io.grid import common_grid, footprint
-from stacrrn.io.raster import RasterInfo, open_raster, read_on_grid
+from stacrrn.io.raster import RasterInfo, read_on_grid
 from stacrrn.io.stac import (
-    COMMON_NAMES,
-    QA_KINDS,
-    BandSelection,
-    asset_bands,
     asset_href,
-    find_qa_asset,
-    gdal_path,
     item_href,
-    select_bands,
 )
-from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.cloud_masks import with_quality_masks, with_spectral_masks
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
+from stacrrn.pipeline.stac_inputs import StacInputs, open_assets
 from stacrrn.types import Box, Grid
 
 MODES = ("mosaic", "timeseries")
@@ -43,112 +35,6 @@ MODES = ("mosaic", "timeseries")
 
 PROJECTION_V2 = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER_V11 = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
-
-
-@dataclass(frozen=True)
-class StacInputs:
-    """The items of a run, the chosen bands, and each item's asset headers."""
-
-    items: list[pystac.Item]
-    selection: BandSelection
-    assets: list[dict[str, RasterInfo]]
-    identity: list[list[object]] = field(default_factory=list)
-    qa: list[QaAsset | None] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class QaAsset:
-    """An item's quality asset (e.g. Landsat ``qa_pixel``, Sentinel-2 ``scl``) and how to decode it."""
-
-    key: str
-    kind: str
-    info: RasterInfo
-
-
-CLOUD_MASKS = ("auto", "qa", "spectral", "none")
-"""``--cloud-mask`` choices: the items' QA assets when every item has one / always, the
-spectral test on the bands themselves, or nothing."""
-
-
-def quality_assets(items: Sequence[pystac.Item], cloud_mask: str) -> list[tuple[str, str] | None]:
-    """Each item's quality asset ``(key, kind)`` to mask pass 1 with, per the ``--cloud-mask`` choice.
-
-    Raises
-    ------
-    ParameterError
-        For an unknown choice.
-    InputError
-        With ``qa`` when an item has no quality asset.
-    """
-    if cloud_mask not in CLOUD_MASKS:
-        raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(CLOUD_MASKS)}")
-    if cloud_mask in ("none", "spectral"):
-        return [None] * len(items)
-    found = [find_qa_asset(it) for it in items]
-    missing = [it.id for it, f in zip(items, found, strict=True) if f is None]
-    if missing and cloud_mask == "qa":
-        raise InputError(
-            f"item {missing[0]} has no quality asset ({' or '.join(QA_KINDS)}); use --cloud-mask none or auto"
-        )
-    return [None] * len(items) if missing else found
-
-
-def asset_identity(href: str) -> list[object]:
-    """An asset's href with its size and ETag or modification time, when the store tells them."""
-    import fsspec
-
-    try:
-        fs, path = fsspec.core.url_to_fs(href)
-        info = fs.info(path)
-    except Exception:  # an identity is best effort: unknown stores and HEAD failures fall back to the href
-        return [href]
-    return [href, info.get("size"), info.get("ETag") or info.get("mtime") or info.get("LastModified")]
-
-
-def open_assets(
-    items: Sequence[pystac.Item], names: Sequence[str] | None = None, workers: int = 4, cloud_mask: str = "none"
-) -> StacInputs:
-    """Choose the bands and read the header of every selected asset of every item (concurrently).
-
-    Band counts come from the headers where the STAC metadata does not describe an asset's
-    bands, so a multi-band asset without ``eo:bands`` is not mistaken for a single band.
-
-    Raises
-    ------
-    InputError
-        If an asset cannot be opened (missing, not a raster, no CRS), naming item and asset,
-        or if a band name resolves on no asset.
-    """
-    preliminary = select_bands(items, names)
-    qa = quality_assets(items, cloud_mask)
-    jobs = [(k, key) for k in range(len(items)) for key in preliminary.assets]
-    jobs += [(k, found[0]) for k, found in enumerate(qa) if found is not None]
-
-    def task(job: tuple[int, str]) -> tuple[int, str, RasterInfo, list[object]]:
-        k, key = job
-        item = items[k]
-        href = asset_href(item, key)
-        try:
-            info = open_raster(gdal_path(href))
-        except InputError as exc:
-            raise type(exc)(f"item {item.id}, asset {key!r}: {exc}") from None
-        return k, key, replace(info, name=f"{item.id}_{key}"), asset_identity(href)
-
-    headers: list[dict[str, RasterInfo]] = [{} for _ in items]
-    identity: list[list[object]] = [[] for _ in items]
-    for k, key, info, ident in imap_bounded(task, jobs, max(1, workers)):
-        headers[k][key] = info
-        identity[k].append(ident)
-    qa_assets = [None if f is None else QaAsset(f[0], f[1], headers[k].pop(f[0])) for k, f in enumerate(qa)]
-    selection = select_bands(items, names, {key: h.count for key, h in headers[0].items()})
-    for k, item in enumerate(items):
-        for key, positions in selection.assets.items():
-            need = max(selection.bands[p].index for p in positions)
-            if headers[k][key].count < need:
-                raise InputError(
-                    f"item {item.id}, asset {key!r} has {headers[k][key].count} band(s); band {need} was selected"
-                )
-    return StacInputs(list(items), selection, headers, identity, qa_assets)
 
 
 def pair_graph(n: int, mode: str, neighbours: int | None) -> frozenset[tuple[int, int]] | None:
@@ -308,77 +194,6 @@ def _masked_reader(inputs: StacInputs, grid: Grid, footprints: list[Box]) -> Chu
     return lambda box, images: {i: read_image(i, box) for i in images}
 
 
-def _with_quality_masks(reader: ChunkReader, inputs: StacInputs, grid: Grid) -> ChunkReader:
-    """Also mark pixels invalid where the item's quality asset flags cloud, shadow, snow, fill..."""
-    if not any(inputs.qa):
-        return reader
-
-    def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
-        layers = reader(box, images)
-        for i, (values, valid) in layers.items():
-            qa = inputs.qa[i]
-            if qa is not None:
-                flags, inside = read_on_grid(qa.info, grid, box, [1])  # nearest: flags are not numbers
-                layers[i] = (values, valid & inside & clear_from_qa(qa.kind, flags[0].astype(np.int64)))
-        return layers
-
-    return read_chunk
-
-
-def band_common_names(inputs: StacInputs) -> list[str | None]:
-    """``eo:common_name`` of each selected band (from the first item's asset metadata), or ``None``."""
-    out: list[str | None] = []
-    for ref in inputs.selection.bands:
-        described = asset_bands(inputs.items[0].assets[ref.asset])
-        band = described[ref.index - 1] if ref.index <= len(described) else {}
-        out.append(
-            band.get("common_name") or band.get("eo:common_name") or (ref.label if ref.label in COMMON_NAMES else None)
-        )
-    return out
-
-
-def reflectance_scaling(inputs: StacInputs, position: int) -> tuple[float, float] | None:
-    """``(scale, offset)`` turning a band's values into reflectance, from its ``raster:bands`` metadata."""
-    ref = inputs.selection.bands[position]
-    bands = inputs.items[0].assets[ref.asset].extra_fields.get("raster:bands") or []
-    band = bands[ref.index - 1] if ref.index <= len(bands) and isinstance(bands[ref.index - 1], dict) else {}
-    if "scale" not in band and "offset" not in band:
-        return None
-    return float(band.get("scale", 1.0)), float(band.get("offset", 0.0))
-
-
-def _with_spectral_masks(
-    reader: ChunkReader, inputs: StacInputs, reflectance: tuple[float, float] | None
-) -> ChunkReader:
-    """Also mark pixels invalid where the spectral cloud test finds cloud (blue, red and optional green)."""
-    names = band_common_names(inputs)
-    missing = [n for n in ("blue", "red") if n not in names]
-    if missing:
-        raise InputError(
-            f"--cloud-mask spectral needs bands with eo:common_name {' and '.join(missing)} among --assets "
-            f"(selected: {', '.join(inputs.selection.labels)})"
-        )
-    blue, red = names.index("blue"), names.index("red")
-    green = names.index("green") if "green" in names else None
-    scaling = reflectance or reflectance_scaling(inputs, blue)
-    if scaling is None:
-        raise InputError(
-            "--cloud-mask spectral needs reflectance: the blue asset has no raster:bands scale/offset; "
-            "pass --reflectance-scale (and --reflectance-offset)"
-        )
-    scale, offset = scaling
-
-    def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
-        layers = reader(box, images)
-        for i, (v, valid) in layers.items():
-            rho = v * scale + offset
-            clear = spectral_clear(rho[blue], rho[red], green=None if green is None else rho[green])
-            layers[i] = (v, valid & clear)
-        return layers
-
-    return read_chunk
-
-
 def make_stac_plan(
     inputs: StacInputs,
     crs: str | None = None,
@@ -438,9 +253,9 @@ def make_stac_plan(
         if masked
         else _chunk_reader(load_lazy(inputs, grid, chunk_size), inputs, footprints)
     )
-    reader = _with_quality_masks(reader, inputs, grid)
+    reader = with_quality_masks(reader, inputs, grid)
     if cloud_mask == "spectral":
-        reader = _with_spectral_masks(reader, inputs, reflectance)
+        reader = with_spectral_masks(reader, inputs, reflectance)
     identity: list[object] = [
         [it.id, it.properties.get("updated") or str(it.datetime), *ids]
         for it, ids in zip(items, inputs.identity, strict=True)

@@ -10,7 +10,8 @@ import pytest
 from stacrrn.io.stac import Search, search_items
 from stacrrn.pipeline.catalog import catalog_rasters
 from stacrrn.pipeline.plan import make_plan
-from stacrrn.pipeline.stac_plan import load_items, make_stac_plan, open_assets, pair_graph
+from stacrrn.pipeline.stac_inputs import open_assets
+from stacrrn.pipeline.stac_plan import load_items, make_stac_plan, pair_graph
 from stacrrn.pipeline.statistics import compute_statistics
 from tests.conftest import S2_TILES, needs_shared
 
