@@ -57,7 +57,8 @@ def footprint_geometry(info: RasterInfo) -> tuple[dict[str, Any], list[float]]:
     return dict(geom), bbox
 
 
-def _projection(info: RasterInfo) -> dict[str, Any]:
+def projection_fields(info: RasterInfo) -> dict[str, Any]:
+    """``proj:code`` (or ``proj:wkt2``), ``proj:shape`` and ``proj:transform`` of a raster."""
     epsg = CRS.from_user_input(info.crs).to_epsg()
     out: dict[str, Any] = {"proj:code": f"EPSG:{epsg}" if epsg else None}
     if not epsg:
@@ -65,7 +66,8 @@ def _projection(info: RasterInfo) -> dict[str, Any]:
     return out | {"proj:shape": [info.height, info.width], "proj:transform": list(info.transform)}
 
 
-def _nodata(value: float | None) -> float | str | None:
+def json_nodata(value: float | None) -> float | str | None:
+    """A nodata value as STAC writes it: non-finite values as the strings nan, inf and -inf."""
     if value is None or (value == value and abs(value) != float("inf")):
         return value
     return "nan" if value != value else ("inf" if value > 0 else "-inf")
@@ -77,11 +79,11 @@ def asset_of(spec: RasterAsset) -> pystac.Asset:
     for k in range(spec.info.count):
         band: dict[str, Any] = {"data_type": spec.info.dtype}
         if spec.info.nodata is not None:
-            band["nodata"] = _nodata(spec.info.nodata)
+            band["nodata"] = json_nodata(spec.info.nodata)
         if k < len(spec.statistics) and spec.statistics[k]:
             band["statistics"] = dict(spec.statistics[k])
         raster_bands.append(band)
-    extra: dict[str, Any] = _projection(spec.info) | {"raster:bands": raster_bands}
+    extra: dict[str, Any] = projection_fields(spec.info) | {"raster:bands": raster_bands}
     if spec.bands:
         extra["eo:bands"] = [dict(b) for b in spec.bands]
     extra |= dict(spec.extra)

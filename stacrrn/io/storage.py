@@ -48,6 +48,19 @@ def configure_cloud() -> dict[str, str]:
     return settings
 
 
+def object_identity(href: str) -> list[object]:
+    """A file's or object's href with its size and ETag or modification time, when the store tells them.
+
+    Keys caches of statistics: a file replaced in place gets another identity.
+    """
+    try:
+        fs, path = fsspec.core.url_to_fs(href)
+        info = fs.info(path)
+    except Exception:  # an identity is best effort: unknown stores and HEAD failures fall back to the href
+        return [href]
+    return [href, info.get("size"), info.get("ETag") or info.get("mtime") or info.get("LastModified")]
+
+
 def sha256_multihash(path: str | os.PathLike[str]) -> str:
     """``file:checksum`` of a file: the multihash (``1220`` + hex) of its SHA-256."""
     digest = hashlib.sha256()

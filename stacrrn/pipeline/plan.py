@@ -19,6 +19,7 @@ from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.grid import block_grid, chunks, common_grid, footprint
 from stacrrn.io.raster import RasterInfo, check_bands, open_raster, read_on_grid
+from stacrrn.io.storage import object_identity
 from stacrrn.types import BlockGrid, Box, Grid
 
 DEFAULT_CHUNK = 1024
@@ -94,15 +95,6 @@ def clip_to_footprint(layer: Layer, box: Box, fp: Box) -> Layer:
         inside.row0 : inside.row1, inside.col0 : inside.col1
     ]
     return values, clipped
-
-
-def file_identity(path: str) -> list[object]:
-    """A file's path, size and modification time (its path alone if it cannot be stat'ed)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return [path]
-    return [path, st.st_size, st.st_mtime_ns]
 
 
 def grid_layout(
@@ -183,6 +175,6 @@ def make_plan(
         footprints,
         covered,
         read_chunk,
-        [file_identity(i.path) for i in infos],
+        [object_identity(i.path) for i in infos],
         infos,
     )

@@ -23,6 +23,7 @@ from stacrrn.io.stac import (
     gdal_path,
     select_bands,
 )
+from stacrrn.io.storage import object_identity
 from stacrrn.pipeline.parallel import imap_bounded
 
 
@@ -74,18 +75,6 @@ def quality_assets(items: Sequence[pystac.Item], cloud_mask: str) -> list[tuple[
     return [None] * len(items) if missing else found
 
 
-def asset_identity(href: str) -> list[object]:
-    """An asset's href with its size and ETag or modification time, when the store tells them."""
-    import fsspec
-
-    try:
-        fs, path = fsspec.core.url_to_fs(href)
-        info = fs.info(path)
-    except Exception:  # an identity is best effort: unknown stores and HEAD failures fall back to the href
-        return [href]
-    return [href, info.get("size"), info.get("ETag") or info.get("mtime") or info.get("LastModified")]
-
-
 def open_assets(
     items: Sequence[pystac.Item], names: Sequence[str] | None = None, workers: int = 4, cloud_mask: str = "none"
 ) -> StacInputs:
@@ -113,7 +102,7 @@ def open_assets(
             info = open_raster(gdal_path(href))
         except InputError as exc:
             raise type(exc)(f"item {item.id}, asset {key!r}: {exc}") from None
-        return k, key, replace(info, name=f"{item.id}_{key}"), asset_identity(href)
+        return k, key, replace(info, name=f"{item.id}_{key}"), object_identity(href)
 
     headers: list[dict[str, RasterInfo]] = [{} for _ in items]
     identity: list[list[object]] = [[] for _ in items]

@@ -25,6 +25,7 @@ from stacrrn.io.stac import (
     asset_href,
     item_href,
 )
+from stacrrn.io.stac_items import EXTENSIONS, json_nodata, projection_fields
 from stacrrn.pipeline.cloud_masks import with_quality_masks, with_spectral_masks
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
 from stacrrn.pipeline.stac_inputs import StacInputs, open_assets
@@ -33,8 +34,6 @@ from stacrrn.types import Box, Grid
 MODES = ("mosaic", "timeseries")
 """Run modes: adjacent scenes (overlap graph) or one place at many dates (date graph)."""
 
-PROJECTION_V2 = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
-RASTER_V11 = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 
 
 def pair_graph(n: int, mode: str, neighbours: int | None) -> frozenset[tuple[int, int]] | None:
@@ -76,32 +75,12 @@ def odc_items(inputs: StacInputs) -> list[pystac.Item]:
         for key, info in headers.items():
             asset = item.assets[key].clone()
             asset.href = asset_href(item, key)
-            epsg = _epsg(info.crs)
-            asset.extra_fields.update(
-                {
-                    "raster:bands": [{"data_type": info.dtype, "nodata": _json_nodata(info.nodata)}] * info.count,
-                    "proj:shape": [info.height, info.width],
-                    "proj:transform": list(info.transform),
-                    **({"proj:code": f"EPSG:{epsg}"} if epsg else {"proj:wkt2": info.crs, "proj:code": None}),
-                }
-            )
+            band = {"data_type": info.dtype, "nodata": json_nodata(info.nodata)}
+            asset.extra_fields.update(projection_fields(info) | {"raster:bands": [band] * info.count})
             clone.add_asset(key, asset)
-        clone.stac_extensions = sorted({*clone.stac_extensions, PROJECTION_V2, RASTER_V11})
+        clone.stac_extensions = sorted({*clone.stac_extensions, EXTENSIONS["proj"], EXTENSIONS["raster"]})
         out.append(clone)
     return out
-
-
-def _json_nodata(value: float | None) -> float | str | None:
-    if value is None or np.isfinite(value):
-        return value
-    return "nan" if np.isnan(value) else ("inf" if value > 0 else "-inf")
-
-
-def _epsg(crs: str) -> int | None:
-    from rasterio.crs import CRS
-
-    code = CRS.from_user_input(crs).to_epsg()
-    return int(code) if code else None
 
 
 def odc_band_names(inputs: StacInputs) -> list[str]:
