@@ -37,6 +37,19 @@ class ServiceError(StacrrnError, RuntimeError):
     """
 
 
+def running_port(port: int | None, service: str) -> int:
+    """``port`` of a started service.
+
+    Raises
+    ------
+    ServiceError
+        If the service is not running (``port`` is ``None``).
+    """
+    if port is None:
+        raise ServiceError(f"{service} is not running; call start() or use it as a context manager")
+    return port
+
+
 def free_port() -> int:
     """Return a TCP port on ``127.0.0.1`` that was free a moment ago.
 

@@ -39,6 +39,7 @@ from stacrrn.services.common import (
     log_tail,
     require_executable,
     run_checked,
+    running_port,
     stop_process,
     wait_http,
 )
@@ -177,9 +178,7 @@ class PgstacAPI:
         ServiceError
             If the server is not running.
         """
-        if self._api_port is None:
-            raise ServiceError("PgstacAPI is not running; call start() or use it as a context manager")
-        return f"http://{LOOPBACK}:{self._api_port}"
+        return f"http://{LOOPBACK}:{running_port(self._api_port, 'PgstacAPI')}"
 
     @property
     def dsn(self) -> str:

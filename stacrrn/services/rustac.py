@@ -23,6 +23,7 @@ from stacrrn.services.common import (
     free_port,
     log_tail,
     require_executable,
+    running_port,
     stop_process,
     wait_http,
 )
@@ -74,9 +75,7 @@ class RustacAPI:
         ServiceError
             If the server is not running.
         """
-        if self._port is None:
-            raise ServiceError("RustacAPI is not running; call start() or use it as a context manager")
-        return f"http://{LOOPBACK}:{self._port}"
+        return f"http://{LOOPBACK}:{running_port(self._port, 'RustacAPI')}"
 
     @property
     def log_path(self) -> Path | None:

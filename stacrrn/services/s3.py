@@ -13,7 +13,7 @@ import sys
 from types import TracebackType
 from typing import Any, Self
 
-from stacrrn.services.common import LOOPBACK, ServiceError, wait_http
+from stacrrn.services.common import LOOPBACK, ServiceError, running_port, wait_http
 
 DUMMY_KEY = "testing"
 """The access key id and secret moto accepts (any value works; a value must be set)."""
@@ -68,9 +68,7 @@ class LoopbackS3:
         ServiceError
             If the server is not running.
         """
-        if self._port is None:
-            raise ServiceError("LoopbackS3 is not running; call start() or use it as a context manager")
-        return self._port
+        return running_port(self._port, "LoopbackS3")
 
     @property
     def endpoint(self) -> str:

@@ -51,38 +51,11 @@ def test_search_previews_items_and_run_publishes(catalogued, bucket):
         proc = run_cli("search", "--stac", api.url, "--max-items", "2", "--json")
         assert len(json.loads(proc.stdout)["features"]) == 2
         out = f"s3://{bucket}/out"
-        proc = run_cli(
-            "run",
-            "--stac",
-            api.url,
-            "-c",
-            "tiles",
-            "--assets",
-            "red,nir08",
-            "--out",
-            out,
-            "-r",
-            "tile_00",
-            "--method",
-            "global",
-        )
+        args = ["run", "--stac", api.url, "-c", "tiles", "--assets", "red,nir08", "--out", out, "-r", "tile_00"]
+        proc = run_cli(*args, "--method", "global")
         assert proc.returncode == 0, proc.stderr
         assert "wrote 4 items" in proc.stderr and "nir08" in proc.stdout
-        proc = run_cli(
-            "run",
-            "--stac",
-            api.url,
-            "-c",
-            "tiles",
-            "--assets",
-            "red,nir08",
-            "--out",
-            out,
-            "-r",
-            "tile_00",
-            "--method",
-            "global",
-        )
+        proc = run_cli(*args, "--method", "global")
         assert "4 kept from a previous run" in proc.stderr
     fs = s3fs.S3FileSystem()
     item = json.loads(fs.cat(f"{bucket}/out/tile_01/tile_01.json"))
