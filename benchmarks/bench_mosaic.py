@@ -293,6 +293,20 @@ def stage_engine(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
     }
 
 
+def floor_engine_summary(floor: dict[str, Any], engine: dict[str, Any]) -> dict[str, Any]:
+    """Times, their ratio, peak RSS and recovery errors of a floor stage and an engine stage."""
+    return {
+        "floor_seconds": round(floor["seconds"], 2),
+        "engine_seconds": round(engine["seconds"], 2),
+        "ratio_engine_floor": round(engine["seconds"] / floor["seconds"], 2),
+        "engine_peak_rss_mb": round(engine["peak_rss_mb"], 1),
+        "floor_peak_rss_mb": round(floor["peak_rss_mb"], 1),
+        "max_gain_rel_error": engine["max_gain_rel_error"],
+        "max_offset_error_dn": engine["max_offset_error_dn"],
+        "cpus": os.cpu_count(),
+    }
+
+
 def run_stage(stage: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one stage in a fresh interpreter and return its result."""
     cmd = [
@@ -361,14 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "input_gb_uncompressed": round(args.scenes * pixels * 4 * 2 / 1e9, 3),
         "input_gb_on_disk": round(sum(p.stat().st_size for p in paths) / 1e9, 3),
-        "floor_seconds": round(floor["seconds"], 2),
-        "engine_seconds": round(engine["seconds"], 2),
-        "ratio_engine_floor": round(engine["seconds"] / floor["seconds"], 2),
-        "engine_peak_rss_mb": round(engine["peak_rss_mb"], 1),
-        "floor_peak_rss_mb": round(floor["peak_rss_mb"], 1),
-        "max_gain_rel_error": engine["max_gain_rel_error"],
-        "max_offset_error_dn": engine["max_offset_error_dn"],
-        "cpus": os.cpu_count(),
+        **floor_engine_summary(floor, engine),
     }
     rows = [
         ("scenes", f"{args.scenes} ({layout.side}x{layout.side} grid, {args.workers} workers)"),

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -38,7 +37,7 @@ import rasterio
 import s3fs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mosaic import DEFAULT_OUT, TAG, WINDOW, Layout, make_scenes, peak_rss_mb
+from bench_mosaic import DEFAULT_OUT, TAG, WINDOW, Layout, floor_engine_summary, make_scenes, peak_rss_mb
 
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.raster import open_raster
@@ -166,14 +165,7 @@ def main() -> int:
         "size": args.size,
         "workers": args.workers,
         "input_gb_in_s3": round(input_bytes / 1e9, 3),
-        "floor_seconds": round(floor["seconds"], 2),
-        "engine_seconds": round(engine["seconds"], 2),
-        "ratio_engine_floor": round(engine["seconds"] / floor["seconds"], 2),
-        "engine_peak_rss_mb": round(engine["peak_rss_mb"], 1),
-        "floor_peak_rss_mb": round(floor["peak_rss_mb"], 1),
-        "max_gain_rel_error": engine["max_gain_rel_error"],
-        "max_offset_error_dn": engine["max_offset_error_dn"],
-        "cpus": os.cpu_count(),
+        **floor_engine_summary(floor, engine),
     }
     for k, v in summary.items():
         print(f"{k:<22} {v}")

@@ -19,7 +19,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from stacrrn.errors import StacrrnError
 
@@ -35,6 +36,30 @@ class ServiceError(StacrrnError, RuntimeError):
     This is an environment or runtime failure, not bad user input; the message carries
     the tail of the service's log when there is one.
     """
+
+
+class LoopbackService:
+    """Base of the loopback services: ``with`` starts the service and stops it on exit."""
+
+    def start(self) -> None:
+        """Start the service (implemented by each service)."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the service (implemented by each service)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def running_port(port: int | None, service: str) -> int:

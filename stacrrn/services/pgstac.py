@@ -27,11 +27,11 @@ import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from stacrrn.services.common import (
     LOOPBACK,
+    LoopbackService,
     ServiceError,
     find_executable,
     free_port,
@@ -139,7 +139,7 @@ def pgstac_unavailable_reason() -> str | None:
     return None
 
 
-class PgstacAPI:
+class PgstacAPI(LoopbackService):
     """A throw-away PostgreSQL/pgstac database and a stac-fastapi-pgstac server on loopback.
 
     Parameters
@@ -397,17 +397,6 @@ class PgstacAPI:
         self._dir = None
         self._owns_workdir = False
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ----------------------------------------------------------------------- data
 

@@ -14,11 +14,11 @@ import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from stacrrn.services.common import (
     LOOPBACK,
+    LoopbackService,
     ServiceError,
     free_port,
     log_tail,
@@ -31,7 +31,7 @@ from stacrrn.services.common import (
 _ATTEMPTS = 3
 
 
-class RustacAPI:
+class RustacAPI(LoopbackService):
     """A ``rustac serve`` process serving collections and items on ``127.0.0.1``.
 
     Parameters
@@ -163,14 +163,3 @@ class RustacAPI:
             self._dir = None
             self._owns_workdir = False
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -13,7 +13,7 @@ import sys
 from types import TracebackType
 from typing import Any, Self
 
-from stacrrn.services.common import LOOPBACK, ServiceError, running_port, wait_http
+from stacrrn.services.common import LOOPBACK, LoopbackService, ServiceError, running_port, wait_http
 
 DUMMY_KEY = "testing"
 """The access key id and secret moto accepts (any value works; a value must be set)."""
@@ -33,7 +33,7 @@ def _clear_s3fs_cache() -> None:
         s3fs.S3FileSystem.clear_instance_cache()
 
 
-class LoopbackS3:
+class LoopbackS3(LoopbackService):
     """A moto S3 server bound to ``127.0.0.1``.
 
     Used as a context manager it also exports :meth:`env` into ``os.environ`` (and
