@@ -114,6 +114,7 @@ def solve_global_local(
     min_overlap: int = 64,
     params: LocalParams | None = None,
     rounds: int = 4,
+    estimator: str = "spread",
 ) -> tuple[GlobalFit, LocalFit]:
     """Alternate global and local solves; return the final pair.
 
@@ -129,6 +130,8 @@ def solve_global_local(
         Local solve weights.
     rounds
         Number of global/local alternations.
+    estimator
+        Relative gain estimator of the global step (see :func:`solve_global`).
 
     Returns
     -------
@@ -136,11 +139,11 @@ def solve_global_local(
         Corrected = field * gain * value + offset (+ shift, folded into the offset: zero);
         each field has a geometric mean of 1 over its image.
     """
-    global_only = solve_global(stats.images, stats.pairs, references, min_overlap)
+    global_only = solve_global(stats.images, stats.pairs, references, min_overlap, estimator)
     gfit, local = global_only, solve_local(stats, global_only, references, params)
     for _ in range(rounds - 1):
         images, pairs = compensate(stats, local)
-        gfit = solve_global(images, pairs, references, min_overlap)
+        gfit = solve_global(images, pairs, references, min_overlap, estimator)
         local = solve_local(stats, gfit, references, params)
     gfit, local, _ = keep_where_better(stats, global_only, *fold_constants(stats, gfit, local))
     return gfit, local

@@ -13,6 +13,12 @@ the anchor images' corrected means and the mean of their corrected standard devi
 equal to the originals. The anchors are the reference images in that component, or all
 of its images when it holds none. With one reference image this makes it the identity.
 The constrained least-squares problem is solved through its sparse KKT system.
+
+The spread row says that ``x_j ~ s_ij x_i + t`` with the reduced-major-axis slope
+``s_ij = sigma_ji / sigma_ij`` (``a_i = s_ij a_j``). The ``orthogonal`` estimator uses the
+orthogonal (total least squares) regression slope instead, the relation Canty & Nielsen
+(2008) fit on IR-MAD invariant pixels: the maximum-likelihood line when both images
+carry noise of equal variance. Both are symmetric in ``i`` and ``j``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,22 @@ from stacrrn.core.moments import ImageMoments, PairMoments
 from stacrrn.errors import SolveError
 
 F64 = NDArray[np.float64]
+
+ESTIMATORS = ("spread", "orthogonal")
+"""Relative gain of a pair: ratio of standard deviations (Yu et al.) or orthogonal regression."""
+
+
+def orthogonal_slope(pm: PairMoments) -> F64:
+    """Slope of the orthogonal regression of ``x_j`` on ``x_i`` per band.
+
+    Falls back to the ratio of standard deviations where the pair is uncorrelated or
+    negatively correlated (the orthogonal line is then not a radiometric relation).
+    """
+    vi, vj, c = pm.m2_i, pm.m2_j, pm.c_ij
+    ratio = pm.std_j / np.maximum(pm.std_i, 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (vj - vi + np.sqrt((vj - vi) ** 2 + 4 * c * c)) / (2 * c)
+    return np.where(c > 0, slope, ratio)
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,7 @@ def _band_system(
     pairs: Mapping[tuple[int, int], PairMoments],
     min_overlap: int,
     anchors: list[list[int]],
+    estimator: str = "spread",
 ) -> tuple[sp.csr_matrix, sp.csr_matrix, F64, float]:
     """Rows ``A`` (overlaps), constraints ``C x = d`` and the band scale for band ``b``.
 
@@ -92,6 +115,7 @@ def _band_system(
     r, c, v = [], [], []
     for row, ((i, j), pm) in enumerate(sorted(used.items())):
         w = np.sqrt(pm.n / n_max)
+        spread_j = pm.std_j[b] if estimator == "spread" else orthogonal_slope(pm)[b] * pm.std_i[b]
         mrow, srow = 2 * row, 2 * row + 1
         r += [mrow, mrow, mrow, mrow, srow, srow]
         c += [i, n + i, j, n + j, i, j]
@@ -101,7 +125,7 @@ def _band_system(
             -w * pm.mean_j[b] / s,
             -w,
             w * pm.std_i[b] / s,
-            -w * pm.std_j[b] / s,
+            -w * spread_j / s,
         ]
     a_mat = sp.csr_matrix((v, (r, c)), shape=(2 * len(used), 2 * n))
     cr, cc, cv, d = [], [], [], []
@@ -120,6 +144,7 @@ def solve_global(
     pairs: Mapping[tuple[int, int], PairMoments],
     references: Sequence[int] | None = None,
     min_overlap: int = 64,
+    estimator: str = "spread",
 ) -> GlobalFit:
     """Fit one gain and offset per image and band from overlap moments.
 
@@ -134,6 +159,9 @@ def solve_global(
         ``None`` (default) uses all images: normalization towards the central tendency.
     min_overlap
         Overlaps with fewer pixels are ignored.
+    estimator
+        Relative gain of each pair: ``spread`` (ratio of standard deviations) or
+        ``orthogonal`` (orthogonal regression), see :data:`ESTIMATORS`.
 
     Returns
     -------
@@ -144,7 +172,11 @@ def solve_global(
     ------
     SolveError
         If the sparse system is singular (degenerate statistics).
+    ValueError
+        For an unknown estimator.
     """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     n = len(images)
     n_bands = images[0].mean.shape[0]
     ref_set = set(range(n)) if references is None else set(references)
@@ -154,7 +186,7 @@ def solve_global(
     gains = np.ones((n, n_bands))
     offsets = np.zeros((n, n_bands))
     for b in range(n_bands):
-        a_mat, c_mat, d, s = _band_system(b, images, pairs, min_overlap, anchors)
+        a_mat, c_mat, d, s = _band_system(b, images, pairs, min_overlap, anchors, estimator)
         h = (a_mat.T @ a_mat).tocsc()
         eps = 1e-9 * max(float(h.diagonal().mean()), 1.0)
         x0 = np.concatenate([np.ones(n), np.zeros(n)])

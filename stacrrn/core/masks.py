@@ -82,7 +82,16 @@ def probability_clear(probability: NDArray[np.floating] | NDArray[np.integer], t
     return np.asarray(probability < threshold)
 
 
-QA_DECODERS: dict[str, Callable[[NDArray[np.integer]], Mask]] = {"qa_pixel": qa_pixel_clear, "scl": scl_clear}
+def nonzero_clear(mask: NDArray[np.integer]) -> Mask:
+    """Usable pixels of a plain mask raster: every non-zero value."""
+    return np.asarray(mask != 0)
+
+
+QA_DECODERS: dict[str, Callable[[NDArray[np.integer]], Mask]] = {
+    "qa_pixel": qa_pixel_clear,
+    "scl": scl_clear,
+    "clear": nonzero_clear,
+}
 """Quality-asset kinds stacrrn decodes, by the asset key they are usually published under."""
 
 

@@ -1,4 +1,4 @@
-"""Pseudo-invariant features: IR-MAD no-change probability and NDVI/brightness thresholds.
+"""Pseudo-invariant features: IR-MAD no-change probability, NDVI/brightness thresholds, holdout.
 
 IR-MAD (iteratively reweighted multivariate alteration detection; Nielsen 2007, IEEE TIP
 16(2):463-478; Canty & Nielsen 2008, RSE 112:1025-1036) finds the linear combinations of two
@@ -17,9 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import linalg, stats
+from scipy import linalg, special
+
+from stacrrn.types import Box
 
 F64 = NDArray[np.float64]
+Mask = NDArray[np.bool_]
+
+HOLDOUT_CELL = 16
+"""Edge (common-grid pixels) of the square cells that are held out whole for validation."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class IrmadModel:
 
 def no_change_probability(model: IrmadModel, x: F64, y: F64) -> F64:
     """Probability of no change per pixel: the chi-square (``bands`` d.o.f.) tail of the MAD statistic."""
-    return np.asarray(stats.chi2.sf(model.chi_square(x, y), df=x.shape[0]), dtype=np.float64)
+    return np.asarray(special.chdtrc(x.shape[0], model.chi_square(x, y)), dtype=np.float64)
 
 
 def _weighted_covariance(z: F64, w: F64) -> tuple[F64, F64]:
@@ -117,3 +123,70 @@ def ndvi(red: F64, nir: F64) -> F64:
     total = red + nir
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total != 0, (nir - red) / total, np.nan)
+
+
+def irmad_invariant(model: IrmadModel, x: F64, y: F64, threshold: float) -> Mask:
+    """Pseudo-invariant pixels of a pair: no-change probability above ``threshold``.
+
+    Parameters
+    ----------
+    model
+        IR-MAD transform fitted on a sample of the pair's overlap.
+    x, y
+        Values ``(bands, rows, cols)`` of the two images on the same pixels.
+    threshold
+        Minimum no-change probability. The probability is uniform on [0, 1] over truly
+        unchanged pixels, so a threshold ``t`` keeps a share ``1 - t`` of them (the most
+        invariant) and very few changed pixels.
+    """
+    shape = x.shape[1:]
+    p = no_change_probability(model, x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1))
+    return (p > threshold).reshape(shape)
+
+
+@dataclass(frozen=True)
+class SpectralPifThresholds:
+    """NDVI and brightness limits of spectrally stable pixels (reflectance units).
+
+    Defaults select sparsely vegetated, moderately bright surfaces (rock, soil, built-up,
+    roads: the classic PIFs of Schott et al. 1988) and leave out vegetation, whose
+    phenology changes between dates (NDVI above ``ndvi_max``), water and shadow (NIR
+    below ``nir_min``), and cloud, snow and saturated pixels (NIR above ``nir_max``).
+    """
+
+    ndvi_min: float = -0.1
+    ndvi_max: float = 0.3
+    nir_min: float = 0.08
+    nir_max: float = 0.5
+
+
+def spectral_invariant(red: F64, nir: F64, limits: SpectralPifThresholds | None = None) -> Mask:
+    """Pixels whose NDVI and NIR reflectance fall inside ``limits`` (NaN: not invariant)."""
+    t = limits or SpectralPifThresholds()
+    v = ndvi(red, nir)
+    with np.errstate(invalid="ignore"):
+        return (v >= t.ndvi_min) & (v <= t.ndvi_max) & (nir >= t.nir_min) & (nir <= t.nir_max)
+
+
+def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """SplitMix64 finalizer: a fast, well-mixed integer hash."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def holdout_cells(box: Box, share: float, cell: int = HOLDOUT_CELL, seed: int = 0) -> Mask:
+    """Pixels of ``box`` held out for validation: whole ``cell`` x ``cell`` cells of the grid.
+
+    A cell is held out when a hash of its grid position (and ``seed``) falls below
+    ``share``, so the pattern depends on the pixel's position alone, never on the chunking,
+    and held-out pixels are spatially separated from most training pixels.
+    """
+    if share <= 0:
+        return np.zeros((box.height, box.width), dtype=bool)
+    rows = (np.arange(box.row0, box.row1) // cell).astype(np.uint64)
+    cols = (np.arange(box.col0, box.col1) // cell).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        key = _mix(rows[:, None] * np.uint64(0x9E3779B97F4A7C15) + cols[None, :] + np.uint64(seed))
+    return (key >> np.uint64(11)).astype(np.float64) / float(1 << 53) < share

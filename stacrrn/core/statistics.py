@@ -8,7 +8,7 @@ knows about files.
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,19 @@ from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments
 from stacrrn.types import BlockGrid, Box
 
 F64 = NDArray[np.float64]
-Layer = tuple[F64, NDArray[np.bool_]]
+Mask = NDArray[np.bool_]
+Layer = tuple[F64, Mask]
+
+PairMask = Callable[[Box, int, int, F64, F64], Mask]
+"""Pseudo-invariant pixels of a pair in a chunk: ``(box, i, j, values_i, values_j) -> mask``.
+
+Values are ``(bands, rows, cols)`` over ``box``; the mask ``(rows, cols)`` is True where the
+pixel may inform the pair's statistics. It must depend on the pixel alone (its values and
+position), never on the chunk, so that any chunking gives the same statistics.
+"""
+
+HOLDOUT_PLANES = 5
+"""Channels per band of held-out pair block sums: ``x_i, x_j, x_i**2, x_j**2, x_i*x_j``."""
 
 # Channels of pair block sums, for B bands: [0, B) sums of image i, [B, 2B) sums of image j,
 # [2B, 3B) and [3B, 4B) their sums of squares, then the summed grid row and column of the
@@ -34,6 +46,8 @@ class ChunkStatistics:
     pairs: dict[tuple[int, int], PairMoments] = field(default_factory=dict)
     image_blocks: dict[int, BlockSums] = field(default_factory=dict)
     pair_blocks: dict[tuple[int, int], BlockSums] = field(default_factory=dict)
+    holdout_blocks: dict[tuple[int, int], BlockSums] = field(default_factory=dict)
+    overlaps: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
 def _valid_bbox(box: Box, mask: NDArray[np.bool_]) -> Box:
@@ -77,6 +91,8 @@ def chunk_statistics(
     layers: Mapping[int, Layer],
     blocks: BlockGrid,
     pairs: Container[tuple[int, int]] | None = None,
+    pair_mask: PairMask | None = None,
+    holdout: Mask | None = None,
 ) -> ChunkStatistics:
     """Compute the moments of one chunk.
 
@@ -92,6 +108,13 @@ def chunk_statistics(
     pairs
         The pairs ``(i, j)``, ``i < j``, to compute (the overlap graph); default every pair
         that overlaps. A time series of many dates uses a sparser graph.
+    pair_mask
+        Restricts each pair's moments to its pseudo-invariant pixels (default: every pixel
+        valid in both). Image moments keep all valid pixels.
+    holdout
+        Pixels of ``box`` set aside for validation: they never enter the pair moments, and
+        their pair block sums (:data:`HOLDOUT_PLANES` channels per band) go to
+        ``holdout_blocks`` instead.
 
     Returns
     -------
@@ -118,6 +141,14 @@ def chunk_statistics(
                 continue
             xj, vj = layers[j]
             both = vi & vj
+            out.overlaps[(i, j)] = int(both.sum())
+            if pair_mask is not None and both.any():
+                both &= pair_mask(box, i, j, xi, xj)
+            if holdout is not None and (both & holdout).any():
+                held = both & holdout
+                planes = [*xi, *xj, *square(i), *square(j), *(xi * xj)]
+                out.holdout_blocks[(i, j)] = _block_sums(box, held, planes, blocks)
+                both &= ~holdout
             if not both.any():
                 continue
             out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
@@ -138,6 +169,9 @@ class Statistics:
     pairs: dict[tuple[int, int], PairMoments]
     image_blocks: list[BlockSums]
     pair_blocks: dict[tuple[int, int], BlockSums]
+    holdout_blocks: dict[tuple[int, int], BlockSums] = field(default_factory=dict)
+    overlaps: dict[tuple[int, int], int] = field(default_factory=dict)
+    """Pixels valid in both images of each pair, before PIF masks and holdout."""
 
     @classmethod
     def empty(cls, n_bands: int, footprints: list[Box], blocks: BlockGrid) -> Statistics:
@@ -153,6 +187,10 @@ class Statistics:
             {},
         )
 
+    def _pair_frame(self, key: tuple[int, int]) -> Box:
+        i, j = key
+        return self.blocks.blocks_of(self.footprints[i].intersect(self.footprints[j]))
+
     def add(self, chunk: ChunkStatistics) -> None:
         """Merge one chunk's moments into the totals (in place)."""
         for i, m in chunk.images.items():
@@ -161,10 +199,14 @@ class Statistics:
         for key, pm in chunk.pairs.items():
             self.pairs[key] = self.pairs.get(key, PairMoments.empty(self.n_bands)).merge(pm)
             if key not in self.pair_blocks:
-                i, j = key
-                frame = self.blocks.blocks_of(self.footprints[i].intersect(self.footprints[j]))
-                self.pair_blocks[key] = BlockSums.zeros(frame, 4 * self.n_bands + 2)
+                self.pair_blocks[key] = BlockSums.zeros(self._pair_frame(key), 4 * self.n_bands + 2)
             self.pair_blocks[key].add(chunk.pair_blocks[key])
+        for key, count in chunk.overlaps.items():
+            self.overlaps[key] = self.overlaps.get(key, 0) + count
+        for key, bs in chunk.holdout_blocks.items():
+            if key not in self.holdout_blocks:
+                self.holdout_blocks[key] = BlockSums.zeros(self._pair_frame(key), HOLDOUT_PLANES * self.n_bands)
+            self.holdout_blocks[key].add(bs)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize to plain JSON types."""
@@ -176,6 +218,8 @@ class Statistics:
             "pairs": [[i, j, pm.to_dict()] for (i, j), pm in sorted(self.pairs.items())],
             "image_blocks": [b.to_dict() for b in self.image_blocks],
             "pair_blocks": [[i, j, b.to_dict()] for (i, j), b in sorted(self.pair_blocks.items())],
+            "holdout_blocks": [[i, j, b.to_dict()] for (i, j), b in sorted(self.holdout_blocks.items())],
+            "overlaps": [[i, j, n] for (i, j), n in sorted(self.overlaps.items())],
         }
 
     @classmethod
@@ -191,4 +235,6 @@ class Statistics:
             {(int(i), int(j)): PairMoments.from_dict(p) for i, j, p in d["pairs"]},
             [BlockSums.from_dict(b) for b in d["image_blocks"]],
             {(int(i), int(j)): BlockSums.from_dict(b) for i, j, b in d["pair_blocks"]},
+            {(int(i), int(j)): BlockSums.from_dict(b) for i, j, b in d.get("holdout_blocks", [])},
+            {(int(i), int(j)): int(n) for i, j, n in d.get("overlaps", [])},
         )

@@ -6,26 +6,33 @@ spectral test on the values the reader already returned (no extra reads).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
-from stacrrn.core.masks import clear_from_qa, spectral_clear
+from stacrrn.core.masks import QA_DECODERS, clear_from_qa, spectral_clear
 from stacrrn.core.statistics import Layer
-from stacrrn.errors import InputError
-from stacrrn.io.raster import read_on_grid
+from stacrrn.errors import ParameterError
+from stacrrn.io.raster import open_raster, read_on_grid
 from stacrrn.pipeline.plan import ChunkReader
-from stacrrn.pipeline.stac_inputs import StacInputs, band_common_names, reflectance_scaling
+from stacrrn.pipeline.spectral import SpectralBands
+from stacrrn.pipeline.stac_inputs import QaAsset
 from stacrrn.types import Box, Grid
 
 
-def with_quality_masks(reader: ChunkReader, inputs: StacInputs, grid: Grid) -> ChunkReader:
-    """Also mark pixels invalid where the item's quality asset flags cloud, shadow, snow, fill..."""
-    if not any(inputs.qa):
+def with_quality_masks(reader: ChunkReader, quality: Sequence[QaAsset | None], grid: Grid) -> ChunkReader:
+    """Also mark pixels invalid where the image's quality raster flags cloud, shadow, snow, fill...
+
+    Quality rasters may lie on another grid or CRS: they are resampled (nearest) to the
+    common grid; pixels they do not cover are not used.
+    """
+    if not any(quality):
         return reader
 
     def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
         layers = reader(box, images)
         for i, (values, valid) in layers.items():
-            qa = inputs.qa[i]
+            qa = quality[i]
             if qa is not None:
                 flags, inside = read_on_grid(qa.info, grid, box, [1])  # nearest: flags are not numbers
                 layers[i] = (values, valid & inside & clear_from_qa(qa.kind, flags[0].astype(np.int64)))
@@ -34,33 +41,40 @@ def with_quality_masks(reader: ChunkReader, inputs: StacInputs, grid: Grid) -> C
     return read_chunk
 
 
-def with_spectral_masks(
-    reader: ChunkReader, inputs: StacInputs, reflectance: tuple[float, float] | None
-) -> ChunkReader:
+def with_spectral_masks(reader: ChunkReader, bands: SpectralBands) -> ChunkReader:
     """Also mark pixels invalid where the spectral cloud test finds cloud (blue, red and optional green)."""
-    names = band_common_names(inputs)
-    missing = [n for n in ("blue", "red") if n not in names]
-    if missing:
-        raise InputError(
-            f"--cloud-mask spectral needs bands with eo:common_name {' and '.join(missing)} among --assets "
-            f"(selected: {', '.join(inputs.selection.labels)})"
-        )
-    blue, red = names.index("blue"), names.index("red")
-    green = names.index("green") if "green" in names else None
-    scaling = reflectance or reflectance_scaling(inputs, blue)
-    if scaling is None:
-        raise InputError(
-            "--cloud-mask spectral needs reflectance: the blue asset has no raster:bands scale/offset; "
-            "pass --reflectance-scale (and --reflectance-offset)"
-        )
-    scale, offset = scaling
+    purpose = "--cloud-mask spectral"
+    bands.check(("blue", "red"), purpose)
+    blue, red = bands.find("blue", purpose), bands.find("red", purpose)
+    green = bands.find("green", purpose) if "green" in bands.names else None
 
     def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
         layers = reader(box, images)
         for i, (v, valid) in layers.items():
-            rho = v * scale + offset
+            rho = bands.reflectance(v, purpose)
             clear = spectral_clear(rho[blue], rho[red], green=None if green is None else rho[green])
             layers[i] = (v, valid & clear)
         return layers
 
     return read_chunk
+
+
+def mask_files(names: Sequence[str], masks: Mapping[str, str]) -> list[QaAsset | None]:
+    """Mask rasters given per image as ``{name: "path[:kind]"}`` (kind in ``QA_DECODERS``, default ``clear``).
+
+    Raises
+    ------
+    ParameterError
+        For a name that is not an input or an unknown kind.
+    UnreadableRasterError
+        For an unreadable mask raster.
+    """
+    out: list[QaAsset | None] = [None] * len(names)
+    for name, spec in masks.items():
+        if name not in names:
+            raise ParameterError(f"--mask {name}=...: {name!r} is not one of the inputs ({', '.join(names)})")
+        path, _, kind = spec.rpartition(":") if spec.rpartition(":")[2] in QA_DECODERS else (spec, "", "clear")
+        if kind not in QA_DECODERS:
+            raise ParameterError(f"--mask {name}={spec}: unknown kind; choose one of {', '.join(QA_DECODERS)}")
+        out[names.index(name)] = QaAsset(path, kind, open_raster(path))
+    return out

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from stacrrn.core.global_local import fold_constants, keep_where_better, solve_global_local
-from stacrrn.core.global_model import GlobalFit, solve_global
+from stacrrn.core.global_model import ESTIMATORS, GlobalFit, solve_global
 from stacrrn.core.local_model import LocalFit, LocalParams, solve_local
 from stacrrn.core.metrics import overlap_consistency
 from stacrrn.core.model import METHODS, ImageRef, RRNModel
 from stacrrn.core.statistics import Statistics
+from stacrrn.core.validation import ImageValidation, validate_holdout
 from stacrrn.errors import EmptyImageError, NoOverlapError, OutputError, ParameterError
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
+from stacrrn.io.storage import object_identity
 from stacrrn.pipeline.apply import ApplyResult, apply_model, write_block_maps
+from stacrrn.pipeline.cloud_masks import mask_files, with_quality_masks, with_spectral_masks
+from stacrrn.pipeline.pifs import PifOptions, PifSetup
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan, make_plan
 from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.spectral import SpectralBands
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics, load_statistics, save_statistics
 
 MODEL_FILE = "stacrrn-model.json"
@@ -58,16 +64,21 @@ def resolve_references(plan: Plan, references: Sequence[str] | None) -> list[int
     return out
 
 
-def check_statistics(stats: Statistics, plan: Plan, min_overlap: int) -> list[str]:
+def _band_list(plan: Plan, labels: Sequence[str] | None) -> str:
+    return ", ".join(str(b) for b in (labels or plan.bands))
+
+
+def check_statistics(stats: Statistics, plan: Plan, min_overlap: int, labels: Sequence[str] | None = None) -> list[str]:
     """Reject unusable statistics; return warnings for images that overlap nothing.
 
     Raises
     ------
     EmptyImageError
-        If an image has no valid pixel.
+        If an image has no valid pixel, or masks leave it (or all its overlaps) too few.
     NoOverlapError
         If no two images overlap by at least ``min_overlap`` pixels.
     """
+    bands = _band_list(plan, labels)
     for path, m in zip(plan.paths, stats.images, strict=True):
         if m.n == 0:
             raise EmptyImageError(
@@ -75,9 +86,11 @@ def check_statistics(stats: Statistics, plan: Plan, min_overlap: int) -> list[st
             )
         if m.n < min_overlap:
             raise EmptyImageError(
-                f"{path} has only {m.n} valid pixels left after nodata and cloud masks (at least {min_overlap} "
-                "needed); remove it, or relax --cloud-mask / --min-overlap"
+                f"{path} has only {m.n} valid pixels left in bands {bands} after nodata and cloud masks "
+                f"(at least {min_overlap} needed); remove it, or relax --cloud-mask / --min-overlap"
             )
+    if plan.pif is not None:
+        _check_pif_pixels(stats, plan, min_overlap, bands)
     linked = {k for k, pm in stats.pairs.items() if pm.n >= min_overlap}
     if not linked:
         raise NoOverlapError(
@@ -92,6 +105,19 @@ def check_statistics(stats: Statistics, plan: Plan, min_overlap: int) -> list[st
     ]
 
 
+def _check_pif_pixels(stats: Statistics, plan: Plan, min_overlap: int, bands: str) -> None:
+    """Fail when PIF masks (and holdout) leave an image that overlaps others without usable pixels."""
+    for i, name in enumerate(plan.names):
+        before = max((n for k, n in stats.overlaps.items() if i in k), default=0)
+        after = max((pm.n for k, pm in stats.pairs.items() if i in k), default=0)
+        if before >= min_overlap and after < min_overlap:
+            raise EmptyImageError(
+                f"{name}: only {after} pseudo-invariant pixels remain in its best overlap in bands {bands} "
+                f"(of {before} valid; at least {min_overlap} needed); relax --pif-threshold, drop a --pif "
+                "criterion, lower --holdout or --min-overlap"
+            )
+
+
 def fit_model(
     plan: Plan,
     stats: Statistics,
@@ -99,6 +125,7 @@ def fit_model(
     references: Sequence[int] = (),
     min_overlap: int = 64,
     local_params: LocalParams | None = None,
+    estimator: str = "spread",
 ) -> RRNModel:
     """Solve the global and/or local model from pass-1 statistics.
 
@@ -116,33 +143,39 @@ def fit_model(
         Minimum overlap (valid pixels) for a pair to count.
     local_params
         Weights of the local solve.
+    estimator
+        Relative gain of each pair in the global step: ``spread`` or ``orthogonal``.
 
     Returns
     -------
     RRNModel
-        The fitted model, with overlap consistency before and after in ``quality``.
+        The fitted model; ``quality`` holds overlap consistency before and after, per-image
+        and per-pair tables and, with held-out pixels, their validation.
     """
-    if method not in METHODS:
-        raise ParameterError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method, estimator)
     refs = list(references) or None
     n, nb = len(plan.names), len(plan.bands)
     lfit: LocalFit | None = None
     if method == "global+local":
-        gfit, lfit = solve_global_local(stats, refs, min_overlap, local_params)
+        gfit, lfit = solve_global_local(stats, refs, min_overlap, local_params, estimator=estimator)
     elif method == "global":
-        gfit = solve_global(stats.images, stats.pairs, refs, min_overlap)
+        gfit = solve_global(stats.images, stats.pairs, refs, min_overlap, estimator)
     else:
         identity = GlobalFit(np.ones((n, nb)), np.zeros((n, nb)), [list(range(n))], [list(range(n))], [])
         folded = fold_constants(stats, identity, solve_local(stats, identity, refs, local_params))
         gfit, lfit, _ = keep_where_better(stats, identity, *folded)
-    quality = {
+    quality: dict[str, Any] = {
         "before": overlap_consistency(stats).to_dict(),
         "after_affine": overlap_consistency(stats, gfit).to_dict(),
         "after": overlap_consistency(stats, gfit, lfit).to_dict(),
         "local_bands": []
         if lfit is None
         else [band for k, band in enumerate(plan.bands) if any(np.any(f[k] != 1.0) for f in lfit.fields)],
+        "settings": {"estimator": estimator, "pif": None if plan.pif is None else plan.pif.options.describe()},
+        **quality_tables(plan, stats),
     }
+    if stats.holdout_blocks:
+        quality["holdout"] = holdout_report(plan, validate_holdout(stats, gfit, lfit, list(references)))
     return RRNModel(
         method,
         [ImageRef(name, path) for name, path in zip(plan.names, plan.paths, strict=True)],
@@ -155,13 +188,54 @@ def fit_model(
     )
 
 
+def check_method(method: str, estimator: str = "spread") -> None:
+    """Raise :class:`ParameterError` for an unknown method or estimator."""
+    if method not in METHODS:
+        raise ParameterError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if estimator not in ESTIMATORS:
+        raise ParameterError(f"unknown --estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+
+
+def quality_tables(plan: Plan, stats: Statistics) -> dict[str, Any]:
+    """Per-image (valid pixels and share of the footprint) and per-pair (overlap, used, held out) tables."""
+    images = [
+        {"name": name, "valid_pixels": m.n, "valid_share": m.n / max(fp.height * fp.width, 1)}
+        for name, m, fp in zip(plan.names, stats.images, plan.footprints, strict=True)
+    ]
+    pairs = []
+    for key in sorted(set(stats.overlaps) | set(stats.pairs)):
+        held = stats.holdout_blocks.get(key)
+        pairs.append(
+            {
+                "images": [plan.names[key[0]], plan.names[key[1]]],
+                "overlap_pixels": stats.overlaps.get(key, 0),
+                "used_pixels": stats.pairs[key].n if key in stats.pairs else 0,
+                "holdout_pixels": 0 if held is None else int(held.n.sum()),
+            }
+        )
+    return {"images": images, "pairs": pairs}
+
+
+def holdout_report(plan: Plan, validation: list[ImageValidation]) -> list[dict[str, Any]]:
+    """JSON table of held-out validation: per image, its partners and per band before/after."""
+    return [
+        {
+            "image": plan.names[v.image],
+            "against": [plan.names[j] for j in v.partners],
+            "bands": [
+                {"band": band, "before": b.to_dict(), "after": a.to_dict()}
+                for band, b, a in zip(plan.bands, v.before, v.after, strict=True)
+            ],
+        }
+        for v in validation
+    ]
+
+
 def band_fallback_warning(model: RRNModel, labels: Sequence[str] | None = None) -> list[str]:
     """A warning naming the bands where the local step was dropped by the no-harm rule (if any)."""
     if "local" not in model.method:
         return []
-    dropped = [
-        labels[k] if labels else b for k, b in enumerate(model.bands) if b not in model.quality["local_bands"]
-    ]
+    dropped = [labels[k] if labels else b for k, b in enumerate(model.bands) if b not in model.quality["local_bands"]]
     if not dropped:
         return []
     return [
@@ -206,6 +280,29 @@ def prepare_output(out_dir: Path) -> None:
         raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
 
 
+LOCAL_CLOUD_MASKS = ("none", "spectral")
+"""``--cloud-mask`` choices for local rasters (quality rasters come through ``masks``)."""
+
+
+def with_local_masks(
+    plan: Plan, cloud_mask: str, masks: Mapping[str, str], spectral: SpectralBands, pif: PifOptions | None
+) -> Plan:
+    """The plan with mask rasters, the spectral cloud test and PIF selection in its reader and identity."""
+    quality = mask_files(plan.names, masks)
+    reader = with_quality_masks(plan.read_chunk, quality, plan.grid)
+    if cloud_mask == "spectral":
+        reader = with_spectral_masks(reader, spectral)
+    identity = [
+        *plan.identity,
+        {"cloud_mask": cloud_mask, "reflectance": spectral.scaling, "bands": spectral.names},
+        [None if q is None else [q.kind, object_identity(q.key)] for q in quality],
+    ]
+    setup = None if pif is None else PifSetup(pif, spectral)
+    if setup is not None:
+        setup.check()
+    return replace(plan, read_chunk=reader, identity=identity, pif=setup)
+
+
 def match(
     inputs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -222,6 +319,12 @@ def match(
     min_overlap: int = 64,
     chunk_size: int = DEFAULT_CHUNK,
     local_params: LocalParams | None = None,
+    cloud_mask: str = "none",
+    masks: Mapping[str, str] | None = None,
+    band_names: Sequence[str] | None = None,
+    reflectance: tuple[float, float] | None = None,
+    pif: PifOptions | None = None,
+    estimator: str = "spread",
     progress: Progress = no_progress,
 ) -> MatchResult:
     """Normalize overlapping rasters radiometrically (Yu et al. 2017 global-to-local).
@@ -255,6 +358,21 @@ def match(
         Chunk edge in pixels.
     local_params
         Weights of the local solve.
+    cloud_mask
+        ``none`` or ``spectral`` (the spectral cloud test on the bands; needs
+        ``band_names`` with blue and red, and ``reflectance``).
+    masks
+        Mask rasters per input name, ``"path[:kind]"``: ``clear`` (non-zero = usable,
+        default), ``qa_pixel`` or ``scl``; on any grid or CRS (resampled, nearest).
+    band_names
+        ``eo:common_name`` of each selected band (``blue``, ``red``, ``nir``...), for the
+        spectral cloud test and NDVI PIFs.
+    reflectance
+        ``(scale, offset)``: reflectance = value * scale + offset.
+    pif
+        Pseudo-invariant feature selection and holdout (:class:`PifOptions`).
+    estimator
+        Relative gain estimator of the global step: ``spread`` or ``orthogonal``.
     progress
         Progress callback ``(stage, done, total)``.
 
@@ -263,25 +381,29 @@ def match(
     MatchResult
         The model, per-output results, paths and warnings.
     """
-    if method not in METHODS:
-        raise ParameterError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method, estimator)
     if workers < 1:
         raise ParameterError(f"--workers must be at least 1, got {workers}")
+    if cloud_mask not in LOCAL_CLOUD_MASKS:
+        raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(LOCAL_CLOUD_MASKS)}")
     out = Path(out_dir)
     plan = make_plan(inputs, bands, crs, resolution, block_size, n_blocks, chunk_size)
+    spectral = SpectralBands.named(band_names, [str(b) for b in plan.bands], reflectance)
+    plan = with_local_masks(plan, cloud_mask, masks or {}, spectral, pif)
     refs = resolve_references(plan, references)
     check_output(out, plan)
     fingerprint = plan.fingerprint()
     stats_path = out / STATISTICS_FILE
     stats = load_statistics(stats_path, fingerprint)
     reused = stats is not None
+    warnings: list[str] = []
     if stats is None:
-        stats = compute_statistics(plan, workers, progress)
-    warnings = check_statistics(stats, plan, min_overlap)
+        stats = compute_statistics(plan, workers, progress, warnings)
+    warnings += check_statistics(stats, plan, min_overlap)
     prepare_output(out)
     if not reused:
         save_statistics(stats, stats_path, fingerprint)
-    model = fit_model(plan, stats, method, refs, min_overlap, local_params)
+    model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
     warnings += band_fallback_warning(model)
     model_path = out / MODEL_FILE
     try:

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from stacrrn.io.grid import block_grid, chunks, common_grid, footprint
 from stacrrn.io.raster import RasterInfo, check_bands, open_raster, read_on_grid
 from stacrrn.io.storage import object_identity
 from stacrrn.types import BlockGrid, Box, Grid
+
+if TYPE_CHECKING:
+    from stacrrn.pipeline.pifs import PifSetup
 
 DEFAULT_CHUNK = 1024
 """Edge of the square chunks (common-grid pixels) processed as one task."""
@@ -53,6 +57,8 @@ class Plan:
         The local rasters (empty for STAC inputs, whose assets are opened per item).
     pairs
         Overlap graph to compute (``None``: every overlapping pair).
+    pif
+        Pseudo-invariant feature selection and holdout of pass 1 (``None``: every pixel).
     """
 
     names: list[str]
@@ -66,19 +72,21 @@ class Plan:
     identity: list[object]
     infos: list[RasterInfo] = field(default_factory=list)
     pairs: frozenset[tuple[int, int]] | None = None
+    pif: PifSetup | None = None
 
     def images_in(self, box: Box) -> list[int]:
         """Indices of the images whose footprint meets ``box``."""
         return [i for i, fp in enumerate(self.footprints) if not fp.intersect(box).empty]
 
     def fingerprint(self) -> str:
-        """Hash of everything pass 1 depends on (inputs' identity, bands, grids, pair graph)."""
+        """Hash of everything pass 1 depends on (inputs' identity and masks, bands, grids, pairs, PIFs)."""
         payload = {
             "inputs": self.identity,
             "bands": self.bands,
             "grid": self.grid.to_dict(),
             "blocks": self.blocks.to_dict(),
             "pairs": None if self.pairs is None else sorted(self.pairs),
+            "pif": None if self.pif is None else self.pif.options.describe(),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -162,9 +170,7 @@ def make_plan(
     blocks, covered = grid_layout(footprints, grid, block_size, n_blocks, chunk_size)
 
     def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
-        return {
-            i: clip_to_footprint(read_on_grid(infos[i], grid, box, band_list), box, footprints[i]) for i in images
-        }
+        return {i: clip_to_footprint(read_on_grid(infos[i], grid, box, band_list), box, footprints[i]) for i in images}
 
     return Plan(
         [i.name for i in infos],

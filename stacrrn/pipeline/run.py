@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import pystac
 from stacrrn import __version__
 from stacrrn.core.local_model import LocalParams
 from stacrrn.core.masks import clear_from_qa
-from stacrrn.core.model import METHODS, RRNModel
+from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import ParameterError
 from stacrrn.io.cog import cog_writer
@@ -55,11 +55,18 @@ from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.pipeline.apply import correct_raster, field_map, reference_map, write_block_map
 from stacrrn.pipeline.catalog import publish_raster
-from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model, resolve_references
+from stacrrn.pipeline.match import (
+    band_fallback_warning,
+    check_method,
+    check_statistics,
+    fit_model,
+    resolve_references,
+)
 from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.pifs import PifOptions, PifSetup
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
 from stacrrn.pipeline.progress import Progress, no_progress
-from stacrrn.pipeline.stac_inputs import CLOUD_MASKS, QaAsset, StacInputs, open_assets
+from stacrrn.pipeline.stac_inputs import CLOUD_MASKS, QaAsset, StacInputs, open_assets, spectral_bands
 from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
 from stacrrn.pipeline.stac_plan import make_stac_plan, pair_graph
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
@@ -93,7 +100,7 @@ def item_key(item_id: str) -> str:
 
 
 def _statistics(
-    plan: Plan, storage: Storage, workers: int, resume: bool, progress: Progress
+    plan: Plan, storage: Storage, workers: int, resume: bool, progress: Progress, warnings: list[str]
 ) -> tuple[Statistics, bool]:
     """Pass-1 statistics, from the storage's cache when resuming and the plan's fingerprint matches."""
     fingerprint = plan.fingerprint()
@@ -105,7 +112,7 @@ def _statistics(
                 return Statistics.from_dict(cached["statistics"]), True
         except (ValueError, KeyError):
             pass
-    stats = compute_statistics(plan, workers, progress)
+    stats = compute_statistics(plan, workers, progress, warnings)
     storage.put_text(json.dumps({"fingerprint": fingerprint, "statistics": stats.to_dict()}), STATISTICS_FILE)
     return stats, False
 
@@ -323,6 +330,8 @@ def run(
     resume: bool = True,
     cloud_mask: str = "auto",
     reflectance: tuple[float, float] | None = None,
+    pif: PifOptions | None = None,
+    estimator: str = "spread",
     local_params: LocalParams | None = None,
     progress: Progress = no_progress,
 ) -> RunResult:
@@ -366,7 +375,11 @@ def run(
         blue and red, and reflectance: ``reflectance=(scale, offset)`` or the bands'
         ``raster:bands`` scale/offset).
     reflectance
-        ``(scale, offset)`` from values to reflectance for the spectral cloud test.
+        ``(scale, offset)`` from values to reflectance for the spectral cloud test and NDVI PIFs.
+    pif
+        Pseudo-invariant feature selection and holdout (:class:`~stacrrn.pipeline.pifs.PifOptions`).
+    estimator
+        Relative gain estimator of the global step: ``spread`` or ``orthogonal``.
     local_params
         Weights of the local solve.
     progress
@@ -377,8 +390,7 @@ def run(
     RunResult
         The model, the output items (as JSON dicts), hrefs and warnings.
     """
-    if method not in METHODS:
-        raise ParameterError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method, estimator)
     if workers < 1:
         raise ParameterError(f"--workers must be at least 1, got {workers}")
     pair_graph(2, mode, neighbours)  # validate --mode and --neighbours before any request
@@ -395,11 +407,16 @@ def run(
     plan = make_stac_plan(
         inputs, crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours, cloud_mask, reflectance
     )
+    if pif is not None:
+        setup = PifSetup(pif, spectral_bands(inputs, reflectance))
+        setup.check()
+        plan = replace(plan, pif=setup)
     refs = resolve_references(plan, references)
+    warnings: list[str] = []
     try:
-        stats, reused_stats = _statistics(plan, storage, workers, resume, progress)
-        warnings = check_statistics(stats, plan, min_overlap)
-        model = fit_model(plan, stats, method, refs, min_overlap, local_params)
+        stats, reused_stats = _statistics(plan, storage, workers, resume, progress, warnings)
+        warnings += check_statistics(stats, plan, min_overlap, selection.labels)
+        model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
         warnings += band_fallback_warning(model, selection.labels)
         model_href = storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))
         reference_href = None

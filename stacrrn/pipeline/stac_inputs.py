@@ -25,6 +25,7 @@ from stacrrn.io.stac import (
 )
 from stacrrn.io.storage import object_identity
 from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.spectral import SpectralBands
 
 
 @dataclass(frozen=True)
@@ -141,3 +142,10 @@ def reflectance_scaling(inputs: StacInputs, position: int) -> tuple[float, float
     if "scale" not in band and "offset" not in band:
         return None
     return float(band.get("scale", 1.0)), float(band.get("offset", 0.0))
+
+
+def spectral_bands(inputs: StacInputs, reflectance: tuple[float, float] | None = None) -> SpectralBands:
+    """Spectral roles of the selected bands; scaling ``reflectance`` or from ``raster:bands``."""
+    positions = range(len(inputs.selection.bands))
+    scaling = reflectance or next((s for p in positions if (s := reflectance_scaling(inputs, p))), None)
+    return SpectralBands(tuple(band_common_names(inputs)), tuple(inputs.selection.labels), scaling)

@@ -28,12 +28,11 @@ from stacrrn.io.stac import (
 from stacrrn.io.stac_items import EXTENSIONS, json_nodata, projection_fields
 from stacrrn.pipeline.cloud_masks import with_quality_masks, with_spectral_masks
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
-from stacrrn.pipeline.stac_inputs import StacInputs, open_assets
+from stacrrn.pipeline.stac_inputs import StacInputs, open_assets, spectral_bands
 from stacrrn.types import Box, Grid
 
 MODES = ("mosaic", "timeseries")
 """Run modes: adjacent scenes (overlap graph) or one place at many dates (date graph)."""
-
 
 
 def pair_graph(n: int, mode: str, neighbours: int | None) -> frozenset[tuple[int, int]] | None:
@@ -232,15 +231,16 @@ def make_stac_plan(
         if masked
         else _chunk_reader(load_lazy(inputs, grid, chunk_size), inputs, footprints)
     )
-    reader = with_quality_masks(reader, inputs, grid)
+    reader = with_quality_masks(reader, inputs.qa, grid)
     if cloud_mask == "spectral":
-        reader = with_spectral_masks(reader, inputs, reflectance)
+        reader = with_spectral_masks(reader, spectral_bands(inputs, reflectance))
     identity: list[object] = [
         [it.id, it.properties.get("updated") or str(it.datetime), *ids]
         for it, ids in zip(items, inputs.identity, strict=True)
     ]
     identity.append(inputs.selection.labels)
     identity.append([None if q is None else [q.key, q.info.path] for q in inputs.qa])
+    identity.append({"cloud_mask": cloud_mask, "reflectance": reflectance})
     return Plan(
         names,
         [item_href(it) for it in items],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stacrrn.core.statistics import ChunkStatistics, Statistics, chunk_statistics
+from stacrrn.core.pif import holdout_cells
+from stacrrn.core.statistics import ChunkStatistics, PairMask, Statistics, chunk_statistics
 from stacrrn.io.files import atomic_write_text
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import Plan
@@ -15,31 +16,46 @@ from stacrrn.types import Box
 STATISTICS_FILE = "stacrrn-statistics.json"
 
 
-def _chunk_task(plan: Plan, box: Box) -> ChunkStatistics:
-    return chunk_statistics(box, plan.read_chunk(box, plan.images_in(box)), plan.blocks, plan.pairs)
+def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float) -> ChunkStatistics:
+    layers = plan.read_chunk(box, plan.images_in(box))
+    held = holdout_cells(box, holdout) if holdout > 0 else None
+    return chunk_statistics(box, layers, plan.blocks, plan.pairs, pair_mask, held)
 
 
-def compute_statistics(plan: Plan, workers: int = 1, progress: Progress = no_progress) -> Statistics:
+def compute_statistics(
+    plan: Plan, workers: int = 1, progress: Progress = no_progress, warnings: list[str] | None = None
+) -> Statistics:
     """Compute exact overlap, image and block moments of all inputs (pass 1).
 
     Parameters
     ----------
     plan
-        The run's layout.
+        The run's layout (with its PIF selection and holdout, if any).
     workers
         Number of threads reading and reducing chunks.
     progress
-        Called with ``("statistics", done, total)`` after each chunk.
+        Called with ``(stage, done, total)`` after each chunk (``pif samples`` then ``statistics``).
+    warnings
+        Receives warnings of the PIF selection (pairs too small to fit IR-MAD).
 
     Returns
     -------
     Statistics
         Merged moments; independent of chunking and worker count.
     """
+    pair_mask, holdout = None, 0.0
+    if plan.pif is not None:
+        from stacrrn.pipeline.pifs import prepare_pair_mask
+
+        pair_mask, notes = prepare_pair_mask(plan, plan.pif, workers, progress)
+        holdout = plan.pif.options.holdout_share
+        if warnings is not None:
+            warnings.extend(notes)
     stats = Statistics.empty(len(plan.bands), plan.footprints, plan.blocks)
     total = len(plan.chunks)
     progress("statistics", 0, total)
-    for done, chunk in enumerate(imap_bounded(lambda b: _chunk_task(plan, b), plan.chunks, workers), start=1):
+    tasks = imap_bounded(lambda b: _chunk_task(plan, b, pair_mask, holdout), plan.chunks, workers)
+    for done, chunk in enumerate(tasks, start=1):
         stats.add(chunk)
         progress("statistics", done, total)
     return stats

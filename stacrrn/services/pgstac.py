@@ -52,9 +52,7 @@ PIP_REQUIREMENTS = ("stac-fastapi-pgstac[server]", "pypgstac[psycopg]")
 
 _ATTEMPTS = 3
 _CHUNK = 500
-_PG_SETTINGS = (
-    "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-)
+_PG_SETTINGS = "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
 
 def _pip_hint() -> str:
@@ -73,8 +71,9 @@ def _version_key(bindir: str) -> tuple[int, ...]:
 def _postgres_bindir() -> Path | None:
     """The newest ``/usr/lib/postgresql/NN/bin`` that has ``initdb`` and ``pg_ctl``."""
     candidates = [
-        d for d in glob.glob("/usr/lib/postgresql/*/bin") if os.access(Path(d) / "initdb", os.X_OK)
-        and os.access(Path(d) / "pg_ctl", os.X_OK)
+        d
+        for d in glob.glob("/usr/lib/postgresql/*/bin")
+        if os.access(Path(d) / "initdb", os.X_OK) and os.access(Path(d) / "pg_ctl", os.X_OK)
     ]
     if not candidates:
         return None
@@ -257,9 +256,7 @@ class PgstacAPI(LoopbackService):
                 base.chmod(0o711)  # mkdtemp makes it 0700: postgres must traverse it
             entry = pwd.getpwnam("postgres")
             os.chown(pgdir, entry.pw_uid, entry.pw_gid)
-            probe = subprocess.run(
-                self._as_postgres(["test", "-w", str(pgdir), "-a", "-x", str(pgdir)]), check=False
-            )
+            probe = subprocess.run(self._as_postgres(["test", "-w", str(pgdir), "-a", "-x", str(pgdir)]), check=False)
             if probe.returncode != 0:
                 raise ServiceError(
                     f"the postgres user cannot write to {pgdir}: every parent directory of the workdir "
@@ -272,8 +269,18 @@ class PgstacAPI(LoopbackService):
         data, log = pgdir / "data", pgdir / "postgres.log"
         run_checked(
             self._as_postgres(
-                [str(self._bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                 "-E", "UTF8", "--no-locale", "--no-sync"]
+                [
+                    str(self._bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ]
             ),
             log=self._dir / "initdb.log" if self._dir else None,
             what="initdb",
@@ -284,8 +291,19 @@ class PgstacAPI(LoopbackService):
             try:
                 run_checked(
                     self._as_postgres(
-                        [str(self._bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                         "-o", options, "start"]
+                        [
+                            str(self._bindir / "pg_ctl"),
+                            "-D",
+                            str(data),
+                            "-l",
+                            str(log),
+                            "-w",
+                            "-t",
+                            "60",
+                            "-o",
+                            options,
+                            "start",
+                        ]
                     ),
                     what="pg_ctl start",
                     timeout=90.0,
@@ -317,8 +335,17 @@ class PgstacAPI(LoopbackService):
             self._api_port = free_port()
             with log.open("ab") as sink:
                 self._process = subprocess.Popen(
-                    [uvicorn, "stac_fastapi.pgstac.app:create_app", "--factory", "--host", LOOPBACK,
-                     "--port", str(self._api_port), "--log-level", "warning"],
+                    [
+                        uvicorn,
+                        "stac_fastapi.pgstac.app:create_app",
+                        "--factory",
+                        "--host",
+                        LOOPBACK,
+                        "--port",
+                        str(self._api_port),
+                        "--log-level",
+                        "warning",
+                    ],
                     stdin=subprocess.DEVNULL,
                     stdout=sink,
                     stderr=subprocess.STDOUT,
@@ -360,8 +387,13 @@ class PgstacAPI(LoopbackService):
             self._start_postgres(pgdir)
             assert self._dir is not None
             pypgstac = require_executable("pypgstac", _pip_hint(), _venv_bin_dirs())
-            run_checked([pypgstac, "migrate"], env=self._child_env(), log=self._dir / "pypgstac.log",
-                        what="pypgstac migrate", timeout=300.0)
+            run_checked(
+                [pypgstac, "migrate"],
+                env=self._child_env(),
+                log=self._dir / "pypgstac.log",
+                what="pypgstac migrate",
+                timeout=300.0,
+            )
             self._start_api(timeout)
         except BaseException:
             self.stop()
@@ -379,8 +411,7 @@ class PgstacAPI(LoopbackService):
         if self._pg_started and self._dir is not None and self._bindir is not None:
             subprocess.run(
                 self._as_postgres(
-                    [str(self._bindir / "pg_ctl"), "-D", str(self._dir / "pg" / "data"), "-m", "fast", "-w",
-                     "stop"]
+                    [str(self._bindir / "pg_ctl"), "-D", str(self._dir / "pg" / "data"), "-m", "fast", "-w", "stop"]
                 ),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -396,7 +427,6 @@ class PgstacAPI(LoopbackService):
                 shutil.rmtree(self._dir / "pg" / "data", ignore_errors=True)
         self._dir = None
         self._owns_workdir = False
-
 
     # ----------------------------------------------------------------------- data
 

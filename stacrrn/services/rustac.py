@@ -162,4 +162,3 @@ class RustacAPI(LoopbackService):
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
             self._owns_workdir = False
-

@@ -1,0 +1,104 @@
+"""User vector masks: polygons read from GeoJSON, GeoPackage or GeoParquet, rasterized per chunk.
+
+GeoJSON, GeoPackage (and anything else OGR reads) go through pyogrio; GeoParquet through
+pyarrow, with the CRS from its ``geo`` metadata. Geometries are reprojected once to the
+common grid's CRS and rasterized on each chunk's box (pixel centres inside a polygon).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from pyproj import CRS, Transformer
+from rasterio.features import rasterize
+from rasterio.transform import Affine
+
+from stacrrn.errors import InputError
+from stacrrn.types import Box, Grid
+
+Mask = NDArray[np.bool_]
+
+
+def _read_geoparquet(path: str) -> tuple[list[shapely.Geometry], CRS]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {}).get(b"geo", b"{}"))
+    column = meta.get("primary_column", "geometry")
+    if column not in table.column_names:
+        raise InputError(f"{path} has no geometry column {column!r}; write it as GeoParquet")
+    crs = meta.get("columns", {}).get(column, {}).get("crs")
+    geoms = list(shapely.from_wkb(table.column(column).to_pylist()))
+    return geoms, CRS.from_user_input(crs) if crs else CRS.from_epsg(4326)
+
+
+def _read_ogr(path: str) -> tuple[list[shapely.Geometry], CRS]:
+    import pyogrio
+
+    meta, _, wkb, _ = pyogrio.read(path, read_geometry=True, columns=[])
+    if meta.get("crs") is None:
+        raise InputError(f"{path} has no coordinate reference system; set one (e.g. with ogr2ogr -a_srs)")
+    return list(shapely.from_wkb(wkb)), CRS.from_user_input(meta["crs"])
+
+
+def read_polygons(path: str | os.PathLike[str]) -> tuple[list[shapely.Geometry], CRS]:
+    """Polygons of a vector file and their CRS.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or unreadable, has no CRS, or holds no polygon.
+    """
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise InputError(f"vector mask {name} does not exist")
+    try:
+        geoms, crs = _read_geoparquet(name) if name.lower().endswith((".parquet", ".geoparquet")) else _read_ogr(name)
+    except InputError:
+        raise
+    except Exception as exc:  # pyogrio/pyarrow raise many types for unreadable files
+        raise InputError(f"cannot read vector mask {name}: {str(exc).splitlines()[0]}") from None
+    polygons = [g for g in geoms if g is not None and g.geom_type in ("Polygon", "MultiPolygon")]
+    if not polygons:
+        raise InputError(f"vector mask {name} holds no polygon")
+    return polygons, crs
+
+
+def _reprojector(transformer: Transformer) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    return lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+
+
+@dataclass(frozen=True)
+class VectorMask:
+    """Polygons in a grid's CRS, rasterized on demand over boxes of that grid."""
+
+    path: str
+    geometries: tuple[shapely.Geometry, ...]
+    grid: Grid
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], grid: Grid) -> VectorMask:
+        """Read ``path`` and reproject its polygons to ``grid``'s CRS."""
+        polygons, crs = read_polygons(path)
+        target = CRS.from_user_input(grid.crs)
+        if not crs.equals(target):
+            transformer = Transformer.from_crs(crs, target, always_xy=True)
+            polygons = [
+                shapely.transform(g, lambda xy: np.column_stack(transformer.transform(*xy.T))) for g in polygons
+            ]
+        return cls(os.fspath(path), tuple(polygons), grid)
+
+    def inside(self, box: Box) -> Mask:
+        """Pixels of ``box`` whose centres fall inside a polygon."""
+        a, b, c, d, e, f = self.grid.transform
+        transform = Affine(a, b, c, d, e, f) * Affine.translation(box.col0, box.row0)
+        burned = rasterize(
+            ((g, 1) for g in self.geometries), out_shape=(box.height, box.width), transform=transform, dtype="uint8"
+        )
+        return burned.astype(bool)
