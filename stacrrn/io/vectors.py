@@ -39,9 +39,9 @@ def _read_geoparquet(path: str) -> tuple[list[shapely.Geometry], CRS]:
 
 
 def _read_ogr(path: str) -> tuple[list[shapely.Geometry], CRS]:
-    import pyogrio
+    import pyogrio.raw
 
-    meta, _, wkb, _ = pyogrio.read(path, read_geometry=True, columns=[])
+    meta, _, wkb, _ = pyogrio.raw.read(path, read_geometry=True, columns=[])
     if meta.get("crs") is None:
         raise InputError(f"{path} has no coordinate reference system; set one (e.g. with ogr2ogr -a_srs)")
     return list(shapely.from_wkb(wkb)), CRS.from_user_input(meta["crs"])
@@ -97,7 +97,7 @@ class VectorMask:
     def inside(self, box: Box) -> Mask:
         """Pixels of ``box`` whose centres fall inside a polygon."""
         a, b, c, d, e, f = self.grid.transform
-        transform = Affine(a, b, c, d, e, f) * Affine.translation(box.col0, box.row0)
+        transform = Affine(a, b, c, d, e, f) @ Affine.translation(box.col0, box.row0)
         burned = rasterize(
             ((g, 1) for g in self.geometries), out_shape=(box.height, box.width), transform=transform, dtype="uint8"
         )

@@ -1,0 +1,92 @@
+"""Vector masks: GeoJSON, GeoPackage and GeoParquet in another CRS rasterize onto the common grid."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyogrio.raw
+import pytest
+import shapely
+from pyproj import Transformer
+
+from stacrrn.errors import InputError
+from stacrrn.io.vectors import VectorMask
+from stacrrn.types import Box, Grid
+
+GRID = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 200, 150)
+UTM_POLYGON = shapely.Polygon([(500300, 4999200), (501200, 4999300), (501000, 4998700), (500400, 4998800)])
+
+
+def in_wgs84() -> shapely.Polygon:
+    t = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+    return shapely.transform(UTM_POLYGON, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+
+
+def write_all(tmp_path):
+    geom = in_wgs84()
+    geojson = tmp_path / "pif.geojson"
+    geojson.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(geom)}],
+            }
+        )
+    )
+    gpkg = tmp_path / "pif.gpkg"
+    pyogrio.raw.write(
+        gpkg,
+        np.array([shapely.to_wkb(geom)], dtype=object),
+        [],
+        [],
+        crs="EPSG:4326",
+        geometry_type="Polygon",
+        driver="GPKG",
+    )
+    parquet = tmp_path / "pif.parquet"
+    meta = {
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": {"geometry": {"encoding": "WKB", "crs": "EPSG:4326"}},
+    }
+    table = pa.table({"geometry": [shapely.to_wkb(geom)]}).replace_schema_metadata({"geo": json.dumps(meta)})
+    pq.write_table(table, parquet)
+    return [geojson, gpkg, parquet]
+
+
+def test_polygons_in_any_format_and_crs_rasterize_on_pixel_centres(tmp_path):
+    rows, cols = np.mgrid[0:150, 0:200]
+    centres = shapely.points(500000 + (cols + 0.5) * 10, 5000000 - (rows + 0.5) * 10)
+    expected = shapely.contains(UTM_POLYGON, centres)
+    off_edge = shapely.distance(UTM_POLYGON.boundary, centres) > 0.5  # centres on an edge may go either way
+    masks = [VectorMask.load(p, GRID).inside(GRID.box) for p in write_all(tmp_path)]
+    for m in masks:
+        assert np.array_equal(m, masks[0])
+        assert np.array_equal(m[off_edge], expected[off_edge]) and m.sum() > 3000
+    sub = VectorMask.load(tmp_path / "pif.gpkg", GRID).inside(Box(40, 50, 120, 180))
+    assert np.array_equal(sub, masks[0][40:120, 50:180])  # any chunk gives the same pixels
+
+
+def test_bad_vector_files_are_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        VectorMask.load(tmp_path / "missing.gpkg", GRID)
+    bad = tmp_path / "bad.geojson"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="cannot read vector mask"):
+        VectorMask.load(bad, GRID)
+    points = tmp_path / "points.geojson"
+    points.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [15, 45]}}
+                ],
+            }
+        )
+    )
+    with pytest.raises(InputError, match="holds no polygon"):
+        VectorMask.load(points, GRID)
