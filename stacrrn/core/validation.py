@@ -49,9 +49,9 @@ class Agreement:
     rmse: float
     correlation: float
 
-    def to_dict(self) -> dict[str, float]:
-        """Plain JSON types."""
-        return {k: float(v) for k, v in self.__dict__.items()}
+    def to_dict(self) -> dict[str, float | None]:
+        """Plain JSON types (``None`` for undefined or infinite figures, which JSON cannot hold)."""
+        return {k: float(v) if np.isfinite(v) else None for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)

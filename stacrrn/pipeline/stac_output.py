@@ -57,7 +57,18 @@ def rrn_properties(model: RRNModel, i: int, selection: BandSelection) -> dict[st
             "field_max": _per_band(field.reshape(field.shape[0], -1).max(axis=1), labels),
         }
         props["block_grid"] = local.blocks.to_dict() | {"crs": model.grid.crs, "transform": list(model.grid.transform)}
+    settings = model.quality.get("settings", {})
+    if settings.get("pif"):
+        props["pif"] = settings["pif"]
+    name = model.images[i].name
+    validation = next((v for v in model.quality.get("holdout", []) if v["image"] == name), None)
+    if validation is not None:
+        props["validation"] = validation | {"bands": [_labelled(b, labels) for b in validation["bands"]]}
     return {RRN_PREFIX + k: v for k, v in props.items()}
+
+
+def _labelled(row: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    return row | {"band": labels[row["band"] - 1]}
 
 
 def output_item(
