@@ -101,4 +101,4 @@ class VectorMask:
         burned = rasterize(
             ((g, 1) for g in self.geometries), out_shape=(box.height, box.width), transform=transform, dtype="uint8"
         )
-        return burned.astype(bool)
+        return np.asarray(burned, dtype=bool)
