@@ -77,6 +77,12 @@ class Grid:
         """The whole grid as a :class:`Box`."""
         return Box(0, 0, self.height, self.width)
 
+    def window(self, box: Box) -> Grid:
+        """The grid of the pixels in ``box`` (same CRS and pixel size)."""
+        a, b, c, d, e, f = self.transform
+        origin = (c + a * box.col0 + b * box.row0, f + d * box.col0 + e * box.row0)
+        return Grid(self.crs, (a, b, origin[0], d, e, origin[1]), box.width, box.height)
+
     def to_dict(self) -> dict[str, Any]:
         """Serialize to plain JSON types."""
         return {

@@ -1,15 +1,16 @@
 """The ``stacrrn`` command: thin typer front ends over :mod:`stacrrn.pipeline`.
 
 Commands live in :mod:`stacrrn.cli.local` (``match``), :mod:`stacrrn.cli.stac` (``search``,
-``run``, ``catalog``) and :mod:`stacrrn.cli.demo` (``demo``); importing them registers them.
+``run``, ``catalog``), :mod:`stacrrn.cli.masking` (``clouds``, ``pif``) and
+:mod:`stacrrn.cli.demo` (``demo``); importing them registers them.
 """
 
 from __future__ import annotations
 
-from stacrrn.cli import demo, local, stac
+from stacrrn.cli import demo, local, masking, stac
 from stacrrn.cli.common import app
 
-__all__ = ["app", "demo", "local", "main", "stac"]
+__all__ = ["app", "demo", "local", "main", "masking", "stac"]
 
 
 def main() -> None:

@@ -8,6 +8,24 @@ from typing import Annotated
 import typer
 
 from stacrrn.cli.common import app, console, handle_errors, print_model_table, print_warnings, with_progress
+from stacrrn.cli.masking import (
+    PANEL,
+    BandNames,
+    Estimator,
+    Exclude,
+    Holdout,
+    Masks,
+    Pif,
+    PifMinShare,
+    PifThreshold,
+    ReflectanceOffset,
+    ReflectanceScale,
+    parse_masks,
+    pif_options,
+    print_quality_table,
+    reflectance,
+    split,
+)
 from stacrrn.core.model import METHODS
 from stacrrn.errors import ParameterError
 from stacrrn.pipeline.match import MatchResult, match
@@ -26,6 +44,8 @@ def print_summary(result: MatchResult) -> None:
     """Print per-band gains/offsets and overlap consistency before/after, then what was written."""
     model = result.model
     print_model_table(model, [str(b) for b in model.bands], f"model {result.model_path}")
+    if "holdout" in model.quality:
+        print_quality_table(model, [str(b) for b in model.bands])
     clipped = sum(sum(r.clipped) for r in result.outputs)
     skipped = sum(r.skipped for r in result.outputs)
     console.print(
@@ -56,10 +76,24 @@ def match_command(
     workers: Annotated[int, typer.Option(help="Threads for the pixel passes.")] = 1,
     resume: Annotated[bool, typer.Option(help="Keep outputs already made with the same model.")] = False,
     min_overlap: Annotated[int, typer.Option(help="Ignore overlaps with fewer valid pixels.")] = 64,
+    cloud_mask: Annotated[
+        str, typer.Option(help="none | spectral (cloud test on --band-names blue and red).", rich_help_panel=PANEL)
+    ] = "none",
+    mask: Masks = None,
+    band_names: BandNames = None,
+    reflectance_scale: ReflectanceScale = None,
+    reflectance_offset: ReflectanceOffset = 0.0,
+    pif: Pif = None,
+    exclude: Exclude = None,
+    pif_threshold: PifThreshold = 0.5,
+    pif_min_share: PifMinShare = 0.1,
+    holdout: Holdout = None,
+    estimator: Estimator = "spread",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
     band_list = _parse_bands(bands)
+    pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
     result = with_progress(
         quiet,
         lambda progress: match(
@@ -75,6 +109,12 @@ def match_command(
             workers=workers,
             resume=resume,
             min_overlap=min_overlap,
+            cloud_mask=cloud_mask,
+            masks=parse_masks(mask),
+            band_names=split(band_names),
+            reflectance=reflectance(reflectance_scale, reflectance_offset),
+            pif=pifs,
+            estimator=estimator,
             progress=progress,
         ),
     )

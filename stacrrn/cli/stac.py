@@ -18,9 +18,24 @@ from stacrrn.cli.common import (
     table_console,
     with_progress,
 )
+from stacrrn.cli.masking import (
+    PANEL,
+    Estimator,
+    Exclude,
+    Holdout,
+    Pif,
+    PifMinShare,
+    PifThreshold,
+    ReflectanceOffset,
+    ReflectanceScale,
+    pif_options,
+    print_quality_table,
+    reflectance,
+)
 from stacrrn.core.model import METHODS
 from stacrrn.errors import ParameterError
 from stacrrn.io.stac import Search, parse_bbox, search_items
+from stacrrn.pipeline.stac_inputs import CLOUD_MASKS
 from stacrrn.pipeline.stac_plan import MODES
 
 StacUrl = Annotated[str | None, typer.Option("--stac", help="STAC API URL to search.", rich_help_panel="Search")]
@@ -181,20 +196,26 @@ def run_command(
     cloud_mask: Annotated[
         str,
         typer.Option(
-            help="auto|qa|spectral|none: mask the statistics (items' qa_pixel/scl assets, or a spectral test)."
+            help=f"{'|'.join(CLOUD_MASKS)}: mask the statistics (items' qa_pixel/scl assets, a spectral test, "
+            "s2cloudless on Sentinel-2 L1C).",
+            rich_help_panel=PANEL,
         ),
     ] = "auto",
-    reflectance_scale: Annotated[
-        float | None,
-        typer.Option(help="Spectral test: reflectance = value * scale + offset (default from raster:bands)."),
-    ] = None,
-    reflectance_offset: Annotated[float, typer.Option(help="Spectral test: see --reflectance-scale.")] = 0.0,
+    reflectance_scale: ReflectanceScale = None,
+    reflectance_offset: ReflectanceOffset = 0.0,
+    pif: Pif = None,
+    exclude: Exclude = None,
+    pif_threshold: PifThreshold = 0.5,
+    pif_min_share: PifMinShare = 0.1,
+    holdout: Holdout = None,
+    estimator: Estimator = "spread",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Search, normalize and publish: corrected COGs, block maps, model and STAC items to OUT."""
     from stacrrn.pipeline.run import run
 
     search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items)
+    pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
     result = with_progress(
         quiet,
         lambda progress: run(
@@ -215,7 +236,9 @@ def run_command(
             publish=publish,
             resume=resume,
             cloud_mask=cloud_mask,
-            reflectance=None if reflectance_scale is None else (reflectance_scale, reflectance_offset),
+            reflectance=reflectance(reflectance_scale, reflectance_offset),
+            pif=pifs,
+            estimator=estimator,
             progress=progress,
         ),
     )
@@ -223,6 +246,8 @@ def run_command(
         return
     labels = result.items[0]["properties"]["rrn:bands"]
     print_model_table(result.model, labels, f"model {result.model_href}")
+    if "holdout" in result.model.quality or mode == "timeseries":
+        print_quality_table(result.model, labels)
     console.print(
         f"wrote {len(result.items) - len(result.reused)} items with corrected COGs to {result.out}"
         + (f" ({len(result.reused)} kept from a previous run)" if result.reused else "")

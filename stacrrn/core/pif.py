@@ -125,8 +125,23 @@ def ndvi(red: F64, nir: F64) -> F64:
         return np.where(total != 0, (nir - red) / total, np.nan)
 
 
-def irmad_invariant(model: IrmadModel, x: F64, y: F64, threshold: float) -> Mask:
-    """Pseudo-invariant pixels of a pair: no-change probability above ``threshold``.
+def invariant_cutoff(model: IrmadModel, x: F64, y: F64, threshold: float, min_share: float = 0.0) -> float:
+    """Largest MAD chi-square statistic of a pseudo-invariant pixel.
+
+    That of no-change probability ``threshold``, raised where needed so that at least
+    ``min_share`` of the sample ``x``, ``y`` (``(bands, pixels)``) qualifies: on real scenes
+    the statistic of unchanged pixels is often far above its chi-square law (the reweighting
+    concentrates on the most invariant pixels, and seasons change something everywhere), and
+    a fixed probability can leave a handful of PIFs where thousands are needed.
+    """
+    by_probability = float(special.chdtri(x.shape[0], threshold))
+    if min_share <= 0 or x.shape[1] == 0:
+        return by_probability
+    return max(by_probability, float(np.quantile(model.chi_square(x, y), min_share)))
+
+
+def irmad_invariant(model: IrmadModel, x: F64, y: F64, cutoff: float) -> Mask:
+    """Pseudo-invariant pixels of a pair: MAD chi-square statistic at most ``cutoff``.
 
     Parameters
     ----------
@@ -134,14 +149,15 @@ def irmad_invariant(model: IrmadModel, x: F64, y: F64, threshold: float) -> Mask
         IR-MAD transform fitted on a sample of the pair's overlap.
     x, y
         Values ``(bands, rows, cols)`` of the two images on the same pixels.
-    threshold
-        Minimum no-change probability. The probability is uniform on [0, 1] over truly
-        unchanged pixels, so a threshold ``t`` keeps a share ``1 - t`` of them (the most
-        invariant) and very few changed pixels.
+    cutoff
+        From :func:`invariant_cutoff`. With no-change probability threshold ``t`` alone, a
+        share ``1 - t`` of truly unchanged pixels (the most invariant) is kept, and very few
+        changed ones.
     """
     shape = x.shape[1:]
-    p = no_change_probability(model, x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1))
-    return (p > threshold).reshape(shape)
+    chi = model.chi_square(x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1))
+    with np.errstate(invalid="ignore"):
+        return (chi <= cutoff).reshape(shape)
 
 
 @dataclass(frozen=True)

@@ -113,8 +113,8 @@ def _check_pif_pixels(stats: Statistics, plan: Plan, min_overlap: int, bands: st
         if before >= min_overlap and after < min_overlap:
             raise EmptyImageError(
                 f"{name}: only {after} pseudo-invariant pixels remain in its best overlap in bands {bands} "
-                f"(of {before} valid; at least {min_overlap} needed); relax --pif-threshold, drop a --pif "
-                "criterion, lower --holdout or --min-overlap"
+                f"(of {before} valid; at least {min_overlap} needed); relax --pif-threshold, raise "
+                "--pif-min-share, drop a --pif criterion, lower --holdout or --min-overlap"
             )
 
 

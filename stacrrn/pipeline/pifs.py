@@ -2,9 +2,11 @@
 
 Criteria, combined by intersection (a pixel must pass every one given):
 
-- ``imad``: IR-MAD no-change probability above a threshold. The transform of each pair is
-  fitted first, on a sample of its overlap (a few chunks spread over it, every pixel or a
-  stride), then scores every pixel in pass 1, so the mask depends on the pixel alone.
+- ``imad``: IR-MAD no-change probability above a threshold (or, where that leaves fewer
+  than ``min_share`` of the overlap, its most invariant ``min_share``). The transform and
+  the cutoff of each pair are fitted first, on a sample of its overlap (a few chunks spread
+  over it, every pixel or a stride), then score every pixel in pass 1, so the mask depends
+  on the pixel alone.
 - ``ndvi``: NDVI and NIR brightness inside :class:`~stacrrn.core.pif.SpectralPifThresholds`
   in both images (needs red and NIR bands and their reflectance scaling).
 - vector files (GeoJSON, GeoPackage, GeoParquet): pixels inside any of the include
@@ -27,6 +29,7 @@ from stacrrn.core.pif import (
     IrmadModel,
     SpectralPifThresholds,
     fit_irmad,
+    invariant_cutoff,
     irmad_invariant,
     spectral_invariant,
 )
@@ -62,6 +65,8 @@ class PifOptions:
         Paths of vector files whose polygons are never used.
     threshold
         Minimum IR-MAD no-change probability.
+    min_share
+        IR-MAD keeps at least this share of each overlap (its most invariant pixels).
     holdout
         Share of pixels held out for validation (default 0.2 with PIFs, else 0).
     spectral
@@ -74,6 +79,7 @@ class PifOptions:
     exclude: tuple[str, ...] = ()
     threshold: float = 0.5
     holdout: float | None = None
+    min_share: float = 0.1
     spectral: SpectralPifThresholds = field(default_factory=SpectralPifThresholds)
     samples: int = 4
 
@@ -84,6 +90,7 @@ class PifOptions:
         exclude: Sequence[str] = (),
         threshold: float = 0.5,
         holdout: float | None = None,
+        min_share: float = 0.1,
     ) -> PifOptions | None:
         """Options from CLI values (``none`` or nothing: no PIF selection, unless holdout/exclude ask).
 
@@ -102,11 +109,13 @@ class PifOptions:
                 )
         if not 0.0 <= threshold < 1.0:
             raise ParameterError(f"--pif-threshold must be in [0, 1), got {threshold}")
+        if not 0.0 <= min_share < 1.0:
+            raise ParameterError(f"--pif-min-share must be in [0, 1), got {min_share}")
         if holdout is not None and not 0.0 <= holdout < 1.0:
             raise ParameterError(f"--holdout must be in [0, 1), got {holdout}")
         if not methods and not exclude and not holdout:
             return None
-        return cls(tuple(dict.fromkeys(methods)), tuple(exclude), threshold, holdout)
+        return cls(tuple(dict.fromkeys(methods)), tuple(exclude), threshold, holdout, min_share=min_share)
 
     @property
     def vectors(self) -> list[str]:
@@ -126,6 +135,7 @@ class PifOptions:
             "methods": [m if m in PIF_KINDS else {"include": m, "id": object_identity(m)} for m in self.methods],
             "exclude": [{"path": p, "id": object_identity(p)} for p in self.exclude],
             "threshold": self.threshold if "imad" in self.methods else None,
+            "min_share": self.min_share if "imad" in self.methods else None,
             "holdout": self.holdout_share,
             "spectral": asdict(self.spectral) if "ndvi" in self.methods else None,
             "samples": self.samples if "imad" in self.methods else None,
@@ -176,15 +186,20 @@ def _pair_sample(xi: F64, xj: F64, both: Mask, cap: int) -> tuple[F64, F64]:
     return xi.reshape(xi.shape[0], -1)[:, idx], xj.reshape(xj.shape[0], -1)[:, idx]
 
 
+Transforms = dict[tuple[int, int], tuple[IrmadModel, float]]
+"""IR-MAD transform and chi-square cutoff of each pair."""
+
+
 def fit_pair_transforms(
     plan: Plan, options: PifOptions, workers: int = 1, progress: Progress = no_progress
-) -> tuple[dict[tuple[int, int], IrmadModel], list[str]]:
-    """Fit IR-MAD for every pair of the plan on samples of its overlap.
+) -> tuple[Transforms, list[str]]:
+    """Fit IR-MAD and its PIF cutoff for every pair of the plan on samples of its overlap.
 
     Returns
     -------
     dict, list of str
-        The transforms, and warnings for pairs too small to fit (they get no PIF).
+        The transforms with their cutoffs, and warnings for pairs too small to fit (they
+        get no PIF).
     """
     pairs = candidate_pairs(plan)
     chunks = _sample_chunks(plan, pairs, max(1, options.samples))
@@ -205,12 +220,14 @@ def fit_pair_transforms(
         for key, sample in result.items():
             samples.setdefault(key, []).append(sample)
         progress("pif samples", done, len(chunks))
-    models, warnings = {}, []
+    models: Transforms = {}
+    warnings = []
     for key in pairs:
         x = np.concatenate([s[0] for s in samples.get(key, [])], axis=1) if key in samples else np.zeros((1, 0))
         y = np.concatenate([s[1] for s in samples.get(key, [])], axis=1) if key in samples else np.zeros((1, 0))
         try:
-            models[key] = fit_irmad(x, y)
+            model = fit_irmad(x, y)
+            models[key] = model, invariant_cutoff(model, x, y, options.threshold, options.min_share)
         except ValueError:
             i, j = key
             warnings.append(
@@ -220,7 +237,7 @@ def fit_pair_transforms(
     return models, warnings
 
 
-def pair_mask(plan: Plan, setup: PifSetup, transforms: dict[tuple[int, int], IrmadModel]) -> PairMask:
+def pair_mask(plan: Plan, setup: PifSetup, transforms: Transforms) -> PairMask:
     """The pass-1 pair mask of ``setup`` (intersection of its criteria)."""
     options = setup.options
     include = [VectorMask.load(p, plan.grid) for p in options.vectors]
@@ -243,8 +260,8 @@ def pair_mask(plan: Plan, setup: PifSetup, transforms: dict[tuple[int, int], Irm
         if roles is not None:
             keep &= stable(xi) & stable(xj)
         if "imad" in options.methods:
-            model = transforms.get((i, j))
-            keep &= False if model is None else irmad_invariant(model, xi, xj, options.threshold)
+            fitted = transforms.get((i, j))
+            keep &= False if fitted is None else irmad_invariant(fitted[0], xi, xj, fitted[1])
         return keep
 
     return mask

@@ -17,7 +17,7 @@ import pytest
 import rasterio
 
 from stacrrn.core.masks import spectral_clear
-from stacrrn.core.pif import fit_irmad, irmad_invariant
+from stacrrn.core.pif import fit_irmad, invariant_cutoff, irmad_invariant
 from stacrrn.pipeline.match import match
 from stacrrn.pipeline.pifs import PifOptions
 from tests.conftest import SHARED, needs_shared
@@ -51,7 +51,9 @@ def test_masks_cover_the_hand_marked_clouds_and_shadows_and_spare_clear_ground(n
     cloud, shadow, ground = (in_boxes(name, k, clear.shape) for k in ("cloud", "shadow", "clear"))
     valid = (x > 0).all(axis=0) & (ref > 0).all(axis=0)
     model = fit_irmad(ref[:, valid], x[:, valid])  # IR-MAD alone, without the cloud test
-    invariant = irmad_invariant(model, ref, x, PifOptions().threshold) & valid
+    options = PifOptions()
+    cutoff = invariant_cutoff(model, ref[:, valid], x[:, valid], options.threshold, options.min_share)
+    invariant = irmad_invariant(model, ref, x, cutoff) & valid
     found = {
         "cloud test: cloud": (~clear[cloud]).mean(),
         "cloud test: clear ground": (~clear[ground]).mean(),

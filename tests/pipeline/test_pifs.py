@@ -49,18 +49,18 @@ def series(tmp_path_factory):
     yy, xx = np.mgrid[0 : base.shape[1], 0 : base.shape[2]]
     paths, changed = [], []
     for k in range(4):
-        img = base * GAINS[k][:, None, None] + OFFSETS[k][:, None, None]
-        img += rng.normal(0, 1, img.shape) * (0.02 * base.std(axis=(1, 2)))[:, None, None]
+        surface = base.copy()  # what is on the ground (and in the sky) at date k, in date 0's radiometry
         change = np.zeros(base.shape[1:], bool)
         if k in CLOUDS:
             r0, c0, r1, c1 = field_box(k)
             change[r0:r1, c0:c1] = True
-            crop = np.array([8000, 9500, 7500, 25000])  # L1 DN: reflectance 0.06, 0.09, 0.05, 0.40
-            img[:, change] = img[:, change] * 0.1 + crop[:, None] * GAINS[k][:, None]
+            surface[:, change] = np.array([8000, 9500, 7500, 25000])[:, None]  # reflectance .06 .09 .05 .40
             for cy, cx in CLOUDS[k]:
                 cloud = (yy - cy) ** 2 + (xx - cx) ** 2 < RADIUS**2
-                img[:, cloud] = 0.2 * img[:, cloud] + 25000
+                surface[:, cloud] = 0.2 * surface[:, cloud] + 25000
                 change |= cloud
+        img = surface * GAINS[k][:, None, None] + OFFSETS[k][:, None, None]  # the sensor sees it all
+        img += rng.normal(0, 1, img.shape) * (0.02 * base.std(axis=(1, 2)))[:, None, None]
         data = np.clip(np.rint(img), 1, 65535).astype("uint16")
         paths.append(write_raster(tmp / f"d{k}.tif", data, transform, 0, crs=crs))
         changed.append(change)
@@ -167,9 +167,14 @@ def test_mask_rasters_on_another_grid_and_crs_are_resampled(series, tmp_path):
 def test_a_pif_selection_that_leaves_too_few_pixels_names_the_image_bands_and_count(series, tmp_path):
     paths, *_ = series
     with pytest.raises(EmptyImageError) as info:
-        match(paths[:2], tmp_path / "out", pif=PifOptions.parse(["imad"], threshold=0.999999999), min_overlap=5000)
+        match(
+            paths[:2],
+            tmp_path / "out",
+            pif=PifOptions.parse(["imad"], threshold=0.999999999, min_share=0),
+            min_overlap=5000,
+        )
     message = str(info.value)
     print(message)
     assert message.startswith("d0: only ") and "pseudo-invariant pixels" in message and "bands 1, 2, 3, 4" in message
-    assert "--pif-threshold" in message
+    assert "--pif-threshold" in message and "91776 valid" in message
     assert not (tmp_path / "out").exists()

@@ -15,9 +15,7 @@ from stacrrn.samples import landscape
 from stacrrn.services import PgstacAPI, pgstac_unavailable_reason
 from tests.conftest import validate_stac, write_raster
 
-pytestmark = pytest.mark.skipif(
-    pgstac_unavailable_reason() is not None, reason=str(pgstac_unavailable_reason())
-)
+pytestmark = pytest.mark.skipif(pgstac_unavailable_reason() is not None, reason=str(pgstac_unavailable_reason()))
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +36,11 @@ def test_query_filter_run_and_publish_through_pgstac(pgstac, s3, bucket, tmp_pat
     when = [dt.datetime(2024, 5, 1 + k, tzinfo=dt.UTC) for k in range(4)]
     props = [{"eo:cloud_cover": c, "platform": "sample-sat"} for c in clouds]
     coll, items = catalog_rasters(
-        paths, f"s3://{bucket}/in", "pg-scenes", band_names=["blue", "green", "red", "nir08"], datetimes=when,
+        paths,
+        f"s3://{bucket}/in",
+        "pg-scenes",
+        band_names=["blue", "green", "red", "nir08"],
+        datetimes=when,
         properties=props,
     )
     pgstac.load(coll, items)
@@ -51,7 +53,11 @@ def test_query_filter_run_and_publish_through_pgstac(pgstac, s3, bucket, tmp_pat
     assert [it.id for it in search_items(Search(stac=pgstac.url, filter=json_filter))] == ["p0", "p1"]
 
     result = run(
-        search, f"s3://{bucket}/out", references=["p0"], method="global", publish=pgstac.url,
+        search,
+        f"s3://{bucket}/out",
+        references=["p0"],
+        method="global",
+        publish=pgstac.url,
         collection_id="pg-scenes-rrn",
     )
     assert result.published == f"{pgstac.url}/collections/pg-scenes-rrn"
@@ -66,6 +72,12 @@ def test_query_filter_run_and_publish_through_pgstac(pgstac, s3, bucket, tmp_pat
         with rasterio.open(it.assets["image"].href.replace("s3://", "/vsis3/")) as src:
             assert src.count == 4 and src.dtypes[0] == "uint16"  # one multi-band asset in, one out
     # publishing the same run again replaces the items instead of duplicating them
-    run(search, f"s3://{bucket}/out", references=["p0"], method="global", publish=pgstac.url,
-        collection_id="pg-scenes-rrn")
+    run(
+        search,
+        f"s3://{bucket}/out",
+        references=["p0"],
+        method="global",
+        publish=pgstac.url,
+        collection_id="pg-scenes-rrn",
+    )
     assert len(search_items(Search(stac=pgstac.url, collections=("pg-scenes-rrn",)))) == 3
