@@ -61,21 +61,28 @@ def _code(valid: NDArray[np.bool_], usable: NDArray[np.bool_]) -> U8:
     return np.where(valid, np.where(usable, 1, 0), NODATA).astype(np.uint8)
 
 
+def write_clear_mask(unmasked: Plan, masked: Plan, i: int, path: Path) -> MaskProduct:
+    """Write image ``i``'s clear-sky mask over its footprint on the common grid.
+
+    ``unmasked`` and ``masked`` are plans of the same inputs without and with cloud masks:
+    a pixel is clear where ``masked`` keeps a pixel that ``unmasked`` has.
+    """
+
+    def values(part: Box) -> U8:
+        (_, valid), (_, clear) = unmasked.read_chunk(part, [i])[i], masked.read_chunk(part, [i])[i]
+        return _code(valid, valid & clear)
+
+    return _write(masked, masked.names[i], masked.footprints[i], path, values)
+
+
 def write_cloud_masks(
     unmasked: Plan, masked: Plan, out_dir: Path, workers: int = 1, progress: Progress = no_progress
 ) -> list[MaskProduct]:
-    """Write ``<name>-clear.tif`` per image: where ``masked`` keeps a pixel that ``unmasked`` has.
-
-    ``unmasked`` and ``masked`` are plans of the same inputs without and with cloud masks.
-    """
+    """Write ``<name>-clear.tif`` per image (see :func:`write_clear_mask`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def task(i: int) -> MaskProduct:
-        def values(part: Box) -> U8:
-            (_, valid), (_, clear) = unmasked.read_chunk(part, [i])[i], masked.read_chunk(part, [i])[i]
-            return _code(valid, valid & clear)
-
-        return _write(masked, masked.names[i], masked.footprints[i], out_dir / f"{masked.names[i]}-clear.tif", values)
+        return write_clear_mask(unmasked, masked, i, out_dir / f"{masked.names[i]}-clear.tif")
 
     products = []
     progress("masks", 0, len(masked.names))

@@ -55,6 +55,7 @@ from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.pipeline.apply import correct_raster, field_map, reference_map, write_block_map
 from stacrrn.pipeline.catalog import publish_raster
+from stacrrn.pipeline.mask_products import write_clear_mask
 from stacrrn.pipeline.match import (
     band_fallback_warning,
     check_method,
@@ -72,6 +73,9 @@ from stacrrn.pipeline.stac_plan import make_stac_plan, pair_graph
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
 
 COLLECTION_KEY = "collection.json"
+
+COMPUTED_MASKS = ("spectral", "s2cloudless")
+"""Cloud masks computed from the pixels (published on the common grid) rather than decoded from QA assets."""
 
 
 def versioned(name: str, model: RRNModel, suffix: str) -> str:
@@ -170,6 +174,8 @@ class _Job:
     model_href: str
     chunk_size: int
     staging: Path
+    computed_masks: tuple[str, Plan, Plan] | None = None
+    """Cloud test, unmasked and masked plans, when the masks are computed rather than decoded."""
 
 
 EO_BAND_FIELDS = ("name", "common_name", "description", "center_wavelength", "full_width_half_max")
@@ -252,6 +258,18 @@ def _correct_item(job: _Job, k: int) -> dict[str, Any]:
     if qa is not None:
         assets["clear-mask"], clear = _publish_clear_mask(job, item.id, qa, folder)
         rrn["rrn:cloud_mask"] = {"asset": qa.key, "kind": qa.kind, "clear_percent": clear}
+    elif job.computed_masks is not None:
+        kind, unmasked, masked = job.computed_masks
+        product = write_clear_mask(unmasked, masked, k, folder / versioned("clear-mask", job.model, ".tif"))
+        assets["clear-mask"] = publish_raster(
+            job.storage,
+            product.path,
+            f"{item.id}/{product.path.name}",
+            [{"name": "clear"}],
+            ("metadata", "cloud"),
+            f"clear-sky mask ({kind}) on the run's common grid",
+        )
+        rrn["rrn:cloud_mask"] = {"kind": kind, "clear_percent": product.usable_percent}
     out = output_item(item, item_href(item), job.collection_id, assets, rrn, __version__)
     d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
     previous = _published_item(job.storage, item.id)
@@ -407,6 +425,10 @@ def run(
     plan = make_stac_plan(
         inputs, crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours, cloud_mask, reflectance
     )
+    computed_masks = None
+    if cloud_mask in COMPUTED_MASKS:
+        grid_options = (crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours)
+        computed_masks = (cloud_mask, make_stac_plan(inputs, *grid_options, cloud_mask="none"), plan)
     if pif is not None:
         setup = PifSetup(pif, spectral_bands(inputs, reflectance))
         setup.check()
@@ -426,7 +448,14 @@ def run(
                 ref_path = write_block_map(Path(tmp) / ref_key, *reference_map(model, stats), model.digest())
                 reference_href = storage.put_file(ref_path, ref_key)
             job = _Job(
-                inputs, model, storage, collection_id or _default_collection(items), model_href, chunk_size, Path(tmp)
+                inputs,
+                model,
+                storage,
+                collection_id or _default_collection(items),
+                model_href,
+                chunk_size,
+                Path(tmp),
+                computed_masks,
             )
             dicts, reused = _apply_items(job, resume, workers, progress)
         collection_href, coll = _write_collection(storage, job.collection_id, items, dicts, reference_href)

@@ -14,7 +14,7 @@ from stacrrn.pipeline.catalog import catalog_rasters
 from stacrrn.pipeline.run import run
 from stacrrn.samples import landscape
 from stacrrn.services import RustacAPI
-from tests.conftest import write_raster
+from tests.conftest import validate_stac, write_raster
 
 BANDS = ["blue", "green", "red", "nir08"]
 CLEAR, CLOUD, SHADOW = 21824, 22280, 23888  # Landsat C2 QA_PIXEL values
@@ -102,6 +102,13 @@ def test_spectral_cloud_test_finds_the_clouds_and_protects_the_model(s3, bucket,
     # measured: 0.21, 0.25, 0.19, 0.06 against 0.82 unmasked: the clouds are gone, the shadows the
     # spectral test cannot see still bias the model (QA assets flag both: 1.7e-5 above)
     assert err.max() < 0.3
+    item = result.items[1]
+    assert item["properties"]["rrn:cloud_mask"]["kind"] == "spectral"
+    with rasterio.open(gdal_path(item["assets"]["clear-mask"]["href"])) as src:
+        published = src.read(1)  # on the run's common grid, over this item's footprint (same as its own here)
+    assert np.array_equal(published == 1, clear)
+    assert item["properties"]["rrn:cloud_mask"]["clear_percent"] == pytest.approx(100 * clear.mean())
+    assert not validate_stac(item)
 
 
 def test_a_mask_that_leaves_too_few_pixels_is_a_clear_error(s3, bucket, tmp_path):
