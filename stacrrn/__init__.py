@@ -9,7 +9,9 @@ The public Python API::
 
 and the steps: :func:`search_items`, :func:`select_bands`, :func:`load_items`,
 :func:`make_plan`, :func:`compute_statistics`, :func:`solve_global`, :func:`solve_local`,
-:func:`fit_model`, :func:`apply_model`, :func:`catalog_rasters`.
+:func:`fit_model`, :func:`apply_model`, :func:`catalog_rasters`; masks and PIFs:
+:class:`PifOptions`, :func:`fit_irmad`, :func:`validate_holdout`, :func:`mask_plans`,
+:func:`write_cloud_masks`, :func:`write_pif_masks`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ _EXPORTS = {
     "run": "stacrrn.pipeline.run",
     "RunResult": "stacrrn.pipeline.run",
     "catalog_rasters": "stacrrn.pipeline.catalog",
+    "PifOptions": "stacrrn.pipeline.pifs",
+    "ESTIMATORS": "stacrrn.core.global_model",
+    "fit_irmad": "stacrrn.core.pif",
+    "validate_holdout": "stacrrn.core.validation",
+    "mask_plans": "stacrrn.pipeline.mask_products",
+    "write_cloud_masks": "stacrrn.pipeline.mask_products",
+    "write_pif_masks": "stacrrn.pipeline.mask_products",
 }
 
 
@@ -56,12 +65,14 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ESTIMATORS",
     "METHODS",
     "GlobalFit",
     "InputError",
     "LocalFit",
     "LocalParams",
     "MatchResult",
+    "PifOptions",
     "Plan",
     "RRNModel",
     "RunResult",
@@ -71,9 +82,11 @@ __all__ = [
     "apply_model",
     "catalog_rasters",
     "compute_statistics",
+    "fit_irmad",
     "fit_model",
     "load_items",
     "make_plan",
+    "mask_plans",
     "match",
     "run",
     "search_items",
@@ -81,4 +94,7 @@ __all__ = [
     "solve_global",
     "solve_global_local",
     "solve_local",
+    "validate_holdout",
+    "write_cloud_masks",
+    "write_pif_masks",
 ]
