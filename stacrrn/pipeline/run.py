@@ -391,7 +391,9 @@ def run(
         (pass 1) and are published as each item's ``clear-mask`` asset; output pixels are
         corrected everywhere. ``spectral`` runs a cloud test on the bands themselves (needs
         blue and red, and reflectance: ``reflectance=(scale, offset)`` or the bands'
-        ``raster:bands`` scale/offset).
+        ``raster:bands`` scale/offset); ``s2cloudless`` runs Sentinel Hub's detector on the
+        10 bands of Sentinel-2 L1C items (optional extra). Computed masks are published on
+        the common grid.
     reflectance
         ``(scale, offset)`` from values to reflectance for the spectral cloud test and NDVI PIFs.
     pif

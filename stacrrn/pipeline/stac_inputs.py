@@ -48,9 +48,11 @@ class QaAsset:
     info: RasterInfo
 
 
-CLOUD_MASKS = ("auto", "qa", "spectral", "none")
+CLOUD_MASKS = ("auto", "qa", "spectral", "s2cloudless", "none")
 """``--cloud-mask`` choices: the items' QA assets when every item has one / always, the
-spectral test on the bands themselves, or nothing."""
+spectral test on the bands themselves, the ``s2cloudless`` detector on the items' ten
+Sentinel-2 L1C bands (B01 B02 B04 B05 B08 B8A B09 B10 B11 B12, normalized or not; needs the
+``s2cloudless`` extra), or nothing."""
 
 
 def quality_assets(items: Sequence[pystac.Item], cloud_mask: str) -> list[tuple[str, str] | None]:
@@ -65,7 +67,7 @@ def quality_assets(items: Sequence[pystac.Item], cloud_mask: str) -> list[tuple[
     """
     if cloud_mask not in CLOUD_MASKS:
         raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(CLOUD_MASKS)}")
-    if cloud_mask in ("none", "spectral"):
+    if cloud_mask not in ("auto", "qa"):  # none, or a mask computed from the pixels
         return [None] * len(items)
     found = [find_qa_asset(it) for it in items]
     missing = [it.id for it, f in zip(items, found, strict=True) if f is None]

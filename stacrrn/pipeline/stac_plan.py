@@ -26,7 +26,12 @@ from stacrrn.io.stac import (
     item_href,
 )
 from stacrrn.io.stac_items import EXTENSIONS, json_nodata, projection_fields
-from stacrrn.pipeline.cloud_masks import with_quality_masks, with_spectral_masks
+from stacrrn.pipeline.cloud_masks import (
+    S2CLOUDLESS_SETTINGS,
+    with_quality_masks,
+    with_s2cloudless_masks,
+    with_spectral_masks,
+)
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
 from stacrrn.pipeline.stac_inputs import StacInputs, open_assets, spectral_bands
 from stacrrn.types import Box, Grid
@@ -202,7 +207,9 @@ def make_stac_plan(
     cloud_mask, reflectance
         With ``spectral``, the spectral cloud test masks pass 1 (values turned into
         reflectance by ``reflectance = (scale, offset)``, default the bands' ``raster:bands``
-        scale/offset). Quality assets (``qa``/``auto``) come with ``inputs``.
+        scale/offset). With ``s2cloudless``, the detector masks pass 1 from each item's
+        Sentinel-2 L1C bands (:func:`~stacrrn.pipeline.cloud_masks.with_s2cloudless_masks`).
+        Quality assets (``qa``/``auto``) come with ``inputs``.
 
     Returns
     -------
@@ -234,13 +241,16 @@ def make_stac_plan(
     reader = with_quality_masks(reader, inputs.qa, grid)
     if cloud_mask == "spectral":
         reader = with_spectral_masks(reader, spectral_bands(inputs, reflectance))
+    elif cloud_mask == "s2cloudless":
+        reader = with_s2cloudless_masks(reader, inputs, grid)
     identity: list[object] = [
         [it.id, it.properties.get("updated") or str(it.datetime), *ids]
         for it, ids in zip(items, inputs.identity, strict=True)
     ]
     identity.append(inputs.selection.labels)
     identity.append([None if q is None else [q.key, q.info.path] for q in inputs.qa])
-    identity.append({"cloud_mask": cloud_mask, "reflectance": reflectance})
+    detector = {"s2cloudless": S2CLOUDLESS_SETTINGS} if cloud_mask == "s2cloudless" else {}
+    identity.append({"cloud_mask": cloud_mask, "reflectance": reflectance} | detector)
     return Plan(
         names,
         [item_href(it) for it in items],

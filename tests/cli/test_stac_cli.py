@@ -107,7 +107,7 @@ def test_stac_bad_input_exits_2_with_one_line(catalogued, bucket, tmp_path):
                     "--out",
                     str(tmp_path / "o"),
                 ],
-                ["blue and red"],
+                ["eo:common_name 'blue'"],
             ),
             (["run", "--catalog", f"s3://{bucket}/in/collection.json", "--out", f"s3://{bucket}/in"], ["overwrite"]),
             (
