@@ -180,6 +180,9 @@ def run_command(
     neighbours: Annotated[
         int | None, typer.Option(help="Time series: pair each date with this many nearest dates (default all).")
     ] = None,
+    star: Annotated[
+        bool, typer.Option(help="Time series: pair every date with the reference dates (with --neighbours: also).")
+    ] = False,
     reference: Annotated[
         list[str] | None, typer.Option("--reference", "-r", help="Reference item id; repeatable.")
     ] = None,
@@ -224,6 +227,7 @@ def run_command(
             assets=_split(assets),
             mode=mode,
             neighbours=neighbours,
+            star=star,
             references=reference,
             method=method,
             block_size=block_size,

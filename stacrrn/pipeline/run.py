@@ -334,6 +334,7 @@ def run(
     assets: Sequence[str] | None = None,
     mode: str = "mosaic",
     neighbours: int | None = None,
+    star: bool = False,
     references: Sequence[str] | None = None,
     method: str = "global+local",
     block_size: float | None = None,
@@ -367,6 +368,8 @@ def run(
     mode, neighbours
         ``mosaic`` (adjacent scenes) or ``timeseries`` (one place, many dates; each date
         paired with its ``neighbours`` nearest dates, default all pairs).
+    star
+        Time series: also (or only) pair every date with each reference date.
     references
         Item ids held fixed (default: all items' central tendency).
     method
@@ -413,7 +416,8 @@ def run(
     check_method(method, estimator)
     if workers < 1:
         raise ParameterError(f"--workers must be at least 1, got {workers}")
-    pair_graph(2, mode, neighbours)  # validate --mode and --neighbours before any request
+    star_check = ([0] if references else []) if star else None
+    pair_graph(2, mode, neighbours, star_check)  # validate --mode, --neighbours and --star before any request
     if cloud_mask not in CLOUD_MASKS:
         raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(CLOUD_MASKS)}")
     configure_cloud()
@@ -436,6 +440,8 @@ def run(
         setup.check()
         plan = replace(plan, pif=setup)
     refs = resolve_references(plan, references)
+    if star:
+        plan = replace(plan, pairs=pair_graph(len(plan.names), mode, neighbours, refs))
     warnings: list[str] = []
     try:
         stats, reused_stats = _statistics(plan, storage, workers, resume, progress, warnings)

@@ -40,25 +40,33 @@ MODES = ("mosaic", "timeseries")
 """Run modes: adjacent scenes (overlap graph) or one place at many dates (date graph)."""
 
 
-def pair_graph(n: int, mode: str, neighbours: int | None) -> frozenset[tuple[int, int]] | None:
-    """The pair graph: every overlapping pair, or each date with its nearest dates.
+def pair_graph(
+    n: int, mode: str, neighbours: int | None, star: Sequence[int] | None = None
+) -> frozenset[tuple[int, int]] | None:
+    """The pair graph: every overlapping pair, each date with its nearest dates, and/or a star.
 
-    A mosaic, or a time series without ``neighbours``, uses every overlapping pair (``None``).
-    A long time series (items sorted by date) pairs each date with its ``neighbours`` nearest
-    dates on either side, so the cost grows linearly with the number of dates.
+    A mosaic, or a time series without ``neighbours`` or ``star``, uses every overlapping
+    pair (``None``). A long time series (items sorted by date) pairs each date with its
+    ``neighbours`` nearest dates on either side, and/or (``star``: reference indices) with
+    every reference date, so the cost grows linearly with the number of dates.
 
     Raises
     ------
     ParameterError
-        For an unknown mode or fewer than one neighbour.
+        For an unknown mode, fewer than one neighbour, or a star without references or
+        outside a time series.
     """
     if mode not in MODES:
         raise ParameterError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")
     if neighbours is not None and neighbours < 1:
         raise ParameterError(f"--neighbours must be at least 1, got {neighbours}")
-    if mode == "mosaic" or neighbours is None or neighbours >= n - 1:
+    if star is not None and (mode != "timeseries" or not star):
+        raise ParameterError("--star pairs each date with the reference dates: use --mode timeseries and --reference")
+    if mode == "mosaic" or (star is None and (neighbours is None or neighbours >= n - 1)):
         return None
-    return frozenset((i, j) for i in range(n) for j in range(i + 1, min(n, i + neighbours + 1)))
+    pairs = {(i, j) for i in range(n) for j in range(i + 1, min(n, i + (neighbours or 0) + 1))}
+    pairs |= {(min(i, r), max(i, r)) for r in star or [] for i in range(n) if i != r}
+    return frozenset(pairs)
 
 
 def _finest(headers: dict[str, RasterInfo]) -> RasterInfo:

@@ -79,7 +79,7 @@ def test_stac_time_series_with_imad_pifs_recovers_the_gains_the_unmasked_model_m
     with RustacAPI(coll, items) as api:
         search = Search(stac=api.url, collections=("series",))
         common = dict(assets=BANDS, mode="timeseries", references=["d0"], method="global", cloud_mask="none")
-        pif = run(search, f"s3://{bucket}/pif", pif=PifOptions.parse(["imad"]), **common)
+        pif = run(search, f"s3://{bucket}/pif", pif=PifOptions.parse(["imad"]), star=True, **common)
         raw = run(search, f"s3://{bucket}/raw", **common)
     err_pif, err_raw = gain_error(pif.model), gain_error(raw.model)
     print(f"max gain error per band: IR-MAD PIFs {np.round(err_pif, 5)}, unmasked {np.round(err_raw, 3)}")
@@ -96,6 +96,7 @@ def test_stac_time_series_with_imad_pifs_recovers_the_gains_the_unmasked_model_m
             assert before["variance_ratio"] == pytest.approx(GAINS[k, b] ** 2, rel=0.02)
             assert after["variance_ratio"] == pytest.approx(1.0, abs=0.02)
     pairs = {tuple(p["images"]): p for p in pif.model.quality["pairs"]}
+    assert set(pairs) == {("d0", "d1"), ("d0", "d2"), ("d0", "d3")}  # the star: every date with the reference
     assert 0 < pairs[("d0", "d1")]["used_pixels"] < pairs[("d0", "d1")]["overlap_pixels"]
     item = pif.items[1]
     assert item["properties"]["rrn:pif"]["methods"] == ["imad"]
@@ -112,8 +113,8 @@ def test_pif_criteria_combine_ndvi_with_cloud_masks_and_vector_exclusions(series
     shapes = []
     for k in CLOUDS:
         r0, c0, r1, c1 = field_box(k)
-        shapes.append(shapely.box(*(transform * (c0 - 2, r1 + 2)), *(transform * (c1 + 2, r0 - 2))))
-        shapes += [shapely.Point(transform * (cx + 0.5, cy + 0.5)).buffer(30 * (RADIUS + 3)) for cy, cx in CLOUDS[k]]
+        shapes.append(shapely.box(*(transform @ (c0 - 2, r1 + 2)), *(transform @ (c1 + 2, r0 - 2))))
+        shapes += [shapely.Point(transform @ (cx + 0.5, cy + 0.5)).buffer(30 * (RADIUS + 3)) for cy, cx in CLOUDS[k]]
     fc = {
         "type": "FeatureCollection",
         "features": [{"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)} for g in shapes],

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from stacrrn.errors import ParameterError
 from stacrrn.io.stac import Search, search_items
 from stacrrn.pipeline.catalog import catalog_rasters
 from stacrrn.pipeline.plan import make_plan
@@ -63,6 +64,12 @@ def test_pair_graph():
     assert pair_graph(5, "timeseries", 4) is None
     assert pair_graph(4, "timeseries", 1) == {(0, 1), (1, 2), (2, 3)}
     assert pair_graph(5, "timeseries", 2) == {(0, 1), (0, 2), (1, 2), (1, 3), (2, 3), (2, 4), (3, 4)}
+    assert pair_graph(4, "timeseries", None, [2]) == {(0, 2), (1, 2), (2, 3)}
+    assert pair_graph(5, "timeseries", 1, [0]) == {(0, 1), (1, 2), (2, 3), (3, 4), (0, 2), (0, 3), (0, 4)}
+    with pytest.raises(ParameterError, match="--star"):
+        pair_graph(3, "timeseries", None, [])
+    with pytest.raises(ParameterError, match="--star"):
+        pair_graph(3, "mosaic", None, [0])
     with pytest.raises(Exception, match="--mode"):
         pair_graph(3, "stack", None)
     with pytest.raises(Exception, match="--neighbours"):
