@@ -182,7 +182,7 @@ def mask_plans(
         )
         spectral = spectral_bands(inputs, reflectance)
     else:
-        from stacrrn.pipeline.match import LOCAL_CLOUD_MASKS, with_local_masks
+        from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
         from stacrrn.pipeline.plan import make_plan
         from stacrrn.pipeline.spectral import SpectralBands
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,9 @@ from stacrrn.core.statistics import Statistics
 from stacrrn.core.validation import ImageValidation, validate_holdout
 from stacrrn.errors import EmptyImageError, NoOverlapError, OutputError, ParameterError
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
-from stacrrn.io.storage import object_identity
 from stacrrn.pipeline.apply import ApplyResult, apply_model, write_block_maps
-from stacrrn.pipeline.cloud_masks import mask_files, with_quality_masks, with_spectral_masks
-from stacrrn.pipeline.pifs import PifOptions, PifSetup
+from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
+from stacrrn.pipeline.pifs import PifOptions
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan, make_plan
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.spectral import SpectralBands
@@ -278,29 +277,6 @@ def prepare_output(out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
-
-
-LOCAL_CLOUD_MASKS = ("none", "spectral")
-"""``--cloud-mask`` choices for local rasters (quality rasters come through ``masks``)."""
-
-
-def with_local_masks(
-    plan: Plan, cloud_mask: str, masks: Mapping[str, str], spectral: SpectralBands, pif: PifOptions | None
-) -> Plan:
-    """The plan with mask rasters, the spectral cloud test and PIF selection in its reader and identity."""
-    quality = mask_files(plan.names, masks)
-    reader = with_quality_masks(plan.read_chunk, quality, plan.grid)
-    if cloud_mask == "spectral":
-        reader = with_spectral_masks(reader, spectral)
-    identity = [
-        *plan.identity,
-        {"cloud_mask": cloud_mask, "reflectance": spectral.scaling, "bands": spectral.names},
-        [None if q is None else [q.kind, object_identity(q.key)] for q in quality],
-    ]
-    setup = None if pif is None else PifSetup(pif, spectral)
-    if setup is not None:
-        setup.check()
-    return replace(plan, read_chunk=reader, identity=identity, pif=setup)
 
 
 def match(

@@ -26,13 +26,9 @@ from stacrrn.io.stac import (
     item_href,
 )
 from stacrrn.io.stac_items import EXTENSIONS, json_nodata, projection_fields
-from stacrrn.pipeline.cloud_masks import (
-    S2CLOUDLESS_SETTINGS,
-    with_quality_masks,
-    with_s2cloudless_masks,
-    with_spectral_masks,
-)
+from stacrrn.pipeline.cloud_masks import with_quality_masks, with_spectral_masks
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
+from stacrrn.pipeline.s2cloudless_masks import S2CLOUDLESS_SETTINGS, with_s2cloudless_masks
 from stacrrn.pipeline.stac_inputs import StacInputs, open_assets, spectral_bands
 from stacrrn.types import Box, Grid
 
@@ -216,7 +212,7 @@ def make_stac_plan(
         With ``spectral``, the spectral cloud test masks pass 1 (values turned into
         reflectance by ``reflectance = (scale, offset)``, default the bands' ``raster:bands``
         scale/offset). With ``s2cloudless``, the detector masks pass 1 from each item's
-        Sentinel-2 L1C bands (:func:`~stacrrn.pipeline.cloud_masks.with_s2cloudless_masks`).
+        Sentinel-2 L1C bands (:func:`~stacrrn.pipeline.s2cloudless_masks.with_s2cloudless_masks`).
         Quality assets (``qa``/``auto``) come with ``inputs``.
 
     Returns
