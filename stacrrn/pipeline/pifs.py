@@ -168,12 +168,22 @@ def candidate_pairs(plan: Plan) -> list[tuple[int, int]]:
     ]
 
 
+def _chunks_over(plan: Plan, box: Box) -> list[Box]:
+    """The plan's chunks that meet ``box`` (chunks tile the grid in squares from its origin)."""
+    size = max(max(c.height, c.width) for c in plan.chunks)
+    height, width = plan.grid.height, plan.grid.width
+    return [
+        Box(r, c, min(r + size, height), min(c + size, width))
+        for r in range(box.row0 // size * size, box.row1, size)
+        for c in range(box.col0 // size * size, box.col1, size)
+    ]
+
+
 def _sample_chunks(plan: Plan, pairs: list[tuple[int, int]], per_pair: int) -> dict[Box, list[tuple[int, int]]]:
     """Up to ``per_pair`` chunks spread over each pair's overlap -> pairs sampled there."""
     out: dict[Box, list[tuple[int, int]]] = {}
     for i, j in pairs:
-        overlap = plan.footprints[i].intersect(plan.footprints[j])
-        inside = [c for c in plan.chunks if not c.intersect(overlap).empty]
+        inside = _chunks_over(plan, plan.footprints[i].intersect(plan.footprints[j]))
         picks = sorted({round(float(k)) for k in np.linspace(0, len(inside) - 1, min(per_pair, len(inside)))})
         for k in picks:
             out.setdefault(inside[k], []).append((i, j))
