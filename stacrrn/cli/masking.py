@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from stacrrn.cli.common import app, console, handle_errors, print_warnings, table_console, with_progress
+from stacrrn.cli.search_options import Bbox, Collections, Datetime, StacUrl, make_search
 from stacrrn.core.global_model import ESTIMATORS
 from stacrrn.core.masks import QA_DECODERS
 from stacrrn.core.model import RRNModel
@@ -146,10 +147,6 @@ Inputs = Annotated[
     list[str] | None,
     typer.Argument(help="Local rasters, or STAC item/ItemCollection JSON files.", show_default=False),
 ]
-StacUrl = Annotated[str | None, typer.Option("--stac", help="STAC API URL to search.")]
-Collections = Annotated[list[str] | None, typer.Option("--collection", help="Collection id; repeatable.")]
-Bbox = Annotated[str | None, typer.Option(help="west,south,east,north in degrees.")]
-Datetime = Annotated[str | None, typer.Option(help="RFC 3339 datetime or interval.")]
 Bands = Annotated[
     str | None, typer.Option(help="Local: 1-based band numbers; STAC: asset keys/common names; comma-separated.")
 ]
@@ -158,8 +155,6 @@ Bands = Annotated[
 def _source(
     inputs: list[str] | None, stac: str | None, collection: list[str] | None, bbox: str | None, datetime: str | None
 ) -> Any:
-    from stacrrn.cli.stac import make_search
-
     files = inputs or []
     if stac or any(f.endswith(".json") for f in files):
         return make_search(stac, None, files or None, collection, bbox, datetime, None, None, None, None)

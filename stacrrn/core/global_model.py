@@ -41,17 +41,25 @@ ESTIMATORS = ("spread", "orthogonal")
 """Relative gain of a pair: ratio of standard deviations (Yu et al.) or orthogonal regression."""
 
 
+MIN_ORTHOGONAL_CORRELATION = 0.3
+"""Below this correlation a pair's orthogonal regression line is not a radiometric relation."""
+
+
 def orthogonal_slope(pm: PairMoments) -> F64:
     """Slope of the orthogonal regression of ``x_j`` on ``x_i`` per band.
 
-    Falls back to the ratio of standard deviations where the pair is uncorrelated or
-    negatively correlated (the orthogonal line is then not a radiometric relation).
+    Falls back to the ratio of standard deviations where the pair's correlation is below
+    :data:`MIN_ORTHOGONAL_CORRELATION` (the orthogonal line then follows whichever image
+    varies more, not the radiometric relation).
     """
     vi, vj, c = pm.m2_i, pm.m2_j, pm.c_ij
     ratio = pm.std_j / np.maximum(pm.std_i, 1e-300)
+    root = np.sqrt((vj - vi) ** 2 + 4 * c * c)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = (vj - vi + np.sqrt((vj - vi) ** 2 + 4 * c * c)) / (2 * c)
-    return np.where(c > 0, slope, ratio)
+        correlation = c / np.sqrt(vi * vj)
+        # two forms of the same root, each free of cancellation on its side
+        slope = np.where(vj >= vi, (vj - vi + root) / (2 * c), 2 * c / (vi - vj + root))
+    return np.where(correlation >= MIN_ORTHOGONAL_CORRELATION, slope, ratio)
 
 
 @dataclass(frozen=True)

@@ -320,6 +320,15 @@ def asset_bands(asset: pystac.Asset, count: int | None = None) -> list[dict[str,
     return [{} for _ in range(count or 1)]
 
 
+def band_scaling(asset: pystac.Asset, index: int) -> tuple[float, float] | None:
+    """``(scale, offset)`` of band ``index`` (1-based) from ``raster:bands``, or ``None`` if not given."""
+    bands = asset.extra_fields.get("raster:bands") or []
+    band = bands[index - 1] if index <= len(bands) and isinstance(bands[index - 1], dict) else {}
+    if "scale" not in band and "offset" not in band:
+        return None
+    return float(band.get("scale", 1.0)), float(band.get("offset", 0.0))
+
+
 def is_raster(asset: pystac.Asset) -> bool:
     """True for data assets that GDAL can read as rasters (GeoTIFF/COG, JP2, ...)."""
     media = (asset.media_type or "").lower()

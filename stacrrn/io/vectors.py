@@ -89,9 +89,7 @@ class VectorMask:
         target = CRS.from_user_input(grid.crs)
         if not crs.equals(target):
             transformer = Transformer.from_crs(crs, target, always_xy=True)
-            polygons = [
-                shapely.transform(g, lambda xy: np.column_stack(transformer.transform(*xy.T))) for g in polygons
-            ]
+            polygons = [shapely.transform(g, _reprojector(transformer)) for g in polygons]
         return cls(os.fspath(path), tuple(polygons), grid)
 
     def inside(self, box: Box) -> Mask:

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from stacrrn.core.masks import QA_DECODERS, clear_from_qa, spectral_clear
+from stacrrn.core.masks import QA_DECODERS, SpectralThresholds, clear_from_qa, spectral_clear
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import ParameterError
 from stacrrn.io.raster import open_raster, read_on_grid
@@ -45,19 +45,32 @@ def with_quality_masks(reader: ChunkReader, quality: Sequence[QaAsset | None], g
     return read_chunk
 
 
-def with_spectral_masks(reader: ChunkReader, bands: SpectralBands) -> ChunkReader:
-    """Also mark pixels invalid where the spectral cloud test finds cloud (blue, red and optional green)."""
+def with_spectral_masks(reader: ChunkReader, bands: SpectralBands, grid: Grid) -> ChunkReader:
+    """Also mark pixels invalid where the spectral cloud test finds cloud (blue, red and optional green).
+
+    Each chunk is read with a margin of the test's buffer, so that the buffer around a cloud
+    reaches across chunk borders and the mask does not depend on the chunking.
+    """
     purpose = "--cloud-mask spectral"
     bands.check(("blue", "red"), purpose)
     blue, red = bands.find("blue", purpose), bands.find("red", purpose)
     green = bands.find("green", purpose) if "green" in bands.names else None
+    pad = SpectralThresholds().buffer
 
     def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
-        layers = reader(box, images)
-        for i, (v, valid) in layers.items():
+        padded = Box(
+            max(0, box.row0 - pad),
+            max(0, box.col0 - pad),
+            min(grid.height, box.row1 + pad),
+            min(grid.width, box.col1 + pad),
+        )
+        inner = box.shift(-padded.row0, -padded.col0)
+        rows, cols = slice(inner.row0, inner.row1), slice(inner.col0, inner.col1)
+        layers = {}
+        for i, (v, valid) in reader(padded, images).items():
             rho = bands.reflectance(v, purpose)
             clear = spectral_clear(rho[blue], rho[red], green=None if green is None else rho[green])
-            layers[i] = (v, valid & clear)
+            layers[i] = (v[:, rows, cols], valid[rows, cols] & clear[rows, cols])
         return layers
 
     return read_chunk
@@ -77,7 +90,8 @@ def mask_files(names: Sequence[str], masks: Mapping[str, str]) -> list[QaAsset |
     for name, spec in masks.items():
         if name not in names:
             raise ParameterError(f"--mask {name}=...: {name!r} is not one of the inputs ({', '.join(names)})")
-        path, _, kind = spec.rpartition(":") if spec.rpartition(":")[2] in QA_DECODERS else (spec, "", "clear")
+        head, sep, tail = spec.rpartition(":")
+        path, kind = (head, tail) if sep and head and "/" not in tail and "." not in tail else (spec, "clear")
         if kind not in QA_DECODERS:
             raise ParameterError(f"--mask {name}={spec}: unknown kind; choose one of {', '.join(QA_DECODERS)}")
         out[names.index(name)] = QaAsset(path, kind, open_raster(path))
@@ -95,7 +109,7 @@ def with_local_masks(
     quality = mask_files(plan.names, masks)
     reader = with_quality_masks(plan.read_chunk, quality, plan.grid)
     if cloud_mask == "spectral":
-        reader = with_spectral_masks(reader, spectral)
+        reader = with_spectral_masks(reader, spectral, plan.grid)
     identity = [
         *plan.identity,
         {"cloud_mask": cloud_mask, "reflectance": spectral.scaling, "bands": spectral.names},

@@ -192,7 +192,12 @@ def mask_plans(
                 "or --cloud-mask spectral"
             )
         local = "none" if cloud_mask == "auto" else cloud_mask
-        numbers = None if bands is None else [int(b) for b in bands]
+        try:
+            numbers = None if bands is None else [int(b) for b in bands]
+        except ValueError:
+            raise ParameterError(
+                f"--bands of local rasters are band numbers like 1,2,3; got {','.join(bands or [])}"
+            ) from None
         plain = make_plan([os.fspath(p) for p in source if not isinstance(p, pystac.Item)], numbers, crs, resolution)
         spectral = SpectralBands.named(band_names, [str(b) for b in plain.bands], reflectance)
         masked = with_local_masks(plain, local, masks or {}, spectral, None)

@@ -4,9 +4,9 @@ Criteria, combined by intersection (a pixel must pass every one given):
 
 - ``imad``: IR-MAD no-change probability above a threshold (or, where that leaves fewer
   than ``min_share`` of the overlap, its most invariant ``min_share``). The transform and
-  the cutoff of each pair are fitted first, on a sample of its overlap (a few chunks spread
-  over it, every pixel or a stride), then score every pixel in pass 1, so the mask depends
-  on the pixel alone.
+  the cutoff of each pair are fitted first, on a sample of its overlap (a few windows spread
+  over it, a regular lattice of pixels outside the held-out cells), then score every pixel
+  in pass 1, so the mask depends on the pixel alone, whatever the chunking.
 - ``ndvi``: NDVI and NIR brightness inside :class:`~stacrrn.core.pif.SpectralPifThresholds`
   in both images (needs red and NIR bands and their reflectance scaling).
 - vector files (GeoJSON, GeoPackage, GeoParquet): pixels inside any of the include
@@ -18,6 +18,8 @@ the fitted model (:mod:`stacrrn.core.validation`).
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +31,7 @@ from stacrrn.core.pif import (
     IrmadModel,
     SpectralPifThresholds,
     fit_irmad,
+    holdout_cells,
     invariant_cutoff,
     irmad_invariant,
     spectral_invariant,
@@ -52,6 +55,9 @@ DEFAULT_HOLDOUT = 0.2
 SAMPLE_PIXELS = 60_000
 """Pixels of each pair's overlap used to fit its IR-MAD transform (at most)."""
 
+SAMPLE_WINDOW = 512
+"""Edge (common-grid pixels) of the windows read to sample a pair's overlap."""
+
 
 @dataclass(frozen=True)
 class PifOptions:
@@ -72,7 +78,7 @@ class PifOptions:
     spectral
         NDVI/NIR limits of the ``ndvi`` criterion.
     samples
-        Chunks sampled per pair to fit IR-MAD.
+        Windows of :data:`SAMPLE_WINDOW` pixels read per pair to fit IR-MAD.
     """
 
     methods: tuple[str, ...] = ()
@@ -168,32 +174,51 @@ def candidate_pairs(plan: Plan) -> list[tuple[int, int]]:
     ]
 
 
-def _chunks_over(plan: Plan, box: Box) -> list[Box]:
-    """The plan's chunks that meet ``box`` (chunks tile the grid in squares from its origin)."""
-    size = max(max(c.height, c.width) for c in plan.chunks)
-    height, width = plan.grid.height, plan.grid.width
-    return [
-        Box(r, c, min(r + size, height), min(c + size, width))
-        for r in range(box.row0 // size * size, box.row1, size)
-        for c in range(box.col0 // size * size, box.col1, size)
+def sample_windows(overlap: Box, count: int, size: int = SAMPLE_WINDOW) -> list[Box]:
+    """Up to ``count`` windows of ``size`` pixels spread evenly over ``overlap``.
+
+    They depend on the overlap alone (never on the chunking), so the fitted transforms,
+    and hence pass 1, are the same for any chunk size.
+    """
+    tiles = [
+        Box(r, c, min(r + size, overlap.row1), min(c + size, overlap.col1))
+        for r in range(overlap.row0, overlap.row1, size)
+        for c in range(overlap.col0, overlap.col1, size)
     ]
+    picks = sorted({round(float(k)) for k in np.linspace(0, len(tiles) - 1, min(count, len(tiles)))})
+    return [tiles[k] for k in picks]
 
 
-def _sample_chunks(plan: Plan, pairs: list[tuple[int, int]], per_pair: int) -> dict[Box, list[tuple[int, int]]]:
-    """Up to ``per_pair`` chunks spread over each pair's overlap -> pairs sampled there."""
-    out: dict[Box, list[tuple[int, int]]] = {}
-    for i, j in pairs:
-        inside = _chunks_over(plan, plan.footprints[i].intersect(plan.footprints[j]))
-        picks = sorted({round(float(k)) for k in np.linspace(0, len(inside) - 1, min(per_pair, len(inside)))})
-        for k in picks:
-            out.setdefault(inside[k], []).append((i, j))
-    return out
+def sample_grid(box: Box, stride: int) -> Mask:
+    """Pixels of ``box`` on the lattice of every ``stride``-th grid row and column."""
+    rows = (np.arange(box.row0, box.row1) % stride) == 0
+    cols = (np.arange(box.col0, box.col1) % stride) == 0
+    return np.asarray(rows[:, None] & cols[None, :])
 
 
-def _pair_sample(xi: F64, xj: F64, both: Mask, cap: int) -> tuple[F64, F64]:
-    idx = np.flatnonzero(both.ravel())
-    idx = idx[:: max(1, idx.size // cap)]
-    return xi.reshape(xi.shape[0], -1)[:, idx], xj.reshape(xj.shape[0], -1)[:, idx]
+def _fit_pair(plan: Plan, options: PifOptions, pair: tuple[int, int]) -> tuple[IrmadModel, float] | str:
+    """IR-MAD transform and cutoff of one pair from its sample windows, or why it cannot be fitted."""
+    i, j = pair
+    windows = sample_windows(plan.footprints[i].intersect(plan.footprints[j]), max(1, options.samples))
+    stride = max(1, math.ceil(math.sqrt(sum(w.height * w.width for w in windows) / SAMPLE_PIXELS)))
+    xs, ys = [], []
+    for window in windows:
+        layers = plan.read_chunk(window, [i, j])
+        (xi, vi), (xj, vj) = layers[i], layers[j]
+        use = vi & vj & sample_grid(window, stride)
+        if options.holdout_share > 0:  # held-out pixels stay out of every fit
+            use &= ~holdout_cells(window, options.holdout_share)
+        xs.append(xi[:, use])
+        ys.append(xj[:, use])
+    x, y = np.concatenate(xs, axis=1), np.concatenate(ys, axis=1)
+    names = f"{plan.names[i]} and {plan.names[j]}"
+    try:
+        model = fit_irmad(x, y)
+    except np.linalg.LinAlgError:
+        return f"IR-MAD cannot be fitted to {names} (a constant or duplicated band?); their overlap is not used"
+    except ValueError:
+        return f"{names} share only {x.shape[1]} valid sampled pixels, too few for IR-MAD; their overlap is not used"
+    return model, invariant_cutoff(model, x, y, options.threshold, options.min_share)
 
 
 Transforms = dict[tuple[int, int], tuple[IrmadModel, float]]
@@ -205,45 +230,28 @@ def fit_pair_transforms(
 ) -> tuple[Transforms, list[str]]:
     """Fit IR-MAD and its PIF cutoff for every pair of the plan on samples of its overlap.
 
+    Each pair reads up to ``options.samples`` windows of its overlap and keeps at most
+    :data:`SAMPLE_PIXELS` pixels on a regular lattice, outside the held-out cells; pairs
+    are fitted one by one (``workers`` at a time), so memory stays bounded for any number
+    of pairs.
+
     Returns
     -------
     dict, list of str
-        The transforms with their cutoffs, and warnings for pairs too small to fit (they
-        get no PIF).
+        The transforms with their cutoffs, and warnings for pairs that cannot be fitted
+        (they get no PIF).
     """
     pairs = candidate_pairs(plan)
-    chunks = _sample_chunks(plan, pairs, max(1, options.samples))
-    cap = SAMPLE_PIXELS // max(1, options.samples)
-
-    def task(item: tuple[Box, list[tuple[int, int]]]) -> dict[tuple[int, int], tuple[F64, F64]]:
-        box, sampled = item
-        layers = plan.read_chunk(box, sorted({k for p in sampled for k in p}))
-        out = {}
-        for i, j in sampled:
-            (xi, vi), (xj, vj) = layers[i], layers[j]
-            out[(i, j)] = _pair_sample(xi, xj, vi & vj, cap)
-        return out
-
-    samples: dict[tuple[int, int], list[tuple[F64, F64]]] = {}
-    progress("pif samples", 0, len(chunks))
-    for done, result in enumerate(imap_bounded(task, list(chunks.items()), workers), start=1):
-        for key, sample in result.items():
-            samples.setdefault(key, []).append(sample)
-        progress("pif samples", done, len(chunks))
     models: Transforms = {}
     warnings = []
-    for key in pairs:
-        x = np.concatenate([s[0] for s in samples.get(key, [])], axis=1) if key in samples else np.zeros((1, 0))
-        y = np.concatenate([s[1] for s in samples.get(key, [])], axis=1) if key in samples else np.zeros((1, 0))
-        try:
-            model = fit_irmad(x, y)
-            models[key] = model, invariant_cutoff(model, x, y, options.threshold, options.min_share)
-        except ValueError:
-            i, j = key
-            warnings.append(
-                f"{plan.names[i]} and {plan.names[j]} share only {x.shape[1]} valid sampled pixels, "
-                "too few for IR-MAD; their overlap is not used"
-            )
+    progress("pif fit", 0, len(pairs))
+    fits = imap_bounded(lambda pair: _fit_pair(plan, options, pair), pairs, workers)
+    for done, (pair, fitted) in enumerate(zip(pairs, fits, strict=True), start=1):
+        if isinstance(fitted, str):
+            warnings.append(fitted)
+        else:
+            models[pair] = fitted
+        progress("pif fit", done, len(pairs))
     return models, warnings
 
 
@@ -261,12 +269,17 @@ def pair_mask(plan: Plan, setup: PifSetup, transforms: Transforms) -> PairMask:
         rho = setup.bands.reflectance(x[list(roles)], "--pif ndvi")
         return spectral_invariant(rho[0], rho[1], options.spectral)
 
-    def mask(box: Box, i: int, j: int, xi: F64, xj: F64) -> Mask:
-        keep = np.ones(xi.shape[1:], dtype=bool)
+    @functools.lru_cache(maxsize=16)  # every pair of a chunk shares the chunk's polygons
+    def polygons(box: Box) -> Mask:
+        keep = np.ones((box.height, box.width), dtype=bool)
         if include:
             keep &= np.logical_or.reduce([v.inside(box) for v in include])
         for v in exclude:
             keep &= ~v.inside(box)
+        return keep
+
+    def mask(box: Box, i: int, j: int, xi: F64, xj: F64) -> Mask:
+        keep = polygons(box).copy() if include or exclude else np.ones(xi.shape[1:], dtype=bool)
         if roles is not None:
             keep &= stable(xi) & stable(xj)
         if "imad" in options.methods:

@@ -21,7 +21,7 @@ from stacrrn.core.s2cloudless import S2CLOUDLESS_BANDS, s2cloudless_band_id, s2c
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError
 from stacrrn.io.raster import RasterInfo, open_raster, read_on_grid
-from stacrrn.io.stac import asset_bands, asset_href, gdal_path, is_raster
+from stacrrn.io.stac import asset_bands, asset_href, band_scaling, gdal_path, is_raster
 from stacrrn.pipeline.plan import ChunkReader
 from stacrrn.pipeline.stac_inputs import StacInputs
 from stacrrn.types import Box, Grid
@@ -70,11 +70,7 @@ def _missing_bands_error(item: pystac.Item, found: Mapping[str, object]) -> Inpu
 
 def _scaling(item: pystac.Item, key: str, index: int) -> tuple[float, float]:
     """``(scale, offset)`` from digital numbers to reflectance: ``raster:bands`` when given, else 1/10000."""
-    bands = item.assets[key].extra_fields.get("raster:bands") or []
-    band = bands[index - 1] if index <= len(bands) and isinstance(bands[index - 1], dict) else {}
-    if "scale" not in band and "offset" not in band:
-        return 1e-4, 0.0
-    return float(band.get("scale", 1.0)), float(band.get("offset", 0.0))
+    return band_scaling(item.assets[key], index) or (1e-4, 0.0)
 
 
 def coarse_grid(grid: Grid, pad: int) -> tuple[Grid, int, int]:

@@ -19,6 +19,7 @@ from stacrrn.io.stac import (
     BandSelection,
     asset_bands,
     asset_href,
+    band_scaling,
     find_qa_asset,
     gdal_path,
     select_bands,
@@ -139,15 +140,16 @@ def band_common_names(inputs: StacInputs) -> list[str | None]:
 def reflectance_scaling(inputs: StacInputs, position: int) -> tuple[float, float] | None:
     """``(scale, offset)`` turning a band's values into reflectance, from its ``raster:bands`` metadata."""
     ref = inputs.selection.bands[position]
-    bands = inputs.items[0].assets[ref.asset].extra_fields.get("raster:bands") or []
-    band = bands[ref.index - 1] if ref.index <= len(bands) and isinstance(bands[ref.index - 1], dict) else {}
-    if "scale" not in band and "offset" not in band:
-        return None
-    return float(band.get("scale", 1.0)), float(band.get("offset", 0.0))
+    return band_scaling(inputs.items[0].assets[ref.asset], ref.index)
+
+
+REFLECTIVE = ("coastal", "blue", "green", "red", "yellow", "pan", "nir", "nir08", "nir09", "swir16", "swir22")
+"""Common names of reflective bands (thermal bands carry another scaling: brightness temperature)."""
 
 
 def spectral_bands(inputs: StacInputs, reflectance: tuple[float, float] | None = None) -> SpectralBands:
     """Spectral roles of the selected bands; scaling ``reflectance`` or from ``raster:bands``."""
-    positions = range(len(inputs.selection.bands))
-    scaling = reflectance or next((s for p in positions if (s := reflectance_scaling(inputs, p))), None)
-    return SpectralBands(tuple(band_common_names(inputs)), tuple(inputs.selection.labels), scaling)
+    names = band_common_names(inputs)
+    reflective = [p for p, name in enumerate(names) if name in REFLECTIVE or str(name).startswith("rededge")]
+    scaling = reflectance or next((s for p in reflective if (s := reflectance_scaling(inputs, p))), None)
+    return SpectralBands(tuple(names), tuple(inputs.selection.labels), scaling)

@@ -244,7 +244,7 @@ def make_stac_plan(
     )
     reader = with_quality_masks(reader, inputs.qa, grid)
     if cloud_mask == "spectral":
-        reader = with_spectral_masks(reader, spectral_bands(inputs, reflectance))
+        reader = with_spectral_masks(reader, spectral_bands(inputs, reflectance), grid)
     elif cloud_mask == "s2cloudless":
         reader = with_s2cloudless_masks(reader, inputs, grid)
     identity: list[object] = [

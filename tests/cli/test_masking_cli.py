@@ -91,6 +91,7 @@ BAD = [
     (["--mask", "nonsense"], ["NAME=PATH"]),
     (["--mask", "Landsat_19990101=x.tif"], ["not one of the inputs"]),
     (["--mask", f"{CLOUDY}={FOLDER / 'missing.tif'}"], ["missing.tif"]),
+    (["--mask", f"{CLOUDY}=x.tif:qa"], ["unknown kind", "qa_pixel"]),
     (["--pif", "ndvi"], ["--pif ndvi", "red"]),
     (["--pif", "ndvi", "--band-names", NAMES], ["reflectance", "--reflectance-scale"]),
     (["--cloud-mask", "spectral", "--band-names", "blue,red"], ["--band-names lists 2", "7 band"]),
@@ -129,4 +130,8 @@ def test_vector_without_polygons_and_clouds_with_nothing_to_mask(tmp_path):
         run_cli("match", *dates("20220313", "20240302"), "-o", str(out), "--pif", str(points)), "holds no polygon"
     )
     assert_user_error(run_cli("clouds", *dates("20220313"), "-o", str(out)), "nothing to mask")
+    assert_user_error(
+        run_cli("clouds", *dates("20220313"), "-o", str(out), "--bands", "red", "--cloud-mask", "spectral"),
+        "band numbers",
+    )
     assert not out.exists()

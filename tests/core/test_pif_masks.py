@@ -71,6 +71,18 @@ def test_orthogonal_slope_matches_total_least_squares():
     u, _, _ = np.linalg.svd(d, full_matrices=False)
     normal = u[:, -1]  # the line's normal: direction of least spread
     assert orthogonal_slope(pm)[0] == pytest.approx(-normal[0] / normal[1], rel=1e-9)
+    flipped = PairMoments.of(y, x)  # the same line seen from the other image: slope inverts
+    assert orthogonal_slope(flipped)[0] == pytest.approx(1 / orthogonal_slope(pm)[0], rel=1e-9)
+
+
+def test_orthogonal_slope_falls_back_to_the_spread_ratio_without_correlation():
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 10, (1, 20000))
+    y = 2 * rng.normal(0, 10, x.shape) + 0.003 * x  # nearly uncorrelated, twice the spread
+    pm = PairMoments.of(x, y)
+    assert orthogonal_slope(pm)[0] == pytest.approx(pm.std_j[0] / pm.std_i[0])
+    flat = PairMoments.of(x, np.full_like(x, 5.0))  # a constant band: no NaN, no inf
+    assert np.isfinite(orthogonal_slope(flat)).all()
 
 
 def test_orthogonal_estimator_recovers_gains_when_both_images_are_noisy():

@@ -179,3 +179,28 @@ def test_a_pif_selection_that_leaves_too_few_pixels_names_the_image_bands_and_co
     assert message.startswith("d0: only ") and "pseudo-invariant pixels" in message and "bands 1, 2, 3, 4" in message
     assert "--pif-threshold" in message and "91776 valid" in message
     assert not (tmp_path / "out").exists()
+
+
+@needs_shared
+def test_pif_statistics_do_not_depend_on_the_chunking(series, tmp_path):
+    paths, *_ = series
+    pif = PifOptions.parse(["imad"])
+    big = match(paths[:3], tmp_path / "big", pif=pif, method="global", chunk_size=1024)
+    small = match(paths[:3], tmp_path / "small", pif=pif, method="global", chunk_size=96)
+    used = [[p["used_pixels"], p["holdout_pixels"]] for p in big.model.quality["pairs"]]
+    assert used == [[p["used_pixels"], p["holdout_pixels"]] for p in small.model.quality["pairs"]]
+    np.testing.assert_allclose(big.model.global_fit.gains, small.model.global_fit.gains, rtol=1e-10)
+
+
+@needs_shared
+def test_spectral_cloud_masks_do_not_depend_on_the_chunking(series, tmp_path):
+    paths, *_ = series
+    common = dict(method="global", cloud_mask="spectral", band_names=BANDS, reflectance=(2e-5, -0.1))
+    counts = [
+        [
+            im["valid_pixels"]
+            for im in match(paths, tmp_path / f"c{size}", chunk_size=size, **common).model.quality["images"]
+        ]
+        for size in (1024, 50)  # 50: chunk borders cut through the clouds and their buffers
+    ]
+    assert counts[0] == counts[1] and counts[0][1] < counts[0][0]

@@ -1,0 +1,70 @@
+"""STAC search options shared by the commands that take a search (``search``, ``run``, ``clouds``, ``pif``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from stacrrn.errors import ParameterError
+from stacrrn.io.stac import Search, parse_bbox
+
+StacUrl = Annotated[str | None, typer.Option("--stac", help="STAC API URL to search.", rich_help_panel="Search")]
+Catalog = Annotated[
+    str | None,
+    typer.Option("--catalog", help="Static catalog or collection JSON (path or URL).", rich_help_panel="Search"),
+]
+ItemFiles = Annotated[
+    list[str] | None,
+    typer.Argument(help="Item or ItemCollection JSON files (instead of a search).", show_default=False),
+]
+Collections = Annotated[
+    list[str] | None, typer.Option("--collection", "-c", help="Collection id; repeatable.", rich_help_panel="Search")
+]
+Bbox = Annotated[str | None, typer.Option(help="west,south,east,north in degrees.", rich_help_panel="Search")]
+Datetime = Annotated[
+    str | None,
+    typer.Option("--datetime", help="RFC 3339 date or interval, e.g. 2024-06-01/2024-06-30.", rich_help_panel="Search"),
+]
+Query = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Property comparison like 'eo:cloud_cover<20'; repeatable (STAC API query extension).",
+        rich_help_panel="Search",
+    ),
+]
+Filter = Annotated[
+    str | None,
+    typer.Option("--filter", help="CQL2 filter, text or JSON (STAC API filter extension).", rich_help_panel="Search"),
+]
+Ids = Annotated[list[str] | None, typer.Option("--id", help="Item id; repeatable.", rich_help_panel="Search")]
+MaxItems = Annotated[int | None, typer.Option(help="Take at most this many items.", rich_help_panel="Search")]
+
+
+def make_search(
+    stac: str | None,
+    catalog: str | None,
+    item_files: list[str] | None,
+    collection: list[str] | None,
+    bbox: str | None,
+    datetime: str | None,
+    query: list[str] | None,
+    filter_: str | None,
+    ids: list[str] | None,
+    max_items: int | None,
+) -> Search:
+    """Build a :class:`Search` from command-line options (validating bbox and max items)."""
+    if max_items is not None and max_items < 1:
+        raise ParameterError(f"--max-items must be at least 1, got {max_items}")
+    return Search(
+        stac=stac,
+        catalog=catalog,
+        item_files=tuple(item_files or ()),
+        collections=tuple(collection or ()),
+        bbox=parse_bbox(bbox) if bbox else None,
+        datetime=datetime,
+        query=tuple(query or ()),
+        filter=filter_,
+        ids=tuple(ids or ()),
+        max_items=max_items,
+    )
