@@ -1,0 +1,101 @@
+"""Seamlines partition the union of footprints exactly once, for any layout and input order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stacrrn.core.seamlines import NONE, blend_weights, partition, signed_distance
+
+H, W = 60, 80
+
+
+@st.composite
+def layouts(draw):
+    """2-6 rectangles on a 60 x 80 grid, many of them overlapping 3 or 4 ways, with priorities."""
+    n = draw(st.integers(2, 6))
+    masks = []
+    for _ in range(n):
+        r0 = draw(st.integers(0, H - 10))
+        c0 = draw(st.integers(0, W - 10))
+        r1 = draw(st.integers(r0 + 5, H))
+        c1 = draw(st.integers(c0 + 5, W))
+        m = np.zeros((H, W), bool)
+        m[r0:r1, c0:c1] = True
+        masks.append(m)
+    priority = draw(st.lists(st.sampled_from([1.0, 1.0, 2.0, 0.5]), min_size=n, max_size=n))
+    return masks, priority
+
+
+@settings(deadline=None, max_examples=60)
+@given(layouts(), st.randoms())
+def test_partition_covers_the_union_once_inside_each_footprint_for_any_order(layout, rnd):
+    masks, priority = layout
+    keys = [f"img{k}" for k in range(len(masks))]
+    labels = partition(masks, keys, priority)
+    union = np.logical_or.reduce(masks)
+    assert np.array_equal(labels != NONE, union)  # no gap, and nothing outside the union
+    for k, m in enumerate(masks):
+        assert m[labels == k].all()  # each region inside its own footprint
+    perm = list(range(len(masks)))
+    rnd.shuffle(perm)
+    shuffled = partition([masks[p] for p in perm], [keys[p] for p in perm], [priority[p] for p in perm])
+    mapped = np.where(shuffled == NONE, NONE, np.asarray(perm)[np.maximum(shuffled, 0)])
+    assert np.array_equal(mapped, labels)  # independent of the input order
+
+
+def test_two_equal_images_split_in_the_middle_and_priority_moves_the_seam():
+    a = np.zeros((20, 60), bool)
+    b = np.zeros((20, 60), bool)
+    a[:, :40], b[:, 20:] = True, True
+    labels = partition([a, b], ["a", "b"])
+    cut = [int(np.argmax(row == 1)) for row in labels]
+    assert all(c == 30 for c in cut)  # the middle of the 20-pixel overlap, edge to edge
+    favoured = partition([a, b], ["a", "b"], [1.0, 3.0])
+    assert (favoured == 1).sum() > (labels == 1).sum()
+
+
+def test_feathering_weights_sum_to_one_and_ramp_across_the_seam():
+    a = np.zeros((10, 60), bool)
+    b = np.zeros((10, 60), bool)
+    a[:, :40], b[:, 20:] = True, True
+    labels = partition([a, b], ["a", "b"])
+    signed = [signed_distance(labels, 0), signed_distance(labels, 1)]
+    wa, wb = blend_weights(signed, [a, b], width=8)
+    union = a | b
+    np.testing.assert_allclose((wa + wb)[union], 1.0)
+    row = wa[5]
+    assert row[10] == 1 and row[50] == 0 and 0.3 < row[30] < 0.7
+    assert np.all(np.diff(row[20:40]) <= 1e-12)  # monotone ramp from a to b
+    hard_a, _ = blend_weights(signed, [a, b], width=0)
+    assert set(np.unique(hard_a[union])) == {0.0, 1.0} and np.array_equal(hard_a[union] == 1, labels[union] == 0)
+
+
+def test_a_hole_in_the_assigned_image_is_filled_by_the_other_one():
+    a = np.ones((10, 30), bool)
+    b = np.ones((10, 30), bool)
+    labels = partition([a, b], ["a", "b"])
+    hole = a.copy()
+    hole[4:6, :] = False  # nodata in image a after the seams were drawn
+    signed = [signed_distance(labels, 0), signed_distance(labels, 1)]
+    wa, wb = blend_weights(signed, [hole, b], width=0)
+    assert np.all(wb[4:6, :] == 1) and np.all((wa + wb) == 1)
+
+
+def test_bad_arguments():
+    m = np.ones((4, 4), bool)
+    with pytest.raises(ValueError, match="unique"):
+        partition([m, m], ["x", "x"])
+    with pytest.raises(ValueError, match="positive"):
+        partition([m, m], ["x", "y"], [1.0, 0.0])
+
+
+def test_an_image_inside_another_wins_its_centre_with_a_priority():
+    big = np.ones((60, 60), bool)
+    small = np.zeros((60, 60), bool)
+    small[20:40, 20:40] = True
+    plain = partition([big, small], ["big", "small"])
+    preferred = partition([big, small], ["big", "small"], [1.0, 4.0])
+    assert (preferred == 1).sum() > (plain == 1).sum() and preferred[30, 30] == 1
