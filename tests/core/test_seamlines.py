@@ -99,3 +99,25 @@ def test_an_image_inside_another_wins_its_centre_with_a_priority():
     plain = partition([big, small], ["big", "small"])
     preferred = partition([big, small], ["big", "small"], [1.0, 4.0])
     assert (preferred == 1).sum() > (plain == 1).sum() and preferred[30, 30] == 1
+
+
+def test_seam_jump_and_gradient_ratio_by_hand():
+    from stacrrn.core.seam_metrics import seam_sums
+
+    values = np.array([[[1.0, 1.0, 5.0, 5.0], [1.0, 1.0, 5.0, 5.0]]])  # one band, a step of 4 at the seam
+    labels = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+    valid = np.ones((2, 4), bool)
+    sums = seam_sums(values, valid, labels, near=1)
+    assert sums.seam_pairs == 2 and sums.jump[0] == 4.0
+    # nearby pairs: the vertical ones and the horizontal ones beside the seam, all flat
+    assert sums.near_pairs > 0 and sums.near_sum[0] == 0 and np.isinf(sums.gradient_ratio[0])
+    smooth = np.array([[[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]]])
+    ramp = seam_sums(smooth, valid, labels, near=1)
+    # near pairs: 4 horizontal (difference 1) and 4 vertical (0) -> mean 0.5, ratio 2
+    assert ramp.jump[0] == 1.0 and ramp.near_pairs == 8 and ramp.gradient_ratio[0] == 2.0
+    half = seam_sums(values[:, :, :2], valid[:, :2], labels[:, :2])
+    assert half.seam_pairs == 0 and np.isnan(half.jump[0])
+    merged = seam_sums(values, valid, labels, near=1)
+    merged.add(ramp)
+    assert merged.seam_pairs == 4 and merged.jump[0] == 2.5
+    assert merged.to_dict()["jump"] == [2.5]
