@@ -1,8 +1,10 @@
-"""User vector masks: polygons read from GeoJSON, GeoPackage or GeoParquet, rasterized per chunk.
+"""Vectors: user masks read from GeoJSON, GeoPackage or GeoParquet; seamlines written to them.
 
 GeoJSON, GeoPackage (and anything else OGR reads) go through pyogrio; GeoParquet through
-pyarrow, with the CRS from its ``geo`` metadata. Geometries are reprojected once to the
+pyarrow, with the CRS from its ``geo`` metadata. Mask geometries are reprojected once to the
 common grid's CRS and rasterized on each chunk's box (pixel centres inside a polygon).
+Label rasters (seam regions, footprints) are polygonized and written as GeoJSON (WGS 84)
+and GeoParquet (in the mosaic CRS).
 """
 
 from __future__ import annotations
@@ -100,3 +102,57 @@ class VectorMask:
             ((g, 1) for g in self.geometries), out_shape=(box.height, box.width), transform=transform, dtype="uint8"
         )
         return np.asarray(burned, dtype=bool)
+
+
+def polygonize(labels: NDArray[np.integer], grid: Grid) -> dict[int, shapely.Geometry]:
+    """Polygons of each non-negative label of a raster on ``grid`` (pixel edges, in the grid's CRS)."""
+    from rasterio.features import shapes
+
+    a, b, c, d, e, f = grid.transform
+    parts: dict[int, list[shapely.Geometry]] = {}
+    data = labels.astype(np.int32)
+    for geom, value in shapes(data, mask=data >= 0, transform=Affine(a, b, c, d, e, f)):
+        parts.setdefault(int(value), []).append(shapely.geometry.shape(geom))
+    return {k: shapely.union_all(v) for k, v in parts.items()}
+
+
+Feature = tuple[shapely.Geometry, dict[str, object]]
+
+
+def write_geojson(path: str | os.PathLike[str], features: list[Feature], crs: str) -> None:
+    """Write features as an RFC 7946 GeoJSON FeatureCollection (reprojected to WGS 84)."""
+    transformer = Transformer.from_crs(CRS.from_user_input(crs), CRS.from_epsg(4326), always_xy=True)
+    out = [
+        {
+            "type": "Feature",
+            "properties": props,
+            "geometry": shapely.geometry.mapping(shapely.transform(geom, _reprojector(transformer))),
+        }
+        for geom, props in features
+    ]
+    with open(path, "w") as f:
+        json.dump({"type": "FeatureCollection", "features": out}, f)
+
+
+def write_geoparquet(path: str | os.PathLike[str], features: list[Feature], crs: str) -> None:
+    """Write features as GeoParquet 1.1 (WKB geometries in ``crs``, PROJJSON in the ``geo`` metadata)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, list[object]] = {k: [props.get(k) for _, props in features] for k in features[0][1]}
+    columns["geometry"] = [shapely.to_wkb(geom) for geom, _ in features]
+    types = sorted({g.geom_type for g, _ in features})
+    meta = {
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": {
+            "geometry": {
+                "encoding": "WKB",
+                "geometry_types": types,
+                "crs": CRS.from_user_input(crs).to_json_dict(),
+                "bbox": list(shapely.union_all([g for g, _ in features]).bounds),
+            }
+        },
+    }
+    table = pa.table(columns).replace_schema_metadata({"geo": json.dumps(meta)})
+    pq.write_table(table, path)

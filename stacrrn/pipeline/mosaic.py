@@ -1,0 +1,304 @@
+"""A seamless mosaic: images blended across seamlines chunk by chunk, with its vectors and item.
+
+Outputs in a folder or ``s3://`` prefix: ``mosaic.tif`` (COG with overviews), the seamlines
+as ``seamlines.geojson`` (WGS 84) and ``seamlines.parquet`` (GeoParquet, mosaic CRS), the
+valid-data ``footprints.geojson``, and last the STAC item ``mosaic.json`` (start/end
+datetime, ``derived_from`` every input, the seam metrics).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+import shapely
+from numpy.typing import NDArray
+from pyproj import Transformer
+
+from stacrrn import __version__
+from stacrrn.core.correct import cast
+from stacrrn.core.seam_metrics import SeamSums, seam_sums
+from stacrrn.core.seamlines import blend_weights
+from stacrrn.errors import ParameterError
+from stacrrn.io.cog import cog_writer
+from stacrrn.io.stac import Search
+from stacrrn.io.stac_items import raster_item, to_json_dict
+from stacrrn.io.storage import Storage, configure_cloud
+from stacrrn.io.vectors import write_geojson, write_geoparquet
+from stacrrn.pipeline.catalog import publish_raster
+from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.plan import Plan
+from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.seams import Seams, compute_seams, priorities, seam_pixel_size
+from stacrrn.types import Box
+
+F64 = NDArray[np.float64]
+
+MOSAIC_KEY, ITEM_KEY = "mosaic.tif", "mosaic.json"
+SEAMLINES_GEOJSON, SEAMLINES_PARQUET, FOOTPRINTS_GEOJSON = (
+    "seamlines.geojson",
+    "seamlines.parquet",
+    "footprints.geojson",
+)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the mosaic is made of: the plan, a plan factory for the seam grid, and metadata."""
+
+    plan: Plan
+    coarse: Plan
+    dtype: str
+    nodata: float | None
+    band_names: list[str]
+    datetimes: list[dt.datetime]
+    lineage: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MosaicResult:
+    """Outcome of :func:`mosaic`."""
+
+    seams: Seams
+    metrics: SeamSums
+    item: dict[str, Any]
+    item_href: str
+    hrefs: dict[str, str]
+
+
+def _blend_chunk(plan: Plan, seams: Seams, box: Box, width: float) -> tuple[F64, NDArray[np.bool_], SeamSums]:
+    images = plan.images_in(box)
+    layers = plan.read_chunk(box, images)
+    nb = len(plan.bands)
+    out = np.zeros((nb, box.height, box.width))
+    if not images:
+        return out, np.zeros((box.height, box.width), bool), SeamSums(nb)
+    signed = [seams.signed_at(i, plan.grid, box) for i in images]
+    valid = [layers[i][1] for i in images]
+    for w, i, v in zip(blend_weights(signed, valid, width), images, valid, strict=True):
+        out += w * np.where(v, layers[i][0], 0.0)
+    any_valid = np.logical_or.reduce(valid)
+    owner = np.argmax(np.stack([np.where(v, s, -np.inf) for s, v in zip(signed, valid, strict=True)]), axis=0)
+    return out, any_valid, seam_sums(out, any_valid, owner)
+
+
+def write_mosaic(
+    sources: Sources,
+    seams: Seams,
+    path: Path,
+    feather: float = 0.0,
+    workers: int = 1,
+    progress: Progress = no_progress,
+) -> SeamSums:
+    """Blend the images across the seamlines into a COG at ``path``, chunk by chunk.
+
+    Parameters
+    ----------
+    sources
+        The images and the output data type and nodata.
+    seams
+        Their seamlines.
+    path
+        Output COG (appears only when complete).
+    feather
+        Width of the blend across seams, in pixels of the mosaic (0: a hard cut).
+    workers
+        Chunks blended concurrently.
+    progress
+        Called with ``("mosaic", done, total)``.
+
+    Returns
+    -------
+    SeamSums
+        Jump and gradient ratio across the seams of the written mosaic.
+    """
+    plan = sources.plan
+    metrics = SeamSums(len(plan.bands))
+    total = len(plan.chunks)
+    progress("mosaic", 0, total)
+    masked = sources.nodata is None
+    with cog_writer(path, plan.grid, len(plan.bands), sources.dtype, sources.nodata, None, sources.band_names) as w:
+        chunks = imap_bounded(lambda b: (b, *_blend_chunk(plan, seams, b, feather)), plan.chunks, workers)
+        for done, (box, values, valid, sums) in enumerate(chunks, start=1):
+            metrics.add(sums)
+            data = cast(values, valid, sources.dtype, sources.nodata).data
+            w.write(box, data, valid if masked else None)
+            progress("mosaic", done, total)
+    return metrics
+
+
+def _geometry(seams: Seams) -> tuple[dict[str, Any], list[float]]:
+    union = shapely.union_all(seams.footprints)
+    transformer = Transformer.from_crs(seams.grid.crs, "EPSG:4326", always_xy=True)
+    wgs84 = shapely.transform(
+        shapely.segmentize(union, max(seams.grid.resolution) * 8),
+        lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])),
+    )
+    geometry: dict[str, Any] = json.loads(shapely.to_geojson(wgs84))  # lists, not tuples
+    return geometry, list(wgs84.bounds)
+
+
+def mosaic_item(
+    sources: Sources, seams: Seams, metrics: SeamSums, feather: float, assets: dict[str, Any]
+) -> pystac.Item:
+    """The mosaic's STAC item: extent of the footprints, time span of the inputs, lineage, seam metrics."""
+    start, end = min(sources.datetimes), max(sources.datetimes)
+    props = {
+        "start_datetime": start.isoformat(),
+        "end_datetime": end.isoformat(),
+        "processing:software": {"stacrrn": __version__},
+        "processing:lineage": f"stacrrn mosaic of {len(seams.names)} images: distance-transform seamlines, "
+        + (f"feathered over {feather:g} pixels" if feather > 0 else "hard cut"),
+        "processing:datetime": dt.datetime.now(dt.UTC).isoformat(),
+        "rrn:mosaic": {"images": seams.names, "priority": seams.priority, "feather": feather} | metrics.to_dict(),
+    }
+    item = raster_item("mosaic", None, {"mosaic": assets["mosaic"]}, props, _geometry(seams))  # type: ignore[arg-type]
+    for key, (media, title) in {
+        "seamlines": ("application/geo+json", "seamlines (WGS 84)"),
+        "seamlines-parquet": ("application/vnd.apache.parquet", "seamlines (GeoParquet, mosaic CRS)"),
+        "footprints": ("application/geo+json", "valid-data footprints (WGS 84)"),
+    }.items():
+        item.add_asset(key, pystac.Asset(assets[key], title, media_type=media, roles=["metadata"]))
+    for href in sources.lineage:
+        item.add_link(pystac.Link("derived_from", href, media_type="application/json"))
+    return item
+
+
+def mosaic(
+    sources: Sources,
+    out: str,
+    *,
+    feather: float = 0.0,
+    priority: Mapping[str, float] | None = None,
+    workers: int = 2,
+    progress: Progress = no_progress,
+) -> MosaicResult:
+    """Seamlines, a blended mosaic COG, vectors and a STAC item, written to ``out``.
+
+    Parameters
+    ----------
+    sources
+        The images (see :func:`mosaic_sources`).
+    out
+        A folder or ``s3://bucket/prefix``.
+    feather
+        Blend width across seams in mosaic pixels (0: hard cut).
+    priority
+        Image name -> priority (default 1; larger wins more area).
+    workers
+        Concurrent chunks.
+    progress
+        Progress callback.
+
+    Returns
+    -------
+    MosaicResult
+        Seams, seam metrics and where everything is; the item is written last.
+    """
+    if feather < 0:
+        raise ParameterError(f"--feather must be 0 (hard cut) or a positive width in pixels, got {feather}")
+    storage = Storage(out)
+    storage.check_writable()
+    seams = compute_seams(sources.coarse, priorities(sources.plan.names, priority))
+    hrefs: dict[str, str] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="stacrrn-mosaic-") as tmp:
+            local = Path(tmp)
+            metrics = write_mosaic(sources, seams, local / MOSAIC_KEY, feather, workers, progress)
+            write_geojson(local / SEAMLINES_GEOJSON, seams.features(), seams.grid.crs)
+            write_geoparquet(local / SEAMLINES_PARQUET, seams.features(), seams.grid.crs)
+            write_geojson(local / FOOTPRINTS_GEOJSON, seams.footprint_features(), seams.grid.crs)
+            bands = [{"name": n} for n in sources.band_names]
+            cog = publish_raster(storage, local / MOSAIC_KEY, MOSAIC_KEY, bands, ("data",), "seamless mosaic")
+            hrefs = {"mosaic": cog.href}
+            for key, name in (
+                ("seamlines", SEAMLINES_GEOJSON),
+                ("seamlines-parquet", SEAMLINES_PARQUET),
+                ("footprints", FOOTPRINTS_GEOJSON),
+            ):
+                hrefs[key] = storage.put_file(local / name, name)
+            vectors = {k: v for k, v in hrefs.items() if k != "mosaic"}
+            item = mosaic_item(sources, seams, metrics, feather, {"mosaic": cog} | vectors)
+            d = to_json_dict(item, storage.href(ITEM_KEY))
+            item_href = storage.put_text(json.dumps(d), ITEM_KEY)
+    finally:
+        storage.cleanup()
+    return MosaicResult(seams, metrics, d, item_href, hrefs)
+
+
+def _file_time(path: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromtimestamp(os.path.getmtime(path), dt.UTC)
+    except OSError:
+        return dt.datetime.now(dt.UTC)
+
+
+def mosaic_sources(
+    source: Sequence[str | os.PathLike[str]] | Search | Sequence[pystac.Item],
+    *,
+    bands: Sequence[str] | None = None,
+    crs: str | None = None,
+    resolution: float | None = None,
+    seam_resolution: float | None = None,
+    workers: int = 2,
+) -> Sources:
+    """The images of a mosaic from local rasters, a STAC search or items.
+
+    Parameters
+    ----------
+    source
+        Local raster paths, a :class:`~stacrrn.io.stac.Search`, or items.
+    bands
+        Local: 1-based band numbers as strings; STAC: asset keys / common names.
+    crs, resolution
+        Mosaic grid (default: first input's CRS, finest resolution).
+    seam_resolution
+        Pixel size of the seam grid (default: the mosaic's, coarsened to at most
+        :data:`~stacrrn.pipeline.seams.SEAM_PIXELS` pixels on the longer side).
+    workers
+        Concurrent header reads.
+    """
+    if isinstance(source, Search) or (source and isinstance(source[0], pystac.Item)):
+        from pystac.utils import str_to_datetime
+
+        from stacrrn.io.stac import item_href, search_items, sort_by_date
+        from stacrrn.pipeline.stac_inputs import open_assets
+        from stacrrn.pipeline.stac_plan import make_stac_plan
+
+        configure_cloud()
+        items = search_items(source) if isinstance(source, Search) else sort_by_date(source)  # type: ignore[arg-type]
+        inputs = open_assets(items, bands, workers, "none")
+        plan = make_stac_plan(inputs, crs, resolution)
+        coarse = make_stac_plan(inputs, plan.grid.crs, seam_resolution or seam_pixel_size(plan.grid))
+        headers = list(inputs.assets[0].values())
+        dtypes = {h.dtype for hs in inputs.assets for h in hs.values()}
+        names = list(inputs.selection.labels)
+        when = [it.datetime or str_to_datetime(it.properties["start_datetime"]) for it in items]
+        lineage = [item_href(it) for it in items]
+    else:
+        from stacrrn.pipeline.plan import make_plan
+
+        paths = [os.fspath(p) for p in source if not isinstance(p, pystac.Item)]
+        try:
+            numbers = None if bands is None else [int(b) for b in bands]
+        except ValueError:
+            given = ",".join(bands or [])
+            raise ParameterError(f"--bands of local rasters are band numbers like 1,2,3; got {given}") from None
+        plan = make_plan(paths, numbers, crs, resolution)
+        coarse = make_plan(paths, plan.bands, plan.grid.crs, seam_resolution or seam_pixel_size(plan.grid))
+        headers = list(plan.infos)
+        dtypes = {h.dtype for h in plan.infos}
+        names = [f"b{b}" for b in plan.bands]
+        when = [_file_time(p) for p in paths]
+        lineage = []
+    dtype = headers[0].dtype if len(dtypes) == 1 else "float32"
+    nodata = headers[0].nodata if len(dtypes) == 1 else float("nan")
+    return Sources(plan, coarse, dtype, nodata, names, when, lineage)

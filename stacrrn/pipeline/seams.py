@@ -1,0 +1,166 @@
+"""Seamlines of a plan's images: valid-data footprints from a coarse read, and their partition.
+
+The images are read once on a coarse *seam grid* (same CRS, at most :data:`SEAM_PIXELS` on
+its longer side; odc-stac and GDAL read overviews there), which gives each image's
+valid-data footprint and the distance-transform partition of their union
+(:mod:`stacrrn.core.seamlines`). Each image keeps its signed distance to its region's
+boundary on a crop of the seam grid, from which the mosaic interpolates blending weights at
+full resolution chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from stacrrn.core.seamlines import Labels, partition, signed_distance
+from stacrrn.errors import InputError, ParameterError
+from stacrrn.io.vectors import Feature, polygonize
+from stacrrn.pipeline.plan import Plan
+from stacrrn.types import Box, Grid
+
+F64 = NDArray[np.float64]
+
+SEAM_PIXELS = 2048
+"""Longer side (pixels) of the seam grid at most."""
+
+PlanAt = Callable[[float], Plan]
+"""Builds the same plan at another pixel size (the seam grid's)."""
+
+
+@dataclass(frozen=True)
+class Seams:
+    """Seamlines of a set of images on a coarse seam grid.
+
+    Attributes
+    ----------
+    names
+        Image names, in plan order.
+    grid
+        The seam grid.
+    labels
+        Region of every seam-grid pixel (image index, -1 where none).
+    crops, signed
+        Per image: its box on the seam grid (footprint plus a margin) and its signed distance
+        (seam-grid pixels) to its region's boundary there.
+    footprints
+        Valid-data polygons per image (seam-grid precision, simplified), in the grid's CRS.
+    regions
+        Seam polygon per image (``None`` for an image that shows nowhere).
+    priority
+        Priority of each image.
+    """
+
+    names: list[str]
+    grid: Grid
+    labels: Labels
+    crops: list[Box]
+    signed: list[F64]
+    footprints: list[shapely.Geometry]
+    regions: list[shapely.Geometry | None]
+    priority: list[float]
+
+    def signed_at(self, i: int, fine: Grid, box: Box) -> F64:
+        """Image ``i``'s signed distance, in pixels of ``fine``, at the centres of ``box`` of ``fine``."""
+        a, _, c, _, e, f = fine.transform
+        sa, _, sc, _, se, sf = self.grid.transform
+        cols = ((c + a * (np.arange(box.col0, box.col1) + 0.5)) - sc) / sa - 0.5 - self.crops[i].col0
+        rows = ((f + e * (np.arange(box.row0, box.row1) + 0.5)) - sf) / se - 0.5 - self.crops[i].row0
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
+        far = -float(self.labels.shape[0] + self.labels.shape[1])
+        values = ndimage.map_coordinates(self.signed[i], [rr, cc], order=1, mode="constant", cval=far)
+        return np.asarray(values * (abs(sa) / abs(a)), dtype=np.float64)
+
+    def features(self) -> list[Feature]:
+        """Seam polygons with their image, priority and area, for the vector outputs."""
+        return [
+            (region, {"image": name, "priority": p, "area": float(region.area)})
+            for name, region, p in zip(self.names, self.regions, self.priority, strict=True)
+            if region is not None
+        ]
+
+    def footprint_features(self) -> list[Feature]:
+        """Valid-data footprints with their image, for the vector outputs."""
+        return [(fp, {"image": name}) for name, fp in zip(self.names, self.footprints, strict=True) if not fp.is_empty]
+
+
+def seam_pixel_size(grid: Grid, max_pixels: int = SEAM_PIXELS) -> float:
+    """Pixel size of the seam grid: the plan's, times the factor that fits ``max_pixels``."""
+    factor = max(1, math.ceil(max(grid.width, grid.height) / max_pixels))
+    return max(grid.resolution) * factor
+
+
+def priorities(names: Sequence[str], given: Mapping[str, float] | None) -> list[float]:
+    """Priority per image (default 1).
+
+    Raises
+    ------
+    ParameterError
+        For a name that is not an input or a priority that is not positive.
+    """
+    given = dict(given or {})
+    for name, value in given.items():
+        if name not in names:
+            raise ParameterError(f"--priority {name}=...: {name!r} is not one of the inputs ({', '.join(names)})")
+        if not value > 0:
+            raise ParameterError(f"--priority {name}={value}: priorities must be positive")
+    return [float(given.get(n, 1.0)) for n in names]
+
+
+def _valid_on(coarse: Plan, i: int) -> NDArray[np.bool_]:
+    full = np.zeros((coarse.grid.height, coarse.grid.width), dtype=bool)
+    box = coarse.footprints[i]
+    if not box.empty:
+        full[box.row0 : box.row1, box.col0 : box.col1] = coarse.read_chunk(box, [i])[i][1]
+    return full
+
+
+def compute_seams(coarse: Plan, priority: Sequence[float], margin: int = 4) -> Seams:
+    """Footprints and seamlines of the images of ``coarse`` (a plan on the seam grid).
+
+    Parameters
+    ----------
+    coarse
+        The images on the seam grid.
+    priority
+        Weight of each image's distances (see :func:`stacrrn.core.seamlines.partition`).
+    margin
+        Seam-grid pixels kept around each footprint for the signed distances (covers the
+        feathering width outside the region).
+
+    Raises
+    ------
+    InputError
+        If an image has no valid pixel at the seam grid's resolution.
+    """
+    valid = [_valid_on(coarse, i) for i in range(len(coarse.names))]
+    for name, v in zip(coarse.names, valid, strict=True):
+        if not v.any():
+            raise InputError(f"{name} has no valid pixel at the seam grid's resolution; remove it from the inputs")
+    labels = partition(valid, coarse.names, priority)
+    tolerance = max(coarse.grid.resolution)
+    crops, signed, footprints = [], [], []
+    for i, v in enumerate(valid):
+        fp = coarse.footprints[i]
+        crop = Box(fp.row0 - margin, fp.col0 - margin, fp.row1 + margin, fp.col1 + margin).intersect(coarse.grid.box)
+        crops.append(crop)
+        signed.append(signed_distance(labels[crop.row0 : crop.row1, crop.col0 : crop.col1], i))
+        shape = polygonize(v.astype(np.int32) - (~v).astype(np.int32), coarse.grid).get(1, shapely.Polygon())
+        footprints.append(shapely.simplify(shape, tolerance))
+    regions = polygonize(labels, coarse.grid)
+    return Seams(
+        list(coarse.names),
+        coarse.grid,
+        labels,
+        crops,
+        signed,
+        footprints,
+        [regions.get(i) for i in range(len(valid))],
+        list(priority),
+    )
