@@ -152,9 +152,10 @@ Bands = Annotated[
 ]
 
 
-def _source(
+def source_of(
     inputs: list[str] | None, stac: str | None, collection: list[str] | None, bbox: str | None, datetime: str | None
 ) -> Any:
+    """Local rasters (a list of paths) or a :class:`~stacrrn.io.stac.Search` (item files or ``--stac``)."""
     files = inputs or []
     if stac or any(f.endswith(".json") for f in files):
         return make_search(stac, None, files or None, collection, bbox, datetime, None, None, None, None)
@@ -182,7 +183,7 @@ def clouds_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
 ) -> None:
     """Write each input's clear-sky mask (1 clear, 0 cloud/shadow/snow..., 255 no data) as a COG."""
-    source = _source(inputs, stac, collection, bbox, datetime)
+    source = source_of(inputs, stac, collection, bbox, datetime)
     if isinstance(source, list):
         cloud_mask = ("spectral" if band_names else "none") if cloud_mask == "auto" else cloud_mask
         if cloud_mask == "none" and not mask:
@@ -229,7 +230,7 @@ def pif_command(
     options = PifOptions.parse(pif or ["imad"], exclude or [], pif_threshold, 0.0, pif_min_share)
     if options is None:
         raise ParameterError("stacrrn pif needs a criterion: --pif imad, ndvi or a vector file")
-    source = _source(inputs, stac, collection, bbox, datetime)
+    source = source_of(inputs, stac, collection, bbox, datetime)
     _, plan = mask_plans(
         source,
         bands=split(bands),

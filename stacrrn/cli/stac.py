@@ -32,6 +32,7 @@ from stacrrn.cli.masking import (
     print_quality_table,
     reflectance,
 )
+from stacrrn.cli.mosaic import Feather, Priority, parse_priority, print_mosaic
 from stacrrn.cli.search_options import (
     Bbox,
     Catalog,
@@ -165,6 +166,14 @@ def run_command(
     pif_min_share: PifMinShare = 0.1,
     holdout: Holdout = None,
     estimator: Estimator = "spread",
+    mosaic: Annotated[
+        bool,
+        typer.Option(
+            "--mosaic", help="Then seamlines and a mosaic of the outputs (OUT/mosaic/).", rich_help_panel="Mosaic"
+        ),
+    ] = False,
+    feather: Feather = 32.0,
+    priority: Priority = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Search, normalize and publish: corrected COGs, block maps, model and STAC items to OUT."""
@@ -199,6 +208,22 @@ def run_command(
             progress=progress,
         ),
     )
+    made = None
+    if mosaic:
+        from stacrrn.pipeline.mosaic import mosaic_of_run
+
+        made = with_progress(
+            quiet,
+            lambda progress: mosaic_of_run(
+                result.items,
+                result.out,
+                assets=_split(assets),
+                feather=feather,
+                priority=parse_priority(priority),
+                workers=workers,
+                progress=progress,
+            ),
+        )
     if quiet:
         return
     labels = result.items[0]["properties"]["rrn:bands"]
@@ -214,6 +239,8 @@ def run_command(
         highlight=False,
     )
     print_warnings(result.warnings)
+    if made is not None:
+        print_mosaic(made)
 
 
 @app.command("catalog")

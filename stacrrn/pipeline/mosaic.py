@@ -302,3 +302,42 @@ def mosaic_sources(
     dtype = headers[0].dtype if len(dtypes) == 1 else "float32"
     nodata = headers[0].nodata if len(dtypes) == 1 else float("nan")
     return Sources(plan, coarse, dtype, nodata, names, when, lineage)
+
+
+PRIORITY_BY = ("cloud-cover", "date")
+"""Item properties that can set mosaic priorities: clearer items, or more recent ones, win more area."""
+
+
+def item_priorities(items: Sequence[pystac.Item | Mapping[str, Any]], by: str) -> dict[str, float]:
+    """Priorities in [1, 2] from the items' ``eo:cloud_cover`` (clear wins) or dates (recent wins).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown property.
+    """
+    if by not in PRIORITY_BY:
+        raise ParameterError(f"unknown --priority-by {by!r}; choose one of {', '.join(PRIORITY_BY)}")
+    dicts = [it.to_dict(transform_hrefs=False) if isinstance(it, pystac.Item) else dict(it) for it in items]
+    if by == "cloud-cover":
+        return {d["id"]: 2.0 - float(d["properties"].get("eo:cloud_cover", 0.0)) / 100.0 for d in dicts}
+    order = sorted(dicts, key=lambda d: str(d["properties"].get("datetime") or d["properties"].get("start_datetime")))
+    return {d["id"]: 1.0 + k / max(len(order) - 1, 1) for k, d in enumerate(order)}
+
+
+def mosaic_of_run(
+    items: Sequence[Mapping[str, Any]],
+    out: str,
+    *,
+    assets: Sequence[str] | None = None,
+    feather: float = 0.0,
+    priority: Mapping[str, float] | None = None,
+    workers: int = 2,
+    progress: Progress = no_progress,
+) -> MosaicResult:
+    """The mosaic of a run's output items (their corrected COGs), written under ``out/mosaic``."""
+    corrected = [pystac.Item.from_dict(dict(d)) for d in items]
+    sources = mosaic_sources(corrected, bands=assets, workers=workers)
+    return mosaic(
+        sources, f"{out.rstrip('/')}/mosaic", feather=feather, priority=priority, workers=workers, progress=progress
+    )

@@ -1,0 +1,155 @@
+"""``stacrrn seamlines`` and ``stacrrn mosaic``: seamlines and seamless mosaics, local or from STAC."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from stacrrn.cli.common import app, console, handle_errors, table_console, with_progress
+from stacrrn.cli.masking import Inputs, source_of, split
+from stacrrn.cli.search_options import Bbox, Collections, Datetime, StacUrl
+from stacrrn.errors import ParameterError
+from stacrrn.io.vectors import write_geojson, write_geoparquet
+from stacrrn.pipeline.mosaic import PRIORITY_BY, MosaicResult, item_priorities, mosaic, mosaic_sources
+from stacrrn.pipeline.seams import compute_seams, priorities
+
+PANEL = "Mosaic"
+
+Feather = Annotated[
+    float, typer.Option(help="Blend width across seams, in mosaic pixels (0: hard cut).", rich_help_panel=PANEL)
+]
+Priority = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--priority", help="NAME=WEIGHT: larger wins more area (default 1); repeatable.", rich_help_panel=PANEL
+    ),
+]
+PriorityBy = Annotated[
+    str | None,
+    typer.Option(
+        help=f"STAC: priorities from {' | '.join(PRIORITY_BY)} (clearer / more recent wins).", rich_help_panel=PANEL
+    ),
+]
+SeamResolution = Annotated[
+    float | None,
+    typer.Option(help="Pixel size of the seam grid (default: coarse enough for 2048 pixels).", rich_help_panel=PANEL),
+]
+
+
+def parse_priority(values: list[str] | None) -> dict[str, float]:
+    """``NAME=WEIGHT`` values -> ``{name: weight}``.
+
+    Raises
+    ------
+    ParameterError
+        For a malformed value.
+    """
+    out = {}
+    for v in values or []:
+        name, sep, weight = v.partition("=")
+        try:
+            out[name] = float(weight)
+        except ValueError:
+            raise ParameterError(f"--priority {v!r}: write NAME=WEIGHT, e.g. scene1=2") from None
+        if not sep or not name:
+            raise ParameterError(f"--priority {v!r}: write NAME=WEIGHT, e.g. scene1=2")
+    return out
+
+
+def merged_priority(source: Any, values: list[str] | None, by: str | None) -> dict[str, float]:
+    """Priorities from ``--priority-by`` (STAC items), overridden by explicit ``--priority`` values."""
+    from stacrrn.io.stac import Search, search_items
+
+    base = {}
+    if by:
+        if not isinstance(source, Search):
+            raise ParameterError("--priority-by needs STAC items (a --stac search or item files)")
+        base = item_priorities(search_items(source), by)
+    return base | parse_priority(values)
+
+
+def print_mosaic(result: MosaicResult) -> None:
+    """Seam metrics per band and where the outputs are."""
+    table = Table(title=f"mosaic of {len(result.seams.names)} images: {result.hrefs['mosaic']}")
+    for col in ("band", "seam jump", "seam / nearby gradient"):
+        table.add_column(col, justify="right")
+    m = result.metrics.to_dict()
+    for k, (jump, ratio) in enumerate(zip(m["jump"], m["gradient_ratio"], strict=True)):
+        table.add_row(str(k + 1), "-" if jump is None else f"{jump:.3g}", "-" if ratio is None else f"{ratio:.3f}")
+    table_console().print(table)
+    console.print(f"seamlines {result.hrefs['seamlines']}; item {result.item_href}", highlight=False)
+
+
+@app.command("seamlines")
+@handle_errors
+def seamlines_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    inputs: Inputs = None,
+    stac: StacUrl = None,
+    collection: Collections = None,
+    bbox: Bbox = None,
+    datetime: Datetime = None,
+    bands: Annotated[str | None, typer.Option(help="Bands (local: numbers; STAC: assets/common names).")] = None,
+    priority: Priority = None,
+    priority_by: PriorityBy = None,
+    seam_resolution: SeamResolution = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
+) -> None:
+    """Write the seamlines (GeoJSON, GeoParquet) and valid-data footprints of the inputs."""
+    source = source_of(inputs, stac, collection, bbox, datetime)
+    weights = merged_priority(source, priority, priority_by)
+    sources = mosaic_sources(source, bands=split(bands), seam_resolution=seam_resolution)
+    seams = compute_seams(sources.coarse, priorities(sources.plan.names, weights))
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".stacrrn-") as tmp:
+        staged = Path(tmp)
+        write_geojson(staged / "seamlines.geojson", seams.features(), seams.grid.crs)
+        write_geoparquet(staged / "seamlines.parquet", seams.features(), seams.grid.crs)
+        write_geojson(staged / "footprints.geojson", seams.footprint_features(), seams.grid.crs)
+        for f in staged.iterdir():
+            f.replace(out / f.name)
+    if not quiet:
+        table = Table(title=f"seamlines of {len(seams.names)} images in {out}")
+        for col in ("image", "priority", "seam area %"):
+            table.add_column(col, justify="right")
+        total = sum(r.area for r in seams.regions if r is not None) or 1.0
+        for name, region, p in zip(seams.names, seams.regions, seams.priority, strict=True):
+            table.add_row(name, f"{p:g}", f"{100 * (region.area if region is not None else 0) / total:.1f}")
+        table_console().print(table)
+
+
+@app.command("mosaic")
+@handle_errors
+def mosaic_command(
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder or s3://bucket/prefix.")],
+    inputs: Inputs = None,
+    stac: StacUrl = None,
+    collection: Collections = None,
+    bbox: Bbox = None,
+    datetime: Datetime = None,
+    bands: Annotated[str | None, typer.Option(help="Bands (local: numbers; STAC: assets/common names).")] = None,
+    feather: Feather = 32.0,
+    priority: Priority = None,
+    priority_by: PriorityBy = None,
+    seam_resolution: SeamResolution = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of the mosaic (default: first input's).")] = None,
+    resolution: Annotated[float | None, typer.Option(help="Pixel size of the mosaic.")] = None,
+    workers: Annotated[int, typer.Option(help="Concurrent chunks.")] = 2,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
+) -> None:
+    """Blend the inputs across seamlines into a mosaic COG, with seamlines, footprints and a STAC item."""
+    source = source_of(inputs, stac, collection, bbox, datetime)
+    weights = merged_priority(source, priority, priority_by)
+    sources = mosaic_sources(
+        source, bands=split(bands), crs=crs, resolution=resolution, seam_resolution=seam_resolution, workers=workers
+    )
+    result = with_progress(
+        quiet,
+        lambda progress: mosaic(sources, out, feather=feather, priority=weights, workers=workers, progress=progress),
+    )
+    if not quiet:
+        print_mosaic(result)
