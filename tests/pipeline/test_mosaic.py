@@ -86,3 +86,56 @@ def test_mosaic_outputs_partition_and_item(distorted):
     assert {"mosaic", "seamlines", "seamlines-parquet", "footprints"} <= set(item["assets"])
     assert item["properties"]["rrn:mosaic"]["seam_pairs"] > 0
     assert transform.a == 10.0 and (mosaic_px > 0).mean() > 0.99  # the union is filled
+
+
+@needs_shared
+def test_run_then_mosaic_from_stac_on_s3(s3, bucket, tmp_path):
+    import datetime as dt
+
+    import s3fs
+    from rio_cogeo.cogeo import cog_validate
+
+    from stacrrn.io.stac import Search, gdal_path
+    from stacrrn.pipeline.catalog import catalog_rasters
+    from stacrrn.pipeline.mosaic import item_priorities, mosaic_of_run
+    from stacrrn.pipeline.run import run
+    from stacrrn.services import RustacAPI
+
+    rng = np.random.default_rng(3)
+    gains = rng.uniform(0.85, 1.15, (4, 4))
+    gains[0] = 1
+    tiles = [S2_TILES[k] for k in (0, 1, 4, 5)]
+    paths, truths = distort_tiles(tmp_path, tiles, BANDS, lambda k, t: t * gains[k][:, None, None], dtype="float32")
+    names = ["blue", "green", "red", "nir"]
+    when = [dt.datetime(2021, 5, 27, 11, k, tzinfo=dt.UTC) for k in range(4)]
+    coll, items = catalog_rasters(paths, f"s3://{bucket}/in", "s2", band_names=names, split_bands=True, datetimes=when)
+    with RustacAPI(coll, items) as api:
+        result = run(
+            Search(stac=api.url, collections=("s2",)),
+            f"s3://{bucket}/out",
+            assets=names,
+            references=["t00"],
+            method="global",
+        )
+    priority = item_priorities(result.items, "date")
+    assert priority["t03"] == 2.0 and priority["t00"] == 1.0
+    made = mosaic_of_run(result.items, result.out, assets=names, feather=16, priority=priority)
+    item = json.loads(s3fs.S3FileSystem().cat(made.item_href.removeprefix("s3://")))
+    assert not validate_stac(item)
+    sources = sorted(ln["href"] for ln in item["links"] if ln["rel"] == "derived_from")
+    assert sources == sorted(f"s3://{bucket}/out/{k}/{k}.json" for k in ("t00", "t01", "t02", "t03"))
+    href = gdal_path(item["assets"]["mosaic"]["href"])
+    valid, errors, _ = cog_validate(href, quiet=True)
+    assert valid, errors
+    with rasterio.open(href) as src:
+        mosaic_px = src.read().astype(np.float64)
+        t = src.transform
+    # the normalized mosaic matches the undistorted tiles wherever it is valid (tile 0 is the reference)
+    with rasterio.open(S2_TILES[0]) as ref:
+        r0 = round((ref.transform.f - t.f) / t.e)
+        c0 = round((ref.transform.c - t.c) / t.a)
+        window = mosaic_px[:, r0 : r0 + ref.height, c0 : c0 + ref.width]
+    rel = np.sqrt(((window - truths[0]) ** 2).mean(axis=(1, 2))) / truths[0].std(axis=(1, 2))
+    print(f"mosaic vs truth over tile 0, relative RMSE per band: {np.round(rel, 5)}")
+    assert rel.max() < 1e-3
+    assert not s3fs.S3FileSystem().exists(f"{bucket}/out/mosaic/.stacrrn-tmp")
