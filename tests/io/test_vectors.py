@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pyogrio.raw
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Transformer
 
 from stacrrn.errors import InputError
@@ -90,3 +92,34 @@ def test_bad_vector_files_are_clear_errors(tmp_path):
     )
     with pytest.raises(InputError, match="holds no polygon"):
         VectorMask.load(points, GRID)
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 50), st.integers(0, 70), st.integers(5, 40), st.integers(5, 40)),
+        min_size=2,
+        max_size=6,
+    )
+)
+def test_seam_polygons_partition_the_union_of_footprints(rects):
+    """Random footprints with 3- and 4-way overlaps: polygons cover the union once, each inside its footprint."""
+    from stacrrn.core.seamlines import partition
+    from stacrrn.io.vectors import polygonize
+
+    grid = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 100, 80)
+    masks, shapes = [], []
+    for r0, c0, h, w in rects:
+        m = np.zeros((80, 100), bool)
+        m[r0 : r0 + h, c0 : c0 + w] = True
+        masks.append(m)
+        r1, c1 = min(r0 + h, 80), min(c0 + w, 100)
+        shapes.append(shapely.box(500000 + 10 * c0, 5000000 - 10 * r1, 500000 + 10 * c1, 5000000 - 10 * r0))
+    labels = partition(masks, [f"i{k}" for k in range(len(masks))])
+    regions = polygonize(labels, grid)
+    pixel = 100.0
+    union = shapely.union_all(shapes)
+    assert abs(sum(r.area for r in regions.values()) - union.area) < pixel * len(regions)  # once, no gap
+    assert abs(shapely.union_all(list(regions.values())).area - union.area) < pixel * len(regions)
+    for k, region in regions.items():
+        assert region.difference(shapes[k]).area < 1e-6  # inside its own footprint
