@@ -15,7 +15,7 @@ from stacrrn.cli.search_options import Bbox, Collections, Datetime, StacUrl
 from stacrrn.errors import ParameterError
 from stacrrn.io.vectors import write_geojson, write_geoparquet
 from stacrrn.pipeline.mosaic import PRIORITY_BY, MosaicResult, item_priorities, mosaic, mosaic_sources
-from stacrrn.pipeline.seams import compute_seams, priorities
+from stacrrn.pipeline.seams import SEAM_MODES, compute_seams, priorities
 
 PANEL = "Mosaic"
 
@@ -33,6 +33,18 @@ PriorityBy = Annotated[
     typer.Option(
         help=f"STAC: priorities from {' | '.join(PRIORITY_BY)} (clearer / more recent wins).", rich_help_panel=PANEL
     ),
+]
+SeamMode = Annotated[
+    str,
+    typer.Option(
+        "--seams",
+        help=f"{' | '.join(SEAM_MODES)}: centre lines, or moved onto the cheapest cut through the images' "
+        "differences (avoids buildings, roads, clouds).",
+        rich_help_panel=PANEL,
+    ),
+]
+SeamCorridor = Annotated[
+    int, typer.Option(help="Least-cost seams: how far (seam-grid pixels) a seam may move.", rich_help_panel=PANEL)
 ]
 SeamResolution = Annotated[
     float | None,
@@ -96,6 +108,8 @@ def seamlines_command(
     bands: Annotated[str | None, typer.Option(help="Bands (local: numbers; STAC: assets/common names).")] = None,
     priority: Priority = None,
     priority_by: PriorityBy = None,
+    seams_mode: SeamMode = "center",
+    seam_corridor: SeamCorridor = 16,
     seam_resolution: SeamResolution = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
 ) -> None:
@@ -103,7 +117,9 @@ def seamlines_command(
     source = source_of(inputs, stac, collection, bbox, datetime)
     weights = merged_priority(source, priority, priority_by)
     sources = mosaic_sources(source, bands=split(bands), seam_resolution=seam_resolution)
-    seams = compute_seams(sources.coarse, priorities(sources.plan.names, weights))
+    seams = compute_seams(
+        sources.coarse, priorities(sources.plan.names, weights), mode=seams_mode, corridor=seam_corridor
+    )
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".stacrrn-") as tmp:
         staged = Path(tmp)
@@ -135,6 +151,8 @@ def mosaic_command(
     feather: Feather = 32.0,
     priority: Priority = None,
     priority_by: PriorityBy = None,
+    seams_mode: SeamMode = "center",
+    seam_corridor: SeamCorridor = 16,
     seam_resolution: SeamResolution = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the mosaic (default: first input's).")] = None,
     resolution: Annotated[float | None, typer.Option(help="Pixel size of the mosaic.")] = None,
@@ -149,7 +167,16 @@ def mosaic_command(
     )
     result = with_progress(
         quiet,
-        lambda progress: mosaic(sources, out, feather=feather, priority=weights, workers=workers, progress=progress),
+        lambda progress: mosaic(
+            sources,
+            out,
+            feather=feather,
+            priority=weights,
+            seams=seams_mode,
+            corridor=seam_corridor,
+            workers=workers,
+            progress=progress,
+        ),
     )
     if not quiet:
         print_mosaic(result)

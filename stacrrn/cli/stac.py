@@ -32,7 +32,7 @@ from stacrrn.cli.masking import (
     print_quality_table,
     reflectance,
 )
-from stacrrn.cli.mosaic import Feather, Priority, parse_priority, print_mosaic
+from stacrrn.cli.mosaic import Feather, Priority, SeamMode, parse_priority, print_mosaic
 from stacrrn.cli.search_options import (
     Bbox,
     Catalog,
@@ -174,6 +174,7 @@ def run_command(
     ] = False,
     feather: Feather = 32.0,
     priority: Priority = None,
+    seams_mode: SeamMode = "center",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Search, normalize and publish: corrected COGs, block maps, model and STAC items to OUT."""
@@ -220,6 +221,7 @@ def run_command(
                 assets=_split(assets),
                 feather=feather,
                 priority=parse_priority(priority),
+                seams=seams_mode,
                 workers=workers,
                 progress=progress,
             ),

@@ -117,3 +117,93 @@ def blend_weights(signed: Sequence[F64], valid: Sequence[Mask], width: float) ->
         total = w.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return list(np.where(total > 0, w / total, 0.0))
+
+
+def _pairs_along_seams(labels: Labels) -> list[tuple[int, int]]:
+    found = set()
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+        touch = (a != b) & (a != NONE) & (b != NONE)
+        found |= {(int(min(x, y)), int(max(x, y))) for x, y in zip(a[touch], b[touch], strict=True)}
+    return sorted(found)
+
+
+def _touching(mask: Mask, region: Mask) -> Mask:
+    return np.asarray(mask & ndimage.binary_dilation(region), dtype=bool)
+
+
+def _min_cut_side(band: Mask, source: Mask, sink: Mask, cost: F64) -> Mask:
+    """Pixels of ``band`` on the source side of the cheapest cut between ``source`` and ``sink`` pixels.
+
+    Cutting between 4-neighbours ``p``, ``q`` costs ``1 + 100 * (cost[p] + cost[q]) / 2``
+    (integers): the cut follows pixels where the images agree and stays short.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import breadth_first_order, maximum_flow
+
+    index = np.full(band.shape, -1, dtype=np.int64)
+    n = int(band.sum())
+    index[band] = np.arange(n)
+    s, t = n, n + 1
+    rows, cols, caps = [], [], []
+    for a_sl, b_sl in (
+        ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+        ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+    ):
+        both = band[a_sl] & band[b_sl]
+        p, q = index[a_sl][both], index[b_sl][both]
+        c = (1 + np.rint(50 * (cost[a_sl][both] + cost[b_sl][both]))).astype(np.int64)
+        rows += [p, q]
+        cols += [q, p]
+        caps += [c, c]
+    big = np.int64(2**30)
+    rows += [np.full(int(source.sum()), s), index[sink]]
+    cols += [index[source], np.full(int(sink.sum()), t)]
+    caps += [np.full(int(source.sum()), big), np.full(int(sink.sum()), big)]
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(caps)
+    capacity = csr_matrix((v.astype(np.int32), (r, c)), shape=(n + 2, n + 2))
+    flow = maximum_flow(capacity, s, t, method="dinic").flow
+    residual = (capacity - flow).tocsr()
+    residual.data = np.where(residual.data > 0, 1, 0).astype(np.int32)
+    residual.eliminate_zeros()
+    reached = breadth_first_order(residual, s, directed=True, return_predecessors=False)
+    side = np.zeros(n + 2, dtype=bool)
+    side[reached] = True
+    out = np.zeros(band.shape, dtype=bool)
+    out[band] = side[:n]
+    return out
+
+
+def least_cost_seams(labels: Labels, valid: Sequence[Mask], cost: F64, width: int) -> Labels:
+    """Move each two-image seam, within ``width`` pixels, onto the cheapest cut through ``cost``.
+
+    ``cost`` is high where the overlapping images differ (buildings, roads, clouds, real
+    change), so the seams avoid them. Each seam between regions ``i`` and ``j`` is re-cut
+    by a minimum cut on the pixels near it that both images cover; pixels within ``width``
+    of a third region (seam junctions) keep their centre labels, so the regions still
+    partition the union exactly once and each stays inside its image's valid area.
+
+    Parameters
+    ----------
+    labels
+        A partition from :func:`partition`.
+    valid
+        Each image's valid pixels.
+    cost
+        Non-negative disagreement of the images per pixel (e.g. their normalized spread).
+    width
+        Half-width (pixels) of the corridor a seam may move in.
+    """
+    out = labels.copy()
+    for i, j in _pairs_along_seams(labels):
+        pair = (labels == i) | (labels == j)
+        seam = _touching(labels == i, labels == j) | _touching(labels == j, labels == i)
+        third = ~pair & (labels != NONE)
+        band = ndimage.binary_dilation(seam, iterations=width) & pair & valid[i] & valid[j]
+        band &= ~ndimage.binary_dilation(third, iterations=width)
+        source = _touching(band, (labels == i) & ~band)
+        sink = _touching(band, (labels == j) & ~band)
+        if not band.any() or not source.any() or not sink.any():
+            continue
+        side = _min_cut_side(band, source, sink, cost)
+        out[band] = np.where(side[band], i, j)
+    return out

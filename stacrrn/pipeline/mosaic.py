@@ -147,7 +147,7 @@ def _geometry(seams: Seams) -> tuple[dict[str, Any], list[float]]:
 
 
 def mosaic_item(
-    sources: Sources, seams: Seams, metrics: SeamSums, feather: float, assets: dict[str, Any]
+    sources: Sources, seams: Seams, metrics: SeamSums, feather: float, mode: str, assets: dict[str, Any]
 ) -> pystac.Item:
     """The mosaic's STAC item: extent of the footprints, time span of the inputs, lineage, seam metrics."""
     start, end = min(sources.datetimes), max(sources.datetimes)
@@ -155,10 +155,11 @@ def mosaic_item(
         "start_datetime": start.isoformat(),
         "end_datetime": end.isoformat(),
         "processing:software": {"stacrrn": __version__},
-        "processing:lineage": f"stacrrn mosaic of {len(seams.names)} images: distance-transform seamlines, "
+        "processing:lineage": f"stacrrn mosaic of {len(seams.names)} images: {mode} seamlines, "
         + (f"feathered over {feather:g} pixels" if feather > 0 else "hard cut"),
         "processing:datetime": dt.datetime.now(dt.UTC).isoformat(),
-        "rrn:mosaic": {"images": seams.names, "priority": seams.priority, "feather": feather} | metrics.to_dict(),
+        "rrn:mosaic": {"images": seams.names, "priority": seams.priority, "feather": feather, "seams": mode}
+        | metrics.to_dict(),
     }
     item = raster_item("mosaic", None, {"mosaic": assets["mosaic"]}, props, _geometry(seams))  # type: ignore[arg-type]
     for key, (media, title) in {
@@ -178,6 +179,8 @@ def mosaic(
     *,
     feather: float = 0.0,
     priority: Mapping[str, float] | None = None,
+    seams: str = "center",
+    corridor: int = 16,
     workers: int = 2,
     progress: Progress = no_progress,
 ) -> MosaicResult:
@@ -193,6 +196,9 @@ def mosaic(
         Blend width across seams in mosaic pixels (0: hard cut).
     priority
         Image name -> priority (default 1; larger wins more area).
+    seams, corridor
+        ``center`` or ``least-cost`` seamlines, and how far (seam-grid pixels) a least-cost
+        seam may move (see :func:`~stacrrn.pipeline.seams.compute_seams`).
     workers
         Concurrent chunks.
     progress
@@ -207,15 +213,15 @@ def mosaic(
         raise ParameterError(f"--feather must be 0 (hard cut) or a positive width in pixels, got {feather}")
     storage = Storage(out)
     storage.check_writable()
-    seams = compute_seams(sources.coarse, priorities(sources.plan.names, priority))
+    lines = compute_seams(sources.coarse, priorities(sources.plan.names, priority), mode=seams, corridor=corridor)
     hrefs: dict[str, str] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="stacrrn-mosaic-") as tmp:
             local = Path(tmp)
-            metrics = write_mosaic(sources, seams, local / MOSAIC_KEY, feather, workers, progress)
-            write_geojson(local / SEAMLINES_GEOJSON, seams.features(), seams.grid.crs)
-            write_geoparquet(local / SEAMLINES_PARQUET, seams.features(), seams.grid.crs)
-            write_geojson(local / FOOTPRINTS_GEOJSON, seams.footprint_features(), seams.grid.crs)
+            metrics = write_mosaic(sources, lines, local / MOSAIC_KEY, feather, workers, progress)
+            write_geojson(local / SEAMLINES_GEOJSON, lines.features(), lines.grid.crs)
+            write_geoparquet(local / SEAMLINES_PARQUET, lines.features(), lines.grid.crs)
+            write_geojson(local / FOOTPRINTS_GEOJSON, lines.footprint_features(), lines.grid.crs)
             bands = [{"name": n} for n in sources.band_names]
             cog = publish_raster(storage, local / MOSAIC_KEY, MOSAIC_KEY, bands, ("data",), "seamless mosaic")
             hrefs = {"mosaic": cog.href}
@@ -226,12 +232,12 @@ def mosaic(
             ):
                 hrefs[key] = storage.put_file(local / name, name)
             vectors = {k: v for k, v in hrefs.items() if k != "mosaic"}
-            item = mosaic_item(sources, seams, metrics, feather, {"mosaic": cog} | vectors)
+            item = mosaic_item(sources, lines, metrics, feather, seams, {"mosaic": cog} | vectors)
             d = to_json_dict(item, storage.href(ITEM_KEY))
             item_href = storage.put_text(json.dumps(d), ITEM_KEY)
     finally:
         storage.cleanup()
-    return MosaicResult(seams, metrics, d, item_href, hrefs)
+    return MosaicResult(lines, metrics, d, item_href, hrefs)
 
 
 def _file_time(path: str) -> dt.datetime:
@@ -332,6 +338,7 @@ def mosaic_of_run(
     assets: Sequence[str] | None = None,
     feather: float = 0.0,
     priority: Mapping[str, float] | None = None,
+    seams: str = "center",
     workers: int = 2,
     progress: Progress = no_progress,
 ) -> MosaicResult:

@@ -19,7 +19,7 @@ import shapely
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from stacrrn.core.seamlines import Labels, partition, signed_distance
+from stacrrn.core.seamlines import Labels, least_cost_seams, partition, signed_distance
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.vectors import Feature, polygonize
 from stacrrn.pipeline.plan import Plan
@@ -113,15 +113,48 @@ def priorities(names: Sequence[str], given: Mapping[str, float] | None) -> list[
     return [float(given.get(n, 1.0)) for n in names]
 
 
-def _valid_on(coarse: Plan, i: int) -> NDArray[np.bool_]:
+SEAM_MODES = ("center", "least-cost")
+"""Seamline placement: distance-transform centre lines, or moved onto the cheapest cut."""
+
+
+class _Disagreement:
+    """Running per-pixel spread of the images' values on the seam grid (mean over bands of the std)."""
+
+    def __init__(self, shape: tuple[int, int], n_bands: int) -> None:
+        self.n = np.zeros(shape, dtype=np.float32)
+        self.s1 = np.zeros((n_bands, *shape), dtype=np.float32)
+        self.s2 = np.zeros((n_bands, *shape), dtype=np.float32)
+        self.scale: F64 | None = None
+
+    def add(self, box: Box, values: F64, valid: NDArray[np.bool_]) -> None:
+        if self.scale is None:  # one scale per band for all images (they are normalized already)
+            self.scale = np.maximum(np.array([np.std(b[valid]) if valid.any() else 1.0 for b in values]), 1e-12)
+        z = np.where(valid, values / self.scale[:, None, None], 0.0).astype(np.float32)
+        rows, cols = slice(box.row0, box.row1), slice(box.col0, box.col1)
+        self.n[rows, cols] += valid
+        self.s1[:, rows, cols] += z
+        self.s2[:, rows, cols] += z * z
+
+    def spread(self) -> F64:
+        n = np.maximum(self.n, 1)
+        var = np.maximum(self.s2 / n - (self.s1 / n) ** 2, 0)
+        return np.asarray(np.where(self.n >= 2, np.sqrt(var).mean(axis=0), 0.0), dtype=np.float64)
+
+
+def _valid_on(coarse: Plan, i: int, spread: _Disagreement | None) -> NDArray[np.bool_]:
     full = np.zeros((coarse.grid.height, coarse.grid.width), dtype=bool)
     box = coarse.footprints[i]
     if not box.empty:
-        full[box.row0 : box.row1, box.col0 : box.col1] = coarse.read_chunk(box, [i])[i][1]
+        values, valid = coarse.read_chunk(box, [i])[i]
+        full[box.row0 : box.row1, box.col0 : box.col1] = valid
+        if spread is not None:
+            spread.add(box, values, valid)
     return full
 
 
-def compute_seams(coarse: Plan, priority: Sequence[float], margin: int = 4) -> Seams:
+def compute_seams(
+    coarse: Plan, priority: Sequence[float], margin: int = 4, mode: str = "center", corridor: int = 16
+) -> Seams:
     """Footprints and seamlines of the images of ``coarse`` (a plan on the seam grid).
 
     Parameters
@@ -131,19 +164,34 @@ def compute_seams(coarse: Plan, priority: Sequence[float], margin: int = 4) -> S
     priority
         Weight of each image's distances (see :func:`stacrrn.core.seamlines.partition`).
     margin
-        Seam-grid pixels kept around each footprint for the signed distances (covers the
-        feathering width outside the region).
+        Seam-grid pixels kept around each footprint for the signed distances.
+    mode
+        ``center`` (distance-transform centre lines) or ``least-cost`` (each two-image seam
+        moved, within ``corridor`` seam-grid pixels, onto the cheapest cut through the
+        images' disagreement, so that it avoids buildings, roads, clouds and changes).
+    corridor
+        Half-width of the band a least-cost seam may move in (seam-grid pixels).
 
     Raises
     ------
     InputError
         If an image has no valid pixel at the seam grid's resolution.
+    ParameterError
+        For an unknown mode or a corridor below 1.
     """
-    valid = [_valid_on(coarse, i) for i in range(len(coarse.names))]
+    if mode not in SEAM_MODES:
+        raise ParameterError(f"unknown --seams {mode!r}; choose one of {', '.join(SEAM_MODES)}")
+    if corridor < 1:
+        raise ParameterError(f"--seam-corridor must be at least 1 seam-grid pixel, got {corridor}")
+    shape = (coarse.grid.height, coarse.grid.width)
+    spread = _Disagreement(shape, len(coarse.bands)) if mode == "least-cost" else None
+    valid = [_valid_on(coarse, i, spread) for i in range(len(coarse.names))]
     for name, v in zip(coarse.names, valid, strict=True):
         if not v.any():
             raise InputError(f"{name} has no valid pixel at the seam grid's resolution; remove it from the inputs")
     labels = partition(valid, coarse.names, priority)
+    if spread is not None:
+        labels = least_cost_seams(labels, valid, spread.spread(), corridor)
     tolerance = max(coarse.grid.resolution)
     crops, signed, footprints = [], [], []
     for i, v in enumerate(valid):

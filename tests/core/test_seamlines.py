@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 
 from stacrrn.core.seamlines import NONE, blend_weights, partition, signed_distance
 
@@ -121,3 +122,25 @@ def test_seam_jump_and_gradient_ratio_by_hand():
     merged.add(ramp)
     assert merged.seam_pairs == 4 and merged.jump[0] == 2.5
     assert merged.to_dict()["jump"] == [2.5]
+
+
+def test_least_cost_seams_go_around_a_building_and_keep_the_partition():
+    from stacrrn.core.seamlines import least_cost_seams
+
+    a = np.zeros((40, 80), bool)
+    b = np.zeros((40, 80), bool)
+    c = np.zeros((40, 80), bool)
+    a[:, :50], b[:, 30:], c[25:, 60:] = True, True, True  # a third image makes a junction
+    labels = partition([a, b, c], ["a", "b", "c"])
+    cost = np.zeros((40, 80))
+    building = np.zeros((40, 80), bool)
+    building[5:20, 36:44] = True  # differs between a and b, across the centre seam
+    cost[building] = 5.0
+    moved = least_cost_seams(labels, [a, b, c], cost, width=8)
+    assert len(np.unique(labels[building])) == 2  # the centre seam cuts the building
+    assert len(np.unique(moved[building])) == 1  # the least-cost seam goes around it
+    assert np.array_equal(moved != -1, a | b | c)  # still every covered pixel exactly once
+    for k, m in enumerate((a, b, c)):
+        assert m[moved == k].all()
+    near_c = ndimage.binary_dilation(labels == 2, iterations=8)
+    assert np.array_equal(moved[near_c], labels[near_c])  # junctions keep their centre labels

@@ -139,3 +139,37 @@ def test_run_then_mosaic_from_stac_on_s3(s3, bucket, tmp_path):
     print(f"mosaic vs truth over tile 0, relative RMSE per band: {np.round(rel, 5)}")
     assert rel.max() < 1e-3
     assert not s3fs.S3FileSystem().exists(f"{bucket}/out/mosaic/.stacrrn-tmp")
+
+
+@needs_shared
+def test_least_cost_seams_avoid_a_building_that_only_one_image_shows(distorted, tmp_path):
+    _, normalized, _ = distorted
+    left, right = (rasterio.open(normalized[k]) for k in (5, 6))
+    with left, right:
+        overlap_x = (right.bounds.left + left.bounds.right) / 2  # middle of the overlap strip: the centre seam
+        col = round((overlap_x - right.bounds.left) / right.res[0])
+        data = right.read()
+        profile = right.profile
+    building = (slice(100, 170), slice(col - 10, col + 10))
+    data[(slice(None), *building)] += 3000  # a new bright roof, seen only in this image
+    changed = [*normalized]
+    changed[6] = tmp_path / "t06_roof.tif"
+    with rasterio.open(changed[6], "w", **profile) as dst:
+        dst.write(data)
+    results = {}
+    for mode in ("center", "least-cost"):
+        sources = mosaic_sources([str(p) for p in changed])
+        results[mode] = mosaic(sources, str(tmp_path / mode), feather=0, seams=mode)
+    jumps = {m: float(np.mean(r.metrics.jump)) for m, r in results.items()}
+    print(f"mean seam jump with the roof on the seam: {jumps}")
+    assert jumps["least-cost"] < 0.7 * jumps["center"]
+    with rasterio.open(changed[6]) as src:
+        x0, y0 = src.xy(building[0].start, building[1].start, offset="ul")
+        x1, y1 = src.xy(building[0].stop - 1, building[1].stop - 1, offset="lr")
+    for mode, shown in (("center", "cut"), ("least-cost", "whole")):
+        with rasterio.open(tmp_path / mode / "mosaic.tif") as src:
+            window = src.window(x0, y1, x1, y0)
+            roof = src.read(1, window=window).astype(float)
+        bright = roof > np.median(roof) + 1000
+        whole = bright.all() or not bright.any()
+        assert whole == (shown == "whole"), (mode, bright.mean())
