@@ -28,6 +28,11 @@ What it does and measures:
 5. **Correctness.** ``max |gain_fitted * gain_injected - 1|`` and
    ``max |gain_fitted * offset_injected + offset_fitted|`` (DN) over scenes and bands:
    the global fit must undo the injected distortions.
+6. **Mosaic** of the normalized scenes, against its own I/O floor (both in fresh
+   subprocesses): the floor reads every normalized pixel once on the mosaic grid (chunk by
+   chunk, the same reader) and writes the mosaic COG once, taking the first valid image per
+   pixel; the engine is ``stacrrn.mosaic`` (seamlines from a coarse read, then feathered
+   blending over 32 px), with the seam jump it measures.
 
 Wall-clock times include compression and COG overview building in both stages. Inputs
 are usually in the page cache for both stages (they were just written or read).
@@ -293,6 +298,45 @@ def stage_engine(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
     }
 
 
+def _first_valid(plan: Any, box: Box) -> tuple[Box, NDArray[np.uint16]]:
+    out = np.zeros((len(plan.bands), box.height, box.width), dtype=np.uint16)
+    filled = np.zeros((box.height, box.width), dtype=bool)
+    for values, valid in plan.read_chunk(box, plan.images_in(box)).values():
+        take = valid & ~filled
+        out[:, take] = values[:, take]
+        filled |= take
+    return box, out
+
+
+def stage_mosaic_floor(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
+    """Read every pixel once on the mosaic grid and write the mosaic COG once (no seams, no blending)."""
+    from stacrrn.pipeline.parallel import imap_bounded
+    from stacrrn.pipeline.plan import make_plan
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    t0 = time.perf_counter()
+    plan = make_plan(paths)
+    with cog_writer(out / "mosaic.tif", plan.grid, len(plan.bands), "uint16", 0) as writer:
+        for box, data in imap_bounded(lambda b: _first_valid(plan, b), plan.chunks, workers):
+            writer.write(box, data)
+    return {"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
+
+
+def stage_mosaic(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
+    """``stacrrn`` seamlines and a feathered mosaic of ``paths``; seconds, peak RSS, seam jump."""
+    from stacrrn.pipeline.mosaic import mosaic, mosaic_sources
+
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    result = mosaic(mosaic_sources(paths, workers=workers), str(out), feather=32.0, workers=workers)
+    return {
+        "seconds": time.perf_counter() - t0,
+        "peak_rss_mb": peak_rss_mb(),
+        "seam_jump": [round(float(v), 2) for v in result.metrics.jump],
+    }
+
+
 def floor_engine_summary(floor: dict[str, Any], engine: dict[str, Any]) -> dict[str, Any]:
     """Times, their ratio, peak RSS and recovery errors of a floor stage and an engine stage."""
     return {
@@ -338,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=4096, help="scene edge in pixels (default 4096)")
     parser.add_argument("--workers", type=int, default=2, help="threads for both the floor and the engine")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="working folder (default benchmarks/out)")
-    parser.add_argument("--stage", choices=["all", "floor", "engine"], default="all", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stage", choices=["all", "floor", "engine", "mosaic-floor", "mosaic"], default="all", help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     layout = Layout(args.scenes, args.size)
@@ -350,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.stage == "engine":
         print(RESULT_PREFIX + json.dumps(stage_engine(paths, args.out / "normalized", args.workers)), flush=True)
+        return 0
+    normalized = [args.out / "normalized" / p.name for p in paths]
+    if args.stage in ("mosaic-floor", "mosaic"):
+        stage = stage_mosaic_floor if args.stage == "mosaic-floor" else stage_mosaic
+        result = stage(normalized, args.out / args.stage, args.workers)
+        print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
 
     if args.scenes < 2:
@@ -365,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     floor = run_stage("floor", args)
     print("running the engine ...", flush=True)
     engine = run_stage("engine", args)
+    print("running the mosaic floor and the mosaic ...", flush=True)
+    mosaic_floor = run_stage("mosaic-floor", args)
+    blended = run_stage("mosaic", args)
 
     pixels = args.size * args.size
     summary = {
@@ -376,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         "input_gb_uncompressed": round(args.scenes * pixels * 4 * 2 / 1e9, 3),
         "input_gb_on_disk": round(sum(p.stat().st_size for p in paths) / 1e9, 3),
         **floor_engine_summary(floor, engine),
+        "mosaic_floor_seconds": round(mosaic_floor["seconds"], 2),
+        "mosaic_seconds": round(blended["seconds"], 2),
+        "ratio_mosaic_floor": round(blended["seconds"] / mosaic_floor["seconds"], 2),
+        "mosaic_peak_rss_mb": round(blended["peak_rss_mb"], 1),
+        "mosaic_floor_peak_rss_mb": round(mosaic_floor["peak_rss_mb"], 1),
+        "mosaic_seam_jump": blended["seam_jump"],
     }
     rows = [
         ("scenes", f"{args.scenes} ({layout.side}x{layout.side} grid, {args.workers} workers)"),
@@ -389,6 +450,11 @@ def main(argv: list[str] | None = None) -> int:
         ("floor peak RSS", f"{floor['peak_rss_mb']:.0f} MB"),
         ("max |gain * injected - 1|", f"{engine['max_gain_rel_error']:.2e}"),
         ("max |offset error| (DN)", f"{engine['max_offset_error_dn']:.3f}"),
+        ("mosaic floor (read + write COG)", f"{mosaic_floor['seconds']:.1f} s"),
+        ("mosaic (seams + feathered blend)", f"{blended['seconds']:.1f} s"),
+        ("ratio mosaic / mosaic floor", f"{summary['ratio_mosaic_floor']:.2f}"),
+        ("mosaic peak RSS", f"{blended['peak_rss_mb']:.0f} MB"),
+        ("mosaic seam jump (DN, per band)", str(blended["seam_jump"])),
     ]
     width = max(len(k) for k, _ in rows)
     print()
