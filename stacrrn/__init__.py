@@ -11,7 +11,8 @@ and the steps: :func:`search_items`, :func:`select_bands`, :func:`load_items`,
 :func:`make_plan`, :func:`compute_statistics`, :func:`solve_global`, :func:`solve_local`,
 :func:`fit_model`, :func:`apply_model`, :func:`catalog_rasters`; masks and PIFs:
 :class:`PifOptions`, :func:`fit_irmad`, :func:`validate_holdout`, :func:`mask_plans`,
-:func:`write_cloud_masks`, :func:`write_pif_masks`.
+:func:`write_cloud_masks`, :func:`write_pif_masks`; mosaics: :func:`mosaic_sources`,
+:func:`mosaic`, :func:`mosaic_of_run`, :func:`compute_seams`, :func:`partition`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ _EXPORTS = {
     "mask_plans": "stacrrn.pipeline.mask_products",
     "write_cloud_masks": "stacrrn.pipeline.mask_products",
     "write_pif_masks": "stacrrn.pipeline.mask_products",
+    "mosaic": "stacrrn.pipeline.mosaic",
+    "mosaic_sources": "stacrrn.pipeline.mosaic",
+    "mosaic_of_run": "stacrrn.pipeline.mosaic",
+    "compute_seams": "stacrrn.pipeline.seams",
+    "partition": "stacrrn.core.seamlines",
 }
 
 
@@ -81,6 +87,7 @@ __all__ = [
     "Statistics",
     "apply_model",
     "catalog_rasters",
+    "compute_seams",
     "compute_statistics",
     "fit_irmad",
     "fit_model",
@@ -88,6 +95,10 @@ __all__ = [
     "make_plan",
     "mask_plans",
     "match",
+    "mosaic",
+    "mosaic_of_run",
+    "mosaic_sources",
+    "partition",
     "run",
     "search_items",
     "select_bands",
