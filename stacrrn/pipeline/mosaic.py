@@ -37,7 +37,7 @@ from stacrrn.pipeline.catalog import publish_raster
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.plan import Plan
 from stacrrn.pipeline.progress import Progress, no_progress
-from stacrrn.pipeline.seams import Seams, compute_seams, priorities, seam_pixel_size
+from stacrrn.pipeline.seams import Seams, check_seam_options, compute_seams, priorities, seam_pixel_size
 from stacrrn.types import Box
 
 F64 = NDArray[np.float64]
@@ -211,9 +211,11 @@ def mosaic(
     """
     if feather < 0:
         raise ParameterError(f"--feather must be 0 (hard cut) or a positive width in pixels, got {feather}")
+    weights = priorities(sources.plan.names, priority)  # bad input fails before anything is written
+    check_seam_options(seams, corridor)
     storage = Storage(out)
     storage.check_writable()
-    lines = compute_seams(sources.coarse, priorities(sources.plan.names, priority), mode=seams, corridor=corridor)
+    lines = compute_seams(sources.coarse, weights, mode=seams, corridor=corridor)
     hrefs: dict[str, str] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="stacrrn-mosaic-") as tmp:

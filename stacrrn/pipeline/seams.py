@@ -152,6 +152,14 @@ def _valid_on(coarse: Plan, i: int, spread: _Disagreement | None) -> NDArray[np.
     return full
 
 
+def check_seam_options(mode: str, corridor: int) -> None:
+    """Raise :class:`ParameterError` for an unknown seam mode or a corridor below 1."""
+    if mode not in SEAM_MODES:
+        raise ParameterError(f"unknown --seams {mode!r}; choose one of {', '.join(SEAM_MODES)}")
+    if corridor < 1:
+        raise ParameterError(f"--seam-corridor must be at least 1 seam-grid pixel, got {corridor}")
+
+
 def compute_seams(
     coarse: Plan, priority: Sequence[float], margin: int = 4, mode: str = "center", corridor: int = 16
 ) -> Seams:
@@ -179,10 +187,7 @@ def compute_seams(
     ParameterError
         For an unknown mode or a corridor below 1.
     """
-    if mode not in SEAM_MODES:
-        raise ParameterError(f"unknown --seams {mode!r}; choose one of {', '.join(SEAM_MODES)}")
-    if corridor < 1:
-        raise ParameterError(f"--seam-corridor must be at least 1 seam-grid pixel, got {corridor}")
+    check_seam_options(mode, corridor)
     shape = (coarse.grid.height, coarse.grid.width)
     spread = _Disagreement(shape, len(coarse.bands)) if mode == "least-cost" else None
     valid = [_valid_on(coarse, i, spread) for i in range(len(coarse.names))]
