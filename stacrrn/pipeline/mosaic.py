@@ -169,7 +169,8 @@ def mosaic_item(
     }.items():
         item.add_asset(key, pystac.Asset(assets[key], title, media_type=media, roles=["metadata"]))
     for href in sources.lineage:
-        item.add_link(pystac.Link("derived_from", href, media_type="application/json"))
+        media = "application/json" if href.endswith(".json") else pystac.MediaType.GEOTIFF
+        item.add_link(pystac.Link("derived_from", href, media_type=media))
     return item
 
 
@@ -306,7 +307,7 @@ def mosaic_sources(
         dtypes = {h.dtype for h in plan.infos}
         names = [f"b{b}" for b in plan.bands]
         when = [_file_time(p) for p in paths]
-        lineage = []
+        lineage = [os.path.abspath(p) for p in paths]
     dtype = headers[0].dtype if len(dtypes) == 1 else "float32"
     nodata = headers[0].nodata if len(dtypes) == 1 else float("nan")
     return Sources(plan, coarse, dtype, nodata, names, when, lineage)

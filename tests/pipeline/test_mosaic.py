@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -84,6 +85,8 @@ def test_mosaic_outputs_partition_and_item(distorted):
     assert not validate_stac(item)
     assert item["properties"]["start_datetime"] <= item["properties"]["end_datetime"]
     assert {"mosaic", "seamlines", "seamlines-parquet", "footprints"} <= set(item["assets"])
+    derived = [ln["href"] for ln in item["links"] if ln["rel"] == "derived_from"]
+    assert sorted(derived) == sorted(os.path.abspath(p) for p in normalized)
     assert item["properties"]["rrn:mosaic"]["seam_pairs"] > 0
     assert transform.a == 10.0 and (mosaic_px > 0).mean() > 0.99  # the union is filled
 
