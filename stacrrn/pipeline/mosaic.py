@@ -52,7 +52,7 @@ SEAMLINES_GEOJSON, SEAMLINES_PARQUET, FOOTPRINTS_GEOJSON = (
 
 @dataclass(frozen=True)
 class Sources:
-    """What the mosaic is made of: the plan, a plan factory for the seam grid, and metadata."""
+    """What the mosaic is made of: the plan on the mosaic grid, the same images on the seam grid, metadata."""
 
     plan: Plan
     coarse: Plan

@@ -11,7 +11,7 @@ full resolution chunk by chunk.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,10 +29,6 @@ F64 = NDArray[np.float64]
 
 SEAM_PIXELS = 2048
 """Longer side (pixels) of the seam grid at most."""
-
-PlanAt = Callable[[float], Plan]
-"""Builds the same plan at another pixel size (the seam grid's)."""
-
 
 @dataclass(frozen=True)
 class Seams:
