@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from stacrrn.core.model import RRNModel
-from stacrrn.errors import StacrrnError
+from stacrrn.errors import ParameterError, StacrrnError
 from stacrrn.pipeline.progress import Progress as ProgressCallback
 from stacrrn.pipeline.progress import no_progress
 
@@ -61,6 +61,23 @@ class RichProgress:
         if stage not in self.tasks:
             self.tasks[stage] = self.bar.add_task(stage, total=total)
         self.bar.update(self.tasks[stage], completed=done, total=total)
+
+
+def parse_named(values: list[str] | None, option: str, form: str, example: str) -> dict[str, str]:
+    """``NAME=VALUE`` option values -> ``{name: value}``.
+
+    Raises
+    ------
+    ParameterError
+        For a value without a name or a value, saying the expected ``form`` with an ``example``.
+    """
+    out = {}
+    for v in values or []:
+        name, sep, value = v.partition("=")
+        if not sep or not name or not value:
+            raise ParameterError(f"{option} {v!r}: write {form}, e.g. {example}")
+        out[name] = value
+    return out
 
 
 def with_progress(quiet: bool, job: Callable[[ProgressCallback], R]) -> R:

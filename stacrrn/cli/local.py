@@ -27,17 +27,8 @@ from stacrrn.cli.masking import (
     split,
 )
 from stacrrn.core.model import METHODS
-from stacrrn.errors import ParameterError
 from stacrrn.pipeline.match import MatchResult, match
-
-
-def _parse_bands(bands: str | None) -> list[int] | None:
-    if not bands:
-        return None
-    try:
-        return [int(b) for b in bands.split(",") if b.strip()]
-    except ValueError:
-        raise ParameterError(f"--bands must be comma-separated band numbers like 1,2,3; got {bands!r}") from None
+from stacrrn.pipeline.plan import band_numbers
 
 
 def print_summary(result: MatchResult) -> None:
@@ -92,7 +83,7 @@ def match_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
-    band_list = _parse_bands(bands)
+    band_list = band_numbers(split(bands))
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
     result = with_progress(
         quiet,

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from stacrrn.cli.common import app, console, handle_errors, print_warnings, table_console, with_progress
+from stacrrn.cli.common import (
+    app,
+    console,
+    handle_errors,
+    parse_named,
+    print_warnings,
+    table_console,
+    with_progress,
+)
 from stacrrn.cli.search_options import Bbox, Collections, Datetime, StacUrl, make_search
 from stacrrn.core.global_model import ESTIMATORS
 from stacrrn.core.masks import QA_DECODERS
@@ -91,20 +99,8 @@ def split(values: str | None) -> list[str] | None:
 
 
 def parse_masks(values: list[str] | None) -> dict[str, str]:
-    """``NAME=PATH[:KIND]`` values -> ``{name: "path[:kind]"}``.
-
-    Raises
-    ------
-    ParameterError
-        For a value without ``=``.
-    """
-    out = {}
-    for v in values or []:
-        name, sep, spec = v.partition("=")
-        if not sep or not name or not spec:
-            raise ParameterError(f"--mask {v!r}: write NAME=PATH[:KIND], e.g. scene1=scene1_qa.tif:qa_pixel")
-        out[name] = spec
-    return out
+    """``NAME=PATH[:KIND]`` values -> ``{name: "path[:kind]"}`` (one-line error when malformed)."""
+    return parse_named(values, "--mask", "NAME=PATH[:KIND]", "scene1=scene1_qa.tif:qa_pixel")
 
 
 def _cell(agreement: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from stacrrn.cli.common import app, console, handle_errors, table_console, with_progress
+from stacrrn.cli.common import app, console, handle_errors, parse_named, table_console, with_progress
 from stacrrn.cli.masking import Inputs, source_of, split
 from stacrrn.cli.search_options import Bbox, Collections, Datetime, StacUrl
 from stacrrn.errors import ParameterError
@@ -61,14 +61,11 @@ def parse_priority(values: list[str] | None) -> dict[str, float]:
         For a malformed value.
     """
     out = {}
-    for v in values or []:
-        name, sep, weight = v.partition("=")
+    for name, weight in parse_named(values, "--priority", "NAME=WEIGHT", "scene1=2").items():
         try:
             out[name] = float(weight)
         except ValueError:
-            raise ParameterError(f"--priority {v!r}: write NAME=WEIGHT, e.g. scene1=2") from None
-        if not sep or not name:
-            raise ParameterError(f"--priority {v!r}: write NAME=WEIGHT, e.g. scene1=2")
+            raise ParameterError(f"--priority {name}={weight!r}: the weight must be a number, e.g. {name}=2") from None
     return out
 
 

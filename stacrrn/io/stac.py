@@ -428,3 +428,12 @@ def find_qa_asset(item: pystac.Item) -> tuple[str, str] | None:
         if key.lower() in QA_KINDS:
             return key, key.lower()
     return None
+
+
+def stac_items_of(source: object) -> list[pystac.Item] | None:
+    """The items of a :class:`Search` or an item list (sorted by date); ``None`` for anything else (local paths)."""
+    if isinstance(source, Search):
+        return search_items(source)
+    if isinstance(source, Sequence) and source and isinstance(source[0], pystac.Item):
+        return sort_by_date(list(source))
+    return None

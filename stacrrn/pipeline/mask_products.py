@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 
 from stacrrn.errors import ParameterError
 from stacrrn.io.cog import cog_writer
-from stacrrn.io.stac import Search
+from stacrrn.io.stac import Search, stac_items_of
+from stacrrn.io.storage import configure_cloud
 from stacrrn.pipeline.parallel import imap_bounded
 from stacrrn.pipeline.pifs import PifOptions, PifSetup, candidate_pairs, prepare_pair_mask
 from stacrrn.pipeline.plan import Plan
@@ -165,14 +166,12 @@ def mask_plans(
     Plan, Plan
         The unmasked and the masked plan of the same inputs and grid.
     """
-    if isinstance(source, Search) or (source and isinstance(source[0], pystac.Item)):
-        from stacrrn.io.stac import search_items, sort_by_date
-        from stacrrn.io.storage import configure_cloud
+    configure_cloud()
+    items = stac_items_of(source)
+    if items is not None:
         from stacrrn.pipeline.stac_inputs import open_assets, spectral_bands
         from stacrrn.pipeline.stac_plan import make_stac_plan
 
-        configure_cloud()
-        items = search_items(source) if isinstance(source, Search) else sort_by_date(source)  # type: ignore[arg-type]
         plain = make_stac_plan(
             open_assets(items, bands, workers, "none"), crs, resolution, mode=mode, neighbours=neighbours
         )
@@ -183,7 +182,7 @@ def mask_plans(
         spectral = spectral_bands(inputs, reflectance)
     else:
         from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
-        from stacrrn.pipeline.plan import make_plan
+        from stacrrn.pipeline.plan import band_numbers, make_plan
         from stacrrn.pipeline.spectral import SpectralBands
 
         if cloud_mask not in (*LOCAL_CLOUD_MASKS, "auto"):
@@ -192,13 +191,8 @@ def mask_plans(
                 "or --cloud-mask spectral"
             )
         local = "none" if cloud_mask == "auto" else cloud_mask
-        try:
-            numbers = None if bands is None else [int(b) for b in bands]
-        except ValueError:
-            raise ParameterError(
-                f"--bands of local rasters are band numbers like 1,2,3; got {','.join(bands or [])}"
-            ) from None
-        plain = make_plan([os.fspath(p) for p in source if not isinstance(p, pystac.Item)], numbers, crs, resolution)
+        paths = [os.fspath(p) for p in source if not isinstance(p, pystac.Item)]  # type: ignore[union-attr]
+        plain = make_plan(paths, band_numbers(bands), crs, resolution)
         spectral = SpectralBands.named(band_names, [str(b) for b in plain.bands], reflectance)
         masked = with_local_masks(plain, local, masks or {}, spectral, None)
     if pif is not None:

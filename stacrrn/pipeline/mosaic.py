@@ -29,7 +29,7 @@ from stacrrn.core.seam_metrics import SeamSums, seam_sums
 from stacrrn.core.seamlines import blend_weights
 from stacrrn.errors import ParameterError
 from stacrrn.io.cog import cog_writer
-from stacrrn.io.stac import Search
+from stacrrn.io.stac import Search, stac_items_of
 from stacrrn.io.stac_items import raster_item, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.io.vectors import write_geojson, write_geoparquet
@@ -275,15 +275,15 @@ def mosaic_sources(
     workers
         Concurrent header reads.
     """
-    if isinstance(source, Search) or (source and isinstance(source[0], pystac.Item)):
+    configure_cloud()
+    items = stac_items_of(source)
+    if items is not None:
         from pystac.utils import str_to_datetime
 
-        from stacrrn.io.stac import item_href, search_items, sort_by_date
+        from stacrrn.io.stac import item_href
         from stacrrn.pipeline.stac_inputs import open_assets
         from stacrrn.pipeline.stac_plan import make_stac_plan
 
-        configure_cloud()
-        items = search_items(source) if isinstance(source, Search) else sort_by_date(source)  # type: ignore[arg-type]
         inputs = open_assets(items, bands, workers, "none")
         plan = make_stac_plan(inputs, crs, resolution)
         coarse = make_stac_plan(inputs, plan.grid.crs, seam_resolution or seam_pixel_size(plan.grid))
@@ -293,15 +293,10 @@ def mosaic_sources(
         when = [it.datetime or str_to_datetime(it.properties["start_datetime"]) for it in items]
         lineage = [item_href(it) for it in items]
     else:
-        from stacrrn.pipeline.plan import make_plan
+        from stacrrn.pipeline.plan import band_numbers, make_plan
 
-        paths = [os.fspath(p) for p in source if not isinstance(p, pystac.Item)]
-        try:
-            numbers = None if bands is None else [int(b) for b in bands]
-        except ValueError:
-            given = ",".join(bands or [])
-            raise ParameterError(f"--bands of local rasters are band numbers like 1,2,3; got {given}") from None
-        plan = make_plan(paths, numbers, crs, resolution)
+        paths = [os.fspath(p) for p in source if not isinstance(p, pystac.Item)]  # type: ignore[union-attr]
+        plan = make_plan(paths, band_numbers(bands), crs, resolution)
         coarse = make_plan(paths, plan.bands, plan.grid.crs, seam_resolution or seam_pixel_size(plan.grid))
         headers = list(plan.infos)
         dtypes = {h.dtype for h in plan.infos}

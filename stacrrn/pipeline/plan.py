@@ -115,6 +115,23 @@ def grid_layout(
     return block_grid(grid, block_size, n_blocks), covered
 
 
+def band_numbers(bands: Sequence[str] | None) -> list[int] | None:
+    """1-based band numbers of local rasters from their text (``None`` stays ``None``).
+
+    Raises
+    ------
+    ParameterError
+        If a value is not an integer.
+    """
+    if bands is None:
+        return None
+    try:
+        return [int(b) for b in bands]
+    except ValueError:
+        given = ",".join(bands)
+        raise ParameterError(f"--bands of local rasters are band numbers like 1,2,3; got {given}") from None
+
+
 def unique_names(names: Sequence[str], paths: Sequence[str]) -> None:
     """Raise :class:`InputError` if two inputs share a name."""
     seen: dict[str, str] = {}

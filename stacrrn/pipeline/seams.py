@@ -30,6 +30,7 @@ F64 = NDArray[np.float64]
 SEAM_PIXELS = 2048
 """Longer side (pixels) of the seam grid at most."""
 
+
 @dataclass(frozen=True)
 class Seams:
     """Seamlines of a set of images on a coarse seam grid.
