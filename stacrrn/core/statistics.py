@@ -49,6 +49,37 @@ class ChunkStatistics:
     holdout_blocks: dict[tuple[int, int], BlockSums] = field(default_factory=dict)
     overlaps: dict[tuple[int, int], int] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize to plain JSON types (floats round-trip exactly)."""
+
+        def pairs(d: dict[tuple[int, int], Any]) -> list[list[Any]]:
+            return [[i, j, v if isinstance(v, int) else v.to_dict()] for (i, j), v in sorted(d.items())]
+
+        return {
+            "images": [[i, m.to_dict()] for i, m in sorted(self.images.items())],
+            "pairs": pairs(self.pairs),
+            "image_blocks": [[i, b.to_dict()] for i, b in sorted(self.image_blocks.items())],
+            "pair_blocks": pairs(self.pair_blocks),
+            "holdout_blocks": pairs(self.holdout_blocks),
+            "overlaps": pairs(self.overlaps),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChunkStatistics:
+        """Inverse of :meth:`to_dict`."""
+
+        def pairs(rows: list[list[Any]], parse: Callable[[Any], Any]) -> dict[tuple[int, int], Any]:
+            return {(int(i), int(j)): parse(v) for i, j, v in rows}
+
+        return cls(
+            {int(i): ImageMoments.from_dict(m) for i, m in d["images"]},
+            pairs(d["pairs"], PairMoments.from_dict),
+            {int(i): BlockSums.from_dict(b) for i, b in d["image_blocks"]},
+            pairs(d["pair_blocks"], BlockSums.from_dict),
+            pairs(d["holdout_blocks"], BlockSums.from_dict),
+            pairs(d["overlaps"], int),
+        )
+
 
 def _valid_bbox(box: Box, mask: NDArray[np.bool_]) -> Box:
     rows = np.flatnonzero(mask.any(axis=1))

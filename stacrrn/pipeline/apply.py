@@ -21,7 +21,7 @@ from stacrrn.core.statistics import Statistics
 from stacrrn.io.cog import cog_writer, write_cog
 from stacrrn.io.grid import chunks, native_to_grid
 from stacrrn.io.raster import RasterInfo, read_window
-from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.parallel import Workers, imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.types import Box, Grid
@@ -131,7 +131,7 @@ def apply_model(
     model: RRNModel,
     infos: list[RasterInfo],
     out_dir: Path,
-    workers: int = 1,
+    workers: Workers = 1,
     resume: bool = False,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress = no_progress,

@@ -21,6 +21,7 @@ from stacrrn.core.metrics import affine_residual
 from stacrrn.errors import InputError
 from stacrrn.io.stac import Search, gdal_path
 from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.pipeline.parallel import Workers
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.run import RunResult, run
 from stacrrn.samples import SampleMosaic, distort_rasters, write_sample_mosaic
@@ -107,7 +108,7 @@ def run_demo(
     folder: Path,
     data: Path | None = None,
     gradient: float = 0.1,
-    workers: int = 2,
+    workers: Workers = 2,
     progress: Progress = no_progress,
     distort: bool = True,
 ) -> DemoResult:

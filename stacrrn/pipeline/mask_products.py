@@ -19,7 +19,7 @@ from stacrrn.errors import ParameterError
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.stac import Search, stac_items_of
 from stacrrn.io.storage import configure_cloud
-from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.parallel import Workers, imap_bounded, threads_of
 from stacrrn.pipeline.pifs import PifOptions, PifSetup, candidate_pairs, prepare_pair_mask
 from stacrrn.pipeline.plan import Plan
 from stacrrn.pipeline.progress import Progress, no_progress
@@ -77,7 +77,7 @@ def write_clear_mask(unmasked: Plan, masked: Plan, i: int, path: Path) -> MaskPr
 
 
 def write_cloud_masks(
-    unmasked: Plan, masked: Plan, out_dir: Path, workers: int = 1, progress: Progress = no_progress
+    unmasked: Plan, masked: Plan, out_dir: Path, workers: Workers = 1, progress: Progress = no_progress
 ) -> list[MaskProduct]:
     """Write ``<name>-clear.tif`` per image (see :func:`write_clear_mask`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def write_cloud_masks(
 
 
 def write_pif_masks(
-    plan: Plan, out_dir: Path, workers: int = 1, progress: Progress = no_progress
+    plan: Plan, out_dir: Path, workers: Workers = 1, progress: Progress = no_progress
 ) -> tuple[list[MaskProduct], list[str]]:
     """Write ``pif-<a>__<b>.tif`` per pair of the plan's graph: its pseudo-invariant pixels.
 
@@ -144,7 +144,7 @@ def mask_plans(
     neighbours: int | None = None,
     crs: str | None = None,
     resolution: float | None = None,
-    workers: int = 2,
+    workers: Workers = 2,
 ) -> tuple[Plan, Plan]:
     """Plans of local rasters or STAC items without and with their cloud masks (and PIF selection).
 
@@ -173,9 +173,9 @@ def mask_plans(
         from stacrrn.pipeline.stac_plan import make_stac_plan
 
         plain = make_stac_plan(
-            open_assets(items, bands, workers, "none"), crs, resolution, mode=mode, neighbours=neighbours
+            open_assets(items, bands, threads_of(workers), "none"), crs, resolution, mode=mode, neighbours=neighbours
         )
-        inputs = open_assets(items, bands, workers, cloud_mask)
+        inputs = open_assets(items, bands, threads_of(workers), cloud_mask)
         masked = make_stac_plan(
             inputs, crs, resolution, mode=mode, neighbours=neighbours, cloud_mask=cloud_mask, reflectance=reflectance
         )

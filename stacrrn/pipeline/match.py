@@ -21,6 +21,7 @@ from stacrrn.errors import EmptyImageError, NoOverlapError, OutputError, Paramet
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
 from stacrrn.pipeline.apply import ApplyResult, apply_model, write_block_maps
 from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
+from stacrrn.pipeline.parallel import Workers, check_workers
 from stacrrn.pipeline.pifs import PifOptions
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan, make_plan
 from stacrrn.pipeline.progress import Progress, no_progress
@@ -290,7 +291,7 @@ def match(
     n_blocks: int | None = None,
     crs: str | None = None,
     resolution: float | None = None,
-    workers: int = 1,
+    workers: Workers = 1,
     resume: bool = False,
     min_overlap: int = 64,
     chunk_size: int = DEFAULT_CHUNK,
@@ -358,8 +359,7 @@ def match(
         The model, per-output results, paths and warnings.
     """
     check_method(method, estimator)
-    if workers < 1:
-        raise ParameterError(f"--workers must be at least 1, got {workers}")
+    check_workers(workers)
     if cloud_mask not in LOCAL_CLOUD_MASKS:
         raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(LOCAL_CLOUD_MASKS)}")
     out = Path(out_dir)

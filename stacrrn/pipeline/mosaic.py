@@ -34,7 +34,7 @@ from stacrrn.io.stac_items import raster_item, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.io.vectors import write_geojson, write_geoparquet
 from stacrrn.pipeline.catalog import publish_raster
-from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.parallel import Workers, imap_bounded, threads_of
 from stacrrn.pipeline.plan import Plan
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.seams import Seams, check_seam_options, compute_seams, priorities, seam_pixel_size
@@ -95,7 +95,7 @@ def write_mosaic(
     seams: Seams,
     path: Path,
     feather: float = 0.0,
-    workers: int = 1,
+    workers: Workers = 1,
     progress: Progress = no_progress,
 ) -> SeamSums:
     """Blend the images across the seamlines into a COG at ``path``, chunk by chunk.
@@ -182,7 +182,7 @@ def mosaic(
     priority: Mapping[str, float] | None = None,
     seams: str = "center",
     corridor: int = 16,
-    workers: int = 2,
+    workers: Workers = 2,
     progress: Progress = no_progress,
 ) -> MosaicResult:
     """Seamlines, a blended mosaic COG, vectors and a STAC item, written to ``out``.
@@ -257,7 +257,7 @@ def mosaic_sources(
     crs: str | None = None,
     resolution: float | None = None,
     seam_resolution: float | None = None,
-    workers: int = 2,
+    workers: Workers = 2,
 ) -> Sources:
     """The images of a mosaic from local rasters, a STAC search or items.
 
@@ -284,7 +284,7 @@ def mosaic_sources(
         from stacrrn.pipeline.stac_inputs import open_assets
         from stacrrn.pipeline.stac_plan import make_stac_plan
 
-        inputs = open_assets(items, bands, workers, "none")
+        inputs = open_assets(items, bands, threads_of(workers), "none")
         plan = make_stac_plan(inputs, crs, resolution)
         coarse = make_stac_plan(inputs, plan.grid.crs, seam_resolution or seam_pixel_size(plan.grid))
         headers = list(inputs.assets[0].values())
@@ -337,7 +337,7 @@ def mosaic_of_run(
     feather: float = 0.0,
     priority: Mapping[str, float] | None = None,
     seams: str = "center",
-    workers: int = 2,
+    workers: Workers = 2,
     progress: Progress = no_progress,
 ) -> MosaicResult:
     """The mosaic of a run's output items (their corrected COGs), written under ``out/mosaic``."""

@@ -40,7 +40,7 @@ from stacrrn.core.statistics import F64, Mask, PairMask
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.storage import object_identity
 from stacrrn.io.vectors import VectorMask
-from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.parallel import Workers, imap_bounded
 from stacrrn.pipeline.plan import Plan
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.spectral import SpectralBands
@@ -226,7 +226,7 @@ Transforms = dict[tuple[int, int], tuple[IrmadModel, float]]
 
 
 def fit_pair_transforms(
-    plan: Plan, options: PifOptions, workers: int = 1, progress: Progress = no_progress
+    plan: Plan, options: PifOptions, workers: Workers = 1, progress: Progress = no_progress
 ) -> tuple[Transforms, list[str]]:
     """Fit IR-MAD and its PIF cutoff for every pair of the plan on samples of its overlap.
 
@@ -291,7 +291,7 @@ def pair_mask(plan: Plan, setup: PifSetup, transforms: Transforms) -> PairMask:
 
 
 def prepare_pair_mask(
-    plan: Plan, setup: PifSetup, workers: int = 1, progress: Progress = no_progress
+    plan: Plan, setup: PifSetup, workers: Workers = 1, progress: Progress = no_progress
 ) -> tuple[PairMask | None, list[str]]:
     """Fit what the criteria need (IR-MAD transforms) and return the pair mask and warnings."""
     setup.check()

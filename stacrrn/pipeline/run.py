@@ -24,63 +24,34 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pystac
 
-from stacrrn import __version__
 from stacrrn.core.local_model import LocalParams
-from stacrrn.core.masks import clear_from_qa
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import ParameterError
-from stacrrn.io.cog import cog_writer
-from stacrrn.io.grid import chunks
-from stacrrn.io.raster import read_window
-from stacrrn.io.stac import (
-    BandRef,
-    BandSelection,
-    Search,
-    asset_bands,
-    asset_href,
-    item_href,
-    search_items,
-    select_bands,
-    sort_by_date,
-)
-from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
+from stacrrn.io.stac import Search, asset_href, item_href, search_items, select_bands, sort_by_date
 from stacrrn.io.storage import Storage, configure_cloud
-from stacrrn.pipeline.apply import correct_raster, field_map, reference_map, write_block_map
-from stacrrn.pipeline.catalog import publish_raster
-from stacrrn.pipeline.mask_products import write_clear_mask
-from stacrrn.pipeline.match import (
-    band_fallback_warning,
-    check_method,
-    check_statistics,
-    fit_model,
-    resolve_references,
+from stacrrn.pipeline.apply import reference_map, write_block_map
+from stacrrn.pipeline.item_outputs import (
+    COLLECTION_KEY,
+    ItemJob,
+    apply_items,
+    item_key,
+    versioned,
+    write_collection,
 )
-from stacrrn.pipeline.parallel import imap_bounded
-from stacrrn.pipeline.pifs import PifOptions, PifSetup
+from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model
+from stacrrn.pipeline.parallel import Workers, check_workers, threads_of
+from stacrrn.pipeline.pifs import PifOptions
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
 from stacrrn.pipeline.progress import Progress, no_progress
-from stacrrn.pipeline.stac_inputs import CLOUD_MASKS, QaAsset, StacInputs, open_assets, spectral_bands
-from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
-from stacrrn.pipeline.stac_plan import make_stac_plan, pair_graph
+from stacrrn.pipeline.run_setup import RunOptions, RunSetup, prepare
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
-
-COLLECTION_KEY = "collection.json"
-
-COMPUTED_MASKS = ("spectral", "s2cloudless")
-"""Cloud masks computed from the pixels (published on the common grid) rather than decoded from QA assets."""
-
-
-def versioned(name: str, model: RRNModel, suffix: str) -> str:
-    """``<name>-<model digest><suffix>``: outputs of different models never share a key."""
-    return f"{name}-{model.digest()}{suffix}"
 
 
 @dataclass
@@ -98,13 +69,8 @@ class RunResult:
     published: str | None = None
 
 
-def item_key(item_id: str) -> str:
-    """Storage key of an output item."""
-    return f"{item_id}/{item_id}.json"
-
-
 def _statistics(
-    plan: Plan, storage: Storage, workers: int, resume: bool, progress: Progress, warnings: list[str]
+    plan: Plan, storage: Storage, workers: Workers, resume: bool, progress: Progress, warnings: list[str]
 ) -> tuple[Statistics, bool]:
     """Pass-1 statistics, from the storage's cache when resuming and the plan's fingerprint matches."""
     fingerprint = plan.fingerprint()
@@ -145,188 +111,6 @@ def check_not_inputs(storage: Storage, items: Sequence[pystac.Item], search: Sea
             raise ParameterError(f"--out {storage.url} would overwrite the input {src}; choose another output location")
 
 
-def _published_item(storage: Storage, item_id: str) -> dict[str, Any] | None:
-    """The output item already published under this id, if any (and readable)."""
-    text = storage.read_text(item_key(item_id))
-    if not text:
-        return None
-    try:
-        d = json.loads(text)
-    except ValueError:
-        return None
-    return d if isinstance(d, dict) and isinstance(d.get("assets"), dict) else None
-
-
-def _current_item(storage: Storage, item_id: str, digest: str) -> dict[str, Any] | None:
-    """The published output item if it was made with this model, else ``None``."""
-    d = _published_item(storage, item_id)
-    return d if d is not None and d.get("properties", {}).get("rrn:model_digest") == digest else None
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What pass 2 needs for every item."""
-
-    inputs: StacInputs
-    model: RRNModel
-    storage: Storage
-    collection_id: str
-    model_href: str
-    chunk_size: int
-    staging: Path
-    computed_masks: tuple[str, Plan, Plan] | None = None
-    """Cloud test, unmasked and masked plans, when the masks are computed rather than decoded."""
-
-
-EO_BAND_FIELDS = ("name", "common_name", "description", "center_wavelength", "full_width_half_max")
-
-
-def _band_metadata(source: pystac.Asset, refs: list[BandRef]) -> list[dict[str, Any]]:
-    """``eo:bands`` of a corrected asset: the source's descriptions of the bands it holds, in order."""
-    described = asset_bands(source)
-    out = []
-    for r in refs:
-        d = described[r.index - 1] if r.index <= len(described) else {}
-        out.append({"name": r.label} | {k: v for k, v in d.items() if k in EO_BAND_FIELDS})
-    return out
-
-
-def _publish_clear_mask(job: _Job, item_id: str, qa: QaAsset, folder: Path) -> tuple[RasterAsset, float]:
-    """Decode the item's quality asset on its own grid into a uint8 COG (1 clear, 0 masked, 255 no data)."""
-    local = folder / versioned("clear-mask", job.model, ".tif")
-    clear = 0
-    with cog_writer(local, qa.info.grid, 1, "uint8", 255) as writer:
-        for box in chunks(qa.info.grid, job.chunk_size):
-            flags, valid = read_window(qa.info, box, [1])
-            ok = clear_from_qa(qa.kind, flags[0].astype(np.int64))
-            clear += int((ok & valid[0]).sum())
-            writer.write(box, np.where(valid[0], ok, 255).astype(np.uint8)[None])
-    percent = 100.0 * clear / max(qa.info.width * qa.info.height, 1)
-    asset = publish_raster(
-        job.storage,
-        local,
-        f"{item_id}/{local.name}",
-        [{"name": "clear"}],
-        ("metadata", "cloud"),
-        f"clear-sky mask from {qa.key}",
-    )
-    return asset, percent
-
-
-def _correct_item(job: _Job, k: int) -> dict[str, Any]:
-    """Correct every selected asset of item ``k``, write its block map, then its item JSON."""
-    item = job.inputs.items[k]
-    selection: BandSelection = job.inputs.selection
-    folder = job.staging / item.id
-    folder.mkdir(parents=True, exist_ok=True)
-    assets: dict[str, RasterAsset] = {}
-    clipped = [0] * len(selection.bands)
-    for key, positions in selection.assets.items():
-        info = job.inputs.assets[k][key]
-        local = folder / versioned(key, job.model, ".tif")
-        result = correct_raster(
-            job.model, k, info, local, job.chunk_size, positions, [selection.bands[p].index for p in positions]
-        )
-        for p, c in zip(positions, result.clipped, strict=True):
-            clipped[p] = c
-        source = item.assets[key]
-        bands = _band_metadata(source, [selection.bands[p] for p in positions])
-        assets[key] = publish_raster(
-            job.storage,
-            local,
-            f"{item.id}/{local.name}",
-            bands,
-            tuple(source.roles or ["data"]),
-            source.title,
-            result.statistics,
-        )
-    if job.model.local_fit is not None:
-        local = write_block_map(
-            folder / versioned("blockmap", job.model, ".tif"), *field_map(job.model, k), job.model.digest()
-        )
-        bands = [{"name": f"{b.label}_gain_field"} for b in selection.bands]
-        assets["blockmap"] = publish_raster(
-            job.storage,
-            local,
-            f"{item.id}/{local.name}",
-            bands,
-            ("metadata", "rrn-block-map"),
-            "local gain field per block",
-        )
-    rrn = rrn_properties(job.model, k, selection) | {"rrn:clipped": dict(zip(selection.labels, clipped, strict=True))}
-    qa = job.inputs.qa[k] if job.inputs.qa else None
-    if qa is not None:
-        assets["clear-mask"], clear = _publish_clear_mask(job, item.id, qa, folder)
-        rrn["rrn:cloud_mask"] = {"asset": qa.key, "kind": qa.kind, "clear_percent": clear}
-    elif job.computed_masks is not None:
-        kind, unmasked, masked = job.computed_masks
-        product = write_clear_mask(unmasked, masked, k, folder / versioned("clear-mask", job.model, ".tif"))
-        assets["clear-mask"] = publish_raster(
-            job.storage,
-            product.path,
-            f"{item.id}/{product.path.name}",
-            [{"name": "clear"}],
-            ("metadata", "cloud"),
-            f"clear-sky mask ({kind}) on the run's common grid",
-        )
-        rrn["rrn:cloud_mask"] = {"kind": kind, "clear_percent": product.usable_percent}
-    out = output_item(item, item_href(item), job.collection_id, assets, rrn, __version__)
-    d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
-    previous = _published_item(job.storage, item.id)
-    job.storage.put_text(json.dumps(d), item_key(item.id))
-    if previous is not None:  # assets of another model's item, unreferenced from now on
-        keep = {a["href"] for a in d["assets"].values()}
-        job.storage.delete([a["href"] for k, a in previous["assets"].items() if k != "model" and a["href"] not in keep])
-    return d
-
-
-def _apply_items(job: _Job, resume: bool, workers: int, progress: Progress) -> tuple[list[dict[str, Any]], list[str]]:
-    """Pass 2 over every item not already published with this model.
-
-    Returns
-    -------
-    tuple
-        The output items' JSON in input order, and the ids of those kept from an earlier run.
-    """
-    items = job.inputs.items
-    digest = job.model.digest()
-    done: dict[int, dict[str, Any]] = {}
-    for k, item in enumerate(items):
-        current = _current_item(job.storage, item.id, digest) if resume else None
-        if current is not None:
-            done[k] = current
-    reused = [items[k].id for k in sorted(done)]
-    todo = [k for k in range(len(items)) if k not in done]
-    progress("apply", len(done), len(items))
-    for k, d in zip(todo, imap_bounded(lambda k: _correct_item(job, k), todo, workers), strict=True):
-        done[k] = d
-        progress("apply", len(done), len(items))
-    return [done[k] for k in range(len(items))], reused
-
-
-def _write_collection(
-    storage: Storage,
-    collection_id: str,
-    items: list[pystac.Item],
-    dicts: list[dict[str, Any]],
-    reference_href: str | None,
-) -> tuple[str, dict[str, Any]]:
-    coll = collection_of(collection_id, f"Radiometrically normalized by stacrrn ({len(dicts)} items)", dicts)
-    d = to_json_dict(coll, storage.href(COLLECTION_KEY))
-    d["links"] += [
-        {"rel": "item", "href": storage.href(item_key(it["id"])), "type": "application/geo+json"} for it in dicts
-    ]
-    if reference_href:
-        d["assets"] = {
-            "reference-blockmap": {
-                "href": reference_href,
-                "type": COG,
-                "roles": ["metadata", "rrn-block-map"],
-            }
-        }
-    return storage.put_text(json.dumps(d), COLLECTION_KEY), d
-
-
 def run(
     search: Search | Sequence[pystac.Item],
     out: str,
@@ -341,7 +125,7 @@ def run(
     n_blocks: int | None = None,
     crs: str | None = None,
     resolution: float | None = None,
-    workers: int = 2,
+    workers: Workers = 2,
     min_overlap: int = 64,
     chunk_size: int = DEFAULT_CHUNK,
     collection_id: str | None = None,
@@ -413,60 +197,42 @@ def run(
     RunResult
         The model, the output items (as JSON dicts), hrefs and warnings.
     """
-    check_method(method, estimator)
-    if workers < 1:
-        raise ParameterError(f"--workers must be at least 1, got {workers}")
-    star_check = ([0] if references else []) if star else None
-    pair_graph(2, mode, neighbours, star_check)  # validate --mode, --neighbours and --star before any request
-    if cloud_mask not in CLOUD_MASKS:
-        raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(CLOUD_MASKS)}")
+    options = RunOptions(
+        tuple(assets) if assets is not None else None,
+        mode,
+        neighbours,
+        star,
+        tuple(references) if references is not None else None,
+        method,
+        block_size,
+        n_blocks,
+        crs,
+        resolution,
+        min_overlap,
+        chunk_size,
+        collection_id,
+        cloud_mask,
+        reflectance,
+        pif,
+        estimator,
+        local_params,
+    )
+    options.check()
+    check_workers(workers)
     configure_cloud()
     items = search_items(search) if isinstance(search, Search) else sort_by_date(search)
     select_bands(items, assets)  # fail on unknown band names before touching the output
     storage = Storage(out)
     check_not_inputs(storage, items, search if isinstance(search, Search) else None)
     storage.check_writable()
-    inputs = open_assets(items, assets, 2 * workers, cloud_mask)
-    selection = inputs.selection
-    plan = make_stac_plan(
-        inputs, crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours, cloud_mask, reflectance
-    )
-    computed_masks = None
-    if cloud_mask in COMPUTED_MASKS:
-        grid_options = (crs, resolution, block_size, n_blocks, chunk_size, mode, neighbours)
-        computed_masks = (cloud_mask, make_stac_plan(inputs, *grid_options, cloud_mask="none"), plan)
-    if pif is not None:
-        setup = PifSetup(pif, spectral_bands(inputs, reflectance))
-        setup.check()
-        plan = replace(plan, pif=setup)
-    refs = resolve_references(plan, references)
-    if star:
-        plan = replace(plan, pairs=pair_graph(len(plan.names), mode, neighbours, refs))
+    setup = prepare(items, options, 2 * threads_of(workers))
     warnings: list[str] = []
     try:
-        stats, reused_stats = _statistics(plan, storage, workers, resume, progress, warnings)
-        warnings += check_statistics(stats, plan, min_overlap, selection.labels)
-        model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
-        warnings += band_fallback_warning(model, selection.labels)
-        model_href = storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))
-        reference_href = None
-        with tempfile.TemporaryDirectory(prefix="stacrrn-") as tmp:
-            if model.local_fit is not None:
-                ref_key = versioned("reference-blockmap", model, ".tif")
-                ref_path = write_block_map(Path(tmp) / ref_key, *reference_map(model, stats), model.digest())
-                reference_href = storage.put_file(ref_path, ref_key)
-            job = _Job(
-                inputs,
-                model,
-                storage,
-                collection_id or _default_collection(items),
-                model_href,
-                chunk_size,
-                Path(tmp),
-                computed_masks,
-            )
-            dicts, reused = _apply_items(job, resume, workers, progress)
-        collection_href, coll = _write_collection(storage, job.collection_id, items, dicts, reference_href)
+        stats, reused_stats = _statistics(setup.plan, storage, workers, resume, progress, warnings)
+        model, model_href, reference_href = solve(setup, stats, storage, warnings)
+        job = ItemJob(setup, model, storage, model_href)
+        dicts, reused = apply_items(job, resume, workers, progress)
+        collection_href, coll = write_collection(storage, setup.collection_id, dicts, reference_href)
     finally:
         storage.cleanup()
     published = None
@@ -477,5 +243,36 @@ def run(
     return RunResult(model, dicts, collection_href, model_href, storage.url, reused, warnings, reused_stats, published)
 
 
-def _default_collection(items: Sequence[pystac.Item]) -> str:
-    return f"{items[0].collection_id or 'stacrrn'}-rrn"
+def solve(
+    setup: RunSetup, stats: Statistics, storage: Storage, warnings: list[str]
+) -> tuple[RRNModel, str, str | None]:
+    """Fit the model from pass-1 statistics and publish it with the reference block map.
+
+    Parameters
+    ----------
+    setup
+        The run's setup.
+    stats
+        Merged pass-1 statistics.
+    storage
+        Output location.
+    warnings
+        Receives warnings about small overlaps and bands that fell back to another estimate.
+
+    Returns
+    -------
+    tuple
+        The model, its href, and the reference block map's href (``None`` without a local step).
+    """
+    o, plan = setup.options, setup.plan
+    labels = setup.inputs.selection.labels
+    warnings += check_statistics(stats, plan, o.min_overlap, labels)
+    model = fit_model(plan, stats, o.method, setup.references, o.min_overlap, o.local_params, o.estimator)
+    warnings += band_fallback_warning(model, labels)
+    model_href = storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))
+    if model.local_fit is None:
+        return model, model_href, None
+    with tempfile.TemporaryDirectory(prefix="stacrrn-") as tmp:
+        key = versioned("reference-blockmap", model, ".tif")
+        path = write_block_map(Path(tmp) / key, *reference_map(model, stats), model.digest())
+        return model, model_href, storage.put_file(path, key)

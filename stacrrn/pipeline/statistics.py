@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from stacrrn.core.pif import holdout_cells
 from stacrrn.core.statistics import ChunkStatistics, PairMask, Statistics, chunk_statistics
+from stacrrn.errors import ParameterError
 from stacrrn.io.files import atomic_write_text
-from stacrrn.pipeline.parallel import imap_bounded
+from stacrrn.pipeline.parallel import Workers, imap_bounded
 from stacrrn.pipeline.plan import Plan
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.types import Box
@@ -22,26 +24,45 @@ def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float
     return chunk_statistics(box, layers, plan.blocks, plan.pairs, pair_mask, held)
 
 
-def compute_statistics(
-    plan: Plan, workers: int = 1, progress: Progress = no_progress, warnings: list[str] | None = None
-) -> Statistics:
-    """Compute exact overlap, image and block moments of all inputs (pass 1).
+def tile_chunks(n_chunks: int, tile: int, tiles: int) -> range:
+    """Indices of the chunks in tile ``tile`` of ``tiles``: contiguous runs of the plan's chunks.
+
+    Raises
+    ------
+    ParameterError
+        Unless ``0 <= tile < tiles``.
+    """
+    if not 0 <= tile < tiles:
+        raise ParameterError(f"tile {tile} is not one of {tiles} tiles (0..{tiles - 1})")
+    return range(tile * n_chunks // tiles, (tile + 1) * n_chunks // tiles)
+
+
+def chunk_statistics_of(
+    plan: Plan,
+    indices: Sequence[int] | None = None,
+    workers: Workers = 1,
+    progress: Progress = no_progress,
+    warnings: list[str] | None = None,
+) -> Iterator[ChunkStatistics]:
+    """Moments of the plan's chunks (all, or those at ``indices``), in chunk order (pass 1).
 
     Parameters
     ----------
     plan
         The run's layout (with its PIF selection and holdout, if any).
+    indices
+        Chunk indices to read (default all), e.g. one tile's (:func:`tile_chunks`).
     workers
-        Number of threads reading and reducing chunks.
+        Threads, or a Dask cluster, reading and reducing chunks.
     progress
         Called with ``(stage, done, total)`` after each chunk (``pif samples`` then ``statistics``).
     warnings
         Receives warnings of the PIF selection (pairs too small to fit IR-MAD).
 
-    Returns
-    -------
-    Statistics
-        Merged moments; independent of chunking and worker count.
+    Yields
+    ------
+    ChunkStatistics
+        One per chunk, in the order of ``indices``.
     """
     pair_mask, holdout = None, 0.0
     if plan.pif is not None:
@@ -51,14 +72,37 @@ def compute_statistics(
         holdout = plan.pif.options.holdout_share
         if warnings is not None:
             warnings.extend(notes)
-    stats = Statistics.empty(len(plan.bands), plan.footprints, plan.blocks)
-    total = len(plan.chunks)
-    progress("statistics", 0, total)
-    tasks = imap_bounded(lambda b: _chunk_task(plan, b, pair_mask, holdout), plan.chunks, workers)
+    boxes = plan.chunks if indices is None else [plan.chunks[k] for k in indices]
+    progress("statistics", 0, len(boxes))
+    tasks = imap_bounded(lambda b: _chunk_task(plan, b, pair_mask, holdout), boxes, workers)
     for done, chunk in enumerate(tasks, start=1):
+        yield chunk
+        progress("statistics", done, len(boxes))
+
+
+def merge_chunks(plan: Plan, chunks: Iterable[ChunkStatistics]) -> Statistics:
+    """Sum chunk moments in the order given into the run's statistics."""
+    stats = Statistics.empty(len(plan.bands), plan.footprints, plan.blocks)
+    for chunk in chunks:
         stats.add(chunk)
-        progress("statistics", done, total)
     return stats
+
+
+def compute_statistics(
+    plan: Plan, workers: Workers = 1, progress: Progress = no_progress, warnings: list[str] | None = None
+) -> Statistics:
+    """Compute exact overlap, image and block moments of all inputs (pass 1).
+
+    Chunk moments are summed in chunk order whatever runs them, so the result is the same
+    bit for bit for any number of threads, on a Dask cluster, or tile by tile through the
+    serverless handlers. Arguments as for :func:`chunk_statistics_of`.
+
+    Returns
+    -------
+    Statistics
+        Merged moments; independent of chunking and workers.
+    """
+    return merge_chunks(plan, chunk_statistics_of(plan, None, workers, progress, warnings))
 
 
 def save_statistics(stats: Statistics, path: Path, fingerprint: str) -> None:

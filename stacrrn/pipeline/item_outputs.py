@@ -1,0 +1,249 @@
+"""Pass 2 of a STAC run, item by item: corrected COGs, block map, clear mask, then the item JSON.
+
+Each item is one task (:func:`correct_item`) that needs only the model, the run's setup
+and the output storage, so it runs the same in a thread, on a Dask worker or in a
+serverless function. Its files are staged in a temporary folder of the process that runs
+it, published through temporary keys, and the item JSON is written after all its assets.
+The collection (:func:`write_collection`) is written last, from the published items.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+
+from stacrrn import __version__
+from stacrrn.core.masks import clear_from_qa
+from stacrrn.core.model import RRNModel
+from stacrrn.io.cog import cog_writer
+from stacrrn.io.grid import chunks
+from stacrrn.io.raster import read_window
+from stacrrn.io.stac import BandRef, BandSelection, asset_bands, item_href
+from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
+from stacrrn.io.storage import Storage
+from stacrrn.pipeline.apply import correct_raster, field_map, write_block_map
+from stacrrn.pipeline.catalog import publish_raster
+from stacrrn.pipeline.mask_products import write_clear_mask
+from stacrrn.pipeline.parallel import Workers, imap_bounded
+from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.run_setup import RunSetup
+from stacrrn.pipeline.stac_inputs import QaAsset
+from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
+
+COLLECTION_KEY = "collection.json"
+
+
+def versioned(name: str, model: RRNModel, suffix: str) -> str:
+    """``<name>-<model digest><suffix>``: outputs of different models never share a key."""
+    return f"{name}-{model.digest()}{suffix}"
+
+
+def item_key(item_id: str) -> str:
+    """Storage key of an output item."""
+    return f"{item_id}/{item_id}.json"
+
+
+def published_item(storage: Storage, item_id: str) -> dict[str, Any] | None:
+    """The output item already published under this id, if any (and readable)."""
+    text = storage.read_text(item_key(item_id))
+    if not text:
+        return None
+    try:
+        d = json.loads(text)
+    except ValueError:
+        return None
+    return d if isinstance(d, dict) and isinstance(d.get("assets"), dict) else None
+
+
+def current_item(storage: Storage, item_id: str, digest: str) -> dict[str, Any] | None:
+    """The published output item if it was made with this model, else ``None``."""
+    d = published_item(storage, item_id)
+    return d if d is not None and d.get("properties", {}).get("rrn:model_digest") == digest else None
+
+
+@dataclass(frozen=True)
+class ItemJob:
+    """What pass 2 needs for every item: the run's setup, the model and where outputs go."""
+
+    setup: RunSetup
+    model: RRNModel
+    storage: Storage
+    model_href: str
+
+
+EO_BAND_FIELDS = ("name", "common_name", "description", "center_wavelength", "full_width_half_max")
+
+
+def _band_metadata(source: pystac.Asset, refs: list[BandRef]) -> list[dict[str, Any]]:
+    """``eo:bands`` of a corrected asset: the source's descriptions of the bands it holds, in order."""
+    described = asset_bands(source)
+    out = []
+    for r in refs:
+        d = described[r.index - 1] if r.index <= len(described) else {}
+        out.append({"name": r.label} | {k: v for k, v in d.items() if k in EO_BAND_FIELDS})
+    return out
+
+
+def _publish_clear_mask(job: ItemJob, item_id: str, qa: QaAsset, folder: Path) -> tuple[RasterAsset, float]:
+    """Decode the item's quality asset on its own grid into a uint8 COG (1 clear, 0 masked, 255 no data)."""
+    local = folder / versioned("clear-mask", job.model, ".tif")
+    clear = 0
+    with cog_writer(local, qa.info.grid, 1, "uint8", 255) as writer:
+        for box in chunks(qa.info.grid, job.setup.options.chunk_size):
+            flags, valid = read_window(qa.info, box, [1])
+            ok = clear_from_qa(qa.kind, flags[0].astype(np.int64))
+            clear += int((ok & valid[0]).sum())
+            writer.write(box, np.where(valid[0], ok, 255).astype(np.uint8)[None])
+    percent = 100.0 * clear / max(qa.info.width * qa.info.height, 1)
+    asset = publish_raster(
+        job.storage,
+        local,
+        f"{item_id}/{local.name}",
+        [{"name": "clear"}],
+        ("metadata", "cloud"),
+        f"clear-sky mask from {qa.key}",
+    )
+    return asset, percent
+
+
+def correct_item(job: ItemJob, k: int) -> dict[str, Any]:
+    """Correct every selected asset of item ``k``, publish them and its block map, then its item JSON.
+
+    Parameters
+    ----------
+    job
+        Setup, model and storage of the run.
+    k
+        The item's index in the run (and the model).
+
+    Returns
+    -------
+    dict
+        The published item's JSON.
+    """
+    with tempfile.TemporaryDirectory(prefix="stacrrn-item-") as tmp:
+        return _correct_item_in(job, k, Path(tmp))
+
+
+def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
+    inputs = job.setup.inputs
+    item = inputs.items[k]
+    selection: BandSelection = inputs.selection
+    chunk_size = job.setup.options.chunk_size
+    assets: dict[str, RasterAsset] = {}
+    clipped = [0] * len(selection.bands)
+    for key, positions in selection.assets.items():
+        info = inputs.assets[k][key]
+        local = folder / versioned(key, job.model, ".tif")
+        result = correct_raster(
+            job.model, k, info, local, chunk_size, positions, [selection.bands[p].index for p in positions]
+        )
+        for p, c in zip(positions, result.clipped, strict=True):
+            clipped[p] = c
+        source = item.assets[key]
+        bands = _band_metadata(source, [selection.bands[p] for p in positions])
+        assets[key] = publish_raster(
+            job.storage,
+            local,
+            f"{item.id}/{local.name}",
+            bands,
+            tuple(source.roles or ["data"]),
+            source.title,
+            result.statistics,
+        )
+    if job.model.local_fit is not None:
+        local = write_block_map(
+            folder / versioned("blockmap", job.model, ".tif"), *field_map(job.model, k), job.model.digest()
+        )
+        bands = [{"name": f"{b.label}_gain_field"} for b in selection.bands]
+        assets["blockmap"] = publish_raster(
+            job.storage,
+            local,
+            f"{item.id}/{local.name}",
+            bands,
+            ("metadata", "rrn-block-map"),
+            "local gain field per block",
+        )
+    rrn = rrn_properties(job.model, k, selection) | {"rrn:clipped": dict(zip(selection.labels, clipped, strict=True))}
+    qa = inputs.qa[k] if inputs.qa else None
+    if qa is not None:
+        assets["clear-mask"], clear = _publish_clear_mask(job, item.id, qa, folder)
+        rrn["rrn:cloud_mask"] = {"asset": qa.key, "kind": qa.kind, "clear_percent": clear}
+    elif job.setup.computed_masks is not None:
+        kind, unmasked, masked = job.setup.computed_masks
+        product = write_clear_mask(unmasked, masked, k, folder / versioned("clear-mask", job.model, ".tif"))
+        assets["clear-mask"] = publish_raster(
+            job.storage,
+            product.path,
+            f"{item.id}/{product.path.name}",
+            [{"name": "clear"}],
+            ("metadata", "cloud"),
+            f"clear-sky mask ({kind}) on the run's common grid",
+        )
+        rrn["rrn:cloud_mask"] = {"kind": kind, "clear_percent": product.usable_percent}
+    out = output_item(item, item_href(item), job.setup.collection_id, assets, rrn, __version__)
+    d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
+    previous = published_item(job.storage, item.id)
+    job.storage.put_text(json.dumps(d), item_key(item.id))
+    if previous is not None:  # assets of another model's item, unreferenced from now on
+        keep = {a["href"] for a in d["assets"].values()}
+        job.storage.delete([a["href"] for k, a in previous["assets"].items() if k != "model" and a["href"] not in keep])
+    return d
+
+
+def apply_items(
+    job: ItemJob, resume: bool = True, workers: Workers = 1, progress: Progress = no_progress
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Pass 2 over every item not already published with this model.
+
+    Returns
+    -------
+    tuple
+        The output items' JSON in input order, and the ids of those kept from an earlier run.
+    """
+    items = job.setup.inputs.items
+    digest = job.model.digest()
+    done: dict[int, dict[str, Any]] = {}
+    for k, item in enumerate(items):
+        current = current_item(job.storage, item.id, digest) if resume else None
+        if current is not None:
+            done[k] = current
+    reused = [items[k].id for k in sorted(done)]
+    todo = [k for k in range(len(items)) if k not in done]
+    progress("apply", len(done), len(items))
+    for k, d in zip(todo, imap_bounded(lambda k: correct_item(job, k), todo, workers), strict=True):
+        done[k] = d
+        progress("apply", len(done), len(items))
+    return [done[k] for k in range(len(items))], reused
+
+
+def write_collection(
+    storage: Storage, collection_id: str, dicts: list[dict[str, Any]], reference_href: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Write the run's collection (last), linking every output item and the reference block map.
+
+    Returns
+    -------
+    tuple
+        The collection's href and JSON.
+    """
+    coll = collection_of(collection_id, f"Radiometrically normalized by stacrrn ({len(dicts)} items)", dicts)
+    d = to_json_dict(coll, storage.href(COLLECTION_KEY))
+    d["links"] += [
+        {"rel": "item", "href": storage.href(item_key(it["id"])), "type": "application/geo+json"} for it in dicts
+    ]
+    if reference_href:
+        d["assets"] = {
+            "reference-blockmap": {
+                "href": reference_href,
+                "type": COG,
+                "roles": ["metadata", "rrn-block-map"],
+            }
+        }
+    return storage.put_text(json.dumps(d), COLLECTION_KEY), d

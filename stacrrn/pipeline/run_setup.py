@@ -1,0 +1,164 @@
+"""The settings of a STAC run and the layout they give: shared by :func:`run` and the serverless stages.
+
+:class:`RunOptions` holds everything that decides the model and the outputs (not where
+pixel tasks run). :func:`prepare` turns options and items into a :class:`RunSetup`: the
+selected assets with their headers, the plan of pass 1 and the reference images. Every
+stage of a distributed run (statistics of a tile, solve, apply of one item) rebuilds the
+same setup from the same items and options, so they agree on the grid, the chunks and the
+model's image order without passing anything else around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import pystac
+
+from stacrrn.core.local_model import LocalParams
+from stacrrn.errors import ParameterError
+from stacrrn.pipeline.match import check_method, resolve_references
+from stacrrn.pipeline.pifs import PifOptions, PifSetup
+from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
+from stacrrn.pipeline.stac_inputs import CLOUD_MASKS, StacInputs, open_assets, spectral_bands
+from stacrrn.pipeline.stac_plan import make_stac_plan, pair_graph
+
+COMPUTED_MASKS = ("spectral", "s2cloudless")
+"""Cloud masks computed from the pixels (published on the common grid) rather than decoded from QA assets."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a STAC run computes; see :func:`stacrrn.pipeline.run.run` for each field."""
+
+    assets: tuple[str, ...] | None = None
+    mode: str = "mosaic"
+    neighbours: int | None = None
+    star: bool = False
+    references: tuple[str, ...] | None = None
+    method: str = "global+local"
+    block_size: float | None = None
+    n_blocks: int | None = None
+    crs: str | None = None
+    resolution: float | None = None
+    min_overlap: int = 64
+    chunk_size: int = DEFAULT_CHUNK
+    collection_id: str | None = None
+    cloud_mask: str = "auto"
+    reflectance: tuple[float, float] | None = None
+    pif: PifOptions | None = None
+    estimator: str = "spread"
+    local_params: LocalParams | None = None
+
+    def check(self) -> None:
+        """Validate the options before any request.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown method, estimator, mode or cloud mask, or an inconsistent pair graph.
+        """
+        check_method(self.method, self.estimator)
+        star = ([0] if self.references else []) if self.star else None
+        pair_graph(2, self.mode, self.neighbours, star)
+        if self.cloud_mask not in CLOUD_MASKS:
+            raise ParameterError(f"unknown --cloud-mask {self.cloud_mask!r}; choose one of {', '.join(CLOUD_MASKS)}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunOptions:
+        """Options from JSON (a serverless event's parameters); lists become tuples.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown key or a value of the wrong shape.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ParameterError(f"unknown run parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values = dict(d)
+        try:
+            for key in ("assets", "references", "reflectance"):
+                if values.get(key) is not None:
+                    values[key] = tuple(values[key])
+            if values.get("pif") is not None:
+                pif = dict(values["pif"])
+                pif["methods"], pif["exclude"] = tuple(pif.get("methods", ())), tuple(pif.get("exclude", ()))
+                values["pif"] = PifOptions(**pif)
+            if values.get("local_params") is not None:
+                values["local_params"] = LocalParams(**values["local_params"])
+        except TypeError as exc:
+            raise ParameterError(f"malformed run parameters: {exc}") from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """Inputs and layout of a run.
+
+    Attributes
+    ----------
+    options
+        The run's options.
+    inputs
+        Items (sorted by date), band selection, asset headers and quality assets.
+    plan
+        Pass 1's layout, with the PIF selection and pair graph.
+    references
+        Indices of the reference items.
+    computed_masks
+        Cloud test, unmasked and masked plans, when the masks are computed from the pixels
+        (published per item on the common grid) rather than decoded from QA assets.
+    """
+
+    options: RunOptions
+    inputs: StacInputs
+    plan: Plan
+    references: list[int]
+    computed_masks: tuple[str, Plan, Plan] | None = None
+
+    @property
+    def items(self) -> list[pystac.Item]:
+        """The input items, in model order."""
+        return list(self.inputs.items)
+
+    @property
+    def collection_id(self) -> str:
+        """Id of the output collection (default ``<first input collection>-rrn``)."""
+        return self.options.collection_id or f"{self.inputs.items[0].collection_id or 'stacrrn'}-rrn"
+
+
+def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4) -> RunSetup:
+    """Open the items' assets and lay out the run (no pixel is read).
+
+    Parameters
+    ----------
+    items
+        Input items, sorted by date.
+    options
+        The run's options (checked by the caller).
+    threads
+        Concurrent header reads.
+
+    Returns
+    -------
+    RunSetup
+        Inputs, plan and references.
+    """
+    o = options
+    inputs = open_assets(items, o.assets, threads, o.cloud_mask)
+    grid_options = (o.crs, o.resolution, o.block_size, o.n_blocks, o.chunk_size, o.mode, o.neighbours)
+    plan = make_stac_plan(inputs, *grid_options, o.cloud_mask, o.reflectance)
+    computed = None
+    if o.cloud_mask in COMPUTED_MASKS:
+        computed = (o.cloud_mask, make_stac_plan(inputs, *grid_options, cloud_mask="none"), plan)
+    if o.pif is not None:
+        setup = PifSetup(o.pif, spectral_bands(inputs, o.reflectance))
+        setup.check()
+        plan = replace(plan, pif=setup)
+    refs = resolve_references(plan, o.references)
+    if o.star:
+        plan = replace(plan, pairs=pair_graph(len(plan.names), o.mode, o.neighbours, refs))
+    return RunSetup(o, inputs, plan, refs, computed)
