@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -31,6 +31,16 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the pixel passes run: 'threads' (--workers threads here), 'local' (a Dask LocalCluster of "
+        "--workers processes) or a Dask scheduler address such as tcp://10.0.0.5:8786 "
+        "[default: $DASK_SCHEDULER_ADDRESS, else threads].",
+        show_default=False,
+    ),
+]
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:

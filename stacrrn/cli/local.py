@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stacrrn.cli.common import app, console, handle_errors, print_model_table, print_warnings, with_progress
+from stacrrn.cli.common import Scheduler, app, console, handle_errors, print_model_table, print_warnings, with_progress
 from stacrrn.cli.masking import (
     PANEL,
     BandNames,
@@ -28,6 +28,7 @@ from stacrrn.cli.masking import (
 )
 from stacrrn.core.model import METHODS
 from stacrrn.pipeline.match import MatchResult, match
+from stacrrn.pipeline.parallel import connect
 from stacrrn.pipeline.plan import band_numbers
 
 
@@ -64,7 +65,8 @@ def match_command(
     bands: Annotated[str | None, typer.Option(help="Comma-separated 1-based bands, e.g. 1,2,3.")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first input's).")] = None,
     resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
-    workers: Annotated[int, typer.Option(help="Threads for the pixel passes.")] = 1,
+    workers: Annotated[int, typer.Option(help="Threads (or Dask workers) for the pixel passes.")] = 1,
+    scheduler: Scheduler = None,
     resume: Annotated[bool, typer.Option(help="Keep outputs already made with the same model.")] = False,
     min_overlap: Annotated[int, typer.Option(help="Ignore overlaps with fewer valid pixels.")] = 64,
     cloud_mask: Annotated[
@@ -85,29 +87,30 @@ def match_command(
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
     band_list = band_numbers(split(bands))
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
-    result = with_progress(
-        quiet,
-        lambda progress: match(
-            [str(p) for p in inputs],
-            out,
-            references=reference,
-            method=method,
-            block_size=block_size,
-            n_blocks=blocks,
-            bands=band_list,
-            crs=crs,
-            resolution=resolution,
-            workers=workers,
-            resume=resume,
-            min_overlap=min_overlap,
-            cloud_mask=cloud_mask,
-            masks=parse_masks(mask),
-            band_names=split(band_names),
-            reflectance=reflectance(reflectance_scale, reflectance_offset),
-            pif=pifs,
-            estimator=estimator,
-            progress=progress,
-        ),
-    )
+    with connect(scheduler, workers) as engine:
+        result = with_progress(
+            quiet,
+            lambda progress: match(
+                [str(p) for p in inputs],
+                out,
+                references=reference,
+                method=method,
+                block_size=block_size,
+                n_blocks=blocks,
+                bands=band_list,
+                crs=crs,
+                resolution=resolution,
+                workers=engine,
+                resume=resume,
+                min_overlap=min_overlap,
+                cloud_mask=cloud_mask,
+                masks=parse_masks(mask),
+                band_names=split(band_names),
+                reflectance=reflectance(reflectance_scale, reflectance_offset),
+                pif=pifs,
+                estimator=estimator,
+                progress=progress,
+            ),
+        )
     if not quiet:
         print_summary(result)

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from stacrrn.cli.common import (
+    Scheduler,
     app,
     console,
     handle_errors,
@@ -49,6 +50,7 @@ from stacrrn.cli.search_options import (
 from stacrrn.core.model import METHODS
 from stacrrn.errors import ParameterError
 from stacrrn.io.stac import search_items
+from stacrrn.pipeline.parallel import connect
 from stacrrn.pipeline.stac_inputs import CLOUD_MASKS
 from stacrrn.pipeline.stac_plan import MODES
 
@@ -147,7 +149,8 @@ def run_command(
     resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
     collection_id: Annotated[str | None, typer.Option(help="Id of the output collection.")] = None,
     publish: Annotated[str | None, typer.Option(help="STAC API URL (transactions) to add the outputs to.")] = None,
-    workers: Annotated[int, typer.Option(help="Concurrent chunks and items.")] = 2,
+    workers: Annotated[int, typer.Option(help="Concurrent chunks and items (threads or Dask workers).")] = 2,
+    scheduler: Scheduler = None,
     resume: Annotated[bool, typer.Option(help="Reuse cached statistics and items made with the same model.")] = True,
     min_overlap: Annotated[int, typer.Option(help="Ignore overlaps with fewer valid pixels.")] = 64,
     cloud_mask: Annotated[
@@ -182,33 +185,34 @@ def run_command(
 
     search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items)
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
-    result = with_progress(
-        quiet,
-        lambda progress: run(
-            search,
-            out,
-            assets=_split(assets),
-            mode=mode,
-            neighbours=neighbours,
-            star=star,
-            references=reference,
-            method=method,
-            block_size=block_size,
-            n_blocks=blocks,
-            crs=crs,
-            resolution=resolution,
-            workers=workers,
-            min_overlap=min_overlap,
-            collection_id=collection_id,
-            publish=publish,
-            resume=resume,
-            cloud_mask=cloud_mask,
-            reflectance=reflectance(reflectance_scale, reflectance_offset),
-            pif=pifs,
-            estimator=estimator,
-            progress=progress,
-        ),
-    )
+    with connect(scheduler, workers) as engine:
+        result = with_progress(
+            quiet,
+            lambda progress: run(
+                search,
+                out,
+                assets=_split(assets),
+                mode=mode,
+                neighbours=neighbours,
+                star=star,
+                references=reference,
+                method=method,
+                block_size=block_size,
+                n_blocks=blocks,
+                crs=crs,
+                resolution=resolution,
+                workers=engine,
+                min_overlap=min_overlap,
+                collection_id=collection_id,
+                publish=publish,
+                resume=resume,
+                cloud_mask=cloud_mask,
+                reflectance=reflectance(reflectance_scale, reflectance_offset),
+                pif=pifs,
+                estimator=estimator,
+                progress=progress,
+            ),
+        )
     made = None
     if mosaic:
         from stacrrn.pipeline.mosaic import mosaic_of_run

@@ -126,8 +126,13 @@ class RunSetup:
 
     @property
     def collection_id(self) -> str:
-        """Id of the output collection (default ``<first input collection>-rrn``)."""
-        return self.options.collection_id or f"{self.inputs.items[0].collection_id or 'stacrrn'}-rrn"
+        """Id of the output collection (:func:`collection_id_of`)."""
+        return collection_id_of(self.inputs.items, self.options.collection_id)
+
+
+def collection_id_of(items: Sequence[pystac.Item], collection_id: str | None) -> str:
+    """``collection_id``, by default ``<first input item's collection>-rrn``."""
+    return collection_id or f"{items[0].collection_id or 'stacrrn'}-rrn"
 
 
 def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4) -> RunSetup:

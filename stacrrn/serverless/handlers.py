@@ -1,0 +1,66 @@
+"""The four serverless stages as AWS Lambda handlers: ``stacrrn.serverless.handlers.<stage>``.
+
+Each parses the payload (:class:`~stacrrn.serverless.payload.Payload`), configures GDAL
+for the environment's S3 endpoint, calls one function of :mod:`stacrrn.pipeline.stages`
+and returns a small JSON result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stacrrn.io.storage import configure_cloud
+from stacrrn.pipeline.run_setup import collection_id_of
+from stacrrn.pipeline.stages import (
+    apply_item,
+    save_tile_statistics,
+    solve_from_tiles,
+    write_run_collection,
+)
+from stacrrn.serverless.payload import Payload
+
+
+def _payload(event: dict[str, Any]) -> Payload:
+    configure_cloud()
+    return Payload.from_event(event)
+
+
+def statistics(event: dict[str, Any], context: object | None = None) -> dict[str, Any]:
+    """Map step: pass-1 moments of tile ``event["tile"]`` of ``tiles`` -> S3."""
+    p = _payload(event)
+    tile = p.field("tile", int)
+    href = save_tile_statistics(p.setup(), p.storage(), tile, p.tiles)
+    return {"tile": tile, "tiles": p.tiles, "statistics": href}
+
+
+def solve(event: dict[str, Any], context: object | None = None) -> dict[str, Any]:
+    """Reduce step: all tiles' moments -> model JSON (and reference block map); returns the payload with ``model``."""
+    p = _payload(event)
+    model, model_href, reference_href, warnings = solve_from_tiles(p.setup(), p.storage(), p.tiles)
+    result = {k: v for k, v in p.raw.items() if k not in ("tile", "item")}
+    return result | {
+        "model": model_href,
+        "model_digest": model.digest(),
+        "reference_blockmap": reference_href,
+        "warnings": warnings,
+    }
+
+
+def apply(event: dict[str, Any], context: object | None = None) -> dict[str, Any]:
+    """Map step: corrected COGs, block map and item JSON of ``event["item"]``; returns that item."""
+    p = _payload(event)
+    item = apply_item(p.setup(), p.storage(), p.field("model", str), p.field("item", str))
+    return {"type": "FeatureCollection", "features": [item]}
+
+
+def collection(event: dict[str, Any], context: object | None = None) -> dict[str, Any]:
+    """Final step: the run's collection, once every item is published with the model."""
+    p = _payload(event)
+    storage, model_href = p.storage(), p.field("model", str)
+    collection_id = collection_id_of(p.items, p.options.collection_id)
+    href, _ = write_run_collection(p.items, storage, model_href, collection_id, p.raw.get("reference_blockmap"))
+    return {"collection": href, "items": len(p.items), "model": model_href}
+
+
+STAGES = {"statistics": statistics, "solve": solve, "apply": apply, "collection": collection}
+"""The handlers by stage name."""

@@ -1,0 +1,117 @@
+"""Reading a stac-task/cirrus payload: items, run parameters, output location, stage selectors."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import pystac
+
+from stacrrn.errors import ParameterError
+from stacrrn.io.stac import sort_by_date
+from stacrrn.io.storage import Storage
+from stacrrn.pipeline.run_setup import RunOptions, RunSetup, prepare
+
+TASK = "stacrrn"
+"""Name of the task block holding the run parameters: ``process.tasks.stacrrn``."""
+
+OUTPUT_ENV = "STACRRN_OUTPUT"
+"""Output prefix used when the payload's ``upload_options.path_template`` is absent."""
+
+
+def load_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The payload itself, or the one stored at ``event["url"]`` (for payloads too large to pass inline).
+
+    Raises
+    ------
+    ParameterError
+        If the URL cannot be read or holds no JSON object.
+    """
+    url = event.get("url")
+    if url is None or "features" in event:
+        return event
+    try:
+        with fsspec.open(url, "r") as f:
+            loaded = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot read the payload at {url}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ParameterError(f"the payload at {url} is not a JSON object")
+    return {**loaded, **{k: v for k, v in event.items() if k != "url"}}
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A parsed payload.
+
+    Attributes
+    ----------
+    raw
+        The payload as received (inline).
+    items
+        The input items, sorted by date.
+    options
+        The run parameters of ``process.tasks.stacrrn``.
+    out
+        Output prefix (``process.upload_options.path_template``, else ``$STACRRN_OUTPUT``).
+    tiles
+        Number of statistics tiles (top-level ``tiles``, else the task's ``tiles``, default 1).
+    """
+
+    raw: dict[str, Any]
+    items: list[pystac.Item]
+    options: RunOptions
+    out: str
+    tiles: int
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> Payload:
+        """Parse and check a payload.
+
+        Raises
+        ------
+        ParameterError
+            For anything malformed: not a FeatureCollection, no items, bad parameters, no output.
+        """
+        raw = load_event(event)
+        if raw.get("type") != "FeatureCollection" or not isinstance(raw.get("features"), list) or not raw["features"]:
+            raise ParameterError("the event must be a FeatureCollection of STAC items with a 'process' block")
+        try:
+            items = sort_by_date([pystac.Item.from_dict(f) for f in raw["features"]])
+        except (KeyError, TypeError, ValueError, pystac.STACError) as exc:
+            raise ParameterError(f"a feature of the event is not a STAC item: {exc}") from None
+        process = raw.get("process") or {}
+        params = dict((process.get("tasks") or {}).get(TASK) or {})
+        tiles = raw.get("tiles", params.pop("tiles", 1))
+        out = (process.get("upload_options") or {}).get("path_template") or os.environ.get(OUTPUT_ENV)
+        if not out:
+            raise ParameterError(f"no output: set process.upload_options.path_template or ${OUTPUT_ENV}")
+        if not isinstance(tiles, int) or isinstance(tiles, bool) or tiles < 1:
+            raise ParameterError(f"tiles must be a whole number of at least 1, got {tiles!r}")
+        options = RunOptions.from_dict(params)
+        options.check()
+        return cls(raw, items, options, out, tiles)
+
+    def field(self, name: str, kind: type) -> Any:
+        """A required top-level stage selector (``tile``, ``item``, ``model``).
+
+        Raises
+        ------
+        ParameterError
+            If it is missing or of the wrong type.
+        """
+        value = self.raw.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ParameterError(f"the event needs a top-level {name!r} ({kind.__name__}) for this stage")
+        return value
+
+    def setup(self) -> RunSetup:
+        """Open the items' assets and lay out the run, as every stage does identically."""
+        return prepare(self.items, self.options)
+
+    def storage(self) -> Storage:
+        """The output storage."""
+        return Storage(self.out)
