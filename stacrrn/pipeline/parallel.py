@@ -200,7 +200,7 @@ def connect(scheduler: str | None, workers: int) -> Iterator[Workers]:
             yield DaskWorkers(client)
         return
     try:
-        client = Client(scheduler, timeout="20s")
+        client = Client(scheduler, timeout="5s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise ParameterError(
             f"cannot reach the Dask scheduler {scheduler!r} ({exc}); check --scheduler or {SCHEDULER_ENV}"

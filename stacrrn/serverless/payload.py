@@ -81,7 +81,7 @@ class Payload:
             raise ParameterError("the event must be a FeatureCollection of STAC items with a 'process' block")
         try:
             items = sort_by_date([pystac.Item.from_dict(f) for f in raw["features"]])
-        except (KeyError, TypeError, ValueError, pystac.STACError) as exc:
+        except (KeyError, TypeError, ValueError, pystac.STACError, pystac.STACTypeError) as exc:
             raise ParameterError(f"a feature of the event is not a STAC item: {exc}") from None
         process = raw.get("process") or {}
         params = dict((process.get("tasks") or {}).get(TASK) or {})

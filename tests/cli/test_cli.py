@@ -168,3 +168,19 @@ def test_truncated_file_fails_on_read_with_exit_2(mosaic, tmp_path):
     proc = run_cli("match", str(mosaic.paths[0]), str(truncated), "--out", str(tmp_path / "o"))
     assert_user_error(proc, "trunc.tif")
     assert not (tmp_path / "o").exists()
+
+
+def test_match_on_a_dask_local_cluster_writes_the_same_pixels(mosaic, tmp_path):
+    base = [*map(str, mosaic.paths), "--reference", "tile_00", "--blocks", "8", "--quiet"]
+    assert runner.invoke(app, ["match", *base, "--out", str(tmp_path / "threads")]).exit_code == 0
+    proc = run_cli("match", *base, "--out", str(tmp_path / "dask"), "--scheduler", "local", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    for p in mosaic.paths:
+        with rasterio.open(tmp_path / "threads" / p.name) as a, rasterio.open(tmp_path / "dask" / p.name) as b:
+            assert np.array_equal(a.read(), b.read())
+
+
+def test_unreachable_scheduler_is_a_user_error(mosaic, tmp_path):
+    proc = run_cli("match", *map(str, mosaic.paths), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9")
+    assert_user_error(proc, "cannot reach the Dask scheduler", "--scheduler")
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,56 @@
+"""Ordered, bounded task runs on threads and on a Dask cluster."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from stacrrn.errors import ParameterError
+from stacrrn.pipeline.parallel import DaskWorkers, connect, imap_bounded, threads_of
+
+
+def slow_square(x: int) -> int:
+    import random
+    import time
+
+    time.sleep(random.random() / 100)
+    return x * x
+
+
+def fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_threads_keep_order_and_propagate_errors(workers):
+    assert list(imap_bounded(slow_square, range(40), workers)) == [x * x for x in range(40)]
+    with pytest.raises(ValueError, match="three"):
+        list(imap_bounded(fail_on_three, range(10), workers))
+
+
+def test_dask_cluster_keeps_order_forwards_settings_and_errors():
+    with connect("local", 2) as cluster:
+        assert isinstance(cluster, DaskWorkers) and threads_of(cluster) == 2
+        assert list(imap_bounded(slow_square, range(40), cluster)) == [x * x for x in range(40)]
+        # set after the workers started: it reaches them only with the tasks
+        os.environ["GDAL_STACRRN_TEST"] = "forwarded"
+        try:
+            seen = list(imap_bounded(lambda _: os.environ.get("GDAL_STACRRN_TEST"), range(4), cluster))
+        finally:
+            del os.environ["GDAL_STACRRN_TEST"]
+        assert seen == ["forwarded"] * 4
+        with pytest.raises(ValueError, match="three"):
+            list(imap_bounded(fail_on_three, range(10), cluster))
+
+
+def test_connect_defaults_to_threads_and_rejects_bad_settings(monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with connect(None, 3) as workers:
+        assert workers == 3
+    with pytest.raises(ParameterError, match="at least 1"), connect(None, 0):
+        pass
+    with pytest.raises(ParameterError, match="cannot reach the Dask scheduler"), connect("tcp://127.0.0.1:9", 1):
+        pass

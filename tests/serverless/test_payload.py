@@ -1,0 +1,76 @@
+"""Serverless stages on bad events: exit code 2 and one line saying what to fix, nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.samples import write_sample_mosaic
+
+
+@pytest.fixture(scope="module")
+def items(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("items")
+    mosaic = write_sample_mosaic(tmp / "scenes", tiles=2, tile_size=96, overlap=32)
+    _, found = catalog_rasters(mosaic.paths, str(tmp / "catalog"), "tiles")
+    return found
+
+
+def stage(name: str, event: object, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stacrrn.serverless", name, "--event", "-", *args],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def payload(items, out, **params):
+    return {
+        "type": "FeatureCollection",
+        "features": items,
+        "process": {"upload_options": {"path_template": str(out)}, "tasks": {"stacrrn": params}},
+    }
+
+
+BAD = [
+    ("statistics", lambda items, out: {"type": "Feature"}, [], "FeatureCollection"),
+    ("statistics", lambda items, out: payload([], out), ["--tile", "0"], "FeatureCollection"),
+    ("statistics", lambda items, out: payload([{"id": 1}], out), ["--tile", "0"], "not a STAC item"),
+    ("statistics", lambda items, out: payload(items, out, colour="red"), ["--tile", "0"], "unknown run parameter"),
+    ("statistics", lambda items, out: payload(items, out, method="magic"), ["--tile", "0"], "method"),
+    ("statistics", lambda items, out: payload(items, out), [], "'tile'"),
+    ("statistics", lambda items, out: payload(items, out, tiles=2), ["--tile", "5"], "tile 5 is not one of 2"),
+    ("statistics", lambda items, out: payload(items, out, tiles=0), ["--tile", "0"], "tiles must be"),
+    ("solve", lambda items, out: payload(items, out, tiles=2), [], "no statistics for tile 0 of 2"),
+    ("apply", lambda items, out: payload(items, out), ["--item", "tile_00"], "'model'"),
+    ("apply", lambda items, out: payload(items, out), ["--item", "x", "--model", "s3://b/m.json"], "no model"),
+    ("collection", lambda items, out: {**payload(items, out), "process": {}}, ["--model", "m"], "no output"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "args", "words"), BAD, ids=[f"{b[0]}-{b[3]}" for b in BAD])
+def test_bad_event_exits_2_with_one_line(items, tmp_path, monkeypatch, name, make, args, words):
+    monkeypatch.delenv("STACRRN_OUTPUT", raising=False)
+    out = tmp_path / "out"
+    proc = stage(name, make(items, out), *args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], proc.stderr
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
+def test_unreadable_event_file(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "stacrrn.serverless", "solve", "--event", str(tmp_path / "missing.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("error: cannot read the event")
