@@ -367,10 +367,15 @@ def run_stage(stage: str, args: argparse.Namespace) -> dict[str, Any]:
         "--out",
         str(args.out),
     ]
+    return run_child(cmd)
+
+
+def run_child(cmd: list[str]) -> dict[str, Any]:
+    """Run a benchmark stage in a fresh interpreter; return the JSON it printed after :data:`RESULT_PREFIX`."""
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if not lines:
-        raise RuntimeError(f"stage {stage} printed no result:\n{proc.stdout}")
+        raise RuntimeError(f"{' '.join(cmd[1:4])} printed no result:\n{proc.stdout}")
     result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
     return result
 
