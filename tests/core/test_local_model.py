@@ -92,3 +92,25 @@ def test_reference_block_map_of_consistent_images_is_their_block_mean():
     assert ref.shape == (2, stats.blocks.n_rows, stats.blocks.n_cols)
     bs = stats.image_blocks[0]
     np.testing.assert_allclose(ref[:, :, :2], (bs.sums / bs.n)[:, :, :2], rtol=1e-9)
+
+
+def test_normal_equations_by_cg_match_lu_on_a_coupled_lattice():
+    """Fields of 12 images on a 16 x 16 block grid, chained image to image: a 3-D lattice."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    from stacrrn.core.local_model import solve_normal_equations
+
+    side, images = 16, 12
+    grid = sp.kron(sp.eye(side), sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], (side, side))) + sp.kron(
+        sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], (side, side)), sp.eye(side)
+    )
+    chain = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], (images, images)).tolil()
+    chain[0, 0] += 1000.0  # a reference image held in place
+    normal = (
+        sp.kron(sp.eye(images), grid @ grid + 0.01 * sp.eye(side * side)) + sp.kron(chain, sp.eye(side**2))
+    ).tocsr()
+    rhs = np.random.default_rng(0).normal(size=normal.shape[0])
+    expected = spla.spsolve(normal.tocsc(), rhs)
+    x = solve_normal_equations(normal, rhs)
+    assert np.abs(x - expected).max() <= 1e-9 * np.abs(expected).max()
