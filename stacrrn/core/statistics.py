@@ -8,7 +8,7 @@ knows about files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,39 +153,176 @@ def chunk_statistics(
         Per-image and per-pair moments and block sums of the valid pixels in ``box``.
     """
     out = ChunkStatistics()
+    terms = _ChunkTerms(box, blocks, pair_mask, holdout)
     keys = sorted(k for k, (_, valid) in layers.items() if valid.any())
-    row_plane = np.broadcast_to((np.arange(box.row0, box.row1) + 0.5)[:, None], (box.height, box.width))
-    col_plane = np.broadcast_to((np.arange(box.col0, box.col1) + 0.5)[None, :], (box.height, box.width))
-    squares: dict[int, F64] = {}
-
-    def square(k: int) -> F64:
-        if k not in squares:
-            squares[k] = layers[k][0] * layers[k][0]
-        return squares[k]
-
     for pos, i in enumerate(keys):
-        xi, vi = layers[i]
-        out.images[i] = ImageMoments.of(xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi])
-        out.image_blocks[i] = _block_sums(box, vi, list(xi), blocks)
+        terms.image(out, i, layers[i])
         for j in keys[pos + 1 :]:
-            if pairs is not None and (i, j) not in pairs:
-                continue
-            xj, vj = layers[j]
-            both = vi & vj
-            out.overlaps[(i, j)] = int(both.sum())
-            if pair_mask is not None and both.any():
-                both &= pair_mask(box, i, j, xi, xj)
-            if holdout is not None and (both & holdout).any():
-                held = both & holdout
-                planes = [*xi, *xj, *square(i), *square(j), *(xi * xj)]
-                out.holdout_blocks[(i, j)] = _block_sums(box, held, planes, blocks)
-                both &= ~holdout
-            if not both.any():
-                continue
-            out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
-            planes = [*xi, *xj, *square(i), *square(j), row_plane, col_plane]
-            out.pair_blocks[(i, j)] = _block_sums(box, both, planes, blocks)
+            if pairs is None or (i, j) in pairs:
+                terms.pair(out, i, j, layers[i], layers[j])
     return out
+
+
+class _ChunkTerms:
+    """The image and pair terms of one chunk, computed one image or one pair at a time."""
+
+    def __init__(self, box: Box, blocks: BlockGrid, pair_mask: PairMask | None, holdout: Mask | None) -> None:
+        self.box, self.blocks, self.pair_mask, self.holdout = box, blocks, pair_mask, holdout
+        self.rows = np.broadcast_to((np.arange(box.row0, box.row1) + 0.5)[:, None], (box.height, box.width))
+        self.cols = np.broadcast_to((np.arange(box.col0, box.col1) + 0.5)[None, :], (box.height, box.width))
+        self.squares: dict[int, F64] = {}
+
+    def square(self, k: int, x: F64) -> F64:
+        if k not in self.squares:
+            self.squares[k] = x * x
+        return self.squares[k]
+
+    def forget(self, k: int) -> None:
+        self.squares.pop(k, None)
+
+    def image(self, out: ChunkStatistics, i: int, layer: Layer) -> None:
+        xi, vi = layer
+        out.images[i] = ImageMoments.of(xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi])
+        out.image_blocks[i] = _block_sums(self.box, vi, list(xi), self.blocks)
+
+    def pair(self, out: ChunkStatistics, i: int, j: int, li: Layer, lj: Layer) -> None:
+        (xi, vi), (xj, vj) = li, lj
+        box, blocks = self.box, self.blocks
+        both = vi & vj
+        out.overlaps[(i, j)] = int(both.sum())
+        if self.pair_mask is not None and both.any():
+            both &= self.pair_mask(box, i, j, xi, xj)
+        if self.holdout is not None and (both & self.holdout).any():
+            held = both & self.holdout
+            planes = [*xi, *xj, *self.square(i, xi), *self.square(j, xj), *(xi * xj)]
+            out.holdout_blocks[(i, j)] = _block_sums(box, held, planes, blocks)
+            both &= ~self.holdout
+        if not both.any():
+            return
+        out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
+        planes = [*xi, *xj, *self.square(i, xi), *self.square(j, xj), self.rows, self.cols]
+        out.pair_blocks[(i, j)] = _block_sums(box, both, planes, blocks)
+
+
+def streamed_chunk_statistics(
+    box: Box,
+    images: Sequence[int],
+    load: Callable[[int], Layer],
+    blocks: BlockGrid,
+    pairs: Container[tuple[int, int]] | None = None,
+    pair_mask: PairMask | None = None,
+    holdout: Mask | None = None,
+    max_images: int = 8,
+) -> ChunkStatistics:
+    """:func:`chunk_statistics` of a chunk that many images cover, holding few of them at a time.
+
+    Images are loaded in index order (dates, for a time series) and kept only while a pair
+    with a later image still needs them, so a nearest-dates or reference-star graph holds
+    ``neighbours + references + 1`` images whatever their number. A denser graph (all pairs
+    of many dates) is computed block by block: ``max_images // 2`` images held as a row
+    block, the others loaded in turn, so images are read more than once but memory stays
+    bounded. The result is identical to :func:`chunk_statistics` on all layers at once.
+
+    Parameters
+    ----------
+    box, blocks, pairs, pair_mask, holdout
+        As for :func:`chunk_statistics`.
+    images
+        The images covering the chunk.
+    load
+        Reads one image's ``(values, valid)`` on the chunk.
+    max_images
+        Images held in memory at most (at least 2).
+
+    Returns
+    -------
+    ChunkStatistics
+        As :func:`chunk_statistics` returns.
+    """
+    order = sorted(images)
+    wanted = {(i, j) for a, i in enumerate(order) for j in order[a + 1 :] if pairs is None or (i, j) in pairs}
+    last_use = {i: max([j for (a, j) in wanted if a == i], default=i) for i in order}
+    if _window_size(order, last_use) <= max_images:
+        return _sorted(_stream_window(box, order, load, blocks, wanted, last_use, pair_mask, holdout))
+    return _sorted(_stream_blocks(box, order, load, blocks, wanted, pair_mask, holdout, max(1, max_images // 2)))
+
+
+def _window_size(order: list[int], last_use: Mapping[int, int]) -> int:
+    """Images held at once by :func:`_stream_window`."""
+    return max((sum(1 for j in order[: a + 1] if last_use[j] >= i) for a, i in enumerate(order)), default=0)
+
+
+def _stream_window(
+    box: Box,
+    order: list[int],
+    load: Callable[[int], Layer],
+    blocks: BlockGrid,
+    wanted: set[tuple[int, int]],
+    last_use: Mapping[int, int],
+    pair_mask: PairMask | None,
+    holdout: Mask | None,
+) -> ChunkStatistics:
+    out, terms = ChunkStatistics(), _ChunkTerms(box, blocks, pair_mask, holdout)
+    held: dict[int, Layer] = {}
+    for i in order:
+        layer = load(i)
+        if layer[1].any():
+            terms.image(out, i, layer)
+            for j, other in held.items():
+                if (j, i) in wanted:
+                    terms.pair(out, j, i, other, layer)
+            held[i] = layer
+        for j in [j for j in held if last_use[j] <= i]:
+            del held[j]
+            terms.forget(j)
+    return out
+
+
+def _stream_blocks(
+    box: Box,
+    order: list[int],
+    load: Callable[[int], Layer],
+    blocks: BlockGrid,
+    wanted: set[tuple[int, int]],
+    pair_mask: PairMask | None,
+    holdout: Mask | None,
+    group: int,
+) -> ChunkStatistics:
+    out, terms = ChunkStatistics(), _ChunkTerms(box, blocks, pair_mask, holdout)
+    groups = [order[k : k + group] for k in range(0, len(order), group)]
+    for a, rows in enumerate(groups):
+        held = {i: layer for i in rows if (layer := load(i))[1].any()}
+        for i, layer in held.items():
+            terms.image(out, i, layer)
+        for pos, i in enumerate(rows):
+            for j in rows[pos + 1 :]:
+                if (i, j) in wanted and i in held and j in held:
+                    terms.pair(out, i, j, held[i], held[j])
+        for cols in groups[a + 1 :]:
+            for j in cols:
+                if not any((i, j) in wanted for i in held):
+                    continue
+                layer = load(j)
+                if layer[1].any():
+                    for i in held:
+                        if (i, j) in wanted:
+                            terms.pair(out, i, j, held[i], layer)
+                terms.forget(j)
+        for i in held:
+            terms.forget(i)
+    return out
+
+
+def _sorted(chunk: ChunkStatistics) -> ChunkStatistics:
+    """The same moments with keys in sorted order, as :func:`chunk_statistics` inserts them."""
+    return ChunkStatistics(
+        dict(sorted(chunk.images.items())),
+        dict(sorted(chunk.pairs.items())),
+        dict(sorted(chunk.image_blocks.items())),
+        dict(sorted(chunk.pair_blocks.items())),
+        dict(sorted(chunk.holdout_blocks.items())),
+        dict(sorted(chunk.overlaps.items())),
+    )
 
 
 @dataclass

@@ -7,7 +7,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from stacrrn.core.pif import holdout_cells
-from stacrrn.core.statistics import ChunkStatistics, PairMask, Statistics, chunk_statistics
+from stacrrn.core.statistics import (
+    ChunkStatistics,
+    PairMask,
+    Statistics,
+    chunk_statistics,
+    streamed_chunk_statistics,
+)
 from stacrrn.errors import ParameterError
 from stacrrn.io.files import atomic_write_text
 from stacrrn.pipeline.parallel import Workers, imap_bounded
@@ -18,10 +24,25 @@ from stacrrn.types import Box
 STATISTICS_FILE = "stacrrn-statistics.json"
 
 
+MAX_CHUNK_IMAGES = 6
+"""Images of one chunk held in memory at once; chunks under more images (time series) are streamed."""
+
+
 def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float) -> ChunkStatistics:
-    layers = plan.read_chunk(box, plan.images_in(box))
+    images = plan.images_in(box)
     held = holdout_cells(box, holdout) if holdout > 0 else None
-    return chunk_statistics(box, layers, plan.blocks, plan.pairs, pair_mask, held)
+    if len(images) <= MAX_CHUNK_IMAGES:
+        return chunk_statistics(box, plan.read_chunk(box, images), plan.blocks, plan.pairs, pair_mask, held)
+    return streamed_chunk_statistics(
+        box,
+        images,
+        lambda i: plan.read_chunk(box, [i])[i],
+        plan.blocks,
+        plan.pairs,
+        pair_mask,
+        held,
+        MAX_CHUNK_IMAGES,
+    )
 
 
 def tile_chunks(n_chunks: int, tile: int, tiles: int) -> range:

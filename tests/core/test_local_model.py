@@ -99,7 +99,7 @@ def test_normal_equations_by_cg_match_lu_on_a_coupled_lattice():
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
-    from stacrrn.core.local_model import solve_normal_equations
+    from stacrrn.core.local_model import coarse_space, solve_normal_equations
 
     side, images = 16, 12
     grid = sp.kron(sp.eye(side), sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], (side, side))) + sp.kron(
@@ -112,5 +112,19 @@ def test_normal_equations_by_cg_match_lu_on_a_coupled_lattice():
     ).tocsr()
     rhs = np.random.default_rng(0).normal(size=normal.shape[0])
     expected = spla.spsolve(normal.tocsc(), rhs)
-    x = solve_normal_equations(normal, rhs)
-    assert np.abs(x - expected).max() <= 1e-9 * np.abs(expected).max()
+    frames = [Box(0, 0, side, side)] * images
+    for coarse in (None, coarse_space(frames, 0)):
+        x = solve_normal_equations(normal, rhs, coarse)
+        assert np.abs(x - expected).max() <= 1e-6 * np.abs(expected).max()
+
+
+def test_coarse_space_interpolates_linear_fields_exactly():
+    from stacrrn.core.local_model import coarse_space
+
+    frames = [Box(0, 0, 7, 10), Box(3, 2, 4, 3)]  # 7 x 10 and 1 x 1 blocks
+    p = coarse_space(frames, 2, step=4).toarray()
+    assert np.allclose(p.sum(axis=1), 1.0)  # a partition of unity: constants are in the coarse space
+    rows, cols = np.mgrid[0:7, 0:10]
+    linear = (2.0 * rows + 0.5 * cols).ravel()
+    coefs, *_ = np.linalg.lstsq(p[:70, : p.shape[1] - 3], linear, rcond=None)
+    assert np.allclose(p[:70, : p.shape[1] - 3] @ coefs, linear)

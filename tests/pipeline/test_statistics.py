@@ -39,3 +39,36 @@ def test_statistics_deterministic_with_workers():
     plan = make_plan(BAHAMAS, chunk_size=97)
     first = compute_statistics(plan, workers=2).to_dict()
     assert compute_statistics(plan, workers=2).to_dict() == first
+
+
+def test_a_long_series_is_streamed_with_the_same_statistics(tmp_path, monkeypatch):
+    """Nine dates over every chunk: streamed three at a time (nearest-date graph) or all at once, same moments."""
+    from dataclasses import replace
+
+    import rasterio
+
+    import stacrrn.pipeline.statistics as pass1
+    from stacrrn.samples import landscape
+    from tests.conftest import write_raster
+
+    truth = landscape(96, 96, seed=5)
+    transform = rasterio.Affine(10.0, 0, 500000.0, 0, -10.0, 4600000.0)
+    paths = [
+        write_raster(
+            tmp_path / f"d{k}.tif",
+            np.clip(truth * (0.9 + 0.02 * k) + 10 * k, 1, 65535).astype("uint16"),
+            transform,
+            nodata=0,
+        )
+        for k in range(9)
+    ]
+    plan = replace(make_plan(paths, chunk_size=64), pairs=frozenset((i, i + 1) for i in range(8)))
+    reads: list[list[int]] = []
+    reader = plan.read_chunk
+    plan = replace(plan, read_chunk=lambda box, images: reads.append(images) or reader(box, images))
+    streamed = compute_statistics(plan).to_dict()
+    assert max(len(r) for r in reads) == 1
+    monkeypatch.setattr(pass1, "MAX_CHUNK_IMAGES", 9)
+    reads.clear()
+    assert compute_statistics(plan).to_dict() == streamed
+    assert max(len(r) for r in reads) == 9
