@@ -120,7 +120,11 @@ class RRNModel:
         return cls.from_dict(json.loads(text))
 
     def digest(self) -> str:
-        """Short hash of the parameters that determine output pixels."""
-        d = self.to_dict()
-        d.pop("quality")
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        """Short hash of the parameters that determine output pixels (computed once: a model is immutable)."""
+        cached: str | None = self.__dict__.get("_digest")
+        if cached is None:
+            d = self.to_dict()
+            d.pop("quality")
+            cached = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+            object.__setattr__(self, "_digest", cached)
+        return cached

@@ -171,6 +171,8 @@ class _ChunkTerms:
         self.rows = np.broadcast_to((np.arange(box.row0, box.row1) + 0.5)[:, None], (box.height, box.width))
         self.cols = np.broadcast_to((np.arange(box.col0, box.col1) + 0.5)[None, :], (box.height, box.width))
         self.squares: dict[int, F64] = {}
+        self.own_sums: dict[int, BlockSums] = {}
+        self.place_sums: dict[int, BlockSums] = {}
 
     def square(self, k: int, x: F64) -> F64:
         if k not in self.squares:
@@ -178,7 +180,31 @@ class _ChunkTerms:
         return self.squares[k]
 
     def forget(self, k: int) -> None:
-        self.squares.pop(k, None)
+        for cache in (self.squares, self.own_sums, self.place_sums):
+            cache.pop(k, None)
+
+    def _own(self, k: int, layer: Layer) -> tuple[BlockSums, BlockSums]:
+        """Block sums of ``x, x**2`` and of the pixel rows/columns over image ``k``'s own valid pixels."""
+        x, valid = layer
+        if k not in self.own_sums:
+            self.own_sums[k] = _block_sums(self.box, valid, [*x, *self.square(k, x)], self.blocks)
+            self.place_sums[k] = _block_sums(self.box, valid, [self.rows, self.cols], self.blocks)
+        return self.own_sums[k], self.place_sums[k]
+
+    def _pair_blocks(self, i: int, j: int, li: Layer, lj: Layer, both: Mask) -> BlockSums:
+        """Pair block sums over ``both``; from the images' own sums where ``both`` is every valid pixel of both.
+
+        A time series covers the same pixels at every date, so its pairs reuse the block
+        sums of their images (the same reductions over the same pixels: identical values).
+        """
+        (xi, vi), (xj, vj) = li, lj
+        if np.array_equal(both, vi) and np.array_equal(both, vj):
+            (own_i, place), (own_j, _) = self._own(i, li), self._own(j, lj)
+            nb = xi.shape[0]
+            sums = np.concatenate([own_i.sums[:nb], own_j.sums[:nb], own_i.sums[nb:], own_j.sums[nb:], place.sums])
+            return BlockSums(own_i.frame, own_i.n, sums)
+        planes = [*xi, *xj, *self.square(i, xi), *self.square(j, xj), self.rows, self.cols]
+        return _block_sums(self.box, both, planes, self.blocks)
 
     def image(self, out: ChunkStatistics, i: int, layer: Layer) -> None:
         xi, vi = layer
@@ -199,9 +225,11 @@ class _ChunkTerms:
             both &= ~self.holdout
         if not both.any():
             return
-        out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
-        planes = [*xi, *xj, *self.square(i, xi), *self.square(j, xj), self.rows, self.cols]
-        out.pair_blocks[(i, j)] = _block_sums(box, both, planes, blocks)
+        if both.all():
+            out.pairs[(i, j)] = PairMoments.of(xi.reshape(xi.shape[0], -1), xj.reshape(xj.shape[0], -1))
+        else:
+            out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
+        out.pair_blocks[(i, j)] = self._pair_blocks(i, j, li, lj, both)
 
 
 def streamed_chunk_statistics(

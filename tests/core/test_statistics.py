@@ -58,3 +58,20 @@ def test_streaming_gives_the_same_moments_with_few_images_held(graph, max_images
         assert sorted(loaded) == list(range(12))
     else:  # blocks of images: some read again, never more than max_images held
         assert len(loaded) > 12
+
+
+def test_pairs_covering_the_same_pixels_reuse_their_images_block_sums_exactly():
+    from stacrrn.core.statistics import _block_sums
+
+    box, blocks = Box(8, 16, 32, 48), BlockGrid(64, 64, 10, 10)
+    rng = np.random.default_rng(3)
+    valid = np.ones((24, 32), dtype=bool)
+    valid[:3] = False  # the same collar in both dates
+    xi, xj = rng.normal(100, 10, (2, 2, 24, 32))
+    got = chunk_statistics(box, {0: (xi, valid), 1: (xj, valid)}, blocks).pair_blocks[(0, 1)]
+    rows = np.broadcast_to((np.arange(8, 32) + 0.5)[:, None], (24, 32))
+    cols = np.broadcast_to((np.arange(16, 48) + 0.5)[None, :], (24, 32))
+    direct = _block_sums(box, valid, [*xi, *xj, *(xi * xi), *(xj * xj), rows, cols], blocks)
+    assert got.frame == direct.frame
+    np.testing.assert_array_equal(got.n, direct.n)
+    np.testing.assert_array_equal(got.sums, direct.sums)
