@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats as sps
+from scipy.special import fdtr, stdtr
 
 from stacrrn.core.global_model import GlobalFit
 from stacrrn.core.local_model import LocalFit, evaluate_field
@@ -114,12 +114,12 @@ def agreement(sums: F64) -> Agreement:
     dof = n - 1
     t = mean_d / np.sqrt(var_d / dof) if var_d > 0 else (0.0 if mean_d == 0 else float(np.copysign(np.inf, mean_d)))
     ratio = var_y / var_z if var_z > 0 else float("nan")
-    f_cdf = float(sps.f.cdf(ratio, dof, dof)) if np.isfinite(ratio) else float("nan")
+    f_cdf = float(fdtr(dof, dof, ratio)) if np.isfinite(ratio) else float("nan")
     return Agreement(
         int(n),
         mean_d,
         float(t),
-        float(2 * sps.t.sf(abs(t), dof)),
+        float(2 * stdtr(dof, -abs(t))),
         ratio,
         2 * min(f_cdf, 1 - f_cdf),
         float(np.sqrt(msd)),

@@ -29,13 +29,17 @@ from stacrrn.types import Box, Grid
 
 COG_OPTIONS: dict[str, str] = {
     "COMPRESS": "ZSTD",
+    "LEVEL": "3",
     "PREDICTOR": "YES",
     "BLOCKSIZE": "512",
     "OVERVIEW_RESAMPLING": "AVERAGE",
     "NUM_THREADS": "ALL_CPUS",
     "BIGTIFF": "IF_SAFER",
 }
-"""Creation options of the COG driver used for every output."""
+"""Creation options of the COG driver used for every output.
+
+ZSTD level 3 (zstd's own default) instead of GDAL's 9: a 2048 x 2048 x 4 uint16 COG is
+written in 0.7 s instead of 1.5 s and is 7 % larger (16 vs 15 MB)."""
 
 
 @dataclass
