@@ -31,6 +31,9 @@ test: lint
 bench: setup
 	$(BIN)/python benchmarks/bench_mosaic.py
 	$(BIN)/python benchmarks/bench_stac.py
+	$(BIN)/python benchmarks/bench_timeseries.py
+	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_peers.py
 
 clean:
 	rm -rf $(VENV) demo-output benchmarks/out
