@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 
-ENV_PREFIXES = ("AWS_", "GDAL_", "CPL_", "VSI_", "CPL", "STACRRN_")
+ENV_PREFIXES = ("AWS_", "GDAL_", "CPL_", "VSI_", "STACRRN_")
 """Environment variables forwarded to Dask workers with every task (S3 endpoint, GDAL tuning)."""
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"

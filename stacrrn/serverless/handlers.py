@@ -29,14 +29,16 @@ def statistics(event: dict[str, Any], context: object | None = None) -> dict[str
     """Map step: pass-1 moments of tile ``event["tile"]`` of ``tiles`` -> S3."""
     p = _payload(event)
     tile = p.field("tile", int)
-    href = save_tile_statistics(p.setup(), p.storage(), tile, p.tiles)
+    with p.storage() as storage:
+        href = save_tile_statistics(p.setup(), storage, tile, p.tiles)
     return {"tile": tile, "tiles": p.tiles, "statistics": href}
 
 
 def solve(event: dict[str, Any], context: object | None = None) -> dict[str, Any]:
     """Reduce step: all tiles' moments -> model JSON (and reference block map); returns the payload with ``model``."""
     p = _payload(event)
-    model, model_href, reference_href, warnings = solve_from_tiles(p.setup(), p.storage(), p.tiles)
+    with p.storage() as storage:
+        model, model_href, reference_href, warnings = solve_from_tiles(p.setup(), storage, p.tiles)
     result = {k: v for k, v in p.raw.items() if k not in ("tile", "item")}
     return result | {
         "model": model_href,
@@ -49,16 +51,18 @@ def solve(event: dict[str, Any], context: object | None = None) -> dict[str, Any
 def apply(event: dict[str, Any], context: object | None = None) -> dict[str, Any]:
     """Map step: corrected COGs, block map and item JSON of ``event["item"]``; returns that item."""
     p = _payload(event)
-    item = apply_item(p.setup(), p.storage(), p.field("model", str), p.field("item", str))
+    model_href, item_id = p.field("model", str), p.field("item", str)
+    with p.storage() as storage:
+        item = apply_item(p.setup(), storage, model_href, item_id)
     return {"type": "FeatureCollection", "features": [item]}
 
 
 def collection(event: dict[str, Any], context: object | None = None) -> dict[str, Any]:
     """Final step: the run's collection, once every item is published with the model."""
     p = _payload(event)
-    storage, model_href = p.storage(), p.field("model", str)
-    collection_id = collection_id_of(p.items, p.options.collection_id)
-    href, _ = write_run_collection(p.items, storage, model_href, collection_id, p.raw.get("reference_blockmap"))
+    model_href, collection_id = p.field("model", str), collection_id_of(p.items, p.options.collection_id)
+    with p.storage() as storage:
+        href, _ = write_run_collection(p.items, storage, model_href, collection_id, p.raw.get("reference_blockmap"))
     return {"collection": href, "items": len(p.items), "model": model_href}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +114,11 @@ class Payload:
         """Open the items' assets and lay out the run, as every stage does identically."""
         return prepare(self.items, self.options)
 
-    def storage(self) -> Storage:
-        """The output storage."""
-        return Storage(self.out)
+    @contextmanager
+    def storage(self) -> Iterator[Storage]:
+        """The output storage; this invocation's temporary keys are removed on exit."""
+        storage = Storage(self.out)
+        try:
+            yield storage
+        finally:
+            storage.cleanup()

@@ -86,7 +86,9 @@ def test_single_process_local_cluster_and_serverless_agree(s3, bucket, s2_scenes
         got = pixels(items)
         assert got.keys() == expected.keys()
         assert all(np.array_equal(got[k], expected[k]) for k in expected)
-    collection = json.loads(s3fs.S3FileSystem().cat(f"{bucket}/serverless/collection.json"))
+    fs = s3fs.S3FileSystem()
+    assert not any(fs.exists(f"{bucket}/{run}/.stacrrn-tmp") for run in ("single", "cluster", "serverless"))
+    collection = json.loads(fs.cat(f"{bucket}/serverless/collection.json"))
     assert sorted(ln["href"].split("/")[-1] for ln in collection["links"] if ln["rel"] == "item") == [
         f"t0{k}.json" for k in range(4)
     ]
