@@ -370,6 +370,16 @@ def run_stage(stage: str, args: argparse.Namespace) -> dict[str, Any]:
     return run_child(cmd)
 
 
+def print_summary(summary: dict[str, Any]) -> None:
+    """Print a benchmark's results as an aligned table, then as one JSON line."""
+    width = max(len(k) for k in summary)
+    print()
+    for k, v in summary.items():
+        print(f"{k:<{width}}  {v}")
+    print()
+    print(json.dumps(summary), flush=True)
+
+
 def run_child(cmd: list[str]) -> dict[str, Any]:
     """Run a benchmark stage in a fresh interpreter; return the JSON it printed after :data:`RESULT_PREFIX`."""
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mosaic import DEFAULT_OUT, RESULT_PREFIX, TAG, Layout, make_scenes, peak_rss_mb, run_child
+from bench_mosaic import DEFAULT_OUT, RESULT_PREFIX, TAG, Layout, make_scenes, peak_rss_mb, print_summary, run_child
 
 BANDS = ["blue", "green", "red", "nir"]
 ENGINES = ("threads", "dask-1", "dask-2", "serverless")
@@ -197,12 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "same_model": len({r["digest"] for r in results.values()}) == 1,
         "max_gain_rel_error": float(np.max(np.abs(fitted * gains - 1))),
     }
-    width = max(len(k) for k in summary)
-    print()
-    for k, v in summary.items():
-        print(f"{k:<{width}}  {v}")
-    print()
-    print(json.dumps(summary), flush=True)
+    print_summary(summary)
     return 0
 
 

@@ -42,6 +42,7 @@ from bench_mosaic import (
     distortions,
     make_scenes,
     peak_rss_mb,
+    print_summary,
     run_child,
     stage_floor,
 )
@@ -149,12 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_gain_rel_error": engine["max_gain_rel_error"],
         "max_offset_error_dn": engine["max_offset_error_dn"],
     }
-    width = max(len(k) for k in summary)
-    print()
-    for k, v in summary.items():
-        print(f"{k:<{width}}  {v}")
-    print()
-    print(json.dumps(summary), flush=True)
+    print_summary(summary)
     return 0
 
 
