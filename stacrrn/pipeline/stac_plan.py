@@ -2,8 +2,12 @@
 
 Each item is one image of the model; its selected bands may live in one multi-band asset or
 in one asset per band (Landsat/Sentinel-2 style), at different resolutions. Pass 1 reads
-them lazily on the common grid through odc-stac (dask-backed xarray, HTTP range requests
-for ``s3://`` and ``https://`` COGs); pass 2 reads each asset on its own grid.
+single-band assets lazily on the common grid through odc-stac (dask-backed xarray, HTTP
+range requests for ``s3://`` and ``https://`` COGs). odc-stac reads band by band, so a
+multi-band asset (pixel-interleaved, as COGs are by default) would have every tile fetched
+and decoded once per band; such assets, and assets with internal masks or alpha bands
+(which odc-stac ignores), are read per asset with rasterio, all their bands at once. Pass 2
+reads each asset on its own grid.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pystac
 import xarray as xr
 from affine import Affine
 from numpy.typing import NDArray
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
 from stacrrn.core.statistics import Layer
@@ -161,11 +166,19 @@ def _chunk_reader(ds: xr.Dataset, inputs: StacInputs, footprints: list[Box]) -> 
     return read_chunk
 
 
-def _masked_reader(inputs: StacInputs, grid: Grid, footprints: list[Box]) -> ChunkReader:
-    """Per-asset rasterio reads on the common grid, for assets with internal masks or alpha bands.
+def _per_asset(inputs: StacInputs) -> bool:
+    """True when pass 1 must read per asset: a masked or alpha asset, or several bands in one asset."""
+    selection = inputs.selection
+    masked = any(h.has_mask or h.alpha for headers in inputs.assets for h in headers.values())
+    return masked or any(len(positions) > 1 for positions in selection.assets.values())
 
-    odc-stac knows nodata values but not GDAL dataset masks; this reader (the one local
-    rasters use) honours both, asset by asset.
+
+def _asset_reader(inputs: StacInputs, grid: Grid, footprints: list[Box]) -> ChunkReader:
+    """Per-asset rasterio reads on the common grid: every selected band of an asset in one read.
+
+    Honours GDAL dataset masks and alpha bands as well as nodata values (as local rasters
+    are read), and resamples bilinearly where an asset is not aligned with the grid (as
+    odc-stac does).
     """
     selection = inputs.selection
 
@@ -173,7 +186,8 @@ def _masked_reader(inputs: StacInputs, grid: Grid, footprints: list[Box]) -> Chu
         values = np.zeros((len(selection.bands), box.height, box.width))
         valid = np.ones((box.height, box.width), dtype=bool)
         for key, positions in selection.assets.items():
-            v, ok = read_on_grid(inputs.assets[i][key], grid, box, [selection.bands[p].index for p in positions])
+            bands = [selection.bands[p].index for p in positions]
+            v, ok = read_on_grid(inputs.assets[i][key], grid, box, bands, Resampling.bilinear)
             values[positions] = v
             valid &= ok
         return clip_to_footprint((values, valid), box, footprints[i])
@@ -236,10 +250,9 @@ def make_stac_plan(
         for fps in ([footprint(h, grid) for h in headers.values()] for headers in inputs.assets)
     ]
     blocks, covered = grid_layout(footprints, grid, block_size, n_blocks, chunk_size)
-    masked = any(h.has_mask or h.alpha for headers in inputs.assets for h in headers.values())
     reader = (
-        _masked_reader(inputs, grid, footprints)
-        if masked
+        _asset_reader(inputs, grid, footprints)
+        if _per_asset(inputs)
         else _chunk_reader(load_lazy(inputs, grid, chunk_size), inputs, footprints)
     )
     reader = with_quality_masks(reader, inputs.qa, grid)

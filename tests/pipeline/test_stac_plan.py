@@ -12,7 +12,7 @@ from stacrrn.io.stac import Search, search_items
 from stacrrn.pipeline.catalog import catalog_rasters
 from stacrrn.pipeline.plan import make_plan
 from stacrrn.pipeline.stac_inputs import open_assets
-from stacrrn.pipeline.stac_plan import load_items, make_stac_plan, pair_graph
+from stacrrn.pipeline.stac_plan import _per_asset, load_items, make_stac_plan, pair_graph
 from stacrrn.pipeline.statistics import compute_statistics
 from tests.conftest import S2_TILES, needs_shared
 
@@ -41,6 +41,27 @@ def test_odc_stac_statistics_equal_local_statistics(tmp_path):
     # the catalogued items themselves are valid STAC with checksums of the files they point at
     item = json.loads((tmp_path / "cat-True" / items[0].id / f"{items[0].id}.json").read_text())
     assert item["assets"]["b1"]["file:checksum"].startswith("1220")
+
+
+@needs_shared
+def test_multi_band_assets_are_read_per_asset_with_odc_stacs_values(tmp_path):
+    """One 3-band asset is read in one rasterio call per chunk; odc-stac on split assets reads the same."""
+    plans = []
+    for split in (False, True):
+        catalog_rasters(S2_TILES[:3], str(tmp_path / f"cat-{split}"), "s2", split_bands=split)
+        items = search_items(Search(catalog=str(tmp_path / f"cat-{split}" / "collection.json")))
+        inputs = open_assets(items, ["b1", "b3", "b5"] if split else ["image.1", "image.3", "image.5"])
+        assert _per_asset(inputs) is not split
+        plans.append(make_stac_plan(inputs, chunk_size=256))
+    per_asset, odc = plans
+    compared = 0
+    for box in per_asset.chunks[:4]:
+        images = per_asset.images_in(box)
+        a, b = per_asset.read_chunk(box, images), odc.read_chunk(box, images)
+        for i in images:
+            assert a[i][1].any() and np.array_equal(a[i][1], b[i][1]) and np.array_equal(a[i][0], b[i][0])
+            compared += 1
+    assert compared >= 4
 
 
 @needs_shared
