@@ -35,14 +35,30 @@ def make_item(item_id: str, day: int, lon: float, cloud: float, assets: dict | N
         collection="scenes",
     )
     default = {
-        "B04": {"href": f"s3://b/{item_id}/B04.tif", "type": pystac.MediaType.COG, "roles": ["data"],
-                "eo:bands": [{"name": "B04", "common_name": "red"}]},
-        "B08": {"href": f"s3://b/{item_id}/B08.tif", "type": pystac.MediaType.COG, "roles": ["data"],
-                "eo:bands": [{"name": "B08", "common_name": "nir"}]},
-        "visual": {"href": f"s3://b/{item_id}/TCI.tif", "type": pystac.MediaType.COG, "roles": ["visual"],
-                   "eo:bands": [{"name": "r"}, {"name": "g"}, {"name": "b"}]},
-        "rgb": {"href": f"s3://b/{item_id}/rgb.tif", "type": pystac.MediaType.COG, "roles": ["data"],
-                "eo:bands": [{"name": "R", "common_name": "red"}, {"name": "G"}, {"name": "B"}]},
+        "B04": {
+            "href": f"s3://b/{item_id}/B04.tif",
+            "type": pystac.MediaType.COG,
+            "roles": ["data"],
+            "eo:bands": [{"name": "B04", "common_name": "red"}],
+        },
+        "B08": {
+            "href": f"s3://b/{item_id}/B08.tif",
+            "type": pystac.MediaType.COG,
+            "roles": ["data"],
+            "eo:bands": [{"name": "B08", "common_name": "nir"}],
+        },
+        "visual": {
+            "href": f"s3://b/{item_id}/TCI.tif",
+            "type": pystac.MediaType.COG,
+            "roles": ["visual"],
+            "eo:bands": [{"name": "r"}, {"name": "g"}, {"name": "b"}],
+        },
+        "rgb": {
+            "href": f"s3://b/{item_id}/rgb.tif",
+            "type": pystac.MediaType.COG,
+            "roles": ["data"],
+            "eo:bands": [{"name": "R", "common_name": "red"}, {"name": "G"}, {"name": "B"}],
+        },
         "thumbnail": {"href": f"s3://b/{item_id}/t.png", "type": "image/png", "roles": ["thumbnail"]},
     }
     for key, a in (assets or default).items():

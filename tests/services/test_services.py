@@ -98,8 +98,15 @@ def test_s3_gdal_and_s3fs_roundtrip(tmp_path: Path) -> None:
     data = np.arange(3 * 256 * 256, dtype="uint16").reshape(3, 256, 256)
     local = tmp_path / "scene.tif"
     profile = {
-        "driver": "GTiff", "width": 256, "height": 256, "count": 3, "dtype": "uint16", "crs": "EPSG:32633",
-        "transform": Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 6000000.0), "tiled": True, "blockxsize": 64,
+        "driver": "GTiff",
+        "width": 256,
+        "height": 256,
+        "count": 3,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 6000000.0),
+        "tiled": True,
+        "blockxsize": 64,
         "blockysize": 64,
     }
     with rasterio.open(local, "w", **profile) as dst:
