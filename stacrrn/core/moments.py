@@ -28,6 +28,12 @@ def _merge_central(n_a: int, mean_a: F64, n_b: int, mean_b: F64) -> tuple[int, F
     return n, mean_a + delta * (n_b / n), delta, n_a * n_b / n
 
 
+def centred(x: F64) -> tuple[F64, F64]:
+    """Per-band mean of ``x`` (``(bands, pixels)``) and ``x`` minus it: the first of two exact passes."""
+    mean = x.mean(axis=1)
+    return mean, x - mean[:, None]
+
+
 @dataclass
 class ImageMoments:
     """Count, per-band mean and centred second moment of one image's valid pixels."""
@@ -44,12 +50,14 @@ class ImageMoments:
     @classmethod
     def of(cls, x: F64) -> ImageMoments:
         """Moments of the pixels in ``x`` (shape ``(bands, pixels)``), two-pass exact."""
-        n = int(x.shape[1])
-        if n == 0:
+        if x.shape[1] == 0:
             return cls.empty(x.shape[0])
-        mean = x.mean(axis=1)
-        d = x - mean[:, None]
-        return cls(n, mean, np.einsum("bp,bp->b", d, d))
+        return cls.of_centred(*centred(x))
+
+    @classmethod
+    def of_centred(cls, mean: F64, d: F64) -> ImageMoments:
+        """Moments from :func:`centred` values (identical to :meth:`of` on the same pixels)."""
+        return cls(int(d.shape[1]), mean, np.einsum("bp,bp->b", d, d))
 
     def merge(self, other: ImageMoments) -> ImageMoments:
         """Combine with the moments of a disjoint set of pixels."""
@@ -95,19 +103,19 @@ class PairMoments:
     @classmethod
     def of(cls, xi: F64, xj: F64) -> PairMoments:
         """Joint moments of co-registered pixel sets ``xi`` and ``xj`` (``(bands, pixels)``)."""
-        n = int(xi.shape[1])
-        if n == 0:
+        if xi.shape[1] == 0:
             return cls.empty(xi.shape[0])
-        mi, mj = xi.mean(axis=1), xj.mean(axis=1)
-        di, dj = xi - mi[:, None], xj - mj[:, None]
-        return cls(
-            n,
-            mi,
-            mj,
-            np.einsum("bp,bp->b", di, di),
-            np.einsum("bp,bp->b", dj, dj),
-            np.einsum("bp,bp->b", di, dj),
-        )
+        (mi, di), (mj, dj) = centred(xi), centred(xj)
+        return cls.joint(ImageMoments.of_centred(mi, di), di, ImageMoments.of_centred(mj, dj), dj)
+
+    @classmethod
+    def joint(cls, mi: ImageMoments, di: F64, mj: ImageMoments, dj: F64) -> PairMoments:
+        """Joint moments from both images' moments and :func:`centred` values over the same pixels.
+
+        A pair whose overlap is every valid pixel of both images (a time series' dates over
+        one place) reuses the images' own moments: only the co-moment is new.
+        """
+        return cls(mi.n, mi.mean, mj.mean, mi.m2, mj.m2, np.einsum("bp,bp->b", di, dj))
 
     def merge(self, other: PairMoments) -> PairMoments:
         """Combine with the joint moments of a disjoint set of pixels."""

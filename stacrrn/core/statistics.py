@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments
+from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments, centred
 from stacrrn.types import BlockGrid, Box
 
 F64 = NDArray[np.float64]
@@ -113,7 +113,8 @@ def _block_sums(box: Box, mask: NDArray[np.bool_], planes: list[F64], blocks: Bl
         return np.add.reduceat(np.add.reduceat(a, row_edges, axis=0), col_edges, axis=1)
 
     frame = Box(r0, c0, r0 + row_edges.size, c0 + col_edges.size)
-    sums = np.stack([reduce(np.where(m, p[rows, cols], 0.0)) for p in planes])
+    full = bool(m.all())
+    sums = np.stack([reduce(p[rows, cols] if full else np.where(m, p[rows, cols], 0.0)) for p in planes])
     return BlockSums(frame, reduce(m.astype(np.float64)), sums)
 
 
@@ -155,8 +156,9 @@ def chunk_statistics(
     out = ChunkStatistics()
     terms = _ChunkTerms(box, blocks, pair_mask, holdout)
     keys = sorted(k for k, (_, valid) in layers.items() if valid.any())
-    for pos, i in enumerate(keys):
+    for i in keys:
         terms.image(out, i, layers[i])
+    for pos, i in enumerate(keys):
         for j in keys[pos + 1 :]:
             if pairs is None or (i, j) in pairs:
                 terms.pair(out, i, j, layers[i], layers[j])
@@ -164,15 +166,23 @@ def chunk_statistics(
 
 
 class _ChunkTerms:
-    """The image and pair terms of one chunk, computed one image or one pair at a time."""
+    """The image and pair terms of one chunk, computed one image or one pair at a time.
+
+    Pairs over exactly the pixels of both their images (the dates of a time series over one
+    place, or scenes that both cover a whole chunk) reuse what their images computed: the
+    means, second moments and centred values (only the co-moment is new) and the block sums.
+    The reused values are the same reductions over the same pixels, so they are identical.
+    """
 
     def __init__(self, box: Box, blocks: BlockGrid, pair_mask: PairMask | None, holdout: Mask | None) -> None:
         self.box, self.blocks, self.pair_mask, self.holdout = box, blocks, pair_mask, holdout
         self.rows = np.broadcast_to((np.arange(box.row0, box.row1) + 0.5)[:, None], (box.height, box.width))
         self.cols = np.broadcast_to((np.arange(box.col0, box.col1) + 0.5)[None, :], (box.height, box.width))
         self.squares: dict[int, F64] = {}
+        self.centred: dict[int, F64] = {}
+        self.value_sums: dict[int, BlockSums] = {}
         self.own_sums: dict[int, BlockSums] = {}
-        self.place_sums: dict[int, BlockSums] = {}
+        self.place_sums: list[tuple[Mask, BlockSums]] = []
 
     def square(self, k: int, x: F64) -> F64:
         if k not in self.squares:
@@ -180,36 +190,48 @@ class _ChunkTerms:
         return self.squares[k]
 
     def forget(self, k: int) -> None:
-        for cache in (self.squares, self.own_sums, self.place_sums):
+        for cache in (self.squares, self.centred, self.value_sums, self.own_sums):
             cache.pop(k, None)
 
-    def _own(self, k: int, layer: Layer) -> tuple[BlockSums, BlockSums]:
-        """Block sums of ``x, x**2`` and of the pixel rows/columns over image ``k``'s own valid pixels."""
+    def _places(self, valid: Mask) -> BlockSums:
+        """Block sums of the pixel rows and columns over ``valid`` (shared by images with the same mask)."""
+        for mask, sums in self.place_sums:
+            if np.array_equal(mask, valid):
+                return sums
+        sums = _block_sums(self.box, valid, [self.rows, self.cols], self.blocks)
+        self.place_sums.append((valid, sums))
+        return sums
+
+    def _own(self, k: int, layer: Layer) -> BlockSums:
+        """Block sums of ``x, x**2`` over image ``k``'s own valid pixels."""
         x, valid = layer
         if k not in self.own_sums:
-            self.own_sums[k] = _block_sums(self.box, valid, [*x, *self.square(k, x)], self.blocks)
-            self.place_sums[k] = _block_sums(self.box, valid, [self.rows, self.cols], self.blocks)
-        return self.own_sums[k], self.place_sums[k]
+            squares = _block_sums(self.box, valid, list(self.square(k, x)), self.blocks)
+            values = self.value_sums[k]
+            self.own_sums[k] = BlockSums(values.frame, values.n, np.concatenate([values.sums, squares.sums]))
+        return self.own_sums[k]
 
     def _pair_blocks(self, i: int, j: int, li: Layer, lj: Layer, both: Mask) -> BlockSums:
-        """Pair block sums over ``both``; from the images' own sums where ``both`` is every valid pixel of both.
-
-        A time series covers the same pixels at every date, so its pairs reuse the block
-        sums of their images (the same reductions over the same pixels: identical values).
-        """
+        """Pair block sums over ``both``; from the images' own sums where ``both`` is every valid pixel of both."""
         (xi, vi), (xj, vj) = li, lj
-        if np.array_equal(both, vi) and np.array_equal(both, vj):
-            (own_i, place), (own_j, _) = self._own(i, li), self._own(j, lj)
+        if self._same_pixels(both, vi, vj):
+            own_i, own_j, place = self._own(i, li), self._own(j, lj), self._places(vi)
             nb = xi.shape[0]
             sums = np.concatenate([own_i.sums[:nb], own_j.sums[:nb], own_i.sums[nb:], own_j.sums[nb:], place.sums])
             return BlockSums(own_i.frame, own_i.n, sums)
         planes = [*xi, *xj, *self.square(i, xi), *self.square(j, xj), self.rows, self.cols]
         return _block_sums(self.box, both, planes, self.blocks)
 
+    @staticmethod
+    def _same_pixels(both: Mask, vi: Mask, vj: Mask) -> bool:
+        return np.array_equal(both, vi) and np.array_equal(both, vj)
+
     def image(self, out: ChunkStatistics, i: int, layer: Layer) -> None:
         xi, vi = layer
-        out.images[i] = ImageMoments.of(xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi])
-        out.image_blocks[i] = _block_sums(self.box, vi, list(xi), self.blocks)
+        mean, d = centred(xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi])
+        out.images[i] = ImageMoments.of_centred(mean, d)
+        self.centred[i] = d
+        self.value_sums[i] = out.image_blocks[i] = _block_sums(self.box, vi, list(xi), self.blocks)
 
     def pair(self, out: ChunkStatistics, i: int, j: int, li: Layer, lj: Layer) -> None:
         (xi, vi), (xj, vj) = li, lj
@@ -225,7 +247,9 @@ class _ChunkTerms:
             both &= ~self.holdout
         if not both.any():
             return
-        if both.all():
+        if self._same_pixels(both, vi, vj):
+            out.pairs[(i, j)] = PairMoments.joint(out.images[i], self.centred[i], out.images[j], self.centred[j])
+        elif both.all():
             out.pairs[(i, j)] = PairMoments.of(xi.reshape(xi.shape[0], -1), xj.reshape(xj.shape[0], -1))
         else:
             out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])

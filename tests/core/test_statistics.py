@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stacrrn.core.moments import PairMoments
 from stacrrn.core.statistics import chunk_statistics, streamed_chunk_statistics
 from stacrrn.types import BlockGrid, Box
 
@@ -68,7 +69,13 @@ def test_pairs_covering_the_same_pixels_reuse_their_images_block_sums_exactly():
     valid = np.ones((24, 32), dtype=bool)
     valid[:3] = False  # the same collar in both dates
     xi, xj = rng.normal(100, 10, (2, 2, 24, 32))
-    got = chunk_statistics(box, {0: (xi, valid), 1: (xj, valid)}, blocks).pair_blocks[(0, 1)]
+    stats = chunk_statistics(box, {0: (xi, valid), 1: (xj, valid)}, blocks)
+    got = stats.pair_blocks[(0, 1)]
+    # the pair moments reuse the images' means, spreads and centred values: identical to a direct computation
+    joint, alone = stats.pairs[(0, 1)], PairMoments.of(xi[:, valid], xj[:, valid])
+    for name in ("mean_i", "mean_j", "m2_i", "m2_j", "c_ij"):
+        np.testing.assert_array_equal(getattr(joint, name), getattr(alone, name))
+    assert joint.n == alone.n == valid.sum()
     rows = np.broadcast_to((np.arange(8, 32) + 0.5)[:, None], (24, 32))
     cols = np.broadcast_to((np.arange(16, 48) + 0.5)[None, :], (24, 32))
     direct = _block_sums(box, valid, [*xi, *xj, *(xi * xi), *(xj * xj), rows, cols], blocks)
