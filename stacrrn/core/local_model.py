@@ -34,7 +34,9 @@ Scaling the data scales ``M`` and ``s`` alike and leaves ``g`` unchanged: unit-a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from stacrrn.core.global_model import GlobalFit
 from stacrrn.core.statistics import Statistics
@@ -459,6 +462,38 @@ def solve_normal_equations(normal: sp.csr_matrix, rhs: F64, coarse: sp.csr_matri
     return np.asarray(x, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class _LocalProblem:
+    """The local solve of one run, band by band (see :func:`solve_local`)."""
+
+    stats: Statistics
+    fit: GlobalFit
+    frames: list[Box]
+    starts: NDArray[np.int64]
+    prior: sp.csr_matrix
+    coarse: sp.csr_matrix
+    params: LocalParams
+
+    def solve_band(self, b: int) -> tuple[F64, float]:
+        """Gauss-Newton on band ``b``: the unknowns (log-gain nodes, shifts over ``scale``) and ``scale``."""
+        stats, fit, p = self.stats, self.fit, self.params
+        mu = fit.gains[:, b] * np.array([m.mean[b] for m in stats.images]) + fit.offsets[:, b]
+        sd = np.abs(fit.gains[:, b]) * np.array([m.std[b] for m in stats.images])
+        scale = float(np.sqrt(np.mean(mu**2 + sd**2))) or 1.0
+        spread = float(np.sqrt(np.mean(sd**2))) or 1.0
+        overlaps = _overlap_blocks(stats, fit, b, self.frames, self.starts, p)
+        n_fields = int(self.starts[-1])
+        x = np.zeros(n_fields + 2 * stats.n_images)
+        for _ in range(p.iterations if overlaps else 0):
+            step = _gauss_newton_step(x, self.prior, overlaps, n_fields, scale, spread, p.huber, self.coarse)
+            if not np.all(np.isfinite(step)):
+                raise SolveError(f"local model: the least-squares system of band {b + 1} is singular")
+            x += step
+            if np.max(np.abs(step)) < 1e-5:
+                break
+        return x, scale
+
+
 def solve_local(
     stats: Statistics,
     fit: GlobalFit,
@@ -492,27 +527,17 @@ def solve_local(
     p = params or LocalParams()
     frames = [stats.blocks.blocks_of(fp) for fp in stats.footprints]
     starts = np.cumsum([0] + [f.height * f.width for f in frames])
-    n_fields = int(starts[-1])
     refs = set(references) if references is not None else set()
-    prior = _prior_matrix(frames, starts, refs, p)
-    coarse = coarse_space(frames, 2 * stats.n_images)
+    prior, coarse = _prior_matrix(frames, starts, refs, p), coarse_space(frames, 2 * stats.n_images)
+    problem = _LocalProblem(stats, fit, frames, starts, prior, coarse, p)
     nb = stats.n_bands
+    # bands are independent problems: solved side by side, with one BLAS thread each
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(min(nb, os.cpu_count() or 1)) as pool:
+        solutions = list(pool.map(problem.solve_band, range(nb)))
+    n_fields = int(starts[-1])
     fields = [np.ones((nb, f.height, f.width)) for f in frames]
     shifts = np.zeros((stats.n_images, nb))
-    for b in range(nb):
-        mu = fit.gains[:, b] * np.array([m.mean[b] for m in stats.images]) + fit.offsets[:, b]
-        sd = np.abs(fit.gains[:, b]) * np.array([m.std[b] for m in stats.images])
-        scale = float(np.sqrt(np.mean(mu**2 + sd**2))) or 1.0
-        overlaps = _overlap_blocks(stats, fit, b, frames, starts, p)
-        x = np.zeros(n_fields + 2 * stats.n_images)
-        for _ in range(p.iterations if overlaps else 0):
-            spread = float(np.sqrt(np.mean(sd**2))) or 1.0
-            step = _gauss_newton_step(x, prior, overlaps, n_fields, scale, spread, p.huber, coarse)
-            if not np.all(np.isfinite(step)):
-                raise SolveError(f"local model: the least-squares system of band {b + 1} is singular")
-            x += step
-            if np.max(np.abs(step)) < 1e-5:
-                break
+    for b, (x, scale) in enumerate(solutions):
         for i, frame in enumerate(frames):
             fields[i][b] = np.exp(x[starts[i] : starts[i + 1]]).reshape(frame.height, frame.width)
         shifts[:, b] = x[n_fields : n_fields + stats.n_images] * scale
