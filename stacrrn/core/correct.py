@@ -24,13 +24,16 @@ class CastResult:
     moved_off_nodata: NDArray[np.int64]
 
 
-def correct(values: F64, gain: F64, offset: F64, field: F64 | None = None, shift: F64 | None = None) -> F64:
+def correct(
+    values: NDArray[np.generic], gain: F64, offset: F64, field: F64 | None = None, shift: F64 | None = None
+) -> F64:
     """Apply ``field * gain * values + offset + shift`` band-wise.
 
     Parameters
     ----------
     values
-        Pixel values, shape ``(bands, ...)``.
+        Pixel values, shape ``(bands, ...)``, of any numeric type (converted to float64 on
+        the way, without a copy of their own).
     gain, offset
         Per-band global parameters, shape ``(bands,)``.
     field
@@ -44,7 +47,7 @@ def correct(values: F64, gain: F64, offset: F64, field: F64 | None = None, shift
         Corrected values in float64.
     """
     shape = (-1,) + (1,) * (values.ndim - 1)
-    out = values * gain.reshape(shape)
+    out = np.multiply(values, gain.reshape(shape), dtype=np.float64)
     if field is not None:
         out *= field
     out += offset.reshape(shape) if shift is None else (offset + shift).reshape(shape)
@@ -89,12 +92,16 @@ def cast(
     """
     dt = np.dtype(dtype)
     valid = np.broadcast_to(valid, corrected.shape)
+    all_valid = bool(valid.all())
     lo, hi = _dtype_range(dt)
     vals = np.rint(corrected) if np.issubdtype(dt, np.integer) else corrected.copy()
-    vals = np.where(np.isfinite(vals), vals, 0.0)
-    clip = ((vals < lo) | (vals > hi)) & valid
-    clipped = clip.reshape(clip.shape[0], -1).sum(axis=1)
-    np.clip(vals, lo, hi, out=vals)
+    np.nan_to_num(vals, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    flat = vals.reshape(vals.shape[0], -1)
+    clipped = np.zeros(vals.shape[0], dtype=np.int64)
+    outside = (flat.min(axis=1) < lo) | (flat.max(axis=1) > hi)  # most windows need no clipping
+    for b in np.flatnonzero(outside):
+        clipped[b] = np.count_nonzero(((vals[b] < lo) | (vals[b] > hi)) & valid[b])
+        np.clip(vals[b], lo, hi, out=vals[b])
     moved = np.zeros(vals.shape[0], dtype=np.int64)
     out = vals.astype(dt)
     if nodata is not None and not np.isnan(nodata):
@@ -107,8 +114,8 @@ def cast(
             else:
                 away = np.nextafter(np.asarray(nodata, dt), np.where(up, np.inf, -np.inf).astype(dt))
                 out[hits] = away[hits]
-    if nodata is not None:
+    if not all_valid and nodata is not None:
         out[~valid] = nodata
-    elif original is not None:
+    elif not all_valid and original is not None:
         out[~valid] = np.broadcast_to(original, out.shape)[~valid]
     return CastResult(out, clipped.astype(np.int64), moved.astype(np.int64))

@@ -116,9 +116,7 @@ def correct_raster(
             if local is not None:
                 shift = local.shifts[i][pos]
                 field = _field_on_window(local, i, *native_to_grid(info, model.grid, box))[pos]
-            result = cast(
-                correct(data.astype(np.float64), gain, offset, field, shift), valid, info.dtype, info.nodata, data
-            )
+            result = cast(correct(data, gain, offset, field, shift), valid, info.dtype, info.nodata, data)
             clipped += result.clipped
             moved += result.moved_off_nodata
             summary.add(result.data, valid)

@@ -13,6 +13,22 @@ def test_integer_output_never_becomes_nodata_and_clipping_is_counted():
     assert out.moved_off_nodata.tolist() == [3]
 
 
+def test_clipping_is_counted_per_band_over_valid_pixels_only():
+    corrected = np.array(
+        [
+            [[10.0, 20.0], [30.0, 40.0]],  # in range
+            [[-3.0, 70000.0], [5.0, 1e9]],  # two valid clips, one invalid out of range
+            [[np.inf, np.nan], [-np.inf, 8.0]],  # non-finite values become 0, then move off nodata 0
+        ]
+    )
+    valid = np.array([[True, True], [True, False]])
+    out = cast(corrected, valid, "uint16", 0)
+    assert out.clipped.tolist() == [0, 2, 0]
+    assert out.data[1].tolist() == [[1, 65535], [5, 0]]
+    assert out.data[2].tolist() == [[1, 1], [1, 0]]
+    assert out.moved_off_nodata.tolist() == [0, 1, 3]
+
+
 def test_top_nodata_moves_down():
     out = cast(np.array([[[65535.0, 70000.0, 12.0]]]), np.ones((1, 3), bool), "uint16", 65535)
     assert out.data.tolist() == [[[65534, 65534, 12]]]
