@@ -28,7 +28,7 @@ def configure_cloud() -> dict[str, str]:
     With ``AWS_ENDPOINT_URL=http://host:port`` set (e.g. a local S3 server), GDAL needs
     ``AWS_S3_ENDPOINT=host:port``, ``AWS_HTTPS=NO`` and path-style addressing. The settings
     go to ``os.environ`` (so threads and spawned workers inherit them) without overriding
-    what the user set.
+    what the user set. odc-stac gets them when it loads (:func:`~stacrrn.pipeline.stac_plan.load_lazy`).
     """
     env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "4", "GDAL_HTTP_RETRY_DELAY": "0.5"}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -41,11 +41,7 @@ def configure_cloud() -> dict[str, str]:
         }
     for key, value in env.items():
         os.environ.setdefault(key, value)
-    settings: dict[str, Any] = {k: os.environ[k] for k in env}
-    import odc.stac
-
-    odc.stac.configure_rio(cloud_defaults=True, **settings)
-    return settings
+    return {k: os.environ[k] for k in env}
 
 
 def object_identity(href: str) -> list[object]:

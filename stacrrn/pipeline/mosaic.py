@@ -90,6 +90,14 @@ def _blend_chunk(plan: Plan, seams: Seams, box: Box, width: float) -> tuple[F64,
     return out, any_valid, seam_sums(out, any_valid, owner)
 
 
+def _mosaic_chunk(
+    plan: Plan, seams: Seams, box: Box, width: float, sources: Sources
+) -> tuple[Box, NDArray[np.generic], NDArray[np.bool_], SeamSums]:
+    """One chunk of the mosaic, blended and cast to the output type (in the worker)."""
+    values, valid, sums = _blend_chunk(plan, seams, box, width)
+    return box, cast(values, valid, sources.dtype, sources.nodata).data, valid, sums
+
+
 def write_mosaic(
     sources: Sources,
     seams: Seams,
@@ -126,10 +134,9 @@ def write_mosaic(
     progress("mosaic", 0, total)
     masked = sources.nodata is None
     with cog_writer(path, plan.grid, len(plan.bands), sources.dtype, sources.nodata, None, sources.band_names) as w:
-        chunks = imap_bounded(lambda b: (b, *_blend_chunk(plan, seams, b, feather)), plan.chunks, workers)
-        for done, (box, values, valid, sums) in enumerate(chunks, start=1):
+        chunks = imap_bounded(lambda b: _mosaic_chunk(plan, seams, b, feather, sources), plan.chunks, workers)
+        for done, (box, data, valid, sums) in enumerate(chunks, start=1):
             metrics.add(sums)
-            data = cast(values, valid, sources.dtype, sources.nodata).data
             w.write(box, data, valid if masked else None)
             progress("mosaic", done, total)
     return metrics

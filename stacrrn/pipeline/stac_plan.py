@@ -13,6 +13,7 @@ reads each asset on its own grid.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pystac
@@ -122,6 +123,10 @@ def load_lazy(inputs: StacInputs, grid: Grid, chunk_size: int = DEFAULT_CHUNK) -
     import odc.stac
     from odc.geo.geobox import GeoBox
 
+    from stacrrn.io.storage import configure_cloud
+
+    settings: dict[str, Any] = dict(configure_cloud())
+    odc.stac.configure_rio(cloud_defaults=True, **settings)
     geobox = GeoBox((grid.height, grid.width), Affine(*grid.transform), grid.crs)
     return odc.stac.load(
         odc_items(inputs),
