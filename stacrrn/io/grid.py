@@ -127,9 +127,11 @@ def chunks(grid: Grid, size: int) -> list[Box]:
 
 
 def native_to_grid(
-    info: RasterInfo, grid: Grid, box: Box, step: int = 32
+    info: RasterInfo | Grid, grid: Grid, box: Box, step: int = 32
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Common-grid pixel coordinates of the pixel centres of ``box`` on the raster's own grid.
+
+    ``info`` is the raster (or any grid: a mosaic's, to evaluate a model's fields on it).
 
     Same-CRS rasters are mapped exactly (affine, and separable): the result is then two
     1-D arrays, grid rows of the box's rows and grid columns of its columns. Otherwise

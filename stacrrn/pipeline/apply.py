@@ -17,12 +17,13 @@ from stacrrn.core.local_model import LocalFit, evaluate_field, evaluate_field_on
 from stacrrn.core.metrics import reference_block_map
 from stacrrn.core.model import RRNModel
 from stacrrn.core.moments import BandSummary
-from stacrrn.core.statistics import Statistics
+from stacrrn.core.statistics import Layer, Statistics
+from stacrrn.errors import InputError
 from stacrrn.io.cog import cog_writer, write_cog
 from stacrrn.io.grid import chunks, native_to_grid
 from stacrrn.io.raster import RasterInfo, read_window
 from stacrrn.pipeline.parallel import Workers, imap_bounded
-from stacrrn.pipeline.plan import DEFAULT_CHUNK
+from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.types import Box, Grid
 
@@ -65,6 +66,41 @@ def _field_on_window(local: LocalFit, i: int, rows: F64, cols: F64) -> F64:
         return evaluate_field_on_lattice(local.fields[i], rows, cols, local.blocks, local.frames[i])
     values = evaluate_field(local.fields[i], rows.ravel(), cols.ravel(), local.blocks, local.frames[i])
     return values.reshape(-1, *rows.shape)
+
+
+def normalizing_reader(plan: Plan, model: RRNModel) -> ChunkReader:
+    """``plan``'s chunk reader with ``model`` applied: every image comes out normalized (float64).
+
+    The plan may lie on another grid than the model's (a mosaic's, a seam grid): the local
+    fields are evaluated at the chunk's pixel centres mapped onto the model's grid. Validity
+    is unchanged. This normalizes a mosaic while it is blended, without corrected images.
+
+    Raises
+    ------
+    InputError
+        If an image of the plan is not in the model, or the band counts differ.
+    """
+    names = [im.name for im in model.images]
+    missing = [n for n in plan.names if n not in names]
+    if missing:
+        raise InputError(f"{', '.join(missing)} not in the model ({', '.join(names)}); use the model of these images")
+    if len(plan.bands) != len(model.bands):
+        counts = f"the model has {len(model.bands)} band(s), the images {len(plan.bands)}"
+        raise InputError(f"{counts}; select the bands the model was fitted on")
+    index = [names.index(n) for n in plan.names]
+    gains, offsets, local = model.global_fit.gains, model.global_fit.offsets, model.local_fit
+
+    def read(box: Box, images: list[int]) -> dict[int, Layer]:
+        out = {}
+        for i, (values, valid) in plan.read_chunk(box, images).items():
+            m = index[i]
+            field, shift = None, None
+            if local is not None:
+                field, shift = _field_on_window(local, m, *native_to_grid(plan.grid, model.grid, box)), local.shifts[m]
+            out[i] = (correct(values, gains[m], offsets[m], field, shift), valid)
+        return out
+
+    return read
 
 
 def correct_raster(

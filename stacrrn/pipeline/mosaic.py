@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from pyproj import Transformer
 
 from stacrrn import __version__
 from stacrrn.core.correct import cast
+from stacrrn.core.model import RRNModel
 from stacrrn.core.seam_metrics import SeamSums, seam_sums
 from stacrrn.core.seamlines import blend_weights
 from stacrrn.errors import ParameterError
@@ -33,6 +34,7 @@ from stacrrn.io.stac import Search, stac_items_of
 from stacrrn.io.stac_items import raster_item, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.io.vectors import write_geojson, write_geoparquet
+from stacrrn.pipeline.apply import normalizing_reader
 from stacrrn.pipeline.catalog import publish_raster
 from stacrrn.pipeline.parallel import Workers, imap_bounded, threads_of
 from stacrrn.pipeline.plan import Plan
@@ -61,6 +63,8 @@ class Sources:
     band_names: list[str]
     datetimes: list[dt.datetime]
     lineage: list[str] = field(default_factory=list)
+    model: str | None = None
+    """Digest of the model the images are normalized with while they are blended (if any)."""
 
 
 @dataclass
@@ -166,6 +170,7 @@ def mosaic_item(
         + (f"feathered over {feather:g} pixels" if feather > 0 else "hard cut"),
         "processing:datetime": dt.datetime.now(dt.UTC).isoformat(),
         "rrn:mosaic": {"images": seams.names, "priority": seams.priority, "feather": feather, "seams": mode}
+        | ({"model": sources.model} if sources.model else {})
         | metrics.to_dict(),
     }
     item = raster_item("mosaic", None, {"mosaic": assets["mosaic"]}, props, _geometry(seams))  # type: ignore[arg-type]
@@ -264,6 +269,7 @@ def mosaic_sources(
     crs: str | None = None,
     resolution: float | None = None,
     seam_resolution: float | None = None,
+    model: RRNModel | None = None,
     workers: Workers = 2,
 ) -> Sources:
     """The images of a mosaic from local rasters, a STAC search or items.
@@ -279,8 +285,17 @@ def mosaic_sources(
     seam_resolution
         Pixel size of the seam grid (default: the mosaic's, coarsened to at most
         :data:`~stacrrn.pipeline.seams.SEAM_PIXELS` pixels on the longer side).
+    model
+        A fitted model of these images (e.g. :func:`~stacrrn.pipeline.match.fit_model` of
+        their statistics): the images are normalized as they are read and blended, so a
+        normalized mosaic needs no corrected copies of its inputs.
     workers
         Concurrent header reads.
+
+    Raises
+    ------
+    InputError
+        If an image is not in ``model`` or the band counts differ.
     """
     configure_cloud()
     items = stac_items_of(source)
@@ -312,7 +327,11 @@ def mosaic_sources(
         lineage = [os.path.abspath(p) for p in paths]
     dtype = headers[0].dtype if len(dtypes) == 1 else "float32"
     nodata = headers[0].nodata if len(dtypes) == 1 else float("nan")
-    return Sources(plan, coarse, dtype, nodata, names, when, lineage)
+    if model is None:
+        return Sources(plan, coarse, dtype, nodata, names, when, lineage)
+    plan = replace(plan, read_chunk=normalizing_reader(plan, model))
+    coarse = replace(coarse, read_chunk=normalizing_reader(coarse, model))
+    return Sources(plan, coarse, dtype, nodata, names, when, lineage, model.digest())
 
 
 PRIORITY_BY = ("cloud-cover", "date")

@@ -10,6 +10,8 @@ import pytest
 import rasterio
 import shapely
 
+from stacrrn.core.model import RRNModel
+from stacrrn.errors import InputError
 from stacrrn.pipeline.match import match
 from stacrrn.pipeline.mosaic import mosaic, mosaic_sources
 from tests.conftest import S2_TILES, distort_tiles, needs_shared, tile_grid_coords, validate_stac
@@ -214,3 +216,25 @@ def test_real_seasonal_change_montreal_seam_quality(tmp_path):
             assert jump[(label, seams, 32.0)] < jump[(label, seams, 0.0)]
     # measured, not asserted: normalized without PIFs, centre seams, feathered (778) is above raw
     # feathered (733): the snow against summer drives a model fitted on all pixels
+
+
+@needs_shared
+def test_mosaic_normalized_while_blending_equals_the_mosaic_of_corrected_images(distorted):
+    """A model applied in the mosaic's reader gives the mosaic of the corrected COGs, with no COG per image."""
+    raw, normalized, tmp = distorted
+    model = RRNModel.from_json((tmp / "normalized" / "stacrrn-model.json").read_text())
+    fused = mosaic(mosaic_sources([str(p) for p in raw], model=model), str(tmp / "fused"))
+    two_step = mosaic(mosaic_sources([str(p) for p in normalized]), str(tmp / "two-step"))
+    assert np.array_equal(fused.seams.labels, two_step.seams.labels)
+    with rasterio.open(fused.hrefs["mosaic"]) as a, rasterio.open(two_step.hrefs["mosaic"]) as b:
+        x, y = a.read().astype(np.int64), b.read().astype(np.int64)
+    assert x.shape == y.shape and np.array_equal(x == 0, y == 0)
+    assert np.array_equal(x, y)
+    assert fused.item["properties"]["rrn:mosaic"]["model"] == model.digest()
+    assert "model" not in two_step.item["properties"]["rrn:mosaic"]
+    # seam metrics are taken before rounding: unrounded corrected values against rounded ones
+    np.testing.assert_allclose(fused.metrics.jump, two_step.metrics.jump, rtol=0.01)
+    stranger = tmp / "x99.tif"
+    stranger.symlink_to(raw[6])
+    with pytest.raises(InputError, match="x99 not in the model"):
+        mosaic_sources([str(p) for p in raw[:3]] + [str(stranger)], model=model)
