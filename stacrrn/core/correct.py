@@ -95,10 +95,13 @@ def cast(
     all_valid = bool(valid.all())
     lo, hi = _dtype_range(dt)
     vals = np.rint(corrected) if np.issubdtype(dt, np.integer) else corrected.copy()
-    np.nan_to_num(vals, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     flat = vals.reshape(vals.shape[0], -1)
+    low, high = flat.min(axis=1), flat.max(axis=1)  # NaN or an infinity shows in these
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        vals[~np.isfinite(vals)] = 0.0
+        low, high = flat.min(axis=1), flat.max(axis=1)
     clipped = np.zeros(vals.shape[0], dtype=np.int64)
-    outside = (flat.min(axis=1) < lo) | (flat.max(axis=1) > hi)  # most windows need no clipping
+    outside = (low < lo) | (high > hi)  # most windows need no clipping
     for b in np.flatnonzero(outside):
         clipped[b] = np.count_nonzero(((vals[b] < lo) | (vals[b] > hi)) & valid[b])
         np.clip(vals[b], lo, hi, out=vals[b])
