@@ -160,6 +160,30 @@ class Storage:
             raise OutputError(f"cannot write {self.href(key)}: {exc}") from None
         return self.href(key)
 
+    def move_file(self, local: str | os.PathLike[str], key: str) -> str:
+        """Publish a finished local file the caller is done with; return its href.
+
+        A local destination on the same file system gets the file by rename (no copy);
+        otherwise it is uploaded or copied as by :meth:`put_file`. The local file is gone
+        afterwards either way.
+        """
+        if not self.is_s3:
+            tmp = self._temporary(key)
+            try:
+                Path(tmp).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(local, tmp)
+            except OSError:  # another file system (or device): copy below
+                pass
+            else:
+                try:
+                    self._publish(tmp, key)
+                except OSError as exc:
+                    raise OutputError(f"cannot write {self.href(key)}: {exc}") from None
+                return self.href(key)
+        href = self.put_file(local, key)
+        Path(local).unlink(missing_ok=True)
+        return href
+
     def put_text(self, text: str, key: str) -> str:
         """Write ``text`` to ``key`` atomically; return its href."""
         tmp = self._temporary(key)

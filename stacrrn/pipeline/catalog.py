@@ -39,11 +39,10 @@ def publish_raster(
     title: str | None = None,
     statistics: Sequence[Mapping[str, float]] = (),
 ) -> RasterAsset:
-    """Upload a finished local COG to ``key`` and describe it (header, size, checksum); remove the local file."""
+    """Publish a finished local COG at ``key`` and describe it (header, size, checksum); the local file goes."""
     extra = {"file:size": local.stat().st_size, "file:checksum": sha256_multihash(local)}
     header = open_raster(local)
-    href = storage.put_file(local, key)
-    local.unlink()
+    href = storage.move_file(local, key)
     return RasterAsset(href, replace(header, path=href), bands, roles, title, statistics, extra)
 
 
