@@ -129,7 +129,8 @@ def solve_global_local(
     params
         Local solve weights.
     rounds
-        Number of global/local alternations.
+        Most global/local alternations; they stop earlier at a fixed point (see
+        :data:`ROUND_TOLERANCE`).
     estimator
         Relative gain estimator of the global step (see :func:`solve_global`).
 
@@ -143,7 +144,25 @@ def solve_global_local(
     gfit, local = global_only, solve_local(stats, global_only, references, params)
     for _ in range(rounds - 1):
         images, pairs = compensate(stats, local)
-        gfit = solve_global(images, pairs, references, min_overlap, estimator)
-        local = solve_local(stats, gfit, references, params)
+        again = solve_global(images, pairs, references, min_overlap, estimator)
+        if global_change(stats, gfit, again) < ROUND_TOLERANCE:  # a fixed point: another local solve adds nothing
+            break
+        gfit, local = again, solve_local(stats, again, references, params)
     gfit, local, _ = keep_where_better(stats, global_only, *fold_constants(stats, gfit, local))
     return gfit, local
+
+
+ROUND_TOLERANCE = 1e-5
+"""Alternation stops when a round moves no corrected image mean or spread by more than this
+fraction of the band's scale: the local solve's own step tolerance (1e-5 in log-gain)."""
+
+
+def global_change(stats: Statistics, a: GlobalFit, b: GlobalFit) -> float:
+    """Largest change between two global fits of the corrected image means and spreads, over the band's scale."""
+    mean = np.array([m.mean for m in stats.images])
+    std = np.array([m.std for m in stats.images])
+    scale = np.sqrt(np.mean((a.gains * mean + a.offsets) ** 2 + (a.gains * std) ** 2, axis=0))
+    scale = np.where(scale > 0, scale, 1.0)
+    d_mean = np.abs((b.gains - a.gains) * mean + b.offsets - a.offsets)
+    d_std = np.abs(b.gains - a.gains) * std
+    return float(np.max(np.maximum(d_mean, d_std) / scale))
