@@ -15,7 +15,9 @@ normalized; ``width`` 0 is a hard cut. Nothing here knows about files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +26,9 @@ from scipy import ndimage
 F64 = NDArray[np.float64]
 Mask = NDArray[np.bool_]
 Labels = NDArray[np.int32]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 NONE = -1
 """Label of pixels no image covers."""
@@ -43,7 +48,9 @@ def edge_distance(valid: Mask, union: Mask) -> F64:
     return np.asarray(ndimage.distance_transform_edt(~others), dtype=np.float64)
 
 
-def partition(valid: Sequence[Mask], keys: Sequence[str], priority: Sequence[float] | None = None) -> Labels:
+def partition(
+    valid: Sequence[Mask], keys: Sequence[str], priority: Sequence[float] | None = None, workers: int = 1
+) -> Labels:
     """Label every pixel with the image it lies deepest inside (:data:`NONE` where none is valid).
 
     Parameters
@@ -56,6 +63,8 @@ def partition(valid: Sequence[Mask], keys: Sequence[str], priority: Sequence[flo
     priority
         Weights of the distances (default 1): an image with weight 2 wins pixels up to
         twice as deep inside its neighbours.
+    workers
+        Distance transforms computed at once (they release the GIL); as many are held.
 
     Returns
     -------
@@ -71,11 +80,21 @@ def partition(valid: Sequence[Mask], keys: Sequence[str], priority: Sequence[flo
     union = np.logical_or.reduce(list(valid))
     best = np.full(valid[0].shape, -np.inf)
     labels = np.full(valid[0].shape, NONE, dtype=np.int32)
-    for k in order:  # strictly greater: an equal score keeps the smaller key
-        score = np.where(valid[k], edge_distance(valid[k], union) * weights[k], -np.inf)
-        wins = score > best
+    for k, distance in zip(order, in_batches(lambda k: edge_distance(valid[k], union), order, workers), strict=True):
+        score = np.where(valid[k], distance * weights[k], -np.inf)
+        wins = score > best  # strictly greater: an equal score keeps the smaller key
         best[wins], labels[wins] = score[wins], k
     return labels
+
+
+def in_batches(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """``fn`` of every item, in order, ``workers`` at a time on threads (at most that many results held)."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(items), workers):
+            yield from pool.map(fn, items[start : start + workers])
 
 
 def signed_distance(labels: Labels, image: int) -> F64:

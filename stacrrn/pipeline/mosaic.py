@@ -228,7 +228,7 @@ def mosaic(
     check_seam_options(seams, corridor)
     storage = Storage(out)
     storage.check_writable()
-    lines = compute_seams(sources.coarse, weights, mode=seams, corridor=corridor)
+    lines = compute_seams(sources.coarse, weights, mode=seams, corridor=corridor, workers=threads_of(workers))
     hrefs: dict[str, str] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="stacrrn-mosaic-") as tmp:

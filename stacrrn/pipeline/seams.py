@@ -19,7 +19,7 @@ import shapely
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from stacrrn.core.seamlines import Labels, least_cost_seams, partition, signed_distance
+from stacrrn.core.seamlines import Labels, in_batches, least_cost_seams, partition, signed_distance
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.vectors import Feature, polygonize
 from stacrrn.pipeline.plan import Plan
@@ -158,7 +158,12 @@ def check_seam_options(mode: str, corridor: int) -> None:
 
 
 def compute_seams(
-    coarse: Plan, priority: Sequence[float], margin: int = 4, mode: str = "center", corridor: int = 16
+    coarse: Plan,
+    priority: Sequence[float],
+    margin: int = 4,
+    mode: str = "center",
+    corridor: int = 16,
+    workers: int = 1,
 ) -> Seams:
     """Footprints and seamlines of the images of ``coarse`` (a plan on the seam grid).
 
@@ -176,6 +181,8 @@ def compute_seams(
         images' disagreement, so that it avoids buildings, roads, clouds and changes).
     corridor
         Half-width of the band a least-cost seam may move in (seam-grid pixels).
+    workers
+        Images whose distance transforms are computed at once.
 
     Raises
     ------
@@ -191,16 +198,22 @@ def compute_seams(
     for name, v in zip(coarse.names, valid, strict=True):
         if not v.any():
             raise InputError(f"{name} has no valid pixel at the seam grid's resolution; remove it from the inputs")
-    labels = partition(valid, coarse.names, priority)
+    labels = partition(valid, coarse.names, priority, workers)
     if spread is not None:
         labels = least_cost_seams(labels, valid, spread.spread(), corridor)
     tolerance = max(coarse.grid.resolution)
-    crops, signed, footprints = [], [], []
-    for i, v in enumerate(valid):
-        fp = coarse.footprints[i]
-        crop = Box(fp.row0 - margin, fp.col0 - margin, fp.row1 + margin, fp.col1 + margin).intersect(coarse.grid.box)
-        crops.append(crop)
-        signed.append(signed_distance(labels[crop.row0 : crop.row1, crop.col0 : crop.col1], i))
+    crops = [
+        Box(fp.row0 - margin, fp.col0 - margin, fp.row1 + margin, fp.col1 + margin).intersect(coarse.grid.box)
+        for fp in coarse.footprints
+    ]
+
+    def inside(i: int) -> F64:
+        crop = crops[i]
+        return signed_distance(labels[crop.row0 : crop.row1, crop.col0 : crop.col1], i)
+
+    signed = list(in_batches(inside, range(len(valid)), workers))
+    footprints = []
+    for v in valid:  # GDAL polygonizes in this thread (rasterio warns about its datasets in others)
         shape = polygonize(v.astype(np.int32) - (~v).astype(np.int32), coarse.grid).get(1, shapely.Polygon())
         footprints.append(shapely.simplify(shape, tolerance))
     regions = polygonize(labels, coarse.grid)

@@ -45,6 +45,7 @@ def test_partition_covers_the_union_once_inside_each_footprint_for_any_order(lay
     shuffled = partition([masks[p] for p in perm], [keys[p] for p in perm], [priority[p] for p in perm])
     mapped = np.where(shuffled == NONE, NONE, np.asarray(perm)[np.maximum(shuffled, 0)])
     assert np.array_equal(mapped, labels)  # independent of the input order
+    assert np.array_equal(partition(masks, keys, priority, workers=2), labels)  # and of the threads used
 
 
 def test_two_equal_images_split_in_the_middle_and_priority_moves_the_seam():
