@@ -17,8 +17,10 @@ One command::
    ``global_regression`` then ``local_block_adjustment`` on 32 x 32 blocks; scene 0 as its
    only model image when every scene overlaps it, since pairs without a model image are
    dropped, else all images), and ``mosaic``
-   (stacrrn ``match(method="global")`` + ``mosaic(feather=0)``; ``otbcli_Mosaic -harmo.method
-   band -harmo.cost rmse -comp.feather none``). Same worker count for every tool.
+   (stacrrn: statistics and the global fit, then ``mosaic(mosaic_sources(scenes, model=...),
+   feather=0)``, which normalizes the scenes as it blends them, with no corrected copy of
+   each scene; ``otbcli_Mosaic -harmo.method band -harmo.cost rmse -comp.feather none``).
+   Same worker count for every tool.
 4. **Quality**, streamed by strips against the generator's truth: pixel RMSE in DN (raw, and
    after one per-band affine fit of truth on output over all pixels, which forgives a tool that
    normalizes toward the mean of the images rather than scene 0), per scene and band the fit
@@ -168,19 +170,23 @@ def measure(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dic
 
 
 def stage_stacrrn(job: str, paths: list[Path], out: Path, workers: int) -> None:
-    """Child: one stacrrn job from scratch (per-scene COGs, or a hard-cut mosaic of the global result)."""
+    """Child: one stacrrn job from scratch (per-scene COGs, or a hard-cut mosaic normalized while blended)."""
     import stacrrn
 
     shutil.rmtree(out, ignore_errors=True)
-    method = "global" if job == "mosaic" else job
     t0 = time.perf_counter()
-    result = stacrrn.match(paths, out / "scenes", references=[paths[0].stem], method=method, workers=workers)
-    seconds = {"match": time.perf_counter() - t0}
     if job == "mosaic":
-        outputs = [out / "scenes" / p.name for p in paths]
-        stacrrn.mosaic(stacrrn.mosaic_sources(outputs, workers=workers), str(out), feather=0.0, workers=workers)
-        seconds["mosaic"] = time.perf_counter() - t0 - seconds["match"]
-    print(RESULT_PREFIX + json.dumps({"warnings": result.warnings, "seconds": seconds}), flush=True)
+        plan = stacrrn.make_plan(paths)
+        stats = stacrrn.compute_statistics(plan, workers)
+        model = stacrrn.fit_model(plan, stats, method="global", references=[0])
+        seconds, warnings = {"model": time.perf_counter() - t0}, []
+        sources = stacrrn.mosaic_sources(paths, model=model, workers=workers)
+        stacrrn.mosaic(sources, str(out), feather=0.0, workers=workers)
+        seconds["mosaic"] = time.perf_counter() - t0 - seconds["model"]
+    else:
+        result = stacrrn.match(paths, out / "scenes", references=[paths[0].stem], method=job, workers=workers)
+        seconds, warnings = {"match": time.perf_counter() - t0}, result.warnings
+    print(RESULT_PREFIX + json.dumps({"warnings": warnings, "seconds": seconds}), flush=True)
 
 
 def stacrrn_detail(log: Path) -> dict[str, Any]:
