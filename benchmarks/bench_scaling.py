@@ -20,7 +20,10 @@ What it does and measures:
      ``--tiles`` tiles, ``solve``, ``apply`` for each item, ``collection``. Every call parses the
      payload and reads the items' headers again, as separate functions must.
 
-3. **Ratios**: scaling = time(dask-1) / time(dask-2) (2 is perfect on 2 cores); serverless
+3. **Ratios**: scaling = time(dask-1) / time(dask-2) (2 is perfect on 2 cores; each worker
+   compresses its COGs on its one thread, see ``STACRRN_COG_THREADS``), with the cores busy
+   on average in each Dask run (CPU time of the client and the workers over the run time;
+   the scheduler runs in the client); serverless
    overhead = time(serverless) / time(threads) (same total work, one worker); peak RSS of the
    client and of each Dask worker (``ru_maxrss``); the model digest of each engine (they must
    all be equal) and the gain recovery error.
@@ -89,6 +92,12 @@ def _run(items: list[dict[str, Any]], out: Path, workers: Any) -> tuple[float, s
     return time.perf_counter() - t0, result.model.digest(), result.model.global_fit.gains.tolist()
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) this process has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def stage_engine(engine: str, items: list[dict[str, Any]], out: Path, tiles: int) -> dict[str, Any]:
     """Run the job on one engine; seconds, peak RSS, model digest and gains."""
     shutil.rmtree(out, ignore_errors=True)
@@ -103,10 +112,13 @@ def stage_engine(engine: str, items: list[dict[str, Any]], out: Path, tiles: int
     with connect("local", int(engine.split("-")[1])) as cluster:
         assert isinstance(cluster, DaskWorkers)
         startup = time.perf_counter() - t0
+        cpu0 = sum(cluster.client.run(_cpu_seconds).values()) + _cpu_seconds()
         seconds, digest, gains = _run(items, out, cluster)
+        cpu = sum(cluster.client.run(_cpu_seconds).values()) + _cpu_seconds() - cpu0
         workers_rss = cluster.client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6)
     return {
         "seconds": seconds,
+        "cores_busy": cpu / seconds,
         "startup_seconds": startup,
         "digest": digest,
         "gains": gains,
@@ -188,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "tiles": args.tiles,
         **{f"{e}_seconds": round(r["seconds"], 2) for e, r in results.items()},
         "dask_startup_seconds": [round(results[e]["startup_seconds"], 2) for e in ("dask-1", "dask-2")],
+        "dask_cores_busy": [round(results[e]["cores_busy"], 2) for e in ("dask-1", "dask-2")],
         "scaling_dask2_vs_dask1": round(results["dask-1"]["seconds"] / results["dask-2"]["seconds"], 2),
         "dask2_vs_threads": round(results["threads"]["seconds"] / results["dask-2"]["seconds"], 2),
         "serverless_overhead": round(results["serverless"]["seconds"] / results["threads"]["seconds"], 2),

@@ -46,6 +46,7 @@ WORKER_ENVIRON: dict[str, int] = {
     "OMP_NUM_THREADS": 1,
     "MKL_NUM_THREADS": 1,
     "OPENBLAS_NUM_THREADS": 1,
+    "STACRRN_COG_THREADS": 1,
 }
 """Environment of LocalCluster workers. Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` makes
 glibc map and fault in every chunk-sized temporary array afresh: pass 1 ran 25 % slower in a

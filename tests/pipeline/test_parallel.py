@@ -7,6 +7,7 @@ import os
 import pytest
 
 from stacrrn.errors import ParameterError
+from stacrrn.io.cog import COG_THREADS_ENV, cog_options
 from stacrrn.pipeline.parallel import DaskWorkers, connect, imap_bounded, threads_of
 
 
@@ -42,6 +43,9 @@ def test_dask_cluster_keeps_order_forwards_settings_and_errors():
         finally:
             del os.environ["GDAL_STACRRN_TEST"]
         assert seen == ["forwarded"] * 4
+        # single-threaded workers compress their COGs on one thread each (not every core each)
+        options = list(imap_bounded(lambda _: cog_options()["NUM_THREADS"], range(2), cluster))
+        assert options == ["1", "1"] and cog_options()["NUM_THREADS"] == os.environ.get(COG_THREADS_ENV, "ALL_CPUS")
         with pytest.raises(ValueError, match="three"):
             list(imap_bounded(fail_on_three, range(10), cluster))
 
