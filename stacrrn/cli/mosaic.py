@@ -14,6 +14,7 @@ from stacrrn.cli.masking import Inputs, source_of, split
 from stacrrn.cli.search_options import Bbox, Collections, Datetime, StacUrl
 from stacrrn.errors import ParameterError
 from stacrrn.io.vectors import write_geojson, write_geoparquet
+from stacrrn.pipeline.apply import read_model
 from stacrrn.pipeline.mosaic import PRIORITY_BY, MosaicResult, item_priorities, mosaic, mosaic_sources
 from stacrrn.pipeline.seams import SEAM_MODES, compute_seams, priorities
 
@@ -153,14 +154,29 @@ def mosaic_command(
     seam_resolution: SeamResolution = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the mosaic (default: first input's).")] = None,
     resolution: Annotated[float | None, typer.Option(help="Pixel size of the mosaic.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="A model of these images (stacrrn-model*.json of match or run; path or URL): normalize them "
+            "while blending, without corrected copies.",
+            rich_help_panel=PANEL,
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Concurrent chunks.")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
 ) -> None:
     """Blend the inputs across seamlines into a mosaic COG, with seamlines, footprints and a STAC item."""
     source = source_of(inputs, stac, collection, bbox, datetime)
     weights = merged_priority(source, priority, priority_by)
+    fitted = read_model(model) if model else None
     sources = mosaic_sources(
-        source, bands=split(bands), crs=crs, resolution=resolution, seam_resolution=seam_resolution, workers=workers
+        source,
+        bands=split(bands),
+        crs=crs,
+        resolution=resolution,
+        seam_resolution=seam_resolution,
+        model=fitted,
+        workers=workers,
     )
     result = with_progress(
         quiet,

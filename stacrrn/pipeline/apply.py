@@ -71,6 +71,28 @@ def _field_on_window(local: LocalFit, i: int, rows: F64, cols: F64) -> F64:
     return values.reshape(-1, *rows.shape)
 
 
+def read_model(href: str) -> RRNModel:
+    """A fitted model from its JSON (the ``stacrrn-model*.json`` that match and run write): a path or URL.
+
+    Raises
+    ------
+    InputError
+        If it cannot be read or is not a stacrrn model.
+    """
+    import fsspec
+
+    try:
+        with fsspec.open(href, "rt") as f:
+            text = f.read()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the model {href}: {exc}") from None
+    try:
+        return RRNModel.from_json(text)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        what = f"{type(exc).__name__}: {exc}"
+        raise InputError(f"{href} is not a stacrrn model ({what}); pass the model JSON of a match or run") from None
+
+
 def normalizing_reader(plan: Plan, model: RRNModel) -> ChunkReader:
     """``plan``'s chunk reader with ``model`` applied: every image comes out normalized (float64).
 

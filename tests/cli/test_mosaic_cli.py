@@ -63,3 +63,28 @@ def test_bad_mosaic_input_is_one_line_exit_2_and_nothing_written(tmp_path, args,
     out = tmp_path / "out"
     assert_user_error(run_cli("mosaic", *TILES[:2], "-o", str(out), *args), *words)
     assert not (out / "mosaic.json").exists() and not (out / "mosaic.tif").exists()
+
+
+@needs_shared
+def test_mosaic_normalized_while_blending_with_a_model_and_bad_models(tmp_path):
+    fitted = tmp_path / "fitted"
+    proc = run_cli("match", *TILES[:3], "-o", str(fitted), "--method", "global", "--bands", "1,3,5,8")
+    assert proc.returncode == 0, proc.stderr
+    model = fitted / "stacrrn-model.json"
+    out = tmp_path / "mosaic"
+    proc = run_cli("mosaic", *TILES[:3], "-o", str(out), "--bands", "1,3,5,8", "--model", str(model), "-q")
+    assert proc.returncode == 0, proc.stderr
+    digest = json.loads((out / "mosaic.json").read_text())["properties"]["rrn:mosaic"]["model"]
+    with rasterio.open(fitted / f"{S2_TILES[0].stem}.tif") as src:
+        assert src.tags()["STACRRN_MODEL"] == digest
+    (tmp_path / "other.json").write_text('{"images": []}')
+    bad = [
+        ([*TILES[:3], "--model", str(tmp_path / "missing.json")], ["cannot read the model"]),
+        ([*TILES[:3], "--model", str(tmp_path / "other.json")], ["is not a stacrrn model"]),
+        ([*TILES[:4], "--model", str(model)], [S2_TILES[3].stem, "not in the model"]),
+        ([*TILES[:3], "--model", str(model), "--bands", "1,3"], ["band(s)", "select the bands"]),
+    ]
+    for args, words in bad:
+        target = tmp_path / "bad"
+        assert_user_error(run_cli("mosaic", *args, "-o", str(target)), *words)
+        assert not target.exists() or not any(target.rglob("mosaic.*"))
