@@ -47,7 +47,7 @@ def correct(
         Corrected values in float64.
     """
     shape = (-1,) + (1,) * (values.ndim - 1)
-    out = np.multiply(values, gain.reshape(shape), dtype=np.float64)
+    out: F64 = np.multiply(values, gain.reshape(shape), dtype=np.float64)
     if field is not None:
         out *= field
     out += offset.reshape(shape) if shift is None else (offset + shift).reshape(shape)
