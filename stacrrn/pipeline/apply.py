@@ -117,11 +117,12 @@ def normalizing_reader(plan: Plan, model: RRNModel) -> ChunkReader:
 
     def read(box: Box, images: list[int]) -> dict[int, Layer]:
         out = {}
+        at = native_to_grid(plan.grid, model.grid, box) if local is not None else None  # the chunk on the model's grid
         for i, (values, valid) in plan.read_chunk(box, images).items():
             m = index[i]
             field, shift = None, None
-            if local is not None:
-                field, shift = _field_on_window(local, m, *native_to_grid(plan.grid, model.grid, box)), local.shifts[m]
+            if local is not None and at is not None:
+                field, shift = _field_on_window(local, m, *at), local.shifts[m]
             out[i] = (correct(values, gains[m], offsets[m], field, shift), valid)
         return out
 
