@@ -211,10 +211,10 @@ class _ChunkTerms:
             self.own_sums[k] = BlockSums(values.frame, values.n, np.concatenate([values.sums, squares.sums]))
         return self.own_sums[k]
 
-    def _pair_blocks(self, i: int, j: int, li: Layer, lj: Layer, both: Mask) -> BlockSums:
-        """Pair block sums over ``both``; from the images' own sums where ``both`` is every valid pixel of both."""
-        (xi, vi), (xj, vj) = li, lj
-        if self._same_pixels(both, vi, vj):
+    def _pair_blocks(self, i: int, j: int, li: Layer, lj: Layer, both: Mask, same: bool) -> BlockSums:
+        """Pair block sums over ``both``; from the images' own sums when ``same`` (``both`` is all pixels of both)."""
+        (xi, vi), (xj, _) = li, lj
+        if same:
             own_i, own_j, place = self._own(i, li), self._own(j, lj), self._places(vi)
             nb = xi.shape[0]
             sums = np.concatenate([own_i.sums[:nb], own_j.sums[:nb], own_i.sums[nb:], own_j.sums[nb:], place.sums])
@@ -247,13 +247,14 @@ class _ChunkTerms:
             both &= ~self.holdout
         if not both.any():
             return
-        if self._same_pixels(both, vi, vj):
+        same = self._same_pixels(both, vi, vj)
+        if same:
             out.pairs[(i, j)] = PairMoments.joint(out.images[i], self.centred[i], out.images[j], self.centred[j])
         elif both.all():
             out.pairs[(i, j)] = PairMoments.of(xi.reshape(xi.shape[0], -1), xj.reshape(xj.shape[0], -1))
         else:
             out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
-        out.pair_blocks[(i, j)] = self._pair_blocks(i, j, li, lj, both)
+        out.pair_blocks[(i, j)] = self._pair_blocks(i, j, li, lj, both, same)
 
 
 def streamed_chunk_statistics(

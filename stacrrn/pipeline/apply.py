@@ -165,6 +165,7 @@ def correct_raster(
     src_bands = list(model.bands) if source_bands is None else list(source_bands)
     gain, offset = model.global_fit.gains[i][pos], model.global_fit.offsets[i][pos]
     local = model.local_fit
+    shift = None if local is None else local.shifts[i][pos]
     nb = len(pos)
     clipped = np.zeros(nb, dtype=np.int64)
     moved = np.zeros(nb, dtype=np.int64)
@@ -178,9 +179,8 @@ def correct_raster(
             for strip in range(0, box.height, STRIP_ROWS):  # cache-sized strips: the kernel is memory bound
                 rows = slice(strip, min(strip + STRIP_ROWS, box.height))
                 part = Box(box.row0 + rows.start, box.col0, box.row0 + rows.stop, box.col1)
-                field, shift = None, None
+                field = None
                 if local is not None:
-                    shift = local.shifts[i][pos]
                     field = _field_on_window(local, i, *native_to_grid(info, model.grid, part))[pos]
                 corrected = correct(data[:, rows], gain, offset, field, shift)
                 cast_part = cast(corrected, valid[:, rows], info.dtype, info.nodata, data[:, rows])
