@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -13,6 +14,7 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
 from stacrrn.core.correct import cast, correct
+from stacrrn.core.fidelity import FidelitySums
 from stacrrn.core.local_model import LocalFit, evaluate_field, evaluate_field_on_lattice
 from stacrrn.core.metrics import reference_block_map
 from stacrrn.core.model import RRNModel
@@ -32,6 +34,9 @@ F64 = NDArray[np.float64]
 STRIP_ROWS = 64
 """Rows of a window corrected at once: a 64 x 1024 x 4 strip of float64 stays in the CPU cache."""
 
+PROFILE_KEYS = ("mean_", "std_")
+"""Keys of an output's fidelity that go into the per-image table (mean and spread before/after)."""
+
 MODEL_TAG = "STACRRN_MODEL"
 """GeoTIFF metadata tag holding the digest of the model an output was made with."""
 
@@ -46,6 +51,7 @@ class ApplyResult:
     moved_off_nodata: list[int]
     skipped: bool
     statistics: list[dict[str, float]] = field(default_factory=list)
+    fidelity: dict[str, Any] = field(default_factory=dict)
 
 
 def output_is_current(path: Path, grid: Grid, n_bands: int, dtype: str, digest: str) -> bool:
@@ -159,7 +165,8 @@ def correct_raster(
     Returns
     -------
     ApplyResult
-        Clipping counts and per-band statistics of the corrected pixels.
+        Clipping counts, per-band statistics of the corrected pixels and their fidelity to
+        the input (:class:`~stacrrn.core.fidelity.FidelitySums`).
     """
     pos = np.arange(len(model.bands)) if positions is None else np.asarray(positions, dtype=np.intp)
     src_bands = list(model.bands) if source_bands is None else list(source_bands)
@@ -170,12 +177,14 @@ def correct_raster(
     clipped = np.zeros(nb, dtype=np.int64)
     moved = np.zeros(nb, dtype=np.int64)
     summary = BandSummary.empty(nb)
+    fidelity = FidelitySums(nb)
     tags = {MODEL_TAG: model.digest(), "STACRRN_SOURCE": info.path, "STACRRN_METHOD": model.method}
     # inputs masked without a nodata value (alpha band, internal mask) keep their mask
     with cog_writer(out, info.grid, nb, info.dtype, info.nodata, tags) as writer:
         for box in chunks(info.grid, chunk_size):
             data, valid = read_window(info, box, src_bands)
             result = np.empty_like(data)
+            window_clipped = np.zeros(nb, dtype=np.int64)
             for strip in range(0, box.height, STRIP_ROWS):  # cache-sized strips: the kernel is memory bound
                 rows = slice(strip, min(strip + STRIP_ROWS, box.height))
                 part = Box(box.row0 + rows.start, box.col0, box.row0 + rows.stop, box.col1)
@@ -185,12 +194,16 @@ def correct_raster(
                 corrected = correct(data[:, rows], gain, offset, field, shift)
                 cast_part = cast(corrected, valid[:, rows], info.dtype, info.nodata, data[:, rows])
                 result[:, rows] = cast_part.data
-                clipped += cast_part.clipped
+                window_clipped += cast_part.clipped
                 moved += cast_part.moved_off_nodata
+            clipped += window_clipped
             summary.add(result, valid)
+            fidelity.add(data, result, valid, window_clipped)
             mask = np.all(valid, axis=0) if info.has_mask and info.nodata is None else None
             writer.write(box, result, mask)
-    return ApplyResult(info.name, str(out), clipped.tolist(), moved.tolist(), False, summary.to_list())
+    return ApplyResult(
+        info.name, str(out), clipped.tolist(), moved.tolist(), False, summary.to_list(), fidelity.to_dict()
+    )
 
 
 def apply_model(
@@ -241,6 +254,44 @@ def apply_model(
         results[res.name] = res
         progress("apply", done, len(infos))
     return [results[info.name] for info in infos]
+
+
+def record_outputs(model: RRNModel, results: Sequence[ApplyResult], previous: RRNModel | None = None) -> None:
+    """Store what pass 2 measured in ``model.quality`` (the digest does not change).
+
+    Per output: clipped and nodata-avoiding counts (``clipped``, ``moved_off_nodata``),
+    fidelity to the input (``fidelity``), and in the per-image table the mean and spread of
+    input and output over the same pixels.
+
+    Parameters
+    ----------
+    model
+        The model the outputs were made with.
+    results
+        Pass 2's results.
+    previous
+        The same model as recorded by an earlier run: outputs that ``--resume`` kept get
+        its figures.
+    """
+    q = model.quality
+    old = previous.quality if previous is not None and previous.digest() == model.digest() else {}
+    old_rows = {row["name"]: row for row in old.get("images", [])}
+    for r in results:
+        measured = dict(r.fidelity)
+        if r.skipped:
+            measured = old.get("fidelity", {}).get(r.name, {}) | {
+                k: v for k, v in old_rows.get(r.name, {}).items() if k.startswith(PROFILE_KEYS)
+            }
+        q.setdefault("clipped", {})[r.name] = old.get("clipped", {}).get(r.name, r.clipped) if r.skipped else r.clipped
+        q.setdefault("moved_off_nodata", {})[r.name] = (
+            old.get("moved_off_nodata", {}).get(r.name, r.moved_off_nodata) if r.skipped else r.moved_off_nodata
+        )
+        if not measured:
+            continue
+        q.setdefault("fidelity", {})[r.name] = {k: v for k, v in measured.items() if not k.startswith(PROFILE_KEYS)}
+        row = next((row for row in q.get("images", []) if row["name"] == r.name), None)
+        if row is not None:
+            row.update({k: v for k, v in measured.items() if k.startswith(PROFILE_KEYS)})
 
 
 def _block_grid_of(model: RRNModel, frame: Box) -> Grid:

@@ -17,9 +17,9 @@ from stacrrn.core.metrics import overlap_consistency
 from stacrrn.core.model import METHODS, ImageRef, RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.core.validation import ImageValidation, validate_holdout
-from stacrrn.errors import EmptyImageError, NoOverlapError, OutputError, ParameterError
+from stacrrn.errors import EmptyImageError, InputError, NoOverlapError, OutputError, ParameterError
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
-from stacrrn.pipeline.apply import ApplyResult, apply_model, write_block_maps
+from stacrrn.pipeline.apply import ApplyResult, apply_model, read_model, record_outputs, write_block_maps
 from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
 from stacrrn.pipeline.parallel import Workers, check_workers
 from stacrrn.pipeline.pifs import PifOptions
@@ -186,6 +186,14 @@ def fit_model(
         lfit,
         quality,
     )
+
+
+def _previous_model(path: Path) -> RRNModel | None:
+    """The model an earlier run left at ``path``, if any and readable."""
+    try:
+        return read_model(str(path)) if path.exists() else None
+    except InputError:
+        return None
 
 
 def check_method(method: str, estimator: str = "spread") -> None:
@@ -385,8 +393,7 @@ def match(
     try:
         block_maps = write_block_maps(model, stats, out, resume)
         outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
-        model.quality["clipped"] = {r.name: r.clipped for r in outputs}
-        model.quality["moved_off_nodata"] = {r.name: r.moved_off_nodata for r in outputs}
+        record_outputs(model, outputs, _previous_model(model_path) if resume else None)
         atomic_write_text(model_path, model.to_json())
     finally:
         remove_temporary_folder(out / "blockmaps")

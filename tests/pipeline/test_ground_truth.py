@@ -45,6 +45,28 @@ def test_gains_and_offsets_recovered_with_reference(gain_offset_case):
     assert (rmse / tru.std(axis=1)).max() < 0.01
     q = result.model.quality
     assert max(q["after"]["rmse"]) < 0.02 * min(q["before"]["rmse"])
+    assert_fidelity_of_affine_outputs(result)
+
+
+def assert_fidelity_of_affine_outputs(result):
+    """Pass 2's fidelity figures, in the model JSON, match what a per-band affine map does."""
+    model = type(result.model).from_json(result.model_path.read_text())
+    fit, q = model.global_fit, model.quality
+    rows = {row["name"]: row for row in q["images"]}
+    for k, name in enumerate(f"t{k:02d}" for k in range(16)):
+        f, row = q["fidelity"][name], rows[name]
+        # float32 outputs of a * x + b: exact correlation, means and spreads mapped by the model
+        assert f["correlation"] == pytest.approx(np.ones(len(BANDS)), abs=1e-9)
+        assert row["mean_after"] == pytest.approx(fit.gains[k] * row["mean_before"] + fit.offsets[k], rel=1e-6)
+        assert row["std_after"] == pytest.approx(np.abs(fit.gains[k]) * row["std_before"], rel=1e-5)
+        assert f["clipped_fraction"] == [0.0] * len(BANDS)
+        assert f["pixels"] == rows[name]["valid_pixels"]
+        if k == 0:  # the reference is left as it is
+            assert f["ssim"] == pytest.approx(np.ones(len(BANDS)), abs=1e-6)
+            assert f["spectral_angle_deg"] == pytest.approx(0, abs=1e-3)
+        else:  # gains up to 25 % away from 1 and offsets of +-150 DN change the spectrum
+            assert f["spectral_angle_deg"] > 0.1
+            assert min(f["ssim"]) < 0.9999
 
 
 def test_all_images_model_recovers_truth_up_to_one_affine_map(gain_offset_case):

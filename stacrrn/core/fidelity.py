@@ -1,0 +1,185 @@
+"""Fidelity of a corrected image to its input: correlation, spectral angle, SSIM, clipping.
+
+Computed window by window while pass 2 writes the output, over the pixels valid in every
+band, and finished per image:
+
+- *correlation*: Pearson correlation of input and output per band, from exact mergeable
+  joint moments;
+- *spectral angle*: mean angle between each pixel's input and output band vectors, in
+  degrees (0 for a pure per-image gain; offsets and per-band changes open it); pixels with
+  a zero vector are left out;
+- *SSIM*: mean structural similarity (Wang et al. 2004) over non-overlapping 8 x 8 windows
+  aligned on the image's pixel grid, with ``K1 = 0.01``, ``K2 = 0.03`` and ``L`` the input
+  band's valid range (max - min) so it is unit agnostic. Windows must be wholly valid; the
+  window statistics are kept (5 float32 per window and band, 1/64 of the pixels) until the
+  range is known;
+- *clipped fraction*: valid pixels clipped to the output type's range, over valid pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stacrrn.core.moments import PairMoments
+
+F64 = NDArray[np.float64]
+F32 = NDArray[np.float32]
+
+SSIM_WINDOW = 8
+"""Edge of the SSIM windows, in pixels."""
+
+K1, K2 = 0.01, 0.03
+"""SSIM's stabilizing constants (Wang et al. 2004)."""
+
+
+@dataclass
+class FidelitySums:
+    """Mergeable per-band sums that measure how faithful an output is to its input."""
+
+    n_bands: int
+    moments: PairMoments = field(init=False)
+    pixels: int = 0
+    angle_sum: float = 0.0
+    angle_pixels: int = 0
+    windows: list[F32] = field(default_factory=list)
+    minimum: F64 = field(init=False)
+    maximum: F64 = field(init=False)
+    clipped: NDArray[np.int64] = field(init=False)
+    valid: NDArray[np.int64] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.moments = PairMoments.empty(self.n_bands)
+        self.minimum = np.full(self.n_bands, np.inf)
+        self.maximum = np.full(self.n_bands, -np.inf)
+        self.clipped = np.zeros(self.n_bands, dtype=np.int64)
+        self.valid = np.zeros(self.n_bands, dtype=np.int64)
+
+    def add(
+        self,
+        before: NDArray[np.generic],
+        after: NDArray[np.generic],
+        valid: NDArray[np.bool_],
+        clipped: NDArray[np.int64] | None = None,
+    ) -> None:
+        """Add one window of input ``before`` and output ``after``.
+
+        Parameters
+        ----------
+        before, after
+            ``(bands, rows, cols)`` input and output values of the same pixels. Windows
+            should start on multiples of :data:`SSIM_WINDOW` so SSIM windows tile the image.
+        valid
+            Validity, ``(rows, cols)`` or ``(bands, rows, cols)``; a pixel counts where it is
+            valid in every band.
+        clipped
+            Per-band count of valid pixels of this window clipped to the output type.
+        """
+        ok = valid if valid.ndim == 2 else np.all(valid, axis=0)
+        self.pixels += int(ok.sum())
+        self.valid += valid.reshape(-1 if valid.ndim == 3 else 1, ok.size).sum(axis=1)
+        if clipped is not None:
+            self.clipped += clipped
+        x = before.reshape(self.n_bands, -1)[:, ok.ravel()].astype(np.float64)
+        y = after.reshape(self.n_bands, -1)[:, ok.ravel()].astype(np.float64)
+        if x.shape[1] == 0:
+            return
+        self.moments = self.moments.merge(PairMoments.of(x, y))
+        self.minimum = np.minimum(self.minimum, x.min(axis=1))
+        self.maximum = np.maximum(self.maximum, x.max(axis=1))
+        self._add_angles(x, y)
+        self._add_windows(before, after, ok)
+
+    def _add_angles(self, x: F64, y: F64) -> None:
+        dot = np.einsum("bp,bp->p", x, y)
+        norms = np.sqrt(np.einsum("bp,bp->p", x, x) * np.einsum("bp,bp->p", y, y))
+        use = norms > 0
+        cosine = np.clip(dot[use] / norms[use], -1.0, 1.0)
+        self.angle_sum += float(np.degrees(np.arccos(cosine)).sum())
+        self.angle_pixels += int(use.sum())
+
+    def _add_windows(self, before: NDArray[np.generic], after: NDArray[np.generic], ok: NDArray[np.bool_]) -> None:
+        w = SSIM_WINDOW
+        rows, cols = (ok.shape[0] // w) * w, (ok.shape[1] // w) * w
+        if rows == 0 or cols == 0:
+            return
+        full = ok[:rows, :cols].reshape(rows // w, w, cols // w, w).all(axis=(1, 3))
+        if not full.any():
+            return
+
+        def window_means(a: F64) -> F64:
+            means = a.reshape(self.n_bands, rows // w, w, cols // w, w).mean(axis=(2, 4))
+            return np.asarray(means[:, full], dtype=np.float64)
+
+        x = before[:, :rows, :cols].astype(np.float64)
+        y = after[:, :rows, :cols].astype(np.float64)
+        mx, my = window_means(x), window_means(y)
+        stats = [mx, my, window_means(x * x) - mx * mx, window_means(y * y) - my * my, window_means(x * y) - mx * my]
+        self.windows.append(np.stack(stats).astype(np.float32))
+
+    def merge(self, other: FidelitySums) -> None:
+        """Merge the sums of other windows of the same image (in place)."""
+        self.moments = self.moments.merge(other.moments)
+        self.pixels += other.pixels
+        self.angle_sum += other.angle_sum
+        self.angle_pixels += other.angle_pixels
+        self.windows += other.windows
+        self.minimum = np.minimum(self.minimum, other.minimum)
+        self.maximum = np.maximum(self.maximum, other.maximum)
+        self.clipped += other.clipped
+        self.valid += other.valid
+
+    def correlation(self) -> F64:
+        """Pearson correlation of input and output per band (NaN for a constant band)."""
+        m = self.moments
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(m.c_ij / np.sqrt(m.m2_i * m.m2_j), dtype=np.float64)
+
+    def spectral_angle(self) -> float:
+        """Mean spectral angle between input and output pixel vectors, in degrees (NaN without pixels)."""
+        return self.angle_sum / self.angle_pixels if self.angle_pixels else float("nan")
+
+    def ssim(self) -> F64:
+        """Mean SSIM over the wholly valid 8 x 8 windows, per band (NaN without any)."""
+        if not self.windows:
+            return np.full(self.n_bands, np.nan)
+        mx, my, vx, vy, cxy = np.concatenate(self.windows, axis=2).astype(np.float64)
+        data_range = (self.maximum - self.minimum)[:, None]
+        c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+        num = (2 * mx * my + c1) * (2 * cxy + c2)
+        den = (mx * mx + my * my + c1) * (vx + vy + c2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_window = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)  # both windows constant and 0
+        return np.asarray(per_window.mean(axis=1), dtype=np.float64)
+
+    def clipped_fraction(self) -> F64:
+        """Share of valid pixels clipped to the output type's range, per band."""
+        return np.asarray(self.clipped / np.maximum(self.valid, 1), dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The finished figures as plain JSON types (``None`` where undefined).
+
+        Also the per-band mean and standard deviation of input and output over the same
+        pixels (valid in every band), for spectral profiles before and after.
+        """
+
+        def clean(values: F64) -> list[float | None]:
+            return [float(v) if np.isfinite(v) else None for v in values]
+
+        angle = self.spectral_angle()
+        m = self.moments
+        none = np.full(self.n_bands, np.nan)
+        return {
+            "mean_before": clean(m.mean_i if m.n else none),
+            "std_before": clean(m.std_i if m.n else none),
+            "mean_after": clean(m.mean_j if m.n else none),
+            "std_after": clean(m.std_j if m.n else none),
+            "correlation": clean(self.correlation()),
+            "ssim": clean(self.ssim()),
+            "spectral_angle_deg": angle if np.isfinite(angle) else None,
+            "clipped_fraction": clean(self.clipped_fraction()),
+            "pixels": self.pixels,
+        }
