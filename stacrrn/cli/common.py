@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, log
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import ParameterError, StacrrnError
 from stacrrn.pipeline.progress import Progress as ProgressCallback
@@ -31,6 +32,23 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+
+
+@app.callback()
+def options(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Show what the pipeline does (-vv: also debug).")
+    ] = 0,
+    log_json: Annotated[
+        bool,
+        typer.Option(
+            "--log-json", help="Log JSON lines on stderr (records, progress events, warnings, errors) for batch use."
+        ),
+    ] = False,
+) -> None:
+    """Relative radiometric normalization of overlapping rasters (Yu et al. 2017 global-to-local)."""
+    configure_logging(verbose, log_json)
+
 
 Scheduler = Annotated[
     str | None,
@@ -51,7 +69,11 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except StacrrnError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            if OUTPUT.log_json:
+                fields = {"event": "error", "error": type(exc).__name__, "exit_code": exc.exit_code}
+                log.error("%s", exc, extra={"fields": fields})
+            else:
+                console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -91,7 +113,9 @@ def parse_named(values: list[str] | None, option: str, form: str, example: str) 
 
 
 def with_progress(quiet: bool, job: Callable[[ProgressCallback], R]) -> R:
-    """Run ``job(progress)`` with rich progress bars on a terminal, silently otherwise."""
+    """Run ``job(progress)`` with rich progress bars on a terminal, progress events with ``--log-json``."""
+    if OUTPUT.log_json:
+        return job(JsonProgress())
     if quiet or not console.is_terminal:
         return job(no_progress)
     columns = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -130,6 +154,9 @@ def print_model_table(model: RRNModel, labels: list[str], where: str) -> None:
 
 
 def print_warnings(warnings: list[str]) -> None:
-    """One yellow line per warning on stderr."""
+    """One yellow line per warning on stderr (a warning record with ``--log-json``)."""
     for w in warnings:
+        if OUTPUT.log_json:
+            log.warning("%s", w, extra={"fields": {"event": "warning"}})
+            continue
         console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from stacrrn.io.raster import read_window
 from stacrrn.io.stac import BandRef, BandSelection, asset_bands, item_href
 from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
 from stacrrn.io.storage import Storage
-from stacrrn.pipeline.apply import correct_raster, field_map, write_block_map
+from stacrrn.pipeline.apply import ApplyResult, correct_raster, field_map, record_outputs, write_block_map
 from stacrrn.pipeline.catalog import publish_raster
 from stacrrn.pipeline.mask_products import write_clear_mask
 from stacrrn.pipeline.parallel import Workers, imap_bounded
@@ -138,6 +139,7 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
     chunk_size = job.setup.options.chunk_size
     assets: dict[str, RasterAsset] = {}
     clipped = [0] * len(selection.bands)
+    measured: list[tuple[list[int], dict[str, Any]]] = []
     for key, positions in selection.assets.items():
         info = inputs.assets[k][key]
         local = folder / versioned(key, job.model, ".tif")
@@ -146,6 +148,7 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
         )
         for p, c in zip(positions, result.clipped, strict=True):
             clipped[p] = c
+        measured.append((list(positions), result.fidelity))
         source = item.assets[key]
         bands = _band_metadata(source, [selection.bands[p] for p in positions])
         assets[key] = publish_raster(
@@ -170,7 +173,10 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
             ("metadata", "rrn-block-map"),
             "local gain field per block",
         )
-    rrn = rrn_properties(job.model, k, selection) | {"rrn:clipped": dict(zip(selection.labels, clipped, strict=True))}
+    rrn = rrn_properties(job.model, k, selection) | {
+        "rrn:clipped": dict(zip(selection.labels, clipped, strict=True)),
+        "rrn:fidelity": item_fidelity(measured, selection.labels),
+    }
     qa = inputs.qa[k] if inputs.qa else None
     if qa is not None:
         assets["clear-mask"], clear = _publish_clear_mask(job, item.id, qa, folder)
@@ -197,6 +203,21 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
     return d
 
 
+def item_fidelity(measured: list[tuple[list[int], dict[str, Any]]], labels: list[str]) -> dict[str, Any]:
+    """An item's ``rrn:fidelity``: each asset's per-band figures keyed by band label.
+
+    The spectral angle needs every band of a pixel at once, so it is given only when one
+    asset holds all the bands (``None`` for items with a band per asset).
+    """
+    angle = measured[0][1].get("spectral_angle_deg") if len(measured) == 1 else None
+    out: dict[str, Any] = {"spectral_angle_deg": angle}
+    for positions, figures in measured:
+        for key, values in figures.items():
+            if isinstance(values, list):
+                out.setdefault(key, {}).update({labels[p]: v for p, v in zip(positions, values, strict=True)})
+    return out
+
+
 def apply_items(
     job: ItemJob, resume: bool = True, workers: Workers = 1, progress: Progress = no_progress
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -221,6 +242,30 @@ def apply_items(
         done[k] = d
         progress("apply", len(done), len(items))
     return [done[k] for k in range(len(items))], reused
+
+
+def record_item_quality(storage: Storage, model: RRNModel, dicts: Sequence[dict[str, Any]]) -> str:
+    """Store the items' pass-2 figures (clipping, fidelity, date) in the model and publish it again.
+
+    The model's digest, and so its key, do not change: only its ``quality`` gains what
+    the items measured. Returns the model's href.
+    """
+    results = []
+    for d in dicts:
+        props = d["properties"]
+        labels = props["rrn:bands"]
+        fidelity = props.get("rrn:fidelity", {})
+        per_band = {k: [v.get(label) for label in labels] for k, v in fidelity.items() if isinstance(v, dict)}
+        clipped = [props.get("rrn:clipped", {}).get(label, 0) for label in labels]
+        per_band["spectral_angle_deg"] = fidelity.get("spectral_angle_deg")
+        results.append(ApplyResult(d["id"], "", clipped, [0] * len(labels), False, fidelity=per_band))
+    record_outputs(model, results)
+    model.quality.pop("moved_off_nodata", None)  # not recorded in the items
+    dates = {d["id"]: d["properties"].get("datetime") or d["properties"].get("start_datetime") for d in dicts}
+    for row in model.quality.get("images", []):
+        if dates.get(row["name"]):
+            row["datetime"] = dates[row["name"]]
+    return storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))
 
 
 def write_collection(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from stacrrn.pipeline.spectral import SpectralBands
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics, load_statistics, save_statistics
 
 MODEL_FILE = "stacrrn-model.json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -185,6 +188,28 @@ def fit_model(
         gfit,
         lfit,
         quality,
+    )
+
+
+def log_model(model: RRNModel) -> None:
+    """Log the fitted model: method, size and the overlap RMSE per band before and after."""
+    q = model.quality
+    before, after = q.get("before", {}).get("rmse", []), q.get("after", {}).get("rmse", [])
+    fields = {
+        "event": "model",
+        "method": model.method,
+        "digest": model.digest(),
+        "rmse_before": before,
+        "rmse_after": after,
+    }
+    pairs = ", ".join(f"{b:.4g} -> {a:.4g}" for b, a in zip(before, after, strict=True))
+    log.info(
+        "model %s (%s, %d images): overlap RMSE %s",
+        model.digest(),
+        model.method,
+        len(model.images),
+        pairs,
+        extra={"fields": fields},
     )
 
 
@@ -383,11 +408,15 @@ def match(
     warnings: list[str] = []
     if stats is None:
         stats = compute_statistics(plan, workers, progress, warnings)
+    log.info(
+        "pass 1 %s: %d images, %d overlapping pairs", "reused" if reused else "done", len(plan.names), len(stats.pairs)
+    )
     warnings += check_statistics(stats, plan, min_overlap)
     prepare_output(out)
     if not reused:
         save_statistics(stats, stats_path, fingerprint)
     model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
+    log_model(model)
     warnings += band_fallback_warning(model)
     model_path = out / MODEL_FILE
     try:
@@ -395,6 +424,7 @@ def match(
         outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
         record_outputs(model, outputs, _previous_model(model_path) if resume else None)
         atomic_write_text(model_path, model.to_json())
+        log.info("pass 2 done: %d outputs in %s", len(outputs), out, extra={"fields": {"model": str(model_path)}})
     finally:
         remove_temporary_folder(out / "blockmaps")
         remove_temporary_folder(out)

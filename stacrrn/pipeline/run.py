@@ -21,6 +21,7 @@ run started again over the same inputs and model skips the items already written
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -42,16 +43,19 @@ from stacrrn.pipeline.item_outputs import (
     ItemJob,
     apply_items,
     item_key,
+    record_item_quality,
     versioned,
     write_collection,
 )
-from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model
+from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model, log_model
 from stacrrn.pipeline.parallel import Workers, check_workers, threads_of
 from stacrrn.pipeline.pifs import PifOptions
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.run_setup import RunOptions, RunSetup, prepare
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -221,6 +225,7 @@ def run(
     check_workers(workers)
     configure_cloud()
     items = search_items(search) if isinstance(search, Search) else sort_by_date(search)
+    log.info("%d items to normalize, outputs to %s", len(items), out, extra={"fields": {"items": len(items)}})
     select_bands(items, assets)  # fail on unknown band names before touching the output
     storage = Storage(out)
     check_not_inputs(storage, items, search if isinstance(search, Search) else None)
@@ -232,7 +237,10 @@ def run(
         model, model_href, reference_href = solve(setup, stats, storage, warnings)
         job = ItemJob(setup, model, storage, model_href)
         dicts, reused = apply_items(job, resume, workers, progress)
+        record_item_quality(storage, model, dicts)
         collection_href, coll = write_collection(storage, setup.collection_id, dicts, reference_href)
+        fields = {"event": "published", "collection": collection_href, "model": model_href, "reused": len(reused)}
+        log.info("published %d items (%d kept): %s", len(dicts), len(reused), collection_href, extra={"fields": fields})
     finally:
         storage.cleanup()
     published = None
@@ -268,6 +276,7 @@ def solve(
     labels = setup.inputs.selection.labels
     warnings += check_statistics(stats, plan, o.min_overlap, labels)
     model = fit_model(plan, stats, o.method, setup.references, o.min_overlap, o.local_params, o.estimator)
+    log_model(model)
     warnings += band_fallback_warning(model, labels)
     model_href = storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))
     if model.local_fit is None:

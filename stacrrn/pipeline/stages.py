@@ -25,7 +25,14 @@ from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import ChunkStatistics, Statistics
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.storage import Storage
-from stacrrn.pipeline.item_outputs import ItemJob, correct_item, current_item, item_key, write_collection
+from stacrrn.pipeline.item_outputs import (
+    ItemJob,
+    correct_item,
+    current_item,
+    item_key,
+    record_item_quality,
+    write_collection,
+)
 from stacrrn.pipeline.run import solve
 from stacrrn.pipeline.run_setup import RunSetup
 from stacrrn.pipeline.statistics import chunk_statistics_of, merge_chunks, tile_chunks
@@ -138,5 +145,7 @@ def write_run_collection(
         if d is None:
             raise InputError(f"item {it.id} is not published with model {digest} at {storage.href(item_key(it.id))}")
         dicts.append(d)
+    record_item_quality(storage, load_model(storage, model_href), dicts)
     href, coll = write_collection(storage, collection_id, dicts, reference_href)
     return href, coll
+

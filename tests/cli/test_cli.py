@@ -184,3 +184,39 @@ def test_unreachable_scheduler_is_a_user_error(mosaic, tmp_path):
     proc = run_cli("match", *map(str, mosaic.paths), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9")
     assert_user_error(proc, "cannot reach the Dask scheduler", "--scheduler")
     assert not (tmp_path / "o").exists()
+
+
+def json_lines(text: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_log_json_gives_progress_events_model_and_no_rich_output(mosaic, tmp_path):
+    proc = run_cli("--log-json", "match", *map(str, mosaic.paths), "--out", str(tmp_path / "out"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    records = json_lines(proc.stderr)  # every stderr line is JSON
+    progress = [r for r in records if r.get("event") == "progress"]
+    for stage in ("statistics", "apply"):
+        events = [r for r in progress if r["stage"] == stage]
+        assert events and events[-1]["done"] == events[-1]["total"] > 0, stage
+    (model,) = [r for r in records if r.get("event") == "model"]
+    assert model["method"] == "global+local" and len(model["rmse_after"]) == 4
+    assert all(a < b for a, b in zip(model["rmse_after"], model["rmse_before"], strict=True))
+    assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+
+
+def test_log_json_error_is_one_json_line_with_exit_2(mosaic, tmp_path):
+    proc = run_cli("--log-json", "match", str(mosaic.paths[0]), str(tmp_path / "nope.tif"), "--out", str(tmp_path))
+    assert proc.returncode == 2
+    (record,) = json_lines(proc.stderr)
+    assert record["level"] == "error" and record["event"] == "error" and record["exit_code"] == 2
+    assert "nope.tif" in record["message"] and "Traceback" not in proc.stderr
+
+
+def test_verbose_shows_what_the_pipeline_does(mosaic, tmp_path):
+    quiet = run_cli("match", *map(str, mosaic.paths), "--out", str(tmp_path / "a"), "--quiet")
+    loud = run_cli("-v", "match", *map(str, mosaic.paths), "--out", str(tmp_path / "b"), "--quiet")
+    assert quiet.returncode == loud.returncode == 0
+    assert "pass 1" not in quiet.stderr
+    assert "pass 1 done" in loud.stderr and "overlap RMSE" in loud.stderr and "pass 2 done" in loud.stderr

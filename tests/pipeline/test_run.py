@@ -108,6 +108,15 @@ def test_run_recovers_truth_and_writes_valid_cogs_and_items(s3, bucket, s2_scene
         assert props["rrn:method"] == "global+local" and props["rrn:references"] == ["t00"]
         assert set(props["rrn:gain"]) == set(BANDS) and "block_grid" not in props
         assert props["rrn:block_grid"]["n_rows"] > 1 and item["assets"]["model"]["roles"] == ["metadata"]
+        fidelity = props["rrn:fidelity"]
+        assert set(fidelity["correlation"]) == set(BANDS) and fidelity["spectral_angle_deg"] is None  # band per asset
+        assert min(fidelity["correlation"].values()) > 0.99
+        if item["id"] == "t00":  # the reference keeps its values, up to the local step's field
+            assert min(fidelity["ssim"].values()) > 0.99
+    # the model JSON gained what pass 2 measured, per item, with the dates of a time series table
+    quality = json.loads(fs.cat(result.model_href[5:]))["quality"]
+    assert set(quality["fidelity"]) == {"t00", "t01", "t02", "t03"}
+    assert all(len(row["mean_after"]) == 4 and row["datetime"].startswith("2021-05-27") for row in quality["images"])
     # the published collection is a static catalog a second search finds the outputs in
     again = search_items(Search(catalog=result.collection_href))
     assert sorted(it.id for it in again) == ["t00", "t01", "t02", "t03"]
