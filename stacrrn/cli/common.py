@@ -153,6 +153,42 @@ def print_model_table(model: RRNModel, labels: list[str], where: str) -> None:
     table_console().print(table)
 
 
+def print_fidelity_table(model: RRNModel) -> None:
+    """Per image (per date, in date order, for a time series): how faithful each output is to its input."""
+    q = model.quality
+    fidelity = q.get("fidelity", {})
+    if not fidelity:
+        return
+    rows = sorted(q.get("images", []), key=lambda row: row.get("datetime") or "")
+    dated = any("datetime" in row for row in rows)
+    table = Table(title=f"per {'date' if dated else 'image'}: fidelity of the output to its input (over bands)")
+    for col in (
+        "image",
+        *(["date"] if dated else []),
+        "correlation min",
+        "SSIM min..max",
+        "spectral angle °",
+        "clipped %",
+    ):
+        table.add_column(col, justify="right")
+    for row in rows:
+        f = fidelity.get(row["name"])
+        if f is None:
+            continue
+        ssim = [v for v in f["ssim"] if v is not None]
+        corr = [v for v in f["correlation"] if v is not None]
+        angle = f.get("spectral_angle_deg")
+        table.add_row(
+            row["name"],
+            *([str(row.get("datetime", ""))[:10]] if dated else []),
+            f"{min(corr):.5f}" if corr else "-",
+            f"{min(ssim):.4f}..{max(ssim):.4f}" if ssim else "-",
+            "-" if angle is None else f"{angle:.3f}",
+            f"{100 * max(f['clipped_fraction']):.3f}",
+        )
+    table_console().print(table)
+
+
 def print_warnings(warnings: list[str]) -> None:
     """One yellow line per warning on stderr (a warning record with ``--log-json``)."""
     for w in warnings:

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from stacrrn.cli.common import Scheduler, app, console, handle_errors, print_model_table, print_warnings, with_progress
+from stacrrn.cli.common import (
+    Scheduler,
+    app,
+    console,
+    handle_errors,
+    print_fidelity_table,
+    print_model_table,
+    print_warnings,
+    with_progress,
+)
 from stacrrn.cli.masking import (
     PANEL,
     BandNames,
@@ -38,6 +47,7 @@ def print_summary(result: MatchResult) -> None:
     print_model_table(model, [str(b) for b in model.bands], f"model {result.model_path}")
     if "holdout" in model.quality:
         print_quality_table(model, [str(b) for b in model.bands])
+    print_fidelity_table(model)
     clipped = sum(sum(r.clipped) for r in result.outputs)
     skipped = sum(r.skipped for r in result.outputs)
     console.print(

@@ -14,6 +14,7 @@ from stacrrn.cli.common import (
     app,
     console,
     handle_errors,
+    print_fidelity_table,
     print_model_table,
     print_warnings,
     table_console,
@@ -236,6 +237,7 @@ def run_command(
     print_model_table(result.model, labels, f"model {result.model_href}")
     if "holdout" in result.model.quality or mode == "timeseries":
         print_quality_table(result.model, labels)
+    print_fidelity_table(result.model)
     console.print(
         f"wrote {len(result.items) - len(result.reused)} items with corrected COGs to {result.out}"
         + (f" ({len(result.reused)} kept from a previous run)" if result.reused else "")

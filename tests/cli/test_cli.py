@@ -47,7 +47,7 @@ def test_match_writes_cogs_model_and_summary(mosaic, tmp_path):
         app, ["match", *map(str, mosaic.paths), "--out", str(out), "--reference", "tile_00", "--blocks", "8"]
     )
     assert result.exit_code == 0, result.output
-    assert "overlap RMSE" in result.output
+    assert "overlap RMSE" in result.output and "fidelity of the output to its input" in result.output
     for p in mosaic.paths:
         with rasterio.open(out / p.name) as src:
             assert src.driver == "GTiff" and src.dtypes[0] == "uint16" and src.nodata == 0
