@@ -60,6 +60,13 @@ Scheduler = Annotated[
     ),
 ]
 
+OverlapPixels = Annotated[
+    bool,
+    typer.Option(
+        help="Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after the whole model."
+    ),
+]
+
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn stacrrn errors into one line on stderr and the error's exit code."""
@@ -132,25 +139,33 @@ def table_console() -> Console:
 def print_model_table(model: RRNModel, labels: list[str], where: str) -> None:
     """Print per-band gain/offset ranges and overlap consistency before -> after."""
     q = model.quality
+    pixels = q.get("overlap_pixels")
     table = Table(title=f"stacrrn {model.method}: {len(model.images)} images, {where}")
-    for col in (
-        "band",
-        "gain min..max",
-        "offset min..max",
-        "overlap RMSE (affine part) before -> after",
-        "overlap block-mean RMS diff before -> after",
-    ):
+    columns = ["band", "gain min..max", "offset min..max"]
+    if pixels:
+        columns += ["overlap RMSE before -> after", "overlap MAE before -> after"]
+    else:
+        columns += ["overlap RMSE (affine part) before -> after"]
+    for col in (*columns, "overlap block-mean RMS diff before -> after"):
         table.add_column(col, justify="right")
     g, o = model.global_fit.gains, model.global_fit.offsets
     for k, label in enumerate(labels):
+        if pixels:
+            cells = [_before_after(pixels["before"][m][k], pixels["after"][m][k]) for m in ("rmse", "mae")]
+        else:
+            cells = [_before_after(q["before"]["rmse"][k], q["after"]["rmse"][k])]
         table.add_row(
             label,
             f"{g[:, k].min():.4f}..{g[:, k].max():.4f}",
             f"{o[:, k].min():.2f}..{o[:, k].max():.2f}",
-            f"{q['before']['rmse'][k]:.2f} -> {q['after']['rmse'][k]:.2f}",
-            f"{q['before']['block_mean_diff'][k]:.2f} -> {q['after']['block_mean_diff'][k]:.2f}",
+            *cells,
+            _before_after(q["before"]["block_mean_diff"][k], q["after"]["block_mean_diff"][k]),
         )
     table_console().print(table)
+
+
+def _before_after(before: float | None, after: float | None) -> str:
+    return "-" if before is None or after is None else f"{before:.2f} -> {after:.2f}"
 
 
 def print_fidelity_table(model: RRNModel) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stacrrn.cli.common import (
+    OverlapPixels,
     Scheduler,
     app,
     console,
@@ -92,6 +93,7 @@ def match_command(
     pif_min_share: PifMinShare = 0.1,
     holdout: Holdout = None,
     estimator: Estimator = "spread",
+    overlap_pixels: OverlapPixels = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
@@ -119,6 +121,7 @@ def match_command(
                 reflectance=reflectance(reflectance_scale, reflectance_offset),
                 pif=pifs,
                 estimator=estimator,
+                overlap_pixels=overlap_pixels,
                 progress=progress,
             ),
         )

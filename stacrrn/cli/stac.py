@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from stacrrn.cli.common import (
+    OverlapPixels,
     Scheduler,
     app,
     console,
@@ -170,6 +171,7 @@ def run_command(
     pif_min_share: PifMinShare = 0.1,
     holdout: Holdout = None,
     estimator: Estimator = "spread",
+    overlap_pixels: OverlapPixels = True,
     mosaic: Annotated[
         bool,
         typer.Option(
@@ -211,6 +213,7 @@ def run_command(
                 reflectance=reflectance(reflectance_scale, reflectance_offset),
                 pif=pifs,
                 estimator=estimator,
+                overlap_pixels=overlap_pixels,
                 progress=progress,
             ),
         )

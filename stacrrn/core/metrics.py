@@ -177,3 +177,45 @@ def affine_residual(result: F64, truth: F64) -> tuple[F64, F64]:
         coef, *_ = np.linalg.lstsq(design, truth[b], rcond=None)
         rmse[b] = float(np.sqrt(np.mean((design @ coef - truth[b]) ** 2)))
     return rmse, rmse / truth.std(axis=1)
+
+
+@dataclass
+class OverlapDifferences:
+    """Mergeable per-band sums of pixelwise differences between overlapping images.
+
+    Every pixel valid in both images of a pair counts once per pair (area-weighted over
+    all pairs). RMSE and MAE follow exactly; chunks are added independently and merged.
+    """
+
+    pixels: NDArray[np.int64]
+    abs_sum: F64
+    sq_sum: F64
+
+    @classmethod
+    def empty(cls, n_bands: int) -> OverlapDifferences:
+        """Sums over no pixel."""
+        return cls(np.zeros(n_bands, dtype=np.int64), np.zeros(n_bands), np.zeros(n_bands))
+
+    def add(self, xi: F64, vi: NDArray[np.bool_], xj: F64, vj: NDArray[np.bool_]) -> None:
+        """Add one pair's co-registered window (values ``(bands, rows, cols)``, masks per band or shared)."""
+        both = np.broadcast_to(vi & vj, xi.shape)
+        d = np.where(both, xi - xj, 0.0).reshape(xi.shape[0], -1)
+        self.pixels += both.reshape(xi.shape[0], -1).sum(axis=1)
+        self.abs_sum += np.abs(d).sum(axis=1)
+        self.sq_sum += np.einsum("bp,bp->b", d, d)
+
+    def merge(self, other: OverlapDifferences) -> None:
+        """Merge the sums of other windows (in place)."""
+        self.pixels += other.pixels
+        self.abs_sum += other.abs_sum
+        self.sq_sum += other.sq_sum
+
+    def to_dict(self) -> dict[str, Any]:
+        """``rmse``, ``mae`` per band (``None`` without overlap) and the ``pixels`` compared."""
+        n = np.maximum(self.pixels, 1)
+        has = self.pixels > 0
+        return {
+            "rmse": [float(v) if h else None for v, h in zip(np.sqrt(self.sq_sum / n), has, strict=True)],
+            "mae": [float(v) if h else None for v, h in zip(self.abs_sum / n, has, strict=True)],
+            "pixels": self.pixels.tolist(),
+        }

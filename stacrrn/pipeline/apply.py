@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,12 +99,16 @@ def read_model(href: str) -> RRNModel:
         raise InputError(f"{href} is not a stacrrn model ({what}); pass the model JSON of a match or run") from None
 
 
-def normalizing_reader(plan: Plan, model: RRNModel) -> ChunkReader:
-    """``plan``'s chunk reader with ``model`` applied: every image comes out normalized (float64).
+LayerNormalizer = Callable[[Box, dict[int, Layer]], dict[int, Layer]]
+"""``normalize(box, layers)``: the plan's chunk layers at ``box`` with the model applied."""
+
+
+def layer_normalizer(plan: Plan, model: RRNModel) -> LayerNormalizer:
+    """A function applying ``model`` to layers that ``plan.read_chunk`` read (values in float64).
 
     The plan may lie on another grid than the model's (a mosaic's, a seam grid): the local
     fields are evaluated at the chunk's pixel centres mapped onto the model's grid. Validity
-    is unchanged. This normalizes a mosaic while it is blended, without corrected images.
+    is unchanged.
 
     Raises
     ------
@@ -121,16 +125,30 @@ def normalizing_reader(plan: Plan, model: RRNModel) -> ChunkReader:
     index = [names.index(n) for n in plan.names]
     gains, offsets, local = model.global_fit.gains, model.global_fit.offsets, model.local_fit
 
-    def read(box: Box, images: list[int]) -> dict[int, Layer]:
+    def normalize(box: Box, layers: dict[int, Layer]) -> dict[int, Layer]:
         out = {}
         at = native_to_grid(plan.grid, model.grid, box) if local is not None else None  # the chunk on the model's grid
-        for i, (values, valid) in plan.read_chunk(box, images).items():
+        for i, (values, valid) in layers.items():
             m = index[i]
             field, shift = None, None
             if local is not None and at is not None:
                 field, shift = _field_on_window(local, m, *at), local.shifts[m]
             out[i] = (correct(values, gains[m], offsets[m], field, shift), valid)
         return out
+
+    return normalize
+
+
+def normalizing_reader(plan: Plan, model: RRNModel) -> ChunkReader:
+    """``plan``'s chunk reader with ``model`` applied: every image comes out normalized (float64).
+
+    This normalizes a mosaic while it is blended, without corrected images. See
+    :func:`layer_normalizer` for the grids and the errors.
+    """
+    normalize = layer_normalizer(plan, model)
+
+    def read(box: Box, images: list[int]) -> dict[int, Layer]:
+        return normalize(box, plan.read_chunk(box, images))
 
     return read
 

@@ -46,6 +46,12 @@ def test_gains_and_offsets_recovered_with_reference(gain_offset_case):
     q = result.model.quality
     assert max(q["after"]["rmse"]) < 0.02 * min(q["before"]["rmse"])
     assert_fidelity_of_affine_outputs(result)
+    # the pixel pass agrees with the moments for a global model, and the MAE drops as much
+    pixels = q["overlap_pixels"]
+    assert pixels["before"]["rmse"] == pytest.approx(q["before"]["rmse"], rel=1e-6)
+    assert pixels["after"]["rmse"] == pytest.approx(q["after"]["rmse"], rel=1e-4, abs=1e-3)
+    assert max(pixels["after"]["mae"]) < 0.02 * min(pixels["before"]["mae"])
+    assert pixels["before"]["pixels"] == [sum(p["used_pixels"] for p in q["pairs"])] * len(BANDS)
 
 
 def assert_fidelity_of_affine_outputs(result):
@@ -90,20 +96,28 @@ def vignette(k, truth):
     return truth * (1 - 0.15 * (x**2 + y**2)) if k != 5 else truth
 
 
-def truth_error_by_method(tmp_path, distortion):
+def truth_error_by_method(tmp_path, distortion, quality=None):
     paths, truths = distort_tiles(tmp_path, S2_TILES, BANDS, distortion)
     rel = {}
     for method in ("global", "global+local"):
         result = match(paths, tmp_path / method.replace("+", "_"), references=["t05"], method=method, workers=2)
         _, rel[method] = affine_residual(*outputs_vs_truth(result, truths))
+        if quality is not None:
+            quality[method] = result.model.quality
     return {k: float(v.mean()) for k, v in rel.items()}
 
 
 def test_planar_gradients_global_plus_local(tmp_path):
-    rel = truth_error_by_method(tmp_path, plane)
+    quality = {}
+    rel = truth_error_by_method(tmp_path, plane, quality)
     # measured: global 0.32, global+local 0.23 (bands 1, 3, 5, 8)
     assert rel["global+local"] < 0.25
     assert rel["global+local"] < 0.8 * rel["global"]
+    # the overlaps' pixels agree better with the local fields than with the global model alone
+    after = {m: np.array(q["overlap_pixels"]["after"]["mae"]) for m, q in quality.items()}
+    before = np.array(quality["global"]["overlap_pixels"]["before"]["mae"])
+    assert (after["global"] < before).all()
+    assert after["global+local"].mean() < 0.8 * after["global"].mean()
 
 
 def test_gradients_on_top_of_gains_and_offsets(tmp_path):
