@@ -21,7 +21,11 @@ def _per_band(values: np.ndarray[Any, Any], labels: list[str]) -> dict[str, floa
 
 
 def _quality(model: RRNModel, labels: list[str]) -> dict[str, Any]:
-    """Run-level overlap consistency per band, before and after (area-weighted RMS of differences)."""
+    """Run-level overlap consistency per band, before and after (area-weighted RMS of differences).
+
+    With the pixel pass, also the pixelwise overlap RMSE and MAE of the whole model (``pixel_rmse``,
+    ``pixel_mae``).
+    """
     out: dict[str, Any] = {}
     for stage in ("before", "after"):
         q = model.quality.get(stage, {})
@@ -29,6 +33,10 @@ def _quality(model: RRNModel, labels: list[str]) -> dict[str, Any]:
             key: dict(zip(labels, q[key], strict=True))
             for key in ("mean_diff", "std_diff", "rmse", "block_mean_diff")
             if key in q
+        }
+        pixels = model.quality.get("overlap_pixels", {}).get(stage, {})
+        out[stage] |= {
+            f"pixel_{key}": dict(zip(labels, pixels[key], strict=True)) for key in ("rmse", "mae") if key in pixels
         }
     return out
 

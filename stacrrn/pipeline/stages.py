@@ -148,4 +148,3 @@ def write_run_collection(
     record_item_quality(storage, load_model(storage, model_href), dicts)
     href, coll = write_collection(storage, collection_id, dicts, reference_href)
     return href, coll
-

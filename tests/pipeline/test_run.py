@@ -111,6 +111,8 @@ def test_run_recovers_truth_and_writes_valid_cogs_and_items(s3, bucket, s2_scene
         fidelity = props["rrn:fidelity"]
         assert set(fidelity["correlation"]) == set(BANDS) and fidelity["spectral_angle_deg"] is None  # band per asset
         assert min(fidelity["correlation"].values()) > 0.99
+        after = props["rrn:quality"]["after"]
+        assert after["pixel_mae"]["red"] < 0.05 * props["rrn:quality"]["before"]["pixel_mae"]["red"]
         if item["id"] == "t00":  # the reference keeps its values, up to the local step's field
             assert min(fidelity["ssim"].values()) > 0.99
     # the model JSON gained what pass 2 measured, per item, with the dates of a time series table
