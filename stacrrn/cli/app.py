@@ -2,16 +2,16 @@
 
 Commands live in :mod:`stacrrn.cli.local` (``match``), :mod:`stacrrn.cli.stac` (``search``,
 ``run``, ``catalog``), :mod:`stacrrn.cli.masking` (``clouds``, ``pif``), :mod:`stacrrn.cli.mosaic` (``seamlines``,
-``mosaic``) and
-:mod:`stacrrn.cli.demo` (``demo``); importing them registers them.
+``mosaic``),
+:mod:`stacrrn.cli.report` (``report``) and :mod:`stacrrn.cli.demo` (``demo``); importing them registers them.
 """
 
 from __future__ import annotations
 
-from stacrrn.cli import demo, local, masking, mosaic, stac
+from stacrrn.cli import demo, local, masking, mosaic, report, stac
 from stacrrn.cli.common import app
 
-__all__ = ["app", "demo", "local", "main", "masking", "mosaic", "stac"]
+__all__ = ["app", "demo", "local", "main", "masking", "mosaic", "report", "stac"]
 
 
 def main() -> None:

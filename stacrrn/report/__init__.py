@@ -1,0 +1,65 @@
+"""Reports of a run: a self-contained HTML page and PNG figures from the outputs of match or run.
+
+Typical notebook use::
+
+    from stacrrn.report import load_run, profile_figure, overlap_figure, quicklook_figure
+    outputs = load_run("out/")          # a match folder, a run prefix, collection.json or model JSON
+    profile_figure(outputs)             # displays inline
+    build_report("out/")                # out/report/report.html and out/report/*.png
+"""
+
+from __future__ import annotations
+
+from stacrrn.report.build import ReportResult, build_report, default_out_dir
+from stacrrn.report.figures import (
+    BeforeAfter,
+    block_maps,
+    figure_png,
+    overlap_graph,
+    quicklooks,
+    spectral_profiles,
+)
+from stacrrn.report.rasters import BlockMap, band_means, field_maps, footprint, read_block_map, read_preview
+from stacrrn.report.run_figures import (
+    block_map_figure,
+    footprints,
+    overlap_figure,
+    overlap_pairs,
+    profile_figure,
+    profile_means,
+    quicklook_figure,
+    read_previews,
+    rgb_bands,
+)
+from stacrrn.report.run_outputs import BandSource, ImageOutputs, RunOutputs, load_run
+
+__all__ = [
+    "BandSource",
+    "BeforeAfter",
+    "BlockMap",
+    "ImageOutputs",
+    "ReportResult",
+    "RunOutputs",
+    "band_means",
+    "block_map_figure",
+    "block_maps",
+    "build_report",
+    "default_out_dir",
+    "field_maps",
+    "figure_png",
+    "footprint",
+    "footprints",
+    "load_run",
+    "overlap_figure",
+    "overlap_graph",
+    "overlap_pairs",
+    "profile_figure",
+    "profile_means",
+    "quicklook_figure",
+    "quicklooks",
+    "read_block_map",
+    "read_preview",
+    "read_previews",
+    "rgb_bands",
+    "spectral_profiles",
+]

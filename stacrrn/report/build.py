@@ -1,0 +1,177 @@
+"""``build_report``: one self-contained HTML page, plus its figures as PNG files, from a run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from stacrrn.errors import OutputError
+from stacrrn.io.files import atomic_write_text, remove_temporary_folder, temporary_path
+from stacrrn.report.figures import figure_png
+from stacrrn.report.html import Section, image, page, paragraph
+from stacrrn.report.run_figures import (
+    block_map_band,
+    block_map_figure,
+    display_labels,
+    overlap_figure,
+    profile_figure,
+    quicklook_figure,
+    read_previews,
+    rgb_bands,
+)
+from stacrrn.report.run_outputs import RunOutputs, is_url, load_run, parent
+from stacrrn.report.tables import metrics_html, parameters_table, summary_table
+
+REPORT_FILE = "report.html"
+MAX_QUICKLOOKS = 16
+"""Quick-looks drawn by default (the first images in model order; the report says how many)."""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`build_report` wrote."""
+
+    html: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def pngs(self) -> list[Path]:
+        """The figure files, in report order."""
+        return list(self.figures.values())
+
+
+def default_out_dir(run: str | os.PathLike[str]) -> Path:
+    """``<RUN>/report`` for a run on the local file system, ``./stacrrn-report`` for a remote one."""
+    href = os.fspath(run).removeprefix("file://")
+    if is_url(href):
+        return Path("stacrrn-report")
+    folder = parent(href) if href.endswith(".json") else href
+    return Path(folder) / "report"
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` through a temporary file renamed into place."""
+    tmp = temporary_path(path, path.suffix)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class _Figures:
+    """Renders figures to PNG bytes, keyed by section id, noting any that fail."""
+
+    dpi: int
+    pngs: dict[str, bytes] = field(default_factory=dict)
+
+    def add(self, key: str, make: Callable[[], Figure | None], alt: str) -> str:
+        fig = make()
+        if fig is None:
+            return ""
+        self.pngs[key] = figure_png(fig, self.dpi)
+        return image(self.pngs[key], alt)
+
+
+def _sections(outputs: RunOutputs, figures: _Figures, rgb: Sequence[str] | None, max_quicklooks: int,
+              notes: list[str]) -> list[Section]:  # fmt: skip
+    model = outputs.model
+    labels = list(outputs.band_labels)
+    shown = list(range(min(len(outputs.images), max_quicklooks)))
+    bands = rgb_bands(outputs, rgb)  # checked before any pixel is read
+    previews = read_previews(outputs, shown, notes=notes)
+    rest = f" (the first {len(shown)} of {len(outputs.images)} images)" if len(shown) < len(outputs.images) else ""
+    band_text = ", ".join(display_labels(outputs)[b] for b in bands)
+    every = previews if len(shown) == len(outputs.images) else None  # else read for the profiles if needed
+    profiles = figures.add(
+        "profiles", lambda: profile_figure(outputs, every), "mean spectral profiles before and after"
+    )
+    graph = figures.add("overlap-graph", lambda: overlap_figure(outputs, notes), "overlap graph over the footprints")
+    if model.local_fit is None:
+        blocks = paragraph(f"method {model.method}: there is no local step, hence no block maps")
+    else:
+        k = block_map_band(outputs)
+        blocks = paragraph(
+            f"local gain field of every image (red: brightened, blue: darkened) and the reference block map, "
+            f"band {display_labels(outputs)[k]} (the band whose fields depart most from 1)"
+        ) + figures.add("block-maps", lambda: block_map_figure(outputs, k, notes), "local gain fields and reference")
+    looks = paragraph(
+        f"decimated previews, bands {band_text}; each image's 2-98 % stretch, computed before, applies to both{rest}"
+    ) + figures.add("quicklooks", lambda: quicklook_figure(outputs, rgb, previews, shown), "before/after quick-looks")
+    return [
+        Section("summary", "Summary", summary_table(model, labels, outputs.kind, outputs.model_href)),
+        Section("profiles", "Spectral profiles", profiles),
+        Section("parameters", "Parameters", parameters_table(model, labels)),
+        Section("overlap-graph", "Overlap graph", graph),
+        Section("block-maps", "Block maps", blocks),
+        Section("quicklooks", "Quick-looks", looks),
+        Section("metrics", "Metrics", metrics_html(model.quality, labels)),
+    ]
+
+
+def build_report(
+    run: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    rgb: Sequence[str] | None = None,
+    max_quicklooks: int = MAX_QUICKLOOKS,
+    dpi: int = 90,
+) -> ReportResult:
+    """Write ``report.html`` (self-contained) and its figures as PNG files for a run.
+
+    Parameters
+    ----------
+    run
+        Output folder or prefix of ``stacrrn match`` or ``stacrrn run`` (local, ``s3://``,
+        ``http(s)://``), or its ``collection.json`` or model JSON.
+    out_dir
+        Folder receiving ``report.html`` and ``<section>.png``; default :func:`default_out_dir`.
+    rgb
+        Bands of the quick-looks (labels, common names or 1-based positions; see
+        :func:`~stacrrn.report.run_figures.rgb_bands`).
+    max_quicklooks
+        At most this many images get quick-looks.
+    dpi
+        Resolution of the figures.
+
+    Returns
+    -------
+    ReportResult
+        The HTML path, the PNG paths by section id, and notes on what was missing.
+
+    Raises
+    ------
+    InputError
+        If the run holds no readable model, ``rgb`` names unknown bands, or ``out_dir``
+        cannot be written.
+    """
+    outputs = load_run(run)
+    notes = list(outputs.notes)
+    figures = _Figures(dpi)
+    sections = _sections(outputs, figures, rgb, max_quicklooks, notes)
+    if notes:
+        sections[0] = Section(
+            "summary", "Summary", sections[0].body + "".join(paragraph(n, "note") for n in dict.fromkeys(notes))
+        )
+    out = Path(out_dir) if out_dir is not None else default_out_dir(run)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create report folder {out}: {exc.strerror or exc}") from None
+    written = {}
+    for key, png in figures.pngs.items():
+        written[key] = out / f"{key}.png"
+        _write_bytes(written[key], png)
+    title = f"stacrrn report: {outputs.model.method}, {len(outputs.images)} images"
+    html_path = out / REPORT_FILE
+    atomic_write_text(html_path, page(title, sections, f"run {outputs.root}"))
+    remove_temporary_folder(out)
+    return ReportResult(html_path, written, tuple(dict.fromkeys(notes)))

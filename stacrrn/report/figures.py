@@ -1,0 +1,327 @@
+"""The report's figures: pure functions of arrays and names returning matplotlib Figures.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (Agg when saved), never
+through pyplot's global state, so they are safe in threads and servers. In a notebook a
+returned figure displays inline; :func:`figure_png` turns one into PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Polygon
+from matplotlib.ticker import ScalarFormatter
+from numpy.typing import NDArray
+
+from stacrrn.report.rasters import BlockMap
+
+F64 = NDArray[np.float64]
+
+REFERENCE_COLOUR = "#d62728"
+EDGE_CMAP = "viridis"
+
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    """Previews of one image ``(bands, rows, cols)`` before and after (``None`` when unavailable)."""
+
+    name: str
+    before: F64 | None
+    after: F64 | None
+
+
+def figure_png(fig: Figure, dpi: int = 90) -> bytes:
+    """PNG bytes of a figure (rendered with Agg)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def spectral_profiles(
+    names: Sequence[str],
+    before: F64,
+    after: F64,
+    band_labels: Sequence[str],
+    references: Sequence[int] = (),
+) -> Figure:
+    """Mean spectral profile of every image before and after, two panels sharing the y axis.
+
+    Parameters
+    ----------
+    names
+        Image names (one line each).
+    before, after
+        Mean values ``(images, bands)``; NaN where unknown.
+    band_labels
+        Label of each band (x axis).
+    references
+        Indices of reference images (drawn thicker, dashed).
+
+    Returns
+    -------
+    Figure
+        Two axes, each with one line per image.
+    """
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    x = np.arange(len(band_labels))
+    colours = _colours(len(names))
+    for ax, values, title in zip(axes, (before, after), ("before", "after"), strict=True):
+        for i, name in enumerate(names):
+            ref = i in references
+            ax.plot(
+                x, values[i], marker="o", ms=3, lw=2.5 if ref else 1.2, ls="--" if ref else "-",
+                color=colours[i], label=name + (" (reference)" if ref else ""),
+            )  # fmt: skip
+        ax.set_xticks(x, [str(b) for b in band_labels], rotation=45 if len(band_labels) > 6 else 0)
+        ax.set_title(f"mean spectral profile {title}")
+        ax.set_xlabel("band")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean value")
+    if len(names) <= 16:
+        axes[1].legend(fontsize="small", loc="best")
+    return fig
+
+
+def _colours(n: int) -> list[tuple[float, float, float, float]]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "turbo"]
+    return [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]
+
+
+def node_positions(footprints: Sequence[F64 | None]) -> F64:
+    """Graph node of every image: its footprint's centroid, spread on a circle where centroids coincide.
+
+    A time series has every date on the same ground; its nodes are laid out around the common
+    centre (in input order) so that each edge stays visible. Images without a footprint go
+    on a row below the others.
+    """
+    centres = np.array([np.nan, np.nan]) * np.ones((len(footprints), 1))
+    sizes = []
+    for i, ring in enumerate(footprints):
+        if ring is not None and len(ring):
+            centres[i] = ring[:-1].mean(axis=0)
+            sizes.append(float(np.ptp(ring, axis=0).max()))
+    size = max(sizes, default=1.0)
+    known = np.isfinite(centres[:, 0])
+    rounded = [tuple(np.round(c / (0.01 * size))) if k else None for c, k in zip(centres, known, strict=True)]
+    for key in {r for r in rounded if r is not None}:
+        same = [i for i, r in enumerate(rounded) if r == key]
+        if len(same) > 1:
+            angles = 2 * np.pi * np.arange(len(same)) / len(same) + np.pi / 2
+            centres[same] = centres[same].mean(axis=0) + 0.3 * size * np.column_stack([np.cos(angles), np.sin(angles)])
+    missing = np.flatnonzero(~known)
+    if missing.size:
+        low = np.nanmin(centres[:, 1]) - size if known.any() else 0.0
+        left = np.nanmin(centres[:, 0]) if known.any() else 0.0
+        centres[missing] = np.column_stack([left + size * 0.5 * np.arange(missing.size), np.full(missing.size, low)])
+    return centres
+
+
+def overlap_graph(
+    names: Sequence[str],
+    footprints: Sequence[F64 | None],
+    pairs: Sequence[tuple[int, int, float]],
+    references: Sequence[int] = (),
+    isolated: Sequence[int] = (),
+) -> Figure:
+    """The overlap graph over the image footprints.
+
+    Parameters
+    ----------
+    names
+        Image names.
+    footprints
+        Closed outline ``(points, 2)`` of each image in the model grid's CRS, or ``None``.
+    pairs
+        ``(i, j, used pixels)`` of every overlapping pair; one edge each, its width and colour
+        by the pixels used (dashed grey when none was used).
+    references
+        Reference images (outlined and labelled in red).
+    isolated
+        Images that overlap no other (marked with a cross).
+
+    Returns
+    -------
+    Figure
+        One axes; one Line2D per pair, one Polygon patch per footprint.
+    """
+    fig = Figure(figsize=(9, 7.5), layout="constrained")
+    ax = fig.subplots()
+    nodes = node_positions(footprints)
+    for i, ring in enumerate(footprints):
+        if ring is not None:
+            ref = i in references
+            ax.add_patch(
+                Polygon(ring, closed=True, fill=ref, alpha=0.25 if ref else 0.8, lw=2 if ref else 0.8,
+                        ec=REFERENCE_COLOUR if ref else "0.4", fc=REFERENCE_COLOUR if ref else "none")
+            )  # fmt: skip
+    used = [w for _, _, w in pairs if w > 0]
+    norm = Normalize(min(used, default=0.0), max(used, default=1.0) + (0 if len(set(used)) > 1 else 1))
+    sm = ScalarMappable(norm, EDGE_CMAP)
+    for i, j, w in pairs:
+        segment = nodes[[i, j]]
+        if w > 0:
+            ax.plot(
+                segment[:, 0], segment[:, 1], color=sm.to_rgba(np.array([w]))[0], lw=1 + 5 * float(norm(w)), zorder=3
+            )
+        else:
+            ax.plot(segment[:, 0], segment[:, 1], color="0.6", lw=1, ls="--", zorder=3)
+    _draw_nodes(ax, names, nodes, references, isolated)
+    if used:
+        fig.colorbar(sm, ax=ax, label="overlap pixels used", shrink=0.7)
+    ax.ticklabel_format(style="plain", useOffset=False)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.autoscale_view()
+    ax.set_title(f"overlap graph: {len(names)} images, {len(pairs)} overlapping pairs")
+    ax.set_xlabel("x (model grid CRS)")
+    ax.set_ylabel("y (model grid CRS)")
+    return fig
+
+
+def _draw_nodes(ax: Axes, names: Sequence[str], nodes: F64, references: Sequence[int], isolated: Sequence[int]) -> None:
+    colours = [REFERENCE_COLOUR if i in references else "k" for i in range(len(names))]
+    ax.scatter(nodes[:, 0], nodes[:, 1], s=30, c=colours, zorder=4)
+    if isolated:
+        iso = nodes[list(isolated)]
+        ax.scatter(iso[:, 0], iso[:, 1], s=160, marker="x", c="tab:orange", zorder=5, label="isolated")
+        ax.legend(loc="best", fontsize="small")
+    if len(names) <= 60:
+        for i, name in enumerate(names):
+            ax.annotate(
+                name, nodes[i], xytext=(4, 4), textcoords="offset points", fontsize=8, zorder=6,
+                color=REFERENCE_COLOUR if i in references else "k",
+            )  # fmt: skip
+
+
+def _grid(fig: Figure, n: int, ncols: int) -> list[Axes]:
+    rows = math.ceil(n / ncols)
+    axes = np.atleast_1d(fig.subplots(rows, ncols, squeeze=False)).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return list(axes[:n])
+
+
+def block_maps(fields: Sequence[BlockMap], reference: BlockMap | None = None, band_label: str = "") -> Figure:
+    """Each image's local gain field (one colour scale centred on 1) and the reference block map.
+
+    Parameters
+    ----------
+    fields
+        One gain field per image (a single band), placed by its extent.
+    reference
+        The reference block map of the same band, if known.
+    band_label
+        Which band is shown (for the titles).
+
+    Returns
+    -------
+    Figure
+        One AxesImage per field, plus one for the reference.
+    """
+    n = len(fields) + (reference is not None)
+    ncols = min(4, max(n, 1))
+    fig = Figure(figsize=(3.2 * ncols + 1.2, 3.0 * math.ceil(n / ncols) + 0.6), layout="constrained")
+    axes = _grid(fig, n, ncols)
+    finite = [np.abs(f.values[np.isfinite(f.values)] - 1) for f in fields]
+    spread = max((float(v.max()) for v in finite if v.size), default=0.0) or 1e-6
+    norm = TwoSlopeNorm(1.0, 1 - spread, 1 + spread)
+    image = None
+    extents = np.array([f.extent for f in fields]) if fields else np.zeros((1, 4))
+    for ax, f in zip(axes, fields, strict=False):
+        image = ax.imshow(f.values, extent=f.extent, cmap="RdBu_r", norm=norm, interpolation="nearest")
+        ax.set_xlim(extents[:, 0].min(), extents[:, 1].max())  # every field where it lies in the union
+        ax.set_ylim(extents[:, 2].min(), extents[:, 3].max())
+        _bare(ax, f.name)
+    if image is not None:
+        bar = fig.colorbar(image, ax=axes[: len(fields)], label=f"local gain {band_label}".strip(), shrink=0.8)
+        bar.formatter = ScalarFormatter(useOffset=False)
+    if reference is not None:
+        ax = axes[-1]
+        ref = ax.imshow(reference.values, extent=reference.extent, cmap="viridis", interpolation="nearest")
+        _bare(ax, f"reference block map {band_label}".strip())
+        fig.colorbar(ref, ax=ax, label="block mean", shrink=0.8)
+    return fig
+
+
+def _bare(ax: Axes, title: str) -> None:
+    """An image panel without ticks (its extent still places it in the grid's CRS)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def stretch_limits(values: F64, low: float = 2.0, high: float = 98.0) -> tuple[F64, F64]:
+    """Per-band ``low`` and ``high`` percentiles over valid pixels (``(bands,)`` each)."""
+    lo = np.full(values.shape[0], np.nan)
+    hi = np.full(values.shape[0], np.nan)
+    for k, band in enumerate(values):
+        valid = band[np.isfinite(band)]
+        if valid.size:
+            lo[k], hi[k] = np.percentile(valid, [low, high])
+    return lo, hi
+
+
+def to_rgba(values: F64, lo: F64, hi: F64) -> F64:
+    """Stretch 1 or 3 bands ``(bands, rows, cols)`` to an RGBA image, transparent where invalid."""
+    span = np.where(hi > lo, hi - lo, 1.0)
+    scaled = np.clip((values - lo[:, None, None]) / span[:, None, None], 0.0, 1.0)
+    rgb = np.repeat(scaled, 3, axis=0) if values.shape[0] == 1 else scaled[:3]
+    alpha = np.all(np.isfinite(values), axis=0)[None].astype(np.float64)
+    return np.asarray(np.nan_to_num(np.concatenate([rgb, alpha]).transpose(1, 2, 0)), dtype=np.float64)
+
+
+def quicklooks(
+    images: Sequence[BeforeAfter],
+    bands: Sequence[int],
+    titles: Sequence[str] | None = None,
+    limits: tuple[F64, F64] | None = None,
+) -> Figure:
+    """Before and after previews of each image side by side, with the same stretch.
+
+    The 2-98 % stretch of each band is computed on the image before (after when the before
+    preview is missing) and applied to both, so the correction shows as a change of colour.
+
+    Parameters
+    ----------
+    images
+        Previews per image (all bands).
+    bands
+        Positions of the bands shown: three (R, G, B) or one (grey).
+    titles
+        Row titles (default the image names).
+    limits
+        One stretch ``(low, high)`` per shown band for every image instead (e.g. from
+        :func:`stretch_limits` of a reference image): then the corrected images look alike.
+
+    Returns
+    -------
+    Figure
+        Two axes per image; one AxesImage per available preview.
+    """
+    rows = max(len(images), 1)
+    fig = Figure(figsize=(8, 3.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False)
+    chosen = list(bands)
+    for (ax_before, ax_after), im, title in zip(axes, images, titles or [im.name for im in images], strict=False):
+        base = im.before if im.before is not None else im.after
+        if limits is not None:
+            lo, hi = limits
+        else:
+            lo, hi = stretch_limits(base[chosen]) if base is not None else (np.zeros(1), np.ones(1))
+        for ax, values, when in ((ax_before, im.before, "before"), (ax_after, im.after, "after")):
+            _bare(ax, f"{title} {when}")
+            if values is None:
+                ax.text(0.5, 0.5, "not available", ha="center", va="center", transform=ax.transAxes)
+                continue
+            ax.imshow(to_rgba(values[chosen], lo, hi), interpolation="nearest")
+    return fig

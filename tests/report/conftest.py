@@ -1,0 +1,44 @@
+"""A real ``stacrrn match`` run (global+local) on four real Sentinel-2 tiles with known distortions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stacrrn.pipeline.match import MatchResult, match
+from tests.conftest import S2_TILES, distort_tiles, tile_grid_coords
+
+BANDS = [1, 2, 3, 7]  # four of the ten bands (blue, green, red, nir in the usual S2 stack order)
+TILES = [0, 1, 4, 5]  # a 2x2 block of the 4x4 tiles
+
+
+@dataclass(frozen=True)
+class Run:
+    out: Path
+    result: MatchResult
+    truths: list[np.ndarray]
+
+
+@pytest.fixture(scope="session")
+def match_run(tmp_path_factory) -> Run:
+    """Gains, offsets and a smooth multiplicative gradient on tiles 1-3; tile 0 the reference."""
+    if not S2_TILES:
+        pytest.skip("../shared/data (real sample imagery) is not present")
+    rng = np.random.default_rng(5)
+    gains = rng.uniform(0.8, 1.2, (4, len(BANDS)))
+    offsets = rng.uniform(-10, 10, (4, len(BANDS)))  # the tiles' values are small (means 50-200)
+    gains[0], offsets[0] = 1, 0
+
+    def distort(k: int, truth: np.ndarray) -> np.ndarray:
+        x, _ = tile_grid_coords(truth.shape[1:])
+        ramp = 1 + (0.04 * x if k else 0.0)
+        return (truth * gains[k][:, None, None] + offsets[k][:, None, None]) * ramp
+
+    tmp = tmp_path_factory.mktemp("report-inputs")
+    paths, truths = distort_tiles(tmp, [S2_TILES[k] for k in TILES], BANDS, distort, dtype="float32")
+    out = tmp_path_factory.mktemp("report-run") / "out"
+    result = match(paths, out, references=["t00"], method="global+local", n_blocks=8)
+    return Run(out, result, truths)

@@ -1,0 +1,125 @@
+import dataclasses
+import io
+
+import matplotlib.image
+import numpy as np
+import pytest
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+from matplotlib.patches import Polygon
+
+from stacrrn.report import (
+    BeforeAfter,
+    BlockMap,
+    block_map_figure,
+    block_maps,
+    figure_png,
+    load_run,
+    overlap_figure,
+    overlap_graph,
+    profile_figure,
+    quicklook_figure,
+    quicklooks,
+    spectral_profiles,
+)
+from stacrrn.report.figures import node_positions, stretch_limits, to_rgba
+
+
+def images_of(ax):
+    return [a for a in ax.get_children() if isinstance(a, AxesImage)]
+
+
+def test_spectral_profiles_two_panels_sharing_y_with_a_line_per_image():
+    rng = np.random.default_rng(1)
+    before, after = rng.uniform(500, 3000, (5, 4)), rng.uniform(500, 3000, (5, 4))
+    before[2] = np.nan  # an image whose input is unknown keeps its line
+    fig = spectral_profiles([f"i{k}" for k in range(5)], before, after, ["b", "g", "r", "n"], references=[0])
+    axes = fig.get_axes()
+    assert len(axes) == 2 and axes[0].get_shared_y_axes().joined(axes[0], axes[1])
+    for ax, values in zip(axes, (before, after), strict=True):
+        lines = [c for c in ax.get_lines() if isinstance(c, Line2D)]
+        assert len(lines) == 5
+        np.testing.assert_array_equal(lines[3].get_ydata(), values[3])
+    assert axes[0].get_lines()[0].get_linewidth() > axes[0].get_lines()[1].get_linewidth()  # the reference
+
+
+def test_profiles_from_previews_when_the_model_has_no_means(match_run):
+    outputs = load_run(match_run.out)
+    quality = {k: v for k, v in outputs.model.quality.items() if k != "images"}  # a model without mean_before/after
+    outputs = dataclasses.replace(outputs, model=dataclasses.replace(outputs.model, quality=quality))
+    fig = profile_figure(outputs)
+    before, after = (np.array([ln.get_ydata() for ln in ax.get_lines()]) for ax in fig.get_axes())
+    assert before.shape == after.shape == (4, 4)
+    truth = np.array([t.reshape(4, -1).mean(axis=1) for t in match_run.truths])
+    # decimated previews of the corrected tiles are much closer to the undistorted tiles' means
+    assert np.abs(after / truth - 1).mean() < 0.35 * np.abs(before / truth - 1).mean()
+
+
+def test_overlap_graph_one_edge_per_overlapping_pair_and_a_footprint_per_image(match_run):
+    outputs = load_run(match_run.out)
+    fig = overlap_figure(outputs)
+    (ax, *_) = fig.get_axes()
+    pairs = [p for p in outputs.model.quality["pairs"] if p["overlap_pixels"] > 0]
+    assert len(ax.get_lines()) == len(pairs) == 6  # a 2x2 block of tiles: every pair overlaps
+    assert sum(isinstance(p, Polygon) for p in ax.patches) == 4
+    widths = sorted(ln.get_linewidth() for ln in ax.get_lines())
+    assert widths[0] < widths[-1]  # diagonal neighbours share fewer pixels than side neighbours
+
+
+def test_overlap_graph_marks_unused_pairs_isolated_images_and_spreads_a_time_series():
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], float)
+    fig = overlap_graph(["a", "b", "c", "d"], [square, square, square, None], [(0, 1, 500), (1, 2, 0)], [0], [3])
+    ax = fig.get_axes()[0]
+    assert len(ax.get_lines()) == 2 and ax.get_lines()[1].get_linestyle() == "--"
+    nodes = node_positions([square, square, square, None])
+    assert len({tuple(np.round(n, 6)) for n in nodes}) == 4  # same ground, distinct nodes
+    assert np.allclose(nodes[:3].mean(axis=0), [5, 5])
+
+
+def test_block_maps_one_image_per_field_plus_the_reference(match_run):
+    outputs = load_run(match_run.out)
+    fig = block_map_figure(outputs)
+    assert fig is not None
+    assert sum(len(images_of(ax)) for ax in fig.get_axes()) == len(outputs.images) + 1
+    field = BlockMap("x", np.array([[0.9, 1.0], [1.1, np.nan]]), (0, 2, 0, 2))
+    fig = block_maps([field, field], None, "red")
+    assert sum(len(images_of(ax)) for ax in fig.get_axes()) == 2
+
+
+def test_quicklooks_two_images_per_input_with_the_before_stretch(match_run):
+    outputs = load_run(match_run.out)
+    fig = quicklook_figure(outputs, rgb=["3", "2", "1"])
+    axes = fig.get_axes()
+    assert len(axes) == 2 * len(outputs.images)
+    assert all(len(images_of(ax)) == 1 for ax in axes)
+    assert images_of(axes[0])[0].get_array().shape[2] == 4  # RGBA
+
+    rng = np.random.default_rng(2)
+    before = rng.uniform(0, 100, (1, 50, 60))
+    after = 2 * before
+    after[0, 0, 0] = np.nan
+    fig = quicklooks([BeforeAfter("grey", before, after), BeforeAfter("no input", None, after)], [0])
+    axes = fig.get_axes()
+    assert [len(images_of(ax)) for ax in axes] == [1, 1, 0, 1]
+    lo, hi = stretch_limits(before)
+    shown = images_of(axes[1])[0].get_array()
+    np.testing.assert_allclose(shown[..., 0], np.nan_to_num(to_rgba(after, lo, hi)[..., 0]))
+    assert shown[0, 0, 3] == 0 and shown[1, 1, 3] == 1  # nodata is transparent
+    assert (shown[..., 0] == 1).mean() > 0.4  # doubled values saturate under the before stretch
+
+
+def test_figure_png_is_a_png_of_the_figure():
+    fig = spectral_profiles(["a"], np.ones((1, 3)), np.ones((1, 3)), ["1", "2", "3"])
+    png = figure_png(fig, dpi=50)
+    assert png.startswith(b"\x89PNG")
+    pixels = matplotlib.image.imread(io.BytesIO(png))
+    assert pixels.shape[0] > 100 and pixels.std() > 0
+
+
+@pytest.mark.parametrize("rgb", [["9", "1", "2"], ["red", "1"]])
+def test_bad_rgb_bands_are_parameter_errors(match_run, rgb):
+    from stacrrn.errors import ParameterError
+    from stacrrn.report import rgb_bands
+
+    with pytest.raises(ParameterError, match="--rgb"):
+        rgb_bands(load_run(match_run.out), rgb)
