@@ -54,12 +54,12 @@ def overlap_pixel_metrics(
         valid in both images of a pair counts once per pair.
     """
     wanted = frozenset(pairs)
-    todo = [(box, found) for box in plan.chunks if (found := _pairs_in(plan, box, wanted))]
+    todo = [job for box in plan.chunks if (job := _overlap_job(plan, box, wanted))]
     normalize = layer_normalizer(plan, model)
     n_bands = len(plan.bands)
 
-    def task(job: tuple[Box, list[Pair]]) -> tuple[OverlapDifferences, OverlapDifferences]:
-        return _chunk_differences(plan, normalize, n_bands, *job)
+    def task(job: dict[Pair, Box]) -> tuple[OverlapDifferences, OverlapDifferences]:
+        return _chunk_differences(plan, normalize, n_bands, job)
 
     before, after = OverlapDifferences.empty(n_bands), OverlapDifferences.empty(n_bands)
     progress("overlaps", 0, len(todo))
@@ -70,30 +70,57 @@ def overlap_pixel_metrics(
     return {"before": before.to_dict(), "after": after.to_dict()}
 
 
-def _pairs_in(plan: Plan, box: Box, wanted: frozenset[Pair]) -> list[Pair]:
-    images = plan.images_in(box)
-    return [(i, j) for k, i in enumerate(images) for j in images[k + 1 :] if (i, j) in wanted]
+def _overlap_job(plan: Plan, chunk: Box, wanted: frozenset[Pair]) -> dict[Pair, Box]:
+    """The wanted pairs that overlap in ``chunk``, each with its overlap there (grid pixels)."""
+    images = plan.images_in(chunk)
+    job = {}
+    for k, i in enumerate(images):
+        for j in images[k + 1 :]:
+            part = plan.footprints[i].intersect(plan.footprints[j]).intersect(chunk)
+            if (i, j) in wanted and not part.empty:
+                job[(i, j)] = part
+    return job
+
+
+def _bounds(boxes: list[Box]) -> Box:
+    return Box(
+        min(b.row0 for b in boxes), min(b.col0 for b in boxes), max(b.row1 for b in boxes), max(b.col1 for b in boxes)
+    )
+
+
+def _within(layer: Layer, region: Box, part: Box) -> Layer:
+    """The pixels of ``part`` from a layer read over ``region``."""
+    rows = slice(part.row0 - region.row0, part.row1 - region.row0)
+    cols = slice(part.col0 - region.col0, part.col1 - region.col0)
+    values, valid = layer
+    return values[..., rows, cols], valid[..., rows, cols]
 
 
 def _chunk_differences(
-    plan: Plan, normalize: LayerNormalizer, n_bands: int, box: Box, pairs: list[Pair]
+    plan: Plan, normalize: LayerNormalizer, n_bands: int, job: dict[Pair, Box]
 ) -> tuple[OverlapDifferences, OverlapDifferences]:
-    """Sum one chunk's pair differences, holding at most ``MAX_CHUNK_IMAGES`` images (raw and corrected)."""
+    """Sum one chunk's pair differences over each pair's overlap only.
+
+    Each image is read (and corrected) once over the bounding box of its overlaps in the
+    chunk; at most ``MAX_CHUNK_IMAGES`` images are held at once (time series).
+    """
+    regions = {i: _bounds([part for pair, part in job.items() if i in pair]) for pair in job for i in pair}
     held: OrderedDict[int, tuple[Layer, Layer]] = OrderedDict()
 
     def layers(i: int) -> tuple[Layer, Layer]:
         if i in held:
             held.move_to_end(i)
             return held[i]
-        raw = plan.read_chunk(box, [i])[i]
-        held[i] = (raw, normalize(box, {i: raw})[i])
+        raw = plan.read_chunk(regions[i], [i])[i]
+        held[i] = (raw, normalize(regions[i], {i: raw})[i])
         if len(held) > MAX_CHUNK_IMAGES:
             held.popitem(last=False)
         return held[i]
 
     before, after = OverlapDifferences.empty(n_bands), OverlapDifferences.empty(n_bands)
-    for i, j in pairs:
+    for (i, j), part in job.items():
         (ri, ci), (rj, cj) = layers(i), layers(j)
-        before.add(ri[0], ri[1], rj[0], rj[1])
-        after.add(ci[0], ci[1], cj[0], cj[1])
+        for total, li, lj in ((before, ri, rj), (after, ci, cj)):
+            (xi, vi), (xj, vj) = _within(li, regions[i], part), _within(lj, regions[j], part)
+            total.add(xi, vi, xj, vj)
     return before, after
