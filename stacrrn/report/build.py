@@ -104,7 +104,8 @@ def _sections(outputs: RunOutputs, figures: _Figures, rgb: Sequence[str] | None,
             f"band {display_labels(outputs)[k]} (the band whose fields depart most from 1)"
         ) + figures.add("block-maps", lambda: block_map_figure(outputs, k, notes), "local gain fields and reference")
     looks = paragraph(
-        f"decimated previews, bands {band_text}; each image's 2-98 % stretch, computed before, applies to both{rest}"
+        f"decimated previews, bands {band_text}; one 2-98 % stretch of all corrected images, "
+        f"applied to every image before and after{rest}"
     ) + figures.add("quicklooks", lambda: quicklook_figure(outputs, rgb, previews, shown), "before/after quick-looks")
     return [
         Section("summary", "Summary", summary_table(model, labels, outputs.kind, outputs.model_href)),

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from stacrrn.errors import ParameterError, UnreadableRasterError
-from stacrrn.report.figures import BeforeAfter, block_maps, overlap_graph, quicklooks, spectral_profiles
+from stacrrn.report.figures import BeforeAfter, block_maps, overlap_graph, quicklooks, spectral_profiles, stretch_limits
 from stacrrn.report.rasters import F64, PREVIEW_SIZE, band_means, field_maps, footprint, read_block_map, read_preview
 from stacrrn.report.run_outputs import BandSource, RunOutputs, datetimes
 
@@ -222,7 +222,7 @@ def quicklook_figure(
     previews: Sequence[BeforeAfter] | None = None,
     images: Sequence[int] | None = None,
 ) -> Figure:
-    """Before/after quick-looks of the chosen images (default all) with a common stretch.
+    """Before/after quick-looks of the chosen images (default all) with one stretch for all (:func:`common_limits`).
 
     Parameters
     ----------
@@ -239,4 +239,15 @@ def quicklook_figure(
     shown = list(previews) if previews is not None else read_previews(outputs, chosen)
     when = datetimes(outputs)
     titles = [outputs.images[i].name + (f" ({d[:10]})" if (d := when[i]) else "") for i in chosen]
-    return quicklooks(shown, rgb_bands(outputs, rgb), titles)
+    bands = rgb_bands(outputs, rgb)
+    return quicklooks(shown, bands, titles, common_limits(shown, bands))
+
+
+def common_limits(previews: Sequence[BeforeAfter], bands: Sequence[int]) -> tuple[F64, F64] | None:
+    """One 2-98 % stretch per shown band over every corrected preview (``None`` without any).
+
+    Shared by all images before and after: the inputs' disagreement shows before, and the
+    corrected images should look alike after.
+    """
+    after = [p.after[list(bands)].reshape(len(bands), -1) for p in previews if p.after is not None]
+    return stretch_limits(np.concatenate(after, axis=1)) if after else None

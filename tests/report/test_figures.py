@@ -123,3 +123,16 @@ def test_bad_rgb_bands_are_parameter_errors(match_run, rgb):
 
     with pytest.raises(ParameterError, match="--rgb"):
         rgb_bands(load_run(match_run.out), rgb)
+
+
+def test_run_quicklooks_share_one_stretch_from_the_corrected_images():
+    from stacrrn.report.run_figures import common_limits
+
+    rng = np.random.default_rng(5)
+    after = [rng.normal(100, 10, (3, 20, 20)) for _ in range(2)]
+    previews = [BeforeAfter("a", 2 * after[0], after[0]), BeforeAfter("b", after[1] - 50, after[1])]
+    lo, hi = common_limits(previews, [0, 1, 2])
+    pooled = np.concatenate([a.reshape(3, -1) for a in after], axis=1)
+    assert lo == pytest.approx(np.percentile(pooled, 2, axis=1))
+    assert hi == pytest.approx(np.percentile(pooled, 98, axis=1))
+    assert common_limits([BeforeAfter("c", after[0], None)], [0]) is None
