@@ -14,13 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 import rasterio.warp
+from affine import Affine
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.transform import array_bounds
 
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import UnreadableRasterError
 from stacrrn.io.stac import gdal_path
+from stacrrn.pipeline.apply import field_map
 from stacrrn.report.run_outputs import BandSource
 
 F64 = NDArray[np.float64]
@@ -149,15 +152,10 @@ def field_maps(model: RRNModel, band: int) -> list[BlockMap]:
     ValueError
         If the model has no local step.
     """
-    local = model.local_fit
-    if local is None:
-        raise ValueError("the model has no local step")
-    a, _, c, _, e, f = model.grid.transform
-    bh, bw = local.blocks.block_height, local.blocks.block_width
     out = []
-    for im, frame, values in zip(model.images, local.frames, local.fields, strict=True):
-        left, right = c + frame.col0 * bw * a, c + frame.col1 * bw * a
-        top, bottom = f + frame.row0 * bh * e, f + frame.row1 * bh * e
+    for i, im in enumerate(model.images):
+        values, grid = field_map(model, i)
+        left, bottom, right, top = array_bounds(grid.height, grid.width, Affine(*grid.transform))
         out.append(BlockMap(im.name, np.asarray(values[band], dtype=np.float64), (left, right, bottom, top)))
     return out
 
