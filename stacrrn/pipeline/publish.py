@@ -8,6 +8,7 @@ from typing import Any
 import requests
 
 from stacrrn.errors import OutputError
+from stacrrn.pipeline.progress import Progress, no_progress
 
 TIMEOUT = 30.0
 
@@ -27,11 +28,13 @@ def _check(response: requests.Response, what: str) -> None:
         )
 
 
-def publish_items(api: str, collection: dict[str, Any], items: Sequence[dict[str, Any]]) -> str:
+def publish_items(
+    api: str, collection: dict[str, Any], items: Sequence[dict[str, Any]], progress: Progress = no_progress
+) -> str:
     """Create or update ``collection`` and its ``items`` in the STAC API at ``api``.
 
     Items are upserted (POST, then PUT when they already exist), so publishing a run again
-    replaces its items instead of duplicating them.
+    replaces its items instead of duplicating them. ``progress`` gets ``("publish", done, total)``.
 
     Returns
     -------
@@ -50,10 +53,12 @@ def publish_items(api: str, collection: dict[str, Any], items: Sequence[dict[str
     if r.status_code == 409:
         r = _send("PUT", f"{base}/collections/{cid}", coll)
     _check(r, f"collection {cid}")
-    for item in items:
+    progress("publish", 0, len(items))
+    for done, item in enumerate(items, start=1):
         body = item | {"collection": cid, "links": [ln for ln in item["links"] if ln["rel"] != "self"]}
         r = _send("POST", f"{base}/collections/{cid}/items", body)
         if r.status_code == 409:
             r = _send("PUT", f"{base}/collections/{cid}/items/{item['id']}", body)
         _check(r, f"item {item['id']}")
+        progress("publish", done, len(items))
     return f"{base}/collections/{cid}"

@@ -255,7 +255,7 @@ def run(
     if publish:
         from stacrrn.pipeline.publish import publish_items
 
-        published = publish_items(publish, coll, dicts)
+        published = publish_items(publish, coll, dicts, progress)
     return RunResult(model, dicts, collection_href, model_href, storage.url, reused, warnings, reused_stats, published)
 
 

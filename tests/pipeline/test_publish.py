@@ -72,6 +72,7 @@ def test_query_filter_run_and_publish_through_pgstac(pgstac, s3, bucket, tmp_pat
         with rasterio.open(it.assets["image"].href.replace("s3://", "/vsis3/")) as src:
             assert src.count == 4 and src.dtypes[0] == "uint16"  # one multi-band asset in, one out
     # publishing the same run again replaces the items instead of duplicating them
+    events = []
     run(
         search,
         f"s3://{bucket}/out",
@@ -79,5 +80,11 @@ def test_query_filter_run_and_publish_through_pgstac(pgstac, s3, bucket, tmp_pat
         method="global",
         publish=pgstac.url,
         collection_id="pg-scenes-rrn",
+        progress=lambda *event: events.append(event),
     )
     assert len(search_items(Search(stac=pgstac.url, collections=("pg-scenes-rrn",)))) == 3
+    # progress counts items for apply and publish, chunks for the overlap pass
+    assert events[-1] == ("publish", 3, 3) and ("apply", 3, 3) in events
+    assert [e[1] for e in events if e[0] == "publish"] == [0, 1, 2, 3]
+    overlaps = [e for e in events if e[0] == "overlaps"]
+    assert overlaps and overlaps[-1][1] == overlaps[-1][2] > 0
