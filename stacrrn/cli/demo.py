@@ -62,4 +62,5 @@ def demo_command(
             + ")",
             highlight=False,
         )
+    console.print(f"report: {demo.report} (open it in a browser)", highlight=False)
     print_warnings(result.warnings)

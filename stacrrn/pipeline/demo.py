@@ -50,6 +50,8 @@ class DemoResult:
     truth_error
         Per-band pixel RMSE to the truth after one common affine fit, over the truth's std:
         row 0 the inputs, row 1 the outputs.
+    report
+        The HTML report of the run (``folder/report/report.html``), made while the services ran.
     """
 
     result: RunResult
@@ -59,6 +61,7 @@ class DemoResult:
     sample: SampleMosaic | None
     gain_error: float | None
     truth_error: NDArray[np.float64] | None
+    report: Path
 
 
 def _scenes(folder: Path, data: Path | None, gradient: float, distort: bool) -> tuple[SampleMosaic | None, list[Path]]:
@@ -170,6 +173,9 @@ def run_demo(
                 )
             import s3fs
 
+            from stacrrn.report import build_report
+
             mirror = folder / "normalized"
             s3fs.S3FileSystem().get(f"{BUCKET}/normalized/", str(mirror), recursive=True)
-            return DemoResult(result, api.url, s3.endpoint, mirror, sample, gain_error, truth_error)
+            report = build_report(result.collection_href, folder / "report").html
+            return DemoResult(result, api.url, s3.endpoint, mirror, sample, gain_error, truth_error, report)

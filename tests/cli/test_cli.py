@@ -154,6 +154,8 @@ def test_demo_runs_end_to_end_on_loopback_services(tmp_path):
     assert gain_error < 0.05  # percent, on uint16 tiles with gains 0.8..1.2
     assert len(list((tmp_path / "normalized").glob("tile_*/tile_*.json"))) == 9
     assert (tmp_path / "normalized" / "collection.json").exists()
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert 'id="profiles"' in html and "tile_08" in html and f"report: {tmp_path}" in proc.stderr.replace("\n", "")
 
 
 def test_help_lists_commands():
