@@ -310,11 +310,20 @@ def load_items(
     Returns
     -------
     xarray.Dataset
-        Dask-backed, one time step per item, float64 with NaN where invalid.
+        Dask-backed, one time step per item, float64 with NaN where invalid (nodata or
+        outside the item); one variable per band, named by its label (``assets`` as given, or
+        the band's asset key / ``asset.N``).
     """
     from stacrrn.io.storage import configure_cloud
 
     configure_cloud()
     inputs = open_assets(items, assets)
     grid = common_grid([_finest(h) for h in inputs.assets], crs, resolution)
-    return load_lazy(inputs, grid, chunk_size)
+    ds = load_lazy(inputs, grid, chunk_size)
+    for name, nodata in zip(odc_band_names(inputs), _band_nodata(inputs), strict=True):
+        if np.isfinite(nodata):
+            ds[name] = ds[name].where(ds[name] != nodata)
+    labels = inputs.selection.labels
+    if len(set(labels)) == len(labels):
+        ds = ds.rename(dict(zip(odc_band_names(inputs), labels, strict=True)))
+    return ds

@@ -14,7 +14,7 @@ from stacrrn.pipeline.plan import make_plan
 from stacrrn.pipeline.stac_inputs import open_assets
 from stacrrn.pipeline.stac_plan import _per_asset, load_items, make_stac_plan, pair_graph
 from stacrrn.pipeline.statistics import compute_statistics
-from tests.conftest import S2_TILES, needs_shared
+from tests.conftest import S2_TILES, needs_shared, write_raster
 
 
 @needs_shared
@@ -71,12 +71,28 @@ def test_load_items_is_lazy_and_matches_the_files(tmp_path):
     catalog_rasters(S2_TILES[:2], str(tmp_path), "s2", band_names=[f"band{k}" for k in range(1, 11)])
     items = search_items(Search(catalog=str(tmp_path / "collection.json")))
     ds = load_items(items, ["band2"], chunk_size=256)
-    assert ds["image.2"].chunks is not None and ds.sizes["time"] == 2
-    first = ds["image.2"].isel(time=0).values
+    assert list(ds.data_vars) == ["band2"]  # named as asked
+    assert ds["band2"].chunks is not None and ds.sizes["time"] == 2
+    first = ds["band2"].isel(time=0).values
     with rasterio.open(S2_TILES[0]) as src:
         direct = src.read(2).astype(float)
     valid = np.isfinite(first)
     assert valid.sum() == direct.size and np.array_equal(np.sort(first[valid]), np.sort(direct.ravel()))
+
+
+def test_load_items_gives_nan_for_nodata_and_outside_an_item(tmp_path):
+    from affine import Affine
+
+    data = np.full((1, 32, 32), 500, np.uint16)
+    data[0, :4] = 0  # nodata rows
+    a = write_raster(tmp_path / "a.tif", data, Affine(10, 0, 500000, 0, -10, 4500000), nodata=0)
+    b = write_raster(tmp_path / "b.tif", data, Affine(10, 0, 500160, 0, -10, 4500000), nodata=0)
+    catalog_rasters([a, b], str(tmp_path / "cat"), "c", band_names=["red"])
+    ds = load_items(search_items(Search(catalog=str(tmp_path / "cat" / "collection.json"))), ["red"])
+    first = ds["red"].isel(time=0).values
+    assert first.shape == (32, 48)
+    assert np.isnan(first[:4]).all() and np.isnan(first[:, 32:]).all()  # nodata rows, outside the item
+    assert (first[4:, :32] == 500).all()
 
 
 def test_pair_graph():
