@@ -57,6 +57,7 @@ def print_summary(result: MatchResult) -> None:
         + (f"; {clipped} values clipped to the data type" if clipped else "")
         + ("; statistics reused from cache" if result.statistics_reused else ""),
         highlight=False,
+        soft_wrap=True,
     )
     print_warnings(result.warnings)
 

@@ -248,6 +248,7 @@ def run_command(
         + f"; collection {result.collection_href}"
         + (f"; published to {result.published}" if result.published else ""),
         highlight=False,
+        soft_wrap=True,
     )
     print_warnings(result.warnings)
     if made is not None:

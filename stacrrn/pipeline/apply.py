@@ -293,23 +293,26 @@ def record_outputs(model: RRNModel, results: Sequence[ApplyResult], previous: RR
     """
     q = model.quality
     old = previous.quality if previous is not None and previous.digest() == model.digest() else {}
-    old_rows = {row["name"]: row for row in old.get("images", [])}
     for r in results:
-        measured = dict(r.fidelity)
-        if r.skipped:
-            measured = old.get("fidelity", {}).get(r.name, {}) | {
-                k: v for k, v in old_rows.get(r.name, {}).items() if k.startswith(PROFILE_KEYS)
-            }
-        q.setdefault("clipped", {})[r.name] = old.get("clipped", {}).get(r.name, r.clipped) if r.skipped else r.clipped
-        q.setdefault("moved_off_nodata", {})[r.name] = (
-            old.get("moved_off_nodata", {}).get(r.name, r.moved_off_nodata) if r.skipped else r.moved_off_nodata
-        )
+        clipped, moved, measured = _recorded(old, r) if r.skipped else (r.clipped, r.moved_off_nodata, dict(r.fidelity))
+        q.setdefault("clipped", {})[r.name] = clipped
+        q.setdefault("moved_off_nodata", {})[r.name] = moved
         if not measured:
             continue
         q.setdefault("fidelity", {})[r.name] = {k: v for k, v in measured.items() if not k.startswith(PROFILE_KEYS)}
         row = next((row for row in q.get("images", []) if row["name"] == r.name), None)
         if row is not None:
             row.update({k: v for k, v in measured.items() if k.startswith(PROFILE_KEYS)})
+
+
+def _recorded(quality: dict[str, Any], r: ApplyResult) -> tuple[list[int], list[int], dict[str, Any]]:
+    """Clipped and nodata-avoiding counts and fidelity (with profile keys) that ``quality`` holds for ``r``."""
+    row: dict[str, Any] = next((row for row in quality.get("images", []) if row["name"] == r.name), {})
+    measured = quality.get("fidelity", {}).get(r.name, {}) | {
+        k: v for k, v in row.items() if k.startswith(PROFILE_KEYS)
+    }
+    clipped = quality.get("clipped", {}).get(r.name, r.clipped)
+    return clipped, quality.get("moved_off_nodata", {}).get(r.name, r.moved_off_nodata), measured
 
 
 def _block_grid_of(model: RRNModel, frame: Box) -> Grid:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -64,6 +65,7 @@ def test_resume_skips_current_outputs_and_redoes_damaged(mosaic, tmp_path):
     out = tmp_path / "out"
     args = ["match", *map(str, mosaic.paths), "--out", str(out), "--blocks", "4", "-q"]
     assert runner.invoke(app, args).exit_code == 0
+    quality = json.loads((out / "stacrrn-model.json").read_text())["quality"]
     first = {p.name: (out / p.name).stat().st_mtime_ns for p in mosaic.paths}
     field = out / "blockmaps" / "tile_01_field.tif"
     field_mtime = field.stat().st_mtime_ns
@@ -75,6 +77,10 @@ def test_resume_skips_current_outputs_and_redoes_damaged(mosaic, tmp_path):
     assert field.stat().st_mtime_ns == field_mtime
     with rasterio.open(out / "tile_02.tif") as src:
         assert src.count == 4
+    # the kept outputs keep their figures in the model; the redone one is measured again (the same)
+    resumed = json.loads((out / "stacrrn-model.json").read_text())["quality"]
+    for key in ("fidelity", "clipped", "images"):
+        assert resumed[key] == quality[key], key
 
 
 def test_no_overlap(mosaic, tmp_path):
