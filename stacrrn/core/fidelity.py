@@ -1,7 +1,9 @@
 """Fidelity of a corrected image to its input: correlation, spectral angle, SSIM, clipping.
 
 Computed window by window while pass 2 writes the output, over the pixels valid in every
-band, and finished per image:
+band, and finished per image. Each 64-row strip is converted to float64 once and its
+products (x², y², xy) feed every figure; strip sums are merged exactly (Chan), and for
+integer data up to 16 bits every sum is exact in float64:
 
 - *correlation*: Pearson correlation of input and output per band, from exact mergeable
   joint moments;
@@ -31,6 +33,11 @@ F32 = NDArray[np.float32]
 
 SSIM_WINDOW = 8
 """Edge of the SSIM windows, in pixels."""
+
+STRIP_ROWS = 64
+"""Rows of a window measured at once (a multiple of :data:`SSIM_WINDOW`; strips stay in the CPU cache)."""
+
+ONES = np.ones(SSIM_WINDOW)
 
 K1, K2 = 0.01, 0.03
 """SSIM's stabilizing constants (Wang et al. 2004)."""
@@ -79,45 +86,71 @@ class FidelitySums:
             Per-band count of valid pixels of this window clipped to the output type.
         """
         ok = valid if valid.ndim == 2 else np.all(valid, axis=0)
-        self.pixels += int(ok.sum())
+        n = int(ok.sum())
+        self.pixels += n
         self.valid += valid.reshape(-1 if valid.ndim == 3 else 1, ok.size).sum(axis=1)
         if clipped is not None:
             self.clipped += clipped
-        x = before.reshape(self.n_bands, -1)[:, ok.ravel()].astype(np.float64)
-        y = after.reshape(self.n_bands, -1)[:, ok.ravel()].astype(np.float64)
-        if x.shape[1] == 0:
+        if n == 0:
             return
-        self.moments = self.moments.merge(PairMoments.of(x, y))
-        self.minimum = np.minimum(self.minimum, x.min(axis=1))
-        self.maximum = np.maximum(self.maximum, x.max(axis=1))
-        self._add_angles(x, y)
-        self._add_windows(before, after, ok)
+        full = n == ok.size
+        strip = _Strip.of(self.n_bands, min(STRIP_ROWS, ok.shape[0]), ok.shape[1])
+        for r0 in range(0, ok.shape[0], STRIP_ROWS):
+            rows = slice(r0, r0 + STRIP_ROWS)
+            self._add_strip(strip, before[:, rows], after[:, rows], None if full else ok[rows])
 
-    def _add_angles(self, x: F64, y: F64) -> None:
-        dot = np.einsum("bp,bp->p", x, y)
-        norms = np.sqrt(np.einsum("bp,bp->p", x, x) * np.einsum("bp,bp->p", y, y))
-        use = norms > 0
+    def _add_strip(
+        self, buffers: _Strip, before: NDArray[np.generic], after: NDArray[np.generic], ok: NDArray[np.bool_] | None
+    ) -> None:
+        """Moments, angles, SSIM windows and range of one strip (``ok`` ``None``: all valid)."""
+        x, y, xx, yy, xy = buffers.sized(before.shape[1])
+        np.copyto(x, before)
+        np.copyto(y, after)
+        if ok is not None:  # invalid pixels count as 0 in every sum
+            x *= ok
+            y *= ok
+        np.multiply(x, x, out=xx)
+        np.multiply(y, y, out=yy)
+        np.multiply(x, y, out=xy)
+        n = x[0].size if ok is None else int(ok.sum())
+        if n == 0:
+            return
+        where = True if ok is None else ok
+        self.minimum = np.minimum(self.minimum, np.min(x, axis=(1, 2), where=where, initial=np.inf))
+        self.maximum = np.maximum(self.maximum, np.max(x, axis=(1, 2), where=where, initial=-np.inf))
+        self._add_angles(xx, yy, xy, ok)
+        w = SSIM_WINDOW
+        rows, cols = (x.shape[1] // w) * w, (x.shape[2] // w) * w
+        grids = [_window_sums(a, rows, cols) for a in (x, y, xx, yy, xy)]
+        self._add_windows(grids, (ok if ok is not None else np.ones(x.shape[1:], bool))[:rows, :cols])
+        sx, sy, sxx, syy, sxy = (
+            g.sum(axis=(1, 2)) + a[:, rows:].sum(axis=(1, 2)) + a[:, :rows, cols:].sum(axis=(1, 2))
+            for g, a in zip(grids, (x, y, xx, yy, xy), strict=True)
+        )
+        moments = PairMoments(n, sx / n, sy / n, sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n)
+        self.moments = self.moments.merge(moments)
+
+    def _add_angles(self, xx: F64, yy: F64, xy: F64, ok: NDArray[np.bool_] | None) -> None:
+        """Spectral angles of the strip's valid pixels, from the per-band products."""
+        dot = xy.sum(axis=0)
+        norms = xx.sum(axis=0)
+        norms *= yy.sum(axis=0)
+        np.sqrt(norms, out=norms)
+        use = norms > 0 if ok is None else ok & (norms > 0)
         cosine = np.clip(dot[use] / norms[use], -1.0, 1.0)
         self.angle_sum += float(np.degrees(np.arccos(cosine)).sum())
         self.angle_pixels += int(use.sum())
 
-    def _add_windows(self, before: NDArray[np.generic], after: NDArray[np.generic], ok: NDArray[np.bool_]) -> None:
+    def _add_windows(self, grids: list[F64], ok: NDArray[np.bool_]) -> None:
+        """The SSIM statistics of the wholly valid 8 x 8 windows, from their sums."""
         w = SSIM_WINDOW
-        rows, cols = (ok.shape[0] // w) * w, (ok.shape[1] // w) * w
-        if rows == 0 or cols == 0:
+        if ok.size == 0:
             return
-        full = ok[:rows, :cols].reshape(rows // w, w, cols // w, w).all(axis=(1, 3))
-        if not full.any():
+        whole = ok.reshape(ok.shape[0] // w, w, ok.shape[1] // w, w).all(axis=(1, 3))
+        if not whole.any():
             return
-
-        def window_means(a: F64) -> F64:
-            means = a.reshape(self.n_bands, rows // w, w, cols // w, w).mean(axis=(2, 4))
-            return np.asarray(means[:, full], dtype=np.float64)
-
-        x = before[:, :rows, :cols].astype(np.float64)
-        y = after[:, :rows, :cols].astype(np.float64)
-        mx, my = window_means(x), window_means(y)
-        stats = [mx, my, window_means(x * x) - mx * mx, window_means(y * y) - my * my, window_means(x * y) - mx * my]
+        mx, my, mxx, myy, mxy = (g[:, whole] / (w * w) for g in grids)
+        stats = [mx, my, mxx - mx * mx, myy - my * my, mxy - mx * my]
         self.windows.append(np.stack(stats).astype(np.float32))
 
     def merge(self, other: FidelitySums) -> None:
@@ -183,3 +216,27 @@ class FidelitySums:
             "clipped_fraction": clean(self.clipped_fraction()),
             "pixels": self.pixels,
         }
+
+
+def _window_sums(a: F64, rows: int, cols: int) -> F64:
+    """Sums of ``a`` ``(bands, rows', cols')`` over the 8 x 8 windows tiling its first ``rows`` x ``cols``."""
+    w = SSIM_WINDOW
+    part = np.ascontiguousarray(a[:, :rows, :cols])
+    across = part.reshape(-1, w) @ ONES  # 8 columns at a time (BLAS: 5x faster than sum over a short axis)
+    return np.asarray(across.reshape(a.shape[0], rows // w, w, cols // w).sum(axis=2), dtype=np.float64)
+
+
+@dataclass
+class _Strip:
+    """Float64 work buffers of one strip: values and products of input and output."""
+
+    arrays: tuple[F64, ...]
+
+    @classmethod
+    def of(cls, n_bands: int, rows: int, cols: int) -> _Strip:
+        """Buffers for strips of ``rows`` x ``cols`` pixels."""
+        return cls(tuple(np.empty((n_bands, rows, cols)) for _ in range(5)))
+
+    def sized(self, rows: int) -> tuple[F64, ...]:
+        """The buffers cut to ``rows`` rows (the last strip may be shorter)."""
+        return tuple(a[:, :rows] for a in self.arrays)
