@@ -61,9 +61,12 @@ Scheduler = Annotated[
 ]
 
 OverlapPixels = Annotated[
-    bool,
+    bool | None,
     typer.Option(
-        help="Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after the whole model."
+        "--overlap-pixels/--no-overlap-pixels",
+        help="Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after the whole model "
+        "[default: when the overlaps hold no more pixels than the images: mosaics, not time series].",
+        show_default=False,
     ),
 ]
 

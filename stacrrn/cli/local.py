@@ -94,7 +94,7 @@ def match_command(
     pif_min_share: PifMinShare = 0.1,
     holdout: Holdout = None,
     estimator: Estimator = "spread",
-    overlap_pixels: OverlapPixels = True,
+    overlap_pixels: OverlapPixels = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""

@@ -171,7 +171,7 @@ def run_command(
     pif_min_share: PifMinShare = 0.1,
     holdout: Holdout = None,
     estimator: Estimator = "spread",
-    overlap_pixels: OverlapPixels = True,
+    overlap_pixels: OverlapPixels = None,
     mosaic: Annotated[
         bool,
         typer.Option(

@@ -22,7 +22,7 @@ from stacrrn.errors import EmptyImageError, InputError, NoOverlapError, OutputEr
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
 from stacrrn.pipeline.apply import ApplyResult, apply_model, read_model, record_outputs, write_block_maps
 from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
-from stacrrn.pipeline.overlap_metrics import overlap_pixel_metrics
+from stacrrn.pipeline.overlap_metrics import overlap_pixel_metrics, worth_comparing
 from stacrrn.pipeline.parallel import Workers, check_workers
 from stacrrn.pipeline.pifs import PifOptions
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan, make_plan
@@ -336,7 +336,7 @@ def match(
     reflectance: tuple[float, float] | None = None,
     pif: PifOptions | None = None,
     estimator: str = "spread",
-    overlap_pixels: bool = True,
+    overlap_pixels: bool | None = None,
     progress: Progress = no_progress,
 ) -> MatchResult:
     """Normalize overlapping rasters radiometrically (Yu et al. 2017 global-to-local).
@@ -387,7 +387,8 @@ def match(
         Relative gain estimator of the global step: ``spread`` or ``orthogonal``.
     overlap_pixels
         Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after
-        the whole model (``quality["overlap_pixels"]``).
+        the whole model (``quality["overlap_pixels"]``); default when the overlaps hold no
+        more pixels than the images (a mosaic, not a time series).
     progress
         Progress callback ``(stage, done, total)``.
 
@@ -423,7 +424,7 @@ def match(
     model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
     log_model(model)
     warnings += band_fallback_warning(model)
-    if overlap_pixels:
+    if overlap_pixels or (overlap_pixels is None and worth_comparing(stats)):
         model.quality["overlap_pixels"] = overlap_pixel_metrics(plan, model, stats.pairs.keys(), workers, progress)
     model_path = out / MODEL_FILE
     try:

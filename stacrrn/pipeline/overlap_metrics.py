@@ -4,6 +4,10 @@ The moments of pass 1 give the overlap RMSE of a global model exactly; the local
 the mean absolute error need the pixels. This pass reads the chunks where two images of
 the model's pairs meet, corrects them with the model as pass 2 would (without rounding to
 the output type), and sums the differences of every pair, before and after.
+
+By default it runs when the pairs' overlaps hold no more pixels than the images themselves
+(:func:`worth_comparing`): a mosaic's overlaps are a fraction of its images, while every
+pixel of a time series lies in several pairs and the pass would read it all again.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from stacrrn.core.metrics import OverlapDifferences
 from stacrrn.core.model import RRNModel
-from stacrrn.core.statistics import Layer
+from stacrrn.core.statistics import Layer, Statistics
 from stacrrn.pipeline.apply import LayerNormalizer, layer_normalizer
 from stacrrn.pipeline.parallel import Workers, imap_bounded
 from stacrrn.pipeline.plan import Plan
@@ -23,6 +27,11 @@ from stacrrn.pipeline.statistics import MAX_CHUNK_IMAGES
 from stacrrn.types import Box
 
 Pair = tuple[int, int]
+
+
+def worth_comparing(stats: Statistics) -> bool:
+    """Whether the default is to run the pass: overlap pixels of all pairs <= valid pixels of all images."""
+    return sum(stats.overlaps.values()) <= sum(m.n for m in stats.images)
 
 
 def overlap_pixel_metrics(

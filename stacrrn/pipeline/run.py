@@ -48,7 +48,7 @@ from stacrrn.pipeline.item_outputs import (
     write_collection,
 )
 from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model, log_model
-from stacrrn.pipeline.overlap_metrics import overlap_pixel_metrics
+from stacrrn.pipeline.overlap_metrics import overlap_pixel_metrics, worth_comparing
 from stacrrn.pipeline.parallel import Workers, check_workers, threads_of
 from stacrrn.pipeline.pifs import PifOptions
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
@@ -141,7 +141,7 @@ def run(
     pif: PifOptions | None = None,
     estimator: str = "spread",
     local_params: LocalParams | None = None,
-    overlap_pixels: bool = True,
+    overlap_pixels: bool | None = None,
     progress: Progress = no_progress,
 ) -> RunResult:
     """Normalize the scenes a STAC search selects and publish corrected COGs and items.
@@ -197,7 +197,8 @@ def run(
         Weights of the local solve.
     overlap_pixels
         Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after
-        the whole model (``quality["overlap_pixels"]`` of the model JSON).
+        the whole model (``quality["overlap_pixels"]`` of the model JSON); default when the
+        overlaps hold no more pixels than the images (a mosaic, not a time series).
     progress
         Progress callback ``(stage, done, total)``.
 
@@ -240,7 +241,7 @@ def run(
     try:
         stats, reused_stats = _statistics(setup.plan, storage, workers, resume, progress, warnings)
         model, model_href, reference_href = solve(setup, stats, storage, warnings)
-        if overlap_pixels:
+        if overlap_pixels or (overlap_pixels is None and worth_comparing(stats)):
             pixels = overlap_pixel_metrics(setup.plan, model, stats.pairs.keys(), workers, progress)
             model.quality["overlap_pixels"] = pixels
         job = ItemJob(setup, model, storage, model_href)
