@@ -103,7 +103,8 @@ class FidelitySums:
         self, buffers: _Strip, before: NDArray[np.generic], after: NDArray[np.generic], ok: NDArray[np.bool_] | None
     ) -> None:
         """Moments, angles, SSIM windows and range of one strip (``ok`` ``None``: all valid)."""
-        x, y, xx, yy, xy = buffers.sized(before.shape[1])
+        values = buffers.sized(before.shape[1])  # x, y, x^2, y^2, x y: (5, bands, rows, cols)
+        x, y, xx, yy, xy = values
         np.copyto(x, before)
         np.copyto(y, after)
         if ok is not None:  # invalid pixels count as 0 in every sum
@@ -115,18 +116,21 @@ class FidelitySums:
         n = x[0].size if ok is None else int(ok.sum())
         if n == 0:
             return
-        where = True if ok is None else ok
-        self.minimum = np.minimum(self.minimum, np.min(x, axis=(1, 2), where=where, initial=np.inf))
-        self.maximum = np.maximum(self.maximum, np.max(x, axis=(1, 2), where=where, initial=-np.inf))
+        if ok is None:  # the input's range, on its own (narrower) type
+            self.minimum = np.minimum(self.minimum, before.min(axis=(1, 2)))
+            self.maximum = np.maximum(self.maximum, before.max(axis=(1, 2)))
+        else:
+            self.minimum = np.minimum(self.minimum, np.min(x, axis=(1, 2), where=ok, initial=np.inf))
+            self.maximum = np.maximum(self.maximum, np.max(x, axis=(1, 2), where=ok, initial=-np.inf))
         self._add_angles(xx, yy, xy, ok)
         w = SSIM_WINDOW
         rows, cols = (x.shape[1] // w) * w, (x.shape[2] // w) * w
-        grids = [_window_sums(a, rows, cols) for a in (x, y, xx, yy, xy)]
+        grids = _window_sums(values, rows, cols)  # (5, bands, rows / 8, cols / 8)
         self._add_windows(grids, (ok if ok is not None else np.ones(x.shape[1:], bool))[:rows, :cols])
-        sx, sy, sxx, syy, sxy = (
-            g.sum(axis=(1, 2)) + a[:, rows:].sum(axis=(1, 2)) + a[:, :rows, cols:].sum(axis=(1, 2))
-            for g, a in zip(grids, (x, y, xx, yy, xy), strict=True)
+        totals = (
+            grids.sum(axis=(2, 3)) + values[:, :, rows:].sum(axis=(2, 3)) + values[:, :, :rows, cols:].sum(axis=(2, 3))
         )
+        sx, sy, sxx, syy, sxy = totals
         moments = PairMoments(n, sx / n, sy / n, sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n)
         self.moments = self.moments.merge(moments)
 
@@ -137,12 +141,16 @@ class FidelitySums:
         norms *= yy.sum(axis=0)
         np.sqrt(norms, out=norms)
         use = norms > 0 if ok is None else ok & (norms > 0)
-        cosine = np.clip(dot[use] / norms[use], -1.0, 1.0)
-        self.angle_sum += float(np.degrees(np.arccos(cosine)).sum())
-        self.angle_pixels += int(use.sum())
+        count = int(use.sum())
+        if count < use.size:
+            dot, norms = dot[use], norms[use]
+        np.divide(dot, norms, out=dot)
+        np.clip(dot, -1.0, 1.0, out=dot)
+        self.angle_sum += float(np.degrees(np.arccos(dot).sum()))
+        self.angle_pixels += count
 
-    def _add_windows(self, grids: list[F64], ok: NDArray[np.bool_]) -> None:
-        """The SSIM statistics of the wholly valid 8 x 8 windows, from their sums."""
+    def _add_windows(self, grids: F64, ok: NDArray[np.bool_]) -> None:
+        """The SSIM statistics of the wholly valid 8 x 8 windows, from their sums ``(5, bands, rows / 8, cols / 8)``."""
         w = SSIM_WINDOW
         if ok.size == 0:
             return
@@ -219,24 +227,24 @@ class FidelitySums:
 
 
 def _window_sums(a: F64, rows: int, cols: int) -> F64:
-    """Sums of ``a`` ``(bands, rows', cols')`` over the 8 x 8 windows tiling its first ``rows`` x ``cols``."""
+    """Sums of ``a`` ``(..., rows', cols')`` over the 8 x 8 windows tiling its first ``rows`` x ``cols``."""
     w = SSIM_WINDOW
-    part = np.ascontiguousarray(a[:, :rows, :cols])
+    part = np.ascontiguousarray(a[..., :rows, :cols])
     across = part.reshape(-1, w) @ ONES  # 8 columns at a time (BLAS: 5x faster than sum over a short axis)
-    return np.asarray(across.reshape(a.shape[0], rows // w, w, cols // w).sum(axis=2), dtype=np.float64)
+    return np.asarray(across.reshape(*a.shape[:-2], rows // w, w, cols // w).sum(axis=-2), dtype=np.float64)
 
 
 @dataclass
 class _Strip:
     """Float64 work buffers of one strip: values and products of input and output."""
 
-    arrays: tuple[F64, ...]
+    values: F64
 
     @classmethod
     def of(cls, n_bands: int, rows: int, cols: int) -> _Strip:
-        """Buffers for strips of ``rows`` x ``cols`` pixels."""
-        return cls(tuple(np.empty((n_bands, rows, cols)) for _ in range(5)))
+        """Buffers for strips of ``rows`` x ``cols`` pixels: ``(5, bands, rows, cols)``."""
+        return cls(np.empty((5, n_bands, rows, cols)))
 
-    def sized(self, rows: int) -> tuple[F64, ...]:
-        """The buffers cut to ``rows`` rows (the last strip may be shorter)."""
-        return tuple(a[:, :rows] for a in self.arrays)
+    def sized(self, rows: int) -> F64:
+        """The buffers for a strip of ``rows`` rows (the last strip may be shorter; then a copy-free view)."""
+        return self.values if rows == self.values.shape[2] else self.values[:, :, :rows]

@@ -94,3 +94,32 @@ def test_known_distortions_of_a_real_image():
     assert noisy.correlation() == pytest.approx(np.full(x.shape[0], np.sqrt(0.5)), abs=0.01)
     assert np.all(noisy.ssim() < affine.ssim() + 1)  # defined and finite
     assert np.all((noisy.ssim() > 0) & (noisy.ssim() < 0.9))
+
+
+def test_strips_masks_and_edges_match_direct_formulas():
+    """150 x 44 pixels (a short last strip, columns beyond the last window), nodata holes."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(100, 3000, (3, 150, 44)).astype(np.uint16)
+    y = (x * np.array([1.1, 0.9, 1.0])[:, None, None] + rng.normal(0, 40, x.shape)).clip(0).astype(np.uint16)
+    valid = rng.random((150, 44)) > 0.02
+    s = sums_of(x, y, valid, np.array([1, 2, 3]))
+    xs, ys = x[:, valid].astype(float), y[:, valid].astype(float)
+    assert s.correlation() == pytest.approx([np.corrcoef(a, b)[0, 1] for a, b in zip(xs, ys, strict=True)], rel=1e-12)
+    cos = (xs * ys).sum(0) / np.sqrt((xs * xs).sum(0) * (ys * ys).sum(0))
+    assert s.spectral_angle() == pytest.approx(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean(), rel=1e-12)
+    L = xs.max(axis=1) - xs.min(axis=1)
+    c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
+    per_window = []
+    for r in range(0, 144, 8):
+        for c in range(0, 40, 8):
+            if not valid[r : r + 8, c : c + 8].all():
+                continue
+            a = x[:, r : r + 8, c : c + 8].reshape(3, -1).astype(float)
+            b = y[:, r : r + 8, c : c + 8].reshape(3, -1).astype(float)
+            ma, mb = a.mean(1), b.mean(1)
+            va, vb, cab = a.var(1), b.var(1), ((a - ma[:, None]) * (b - mb[:, None])).mean(1)
+            per_window.append((2 * ma * mb + c1) * (2 * cab + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
+    assert s.ssim() == pytest.approx(np.mean(per_window, axis=0), rel=1e-6)
+    d = s.to_dict()
+    assert d["mean_before"] == pytest.approx(xs.mean(1)) and d["std_after"] == pytest.approx(ys.std(1))
+    assert d["clipped_fraction"] == pytest.approx(np.array([1, 2, 3]) / valid.sum())
