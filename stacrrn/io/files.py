@@ -37,9 +37,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     OutputError
         If the file cannot be written.
     """
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written.
+    """
     tmp = temporary_path(path, ".tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None

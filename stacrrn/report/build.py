@@ -10,7 +10,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from stacrrn.errors import OutputError
-from stacrrn.io.files import atomic_write_text, remove_temporary_folder, temporary_path
+from stacrrn.io.files import atomic_write_bytes, atomic_write_text, remove_temporary_folder
 from stacrrn.report.figures import figure_png
 from stacrrn.report.html import Section, image, page, paragraph
 from stacrrn.report.run_figures import (
@@ -52,18 +52,6 @@ def default_out_dir(run: str | os.PathLike[str]) -> Path:
         return Path("stacrrn-report")
     folder = parent(href) if href.endswith(".json") else href
     return Path(folder) / "report"
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` through a temporary file renamed into place."""
-    tmp = temporary_path(path, path.suffix)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -170,7 +158,7 @@ def build_report(
     written = {}
     for key, png in figures.pngs.items():
         written[key] = out / f"{key}.png"
-        _write_bytes(written[key], png)
+        atomic_write_bytes(written[key], png)
     title = f"stacrrn report: {outputs.model.method}, {len(outputs.images)} images"
     html_path = out / REPORT_FILE
     atomic_write_text(html_path, page(title, sections, f"run {outputs.root}"))
