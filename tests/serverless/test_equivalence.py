@@ -80,6 +80,11 @@ def test_single_process_local_cluster_and_serverless_agree(s3, bucket, s2_scenes
     for other in (json.loads(clustered.model.to_json()), model):
         assert other["global"] == reference["global"] and other["local"] == reference["local"]
     assert clustered.model.digest() == single.model.digest()
+    # the collection stage adds what the items measured to the model, as a single process does
+    assert model["quality"]["fidelity"] == reference["quality"]["fidelity"] != {}
+    assert [row["datetime"] for row in model["quality"]["images"]] == [
+        row["datetime"] for row in reference["quality"]["images"]
+    ]
     assert {i["properties"]["rrn:model_digest"] for i in applied} == {single.model.digest()}
     expected = pixels(single.items)
     for items in (clustered.items, applied):
