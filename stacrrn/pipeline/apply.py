@@ -296,7 +296,8 @@ def record_outputs(model: RRNModel, results: Sequence[ApplyResult], previous: RR
     for r in results:
         clipped, moved, measured = _recorded(old, r) if r.skipped else (r.clipped, r.moved_off_nodata, dict(r.fidelity))
         q.setdefault("clipped", {})[r.name] = clipped
-        q.setdefault("moved_off_nodata", {})[r.name] = moved
+        if moved:  # empty when the results come from items, which do not record it
+            q.setdefault("moved_off_nodata", {})[r.name] = moved
         if not measured:
             continue
         q.setdefault("fidelity", {})[r.name] = {k: v for k, v in measured.items() if not k.startswith(PROFILE_KEYS)}

@@ -258,9 +258,8 @@ def record_item_quality(storage: Storage, model: RRNModel, dicts: Sequence[dict[
         per_band = {k: [v.get(label) for label in labels] for k, v in fidelity.items() if isinstance(v, dict)}
         clipped = [props.get("rrn:clipped", {}).get(label, 0) for label in labels]
         per_band["spectral_angle_deg"] = fidelity.get("spectral_angle_deg")
-        results.append(ApplyResult(d["id"], "", clipped, [0] * len(labels), False, fidelity=per_band))
+        results.append(ApplyResult(d["id"], "", clipped, [], False, fidelity=per_band))
     record_outputs(model, results)
-    model.quality.pop("moved_off_nodata", None)  # not recorded in the items
     dates = {d["id"]: d["properties"].get("datetime") or d["properties"].get("start_datetime") for d in dicts}
     for row in model.quality.get("images", []):
         if dates.get(row["name"]):

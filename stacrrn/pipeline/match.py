@@ -22,7 +22,7 @@ from stacrrn.errors import EmptyImageError, InputError, NoOverlapError, OutputEr
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
 from stacrrn.pipeline.apply import ApplyResult, apply_model, read_model, record_outputs, write_block_maps
 from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
-from stacrrn.pipeline.overlap_metrics import overlap_pixel_metrics, worth_comparing
+from stacrrn.pipeline.overlap_metrics import record_overlap_pixels
 from stacrrn.pipeline.parallel import Workers, check_workers
 from stacrrn.pipeline.pifs import PifOptions
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan, make_plan
@@ -424,8 +424,7 @@ def match(
     model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
     log_model(model)
     warnings += band_fallback_warning(model)
-    if overlap_pixels or (overlap_pixels is None and worth_comparing(stats)):
-        model.quality["overlap_pixels"] = overlap_pixel_metrics(plan, model, stats.pairs.keys(), workers, progress)
+    record_overlap_pixels(plan, model, stats, overlap_pixels, workers, progress)
     model_path = out / MODEL_FILE
     try:
         block_maps = write_block_maps(model, stats, out, resume)

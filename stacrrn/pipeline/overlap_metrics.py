@@ -34,6 +34,22 @@ def worth_comparing(stats: Statistics) -> bool:
     return sum(stats.overlaps.values()) <= sum(m.n for m in stats.images)
 
 
+def record_overlap_pixels(
+    plan: Plan,
+    model: RRNModel,
+    stats: Statistics,
+    wanted: bool | None,
+    workers: Workers = 1,
+    progress: Progress = no_progress,
+) -> None:
+    """Run :func:`overlap_pixel_metrics` over the model's pairs into ``model.quality["overlap_pixels"]``.
+
+    ``wanted`` ``None`` runs it where :func:`worth_comparing` says so.
+    """
+    if wanted or (wanted is None and worth_comparing(stats)):
+        model.quality["overlap_pixels"] = overlap_pixel_metrics(plan, model, stats.pairs.keys(), workers, progress)
+
+
 def overlap_pixel_metrics(
     plan: Plan,
     model: RRNModel,

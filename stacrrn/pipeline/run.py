@@ -48,7 +48,7 @@ from stacrrn.pipeline.item_outputs import (
     write_collection,
 )
 from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model, log_model
-from stacrrn.pipeline.overlap_metrics import overlap_pixel_metrics, worth_comparing
+from stacrrn.pipeline.overlap_metrics import record_overlap_pixels
 from stacrrn.pipeline.parallel import Workers, check_workers, threads_of
 from stacrrn.pipeline.pifs import PifOptions
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
@@ -241,9 +241,7 @@ def run(
     try:
         stats, reused_stats = _statistics(setup.plan, storage, workers, resume, progress, warnings)
         model, model_href, reference_href = solve(setup, stats, storage, warnings)
-        if overlap_pixels or (overlap_pixels is None and worth_comparing(stats)):
-            pixels = overlap_pixel_metrics(setup.plan, model, stats.pairs.keys(), workers, progress)
-            model.quality["overlap_pixels"] = pixels
+        record_overlap_pixels(setup.plan, model, stats, overlap_pixels, workers, progress)
         job = ItemJob(setup, model, storage, model_href)
         dicts, reused = apply_items(job, resume, workers, progress)
         record_item_quality(storage, model, dicts)
