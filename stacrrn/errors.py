@@ -1,11 +1,38 @@
-"""The stacrrn error tree.
+"""The stacrrn error tree, and the one place that turns an error into what a user sees.
 
-Every error a user can cause derives from :class:`InputError`; front ends map it to
-exit code 2 and print its one-line message. :class:`StacrrnError` is the root of all
-errors the library raises on purpose.
+Every error a user can cause derives from :class:`InputError` (exit code 2). Faults of the
+environment that a rerun may cure (a service that kept failing after retries, an output
+prefix another run holds) derive from :class:`TemporaryError` (exit code 75, ``EX_TEMPFAIL``):
+rerunning the same command resumes the run. :class:`StacrrnError` is the root of all errors
+the library raises on purpose; anything else is a bug and keeps its traceback.
+
+::
+
+    StacrrnError (1)
+    ├── InputError (2)
+    │   ├── UnreadableRasterError
+    │   │   └── MissingAssetError
+    │   ├── MissingCRSError
+    │   ├── BandMismatchError
+    │   ├── DataTypeError
+    │   ├── NodataError
+    │   ├── EmptyImageError
+    │   ├── NoOverlapError
+    │   │   └── DisconnectedError
+    │   ├── OutputError
+    │   ├── ParameterError
+    │   │   └── PayloadError
+    │   └── EmptySearchError (stacrrn.io.stac)
+    ├── TemporaryError (75)
+    │   ├── TransientIOError
+    │   └── RunLockedError
+    ├── SolveError
+    └── ServiceError (stacrrn.services)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class StacrrnError(Exception):
@@ -24,12 +51,24 @@ class UnreadableRasterError(InputError):
     """A raster file cannot be opened or decoded."""
 
 
+class MissingAssetError(UnreadableRasterError):
+    """A raster a STAC item or the command line names does not exist (404, no such file)."""
+
+
 class MissingCRSError(InputError):
     """A raster has no coordinate reference system."""
 
 
 class BandMismatchError(InputError):
     """Inputs have different band counts or the band selection is invalid."""
+
+
+class DataTypeError(InputError):
+    """A raster's data type is not supported, or inputs mix data types."""
+
+
+class NodataError(InputError):
+    """A nodata value cannot be represented in the band's data type."""
 
 
 class EmptyImageError(InputError):
@@ -40,6 +79,10 @@ class NoOverlapError(InputError):
     """No two inputs overlap, so there is nothing to normalize against."""
 
 
+class DisconnectedError(NoOverlapError):
+    """The overlap graph falls apart into groups that share no reference."""
+
+
 class OutputError(InputError):
     """The output location cannot be written."""
 
@@ -48,5 +91,46 @@ class ParameterError(InputError):
     """An option or argument value is invalid."""
 
 
+class PayloadError(ParameterError):
+    """A serverless event is malformed."""
+
+
+class TemporaryError(StacrrnError):
+    """A fault a rerun may cure; rerunning the same command resumes where this run stopped."""
+
+    exit_code = 75
+
+
+class TransientIOError(TemporaryError):
+    """Reads or writes kept failing (timeouts, 5xx, dropped connections) after every retry."""
+
+
+class RunLockedError(TemporaryError):
+    """Another run holds the output location."""
+
+
 class SolveError(StacrrnError):
     """The least-squares system could not be solved (a bug or degenerate statistics)."""
+
+
+@dataclass(frozen=True)
+class ErrorReport:
+    """What a front end shows for an error: exit code, error name and a one-line message."""
+
+    exit_code: int
+    error: str
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON error payload of the serverless handlers and ``--log-json``."""
+        return {"error": self.error, "message": self.message, "exit_code": self.exit_code}
+
+
+def report(exc: StacrrnError) -> ErrorReport:
+    """The exit code, name and one-line message of ``exc``: every front end goes through here.
+
+    A message is cut to its first line (some parsers' messages span several); an empty one
+    becomes the error's name.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return ErrorReport(exc.exit_code, type(exc).__name__, lines[0] if lines else type(exc).__name__)

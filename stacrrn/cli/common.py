@@ -12,12 +12,13 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, log
 from stacrrn.core.model import RRNModel
-from stacrrn.errors import ParameterError, StacrrnError
+from stacrrn.errors import ParameterError, StacrrnError, report
 from stacrrn.pipeline.progress import Progress as ProgressCallback
 from stacrrn.pipeline.progress import no_progress
 
@@ -79,12 +80,13 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except StacrrnError as exc:
+            err = report(exc)
             if OUTPUT.log_json:
-                fields = {"event": "error", "error": type(exc).__name__, "exit_code": exc.exit_code}
-                log.error("%s", exc, extra={"fields": fields})
+                fields = {"event": "error", "error": err.error, "exit_code": err.exit_code}
+                log.error("%s", err.message, extra={"fields": fields})
             else:
-                console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+                console.print(f"[red]error:[/red] {escape(err.message)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(err.exit_code) from None
 
     return wrapper
 

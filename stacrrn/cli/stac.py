@@ -172,6 +172,13 @@ def run_command(
     holdout: Holdout = None,
     estimator: Estimator = "spread",
     overlap_pixels: OverlapPixels = None,
+    on_error: Annotated[
+        str,
+        typer.Option(
+            help="fail|skip: stop at the first item that cannot be read or written, or leave such items out, "
+            "finish the rest and list them (warnings and OUT/stacrrn-manifest.json).",
+        ),
+    ] = "fail",
     mosaic: Annotated[
         bool,
         typer.Option(
@@ -214,6 +221,7 @@ def run_command(
                 pif=pifs,
                 estimator=estimator,
                 overlap_pixels=overlap_pixels,
+                on_error=on_error,
                 progress=progress,
             ),
         )
@@ -235,6 +243,7 @@ def run_command(
             ),
         )
     if quiet:
+        print_warnings([w for w in result.warnings if w.startswith("skipped item")])
         return
     labels = result.items[0]["properties"]["rrn:bands"]
     print_model_table(result.model, labels, f"model {result.model_href}")

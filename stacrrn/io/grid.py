@@ -86,6 +86,13 @@ def footprint(info: RasterInfo, grid: Grid) -> Box:
     return box.intersect(grid.box)
 
 
+MIN_BLOCK_PIXELS = 2
+"""Smallest block edge of the local step, in common-grid pixels."""
+
+MAX_BLOCKS = 4_000_000
+"""Most blocks a block grid may have (block moments are kept per image and band)."""
+
+
 def block_grid(grid: Grid, block_size: float | None = None, n_blocks: int | None = None) -> BlockGrid:
     """Lay a block grid over ``grid``.
 
@@ -104,17 +111,32 @@ def block_grid(grid: Grid, block_size: float | None = None, n_blocks: int | None
         Square blocks (in CRS units) of at least 2 pixels.
     """
     rx, ry = grid.resolution
+    longest = max(grid.width * rx, grid.height * ry)
     if block_size is not None:
-        if block_size <= 0:
+        if not block_size > 0:
             raise ParameterError(f"--block-size must be positive, got {block_size}")
-        bh, bw = round(block_size / ry), round(block_size / rx)
+        edge, asked = block_size, f"--block-size {block_size:g}"
     else:
         n = 32 if n_blocks is None else n_blocks
         if n < 1:
             raise ParameterError(f"--blocks must be at least 1, got {n}")
-        edge = max(grid.width * rx, grid.height * ry) / n
-        bh, bw = round(edge / ry), round(edge / rx)
-    return BlockGrid.over(grid, max(bh, 2), max(bw, 2))
+        edge, asked = longest / n, f"--blocks {n}"
+    bh, bw = round(edge / ry), round(edge / rx)
+    explicit = block_size is not None or n_blocks is not None
+    if explicit and min(bh, bw) < MIN_BLOCK_PIXELS:
+        finest = MIN_BLOCK_PIXELS * max(rx, ry)
+        most = int(longest // finest)
+        raise ParameterError(
+            f"{asked} makes blocks of {min(edge / ry, edge / rx):.2g} pixels on this grid; a block needs at least "
+            f"{MIN_BLOCK_PIXELS} pixels: use --block-size {finest:g} or more, or --blocks {most} or fewer"
+        )
+    blocks = BlockGrid.over(grid, max(bh, MIN_BLOCK_PIXELS), max(bw, MIN_BLOCK_PIXELS))
+    if blocks.n_rows * blocks.n_cols > MAX_BLOCKS:
+        raise ParameterError(
+            f"{asked} lays {blocks.n_rows} x {blocks.n_cols} blocks over the grid (at most {MAX_BLOCKS:,}); "
+            "choose a larger --block-size or fewer --blocks"
+        )
+    return blocks
 
 
 def chunks(grid: Grid, size: int) -> list[Box]:

@@ -10,16 +10,22 @@ from the same variables.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 
-from stacrrn.errors import OutputError, ParameterError
+from stacrrn.errors import OutputError, ParameterError, TransientIOError
 from stacrrn.io.files import TMP_DIR
+from stacrrn.io.retry import retrying
+
+T = TypeVar("T")
 
 
 def configure_cloud() -> dict[str, str]:
@@ -92,6 +98,7 @@ class Storage:
         else:
             self.fs = fsspec.filesystem("file")
             self.root = str(Path(url).absolute())
+        self._made_root = not self.is_s3 and not os.path.exists(self.root)
 
     def href(self, key: str) -> str:
         """Absolute href of ``key`` (``s3://...`` or an absolute path)."""
@@ -128,22 +135,104 @@ class Storage:
         except Exception as exc:  # any backend failure (no bucket, denied, unreachable) means "cannot write"
             raise OutputError(f"cannot write to {self.url}: {type(exc).__name__}: {exc}"[:300]) from None
 
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()``, retried on transient faults when the storage is remote."""
+        return retrying(f"{what} ({self.url})", fn) if self.is_s3 else fn()
+
     def exists(self, key: str) -> bool:
         """True if ``key`` exists."""
-        return bool(self.fs.exists(self._path(key)))
+        return bool(self._call(f"look for {key}", lambda: self.fs.exists(self._path(key))))
 
     def read_text(self, key: str) -> str | None:
-        """Text of ``key``, or ``None`` if it does not exist."""
+        """Text of ``key``, or ``None`` if it does not exist (or is not text)."""
         try:
-            return str(self.fs.cat_file(self._path(key)).decode())
-        except (FileNotFoundError, OSError):
+            data: bytes = self._call(f"read {key}", lambda: self.fs.cat_file(self._path(key)))
+            return data.decode()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
             return None
+
+    def tagged_text(self, key: str) -> tuple[str, str] | None:
+        """Text of ``key`` and a tag of its current version (ETag on S3, content hash locally), or ``None``."""
+        if self.is_s3:
+            try:
+                tag = str(self._call(f"look at {key}", lambda: self.fs.info(self._path(key), refresh=True))["ETag"])
+            except FileNotFoundError:
+                return None
+            text = self.read_text(key)
+            return None if text is None else (text, tag)
+        text = self.read_text(key)
+        return None if text is None else (text, hashlib.sha256(text.encode()).hexdigest())
+
+    def create_text(self, key: str, text: str) -> bool:
+        """Write ``text`` to ``key`` only if ``key`` does not exist; ``False`` if it does.
+
+        Exclusive: of two callers, one wins (``O_EXCL`` locally, ``If-None-Match: *`` on S3).
+        A retry after a lost answer finds the object written and reports ``False``; callers
+        that need to know tell their own text apart.
+        """
+        if self.is_s3:
+            try:
+                self._call(f"create {key}", lambda: self.fs.pipe_file(self._path(key), text.encode(), mode="create"))
+            except FileExistsError:
+                return False
+            return True
+        path = Path(self._path(key))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return True
+
+    def replace_text_if(self, key: str, text: str, tag: str) -> bool:
+        """Replace ``key`` by ``text`` only if it is still the version ``tag``; ``False`` otherwise."""
+        if self.is_s3:
+            try:
+                self._call(f"replace {key}", lambda: self.fs.pipe_file(self._path(key), text.encode(), IfMatch=tag))
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:  # 412 Precondition Failed: another version
+                    return False
+                raise
+            return True
+        path = Path(self._path(key))
+        side = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(path, side)  # atomic: of two callers only one moves this version away
+        except FileNotFoundError:
+            return False
+        if hashlib.sha256(side.read_bytes()).hexdigest() != tag:
+            with contextlib.suppress(FileExistsError):
+                os.link(side, path)  # put another caller's newer version back, unless a newer one exists
+            side.unlink()
+            return False
+        side.unlink()
+        return self.create_text(key, text)
+
+    def delete_key(self, key: str) -> None:
+        """Delete ``key`` if it exists."""
+
+        def rm() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(self._path(key))
+
+        self._call(f"delete {key}", rm)
+
+    def _remove_temporary(self, tmp: str) -> None:
+        def rm() -> None:
+            with contextlib.suppress(FileNotFoundError):  # a retry after a lost answer: already gone
+                self.fs.rm_file(tmp)
+
+        self._call("remove a temporary object", rm)
 
     def _publish(self, tmp: str, key: str) -> None:
         final = self._path(key)
         if self.is_s3:
-            self.fs.copy(tmp, final)
-            self.fs.rm_file(tmp)
+            self._call(f"publish {key}", lambda: self.fs.copy(tmp, final))
+            self._remove_temporary(tmp)
         else:
             Path(final).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
@@ -154,7 +243,7 @@ class Storage:
         try:
             if not self.is_s3:
                 Path(tmp).parent.mkdir(parents=True, exist_ok=True)
-            self.fs.put_file(str(local), tmp)
+            self._call(f"upload {key}", lambda: self.fs.put_file(str(local), tmp))
             self._publish(tmp, key)
         except OSError as exc:
             raise OutputError(f"cannot write {self.href(key)}: {exc}") from None
@@ -190,7 +279,7 @@ class Storage:
         try:
             if not self.is_s3:
                 Path(tmp).parent.mkdir(parents=True, exist_ok=True)
-            self.fs.pipe_file(tmp, text.encode())
+            self._call(f"upload {key}", lambda: self.fs.pipe_file(tmp, text.encode()))
             self._publish(tmp, key)
         except OSError as exc:
             raise OutputError(f"cannot write {self.href(key)}: {exc}") from None
@@ -201,11 +290,11 @@ class Storage:
         prefix = self.href("")
         paths = [self._path(h[len(prefix) :]) for h in hrefs if h.startswith(prefix)]
         for path in paths:
-            with contextlib.suppress(OSError):  # already gone: nothing to do
-                self.fs.rm_file(path)
+            with contextlib.suppress(OSError, TransientIOError):  # gone already, or left unreferenced: nothing lost
+                self._call("delete a superseded object", functools.partial(self.fs.rm_file, path))
 
     def cleanup(self) -> None:
-        """Remove this run's temporary keys."""
+        """Remove this run's temporary keys (and the output folder, if this run made it and left it empty)."""
         tmp = f"{self.root}/{TMP_DIR}/{self.run_id}"
         try:
             if self.fs.exists(tmp):
@@ -213,5 +302,7 @@ class Storage:
             parent = f"{self.root}/{TMP_DIR}"
             if not self.is_s3 and os.path.isdir(parent) and not os.listdir(parent):
                 os.rmdir(parent)
+            if self._made_root and os.path.isdir(self.root) and not os.listdir(self.root):
+                os.rmdir(self.root)  # a run that wrote nothing leaves no folder behind
         except OSError:
             pass

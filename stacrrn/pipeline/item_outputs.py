@@ -22,6 +22,7 @@ import pystac
 from stacrrn import __version__
 from stacrrn.core.masks import clear_from_qa
 from stacrrn.core.model import RRNModel
+from stacrrn.errors import StacrrnError, report
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.grid import chunks
 from stacrrn.io.raster import read_window
@@ -30,6 +31,7 @@ from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
 from stacrrn.io.storage import Storage
 from stacrrn.pipeline.apply import ApplyResult, correct_raster, field_map, record_outputs, write_block_map
 from stacrrn.pipeline.catalog import publish_raster
+from stacrrn.pipeline.manifest import RunManifest
 from stacrrn.pipeline.mask_products import write_clear_mask
 from stacrrn.pipeline.parallel import Workers, imap_bounded
 from stacrrn.pipeline.progress import Progress, no_progress
@@ -218,15 +220,55 @@ def item_fidelity(measured: list[tuple[list[int], dict[str, Any]]], labels: list
     return out
 
 
+@dataclass(frozen=True)
+class ItemFailure:
+    """An item pass 2 could not make (``--on-error skip``): its id and the one-line reason."""
+
+    item_id: str
+    reason: str
+
+
+def correct_or_fail(job: ItemJob, k: int, skip_errors: bool) -> dict[str, Any] | ItemFailure:
+    """:func:`correct_item`, or with ``skip_errors`` an :class:`ItemFailure` for a stacrrn error of the item."""
+    if not skip_errors:
+        return correct_item(job, k)
+    try:
+        return correct_item(job, k)
+    except StacrrnError as exc:
+        return ItemFailure(job.setup.inputs.items[k].id, report(exc).message)
+
+
 def apply_items(
-    job: ItemJob, resume: bool = True, workers: Workers = 1, progress: Progress = no_progress
-) -> tuple[list[dict[str, Any]], list[str]]:
+    job: ItemJob,
+    resume: bool = True,
+    workers: Workers = 1,
+    progress: Progress = no_progress,
+    manifest: RunManifest | None = None,
+    skip_errors: bool = False,
+) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
     """Pass 2 over every item not already published with this model.
+
+    Parameters
+    ----------
+    job
+        Setup, model and storage.
+    resume
+        Keep items already published with this model.
+    workers
+        Concurrent items (threads or a Dask cluster).
+    progress
+        Progress callback.
+    manifest
+        Records every item kept, published or skipped.
+    skip_errors
+        Leave out an item that fails with a stacrrn error (missing asset, unreadable data,
+        faults that outlasted the retries) and go on; otherwise the first failure stops the run.
 
     Returns
     -------
     tuple
-        The output items' JSON in input order, and the ids of those kept from an earlier run.
+        The published items' JSON in input order, the ids of those kept from an earlier run,
+        and the skipped items' ids with the reasons.
     """
     items = job.setup.inputs.items
     digest = job.model.digest()
@@ -235,13 +277,24 @@ def apply_items(
         current = current_item(job.storage, item.id, digest) if resume else None
         if current is not None:
             done[k] = current
+            if manifest is not None:
+                manifest.item_done(item.id, job.storage.href(item_key(item.id)), kept=True)
     reused = [items[k].id for k in sorted(done)]
     todo = [k for k in range(len(items)) if k not in done]
+    skipped: dict[str, str] = {}
     progress("apply", len(done), len(items))
-    for k, d in zip(todo, imap_bounded(lambda k: correct_item(job, k), todo, workers), strict=True):
-        done[k] = d
-        progress("apply", len(done), len(items))
-    return [done[k] for k in range(len(items))], reused
+    results = imap_bounded(lambda k: correct_or_fail(job, k, skip_errors), todo, workers)
+    for k, d in zip(todo, results, strict=True):
+        if isinstance(d, ItemFailure):
+            skipped[d.item_id] = d.reason
+            if manifest is not None:
+                manifest.item_skipped(d.item_id, d.reason)
+        else:
+            done[k] = d
+            if manifest is not None:
+                manifest.item_done(items[k].id, job.storage.href(item_key(items[k].id)))
+        progress("apply", len(done) + len(skipped), len(items))
+    return [done[k] for k in sorted(done)], reused, skipped
 
 
 def record_item_quality(storage: Storage, model: RRNModel, dicts: Sequence[dict[str, Any]]) -> str:

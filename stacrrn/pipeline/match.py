@@ -21,6 +21,7 @@ from stacrrn.core.validation import ImageValidation, validate_holdout
 from stacrrn.errors import EmptyImageError, InputError, NoOverlapError, OutputError, ParameterError
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
 from stacrrn.pipeline.apply import ApplyResult, apply_model, read_model, record_outputs, write_block_maps
+from stacrrn.pipeline.checks import check_connected, check_plan_graph
 from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
 from stacrrn.pipeline.overlap_metrics import record_overlap_pixels
 from stacrrn.pipeline.parallel import Workers, check_workers
@@ -72,7 +73,13 @@ def _band_list(plan: Plan, labels: Sequence[str] | None) -> str:
     return ", ".join(str(b) for b in (labels or plan.bands))
 
 
-def check_statistics(stats: Statistics, plan: Plan, min_overlap: int, labels: Sequence[str] | None = None) -> list[str]:
+def check_statistics(
+    stats: Statistics,
+    plan: Plan,
+    min_overlap: int,
+    labels: Sequence[str] | None = None,
+    references: Sequence[int] = (),
+) -> list[str]:
     """Reject unusable statistics; return warnings for images that overlap nothing.
 
     Raises
@@ -81,6 +88,8 @@ def check_statistics(stats: Statistics, plan: Plan, min_overlap: int, labels: Se
         If an image has no valid pixel, or masks leave it (or all its overlaps) too few.
     NoOverlapError
         If no two images overlap by at least ``min_overlap`` pixels.
+    DisconnectedError
+        If the overlaps with enough valid pixels leave groups of images without a reference.
     """
     bands = _band_list(plan, labels)
     for path, m in zip(plan.paths, stats.images, strict=True):
@@ -101,6 +110,7 @@ def check_statistics(stats: Statistics, plan: Plan, min_overlap: int, labels: Se
             "no two inputs overlap (by at least "
             f"{min_overlap} valid pixels); pass images that share some ground, or lower --min-overlap"
         )
+    check_connected(plan.names, linked, references)
     touched = {i for pair in linked for i in pair}
     return [
         f"{plan.names[i]} overlaps no other image; it is kept unchanged"
@@ -406,6 +416,7 @@ def match(
     spectral = SpectralBands.named(band_names, [str(b) for b in plan.bands], reflectance)
     plan = with_local_masks(plan, cloud_mask, masks or {}, spectral, pif)
     refs = resolve_references(plan, references)
+    check_plan_graph(plan.names, plan.footprints, plan.pairs, refs)
     check_output(out, plan)
     fingerprint = plan.fingerprint()
     stats_path = out / STATISTICS_FILE
@@ -417,7 +428,7 @@ def match(
     log.info(
         "pass 1 %s: %d images, %d overlapping pairs", "reused" if reused else "done", len(plan.names), len(stats.pairs)
     )
-    warnings += check_statistics(stats, plan, min_overlap)
+    warnings += check_statistics(stats, plan, min_overlap, references=refs)
     prepare_output(out)
     if not reused:
         save_statistics(stats, stats_path, fingerprint)

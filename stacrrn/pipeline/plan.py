@@ -21,6 +21,7 @@ from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.grid import block_grid, chunks, common_grid, footprint
 from stacrrn.io.raster import RasterInfo, check_bands, open_raster, read_on_grid
 from stacrrn.io.storage import object_identity
+from stacrrn.pipeline.checks import check_rasters
 from stacrrn.types import BlockGrid, Box, Grid
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ def make_plan(
     if chunk_size < 16:
         raise ParameterError(f"chunk size must be at least 16 pixels, got {chunk_size}")
     infos = [open_raster(p) for p in paths]
+    check_rasters([("", info) for info in infos])
     unique_names([i.name for i in infos], [i.path for i in infos])
     band_list = check_bands(infos, bands)
     grid = common_grid(infos, crs, resolution)

@@ -3,6 +3,8 @@
 Output layout under ``out`` (local folder or ``s3://bucket/prefix``)::
 
     collection.json                     the run's collection (written last)
+    stacrrn-manifest.json               what the run finished, kept and skipped, and its status
+    stacrrn.lock                        held while a run writes here (see stacrrn.io.lock)
     stacrrn-model-<digest>.json         the model (written before any item)
     stacrrn-statistics.json             pass-1 cache, keyed by the plan's fingerprint
     reference-blockmap-<digest>.tif     reference block map (local step)
@@ -15,11 +17,13 @@ is written only after all its assets exist, and a rerun with another model write
 keys, replaces the item JSON, and only then deletes the assets it superseded: a reader (or
 a STAC search) never sees half an item, nor an item pointing at another model's pixels. A
 run started again over the same inputs and model skips the items already written
-(``resume``).
+(``resume``). One run at a time writes to an output location: a second one stops with
+:class:`~stacrrn.errors.RunLockedError` before writing anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -34,7 +38,8 @@ import pystac
 from stacrrn.core.local_model import LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Statistics
-from stacrrn.errors import ParameterError
+from stacrrn.errors import InputError, ParameterError
+from stacrrn.io.lock import OutputLock
 from stacrrn.io.stac import Search, asset_href, item_href, search_items, select_bands, sort_by_date
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.pipeline.apply import reference_map, write_block_map
@@ -47,6 +52,7 @@ from stacrrn.pipeline.item_outputs import (
     versioned,
     write_collection,
 )
+from stacrrn.pipeline.manifest import RunManifest
 from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model, log_model
 from stacrrn.pipeline.overlap_metrics import record_overlap_pixels
 from stacrrn.pipeline.parallel import Workers, check_workers, threads_of
@@ -57,6 +63,9 @@ from stacrrn.pipeline.run_setup import RunOptions, RunSetup, prepare
 from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
 
 log = logging.getLogger(__name__)
+
+ON_ERROR = ("fail", "skip")
+"""What a run does with an item it cannot read or write: stop, or leave it out and go on."""
 
 
 @dataclass
@@ -72,24 +81,24 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     statistics_reused: bool = False
     published: str | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
-def _statistics(
-    plan: Plan, storage: Storage, workers: Workers, resume: bool, progress: Progress, warnings: list[str]
-) -> tuple[Statistics, bool]:
-    """Pass-1 statistics, from the storage's cache when resuming and the plan's fingerprint matches."""
-    fingerprint = plan.fingerprint()
-    text = storage.read_text(STATISTICS_FILE) if resume else None
+def _cached_statistics(plan: Plan, storage: Storage) -> Statistics | None:
+    """Pass-1 statistics an earlier run over the same plan (same fingerprint) left, if any."""
+    text = storage.read_text(STATISTICS_FILE)
     if text:
         try:
             cached = json.loads(text)
-            if cached.get("fingerprint") == fingerprint:
-                return Statistics.from_dict(cached["statistics"]), True
+            if cached.get("fingerprint") == plan.fingerprint():
+                return Statistics.from_dict(cached["statistics"])
         except (ValueError, KeyError):
             pass
-    stats = compute_statistics(plan, workers, progress, warnings)
-    storage.put_text(json.dumps({"fingerprint": fingerprint, "statistics": stats.to_dict()}), STATISTICS_FILE)
-    return stats, False
+    return None
+
+
+def _save_statistics(plan: Plan, storage: Storage, stats: Statistics) -> None:
+    storage.put_text(json.dumps({"fingerprint": plan.fingerprint(), "statistics": stats.to_dict()}), STATISTICS_FILE)
 
 
 def _same_place(href: str) -> str:
@@ -142,6 +151,7 @@ def run(
     estimator: str = "spread",
     local_params: LocalParams | None = None,
     overlap_pixels: bool | None = None,
+    on_error: str = "fail",
     progress: Progress = no_progress,
 ) -> RunResult:
     """Normalize the scenes a STAC search selects and publish corrected COGs and items.
@@ -199,6 +209,11 @@ def run(
         Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after
         the whole model (``quality["overlap_pixels"]`` of the model JSON); default when the
         overlaps hold no more pixels than the images (a mosaic, not a time series).
+    on_error
+        ``fail`` (default): the first item that cannot be read or written stops the run.
+        ``skip``: such items (a missing or unreadable asset, faults that outlast the
+        retries) are left out, the run finishes the rest and reports them in
+        ``RunResult.skipped``, its warnings and the run manifest.
     progress
         Progress callback ``(stage, done, total)``.
 
@@ -229,6 +244,9 @@ def run(
     )
     options.check()
     check_workers(workers)
+    if on_error not in ON_ERROR:
+        raise ParameterError(f"unknown --on-error {on_error!r}; choose one of {', '.join(ON_ERROR)}")
+    skip = on_error == "skip"
     configure_cloud()
     items = search_items(search) if isinstance(search, Search) else sort_by_date(search)
     log.info("%d items to normalize, outputs to %s", len(items), out, extra={"fields": {"items": len(items)}})
@@ -236,26 +254,83 @@ def run(
     storage = Storage(out)
     check_not_inputs(storage, items, search if isinstance(search, Search) else None)
     storage.check_writable()
-    setup = prepare(items, options, 2 * threads_of(workers))
-    warnings: list[str] = []
+    setup = prepare(items, options, 2 * threads_of(workers), skip)
+    warnings = [f"skipped item {i}: {reason}" for i, reason in setup.inputs.skipped.items()]
+    cached = _cached_statistics(setup.plan, storage) if resume else None
+    stats = cached or compute_statistics(setup.plan, workers, progress, warnings)
     try:
-        stats, reused_stats = _statistics(setup.plan, storage, workers, resume, progress, warnings)
-        model, model_href, reference_href = solve(setup, stats, storage, warnings)
-        record_overlap_pixels(setup.plan, model, stats, overlap_pixels, workers, progress)
-        job = ItemJob(setup, model, storage, model_href)
-        dicts, reused = apply_items(job, resume, workers, progress)
-        record_item_quality(storage, model, dicts)
-        collection_href, coll = write_collection(storage, setup.collection_id, dicts, reference_href)
-        fields = {"event": "published", "collection": collection_href, "model": model_href, "reused": len(reused)}
-        log.info("published %d items (%d kept): %s", len(dicts), len(reused), collection_href, extra={"fields": fields})
+        with OutputLock(storage):
+            manifest = RunManifest.begin(storage, [it.id for it in items], setup.inputs.skipped)
+            try:
+                dicts, reused, skipped, model, model_href, collection_href, coll = _publish_run(
+                    setup,
+                    stats,
+                    cached is None,
+                    storage,
+                    manifest,
+                    resume,
+                    skip,
+                    overlap_pixels,
+                    workers,
+                    progress,
+                    warnings,
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):  # the run's own error matters more than the manifest's
+                    manifest.finish("failed")
+                raise
+            manifest.finish("complete")
     finally:
         storage.cleanup()
+    warnings += [f"skipped item {i}: {reason}" for i, reason in skipped.items()]
     published = None
     if publish:
         from stacrrn.pipeline.publish import publish_items
 
         published = publish_items(publish, coll, dicts, progress)
-    return RunResult(model, dicts, collection_href, model_href, storage.url, reused, warnings, reused_stats, published)
+    return RunResult(
+        model,
+        dicts,
+        collection_href,
+        model_href,
+        storage.url,
+        reused,
+        warnings,
+        cached is not None,
+        published,
+        {**setup.inputs.skipped, **skipped},
+    )
+
+
+def _publish_run(
+    setup: RunSetup,
+    stats: Statistics,
+    save_statistics: bool,
+    storage: Storage,
+    manifest: RunManifest,
+    resume: bool,
+    skip: bool,
+    overlap_pixels: bool | None,
+    workers: Workers,
+    progress: Progress,
+    warnings: list[str],
+) -> tuple[list[dict[str, Any]], list[str], dict[str, str], RRNModel, str, str, dict[str, Any]]:
+    """Everything a run writes, under its lock: model, statistics cache, items, collection."""
+    model, model_href, reference_href = solve(setup, stats, storage, warnings)
+    if save_statistics:
+        _save_statistics(setup.plan, storage, stats)
+    manifest.model_known(model.digest(), model_href)
+    record_overlap_pixels(setup.plan, model, stats, overlap_pixels, workers, progress)
+    job = ItemJob(setup, model, storage, model_href)
+    dicts, reused, skipped = apply_items(job, resume, workers, progress, manifest, skip)
+    if not dicts:
+        first = next(iter(skipped.items()))
+        raise InputError(f"every item failed, none was published; item {first[0]}: {first[1]}")
+    record_item_quality(storage, model, dicts)
+    collection_href, coll = write_collection(storage, setup.collection_id, dicts, reference_href)
+    fields = {"event": "published", "collection": collection_href, "model": model_href, "reused": len(reused)}
+    log.info("published %d items (%d kept): %s", len(dicts), len(reused), collection_href, extra={"fields": fields})
+    return dicts, reused, skipped, model, model_href, collection_href, coll
 
 
 def solve(
@@ -281,7 +356,7 @@ def solve(
     """
     o, plan = setup.options, setup.plan
     labels = setup.inputs.selection.labels
-    warnings += check_statistics(stats, plan, o.min_overlap, labels)
+    warnings += check_statistics(stats, plan, o.min_overlap, labels, setup.references)
     model = fit_model(plan, stats, o.method, setup.references, o.min_overlap, o.local_params, o.estimator)
     log_model(model)
     warnings += band_fallback_warning(model, labels)

@@ -18,6 +18,7 @@ import pystac
 
 from stacrrn.core.local_model import LocalParams
 from stacrrn.errors import ParameterError
+from stacrrn.pipeline.checks import check_plan_graph, check_rasters
 from stacrrn.pipeline.match import check_method, resolve_references
 from stacrrn.pipeline.pifs import PifOptions, PifSetup
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
@@ -135,7 +136,9 @@ def collection_id_of(items: Sequence[pystac.Item], collection_id: str | None) ->
     return collection_id or f"{items[0].collection_id or 'stacrrn'}-rrn"
 
 
-def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4) -> RunSetup:
+def prepare(
+    items: Sequence[pystac.Item], options: RunOptions, threads: int = 4, skip_errors: bool = False
+) -> RunSetup:
     """Open the items' assets and lay out the run (no pixel is read).
 
     Parameters
@@ -146,6 +149,8 @@ def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4)
         The run's options (checked by the caller).
     threads
         Concurrent header reads.
+    skip_errors
+        Leave out items whose assets cannot be opened (``setup.inputs.skipped`` says why).
 
     Returns
     -------
@@ -153,7 +158,8 @@ def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4)
         Inputs, plan and references.
     """
     o = options
-    inputs = open_assets(items, o.assets, threads, o.cloud_mask)
+    inputs = open_assets(items, o.assets, threads, o.cloud_mask, skip_errors)
+    check_rasters([(key, info) for headers in inputs.assets for key, info in headers.items()])
     grid_options = (o.crs, o.resolution, o.block_size, o.n_blocks, o.chunk_size, o.mode, o.neighbours)
     plan = make_stac_plan(inputs, *grid_options, o.cloud_mask, o.reflectance)
     computed = None
@@ -166,4 +172,5 @@ def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4)
     refs = resolve_references(plan, o.references)
     if o.star:
         plan = replace(plan, pairs=pair_graph(len(plan.names), o.mode, o.neighbours, refs))
+    check_plan_graph(plan.names, plan.footprints, plan.pairs, refs)
     return RunSetup(o, inputs, plan, refs, computed)

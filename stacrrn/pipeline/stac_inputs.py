@@ -38,6 +38,8 @@ class StacInputs:
     assets: list[dict[str, RasterInfo]]
     identity: list[list[object]] = field(default_factory=list)
     qa: list[QaAsset | None] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Items left out because an asset could not be opened (``skip_errors``), with the reasons."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +82,18 @@ def quality_assets(items: Sequence[pystac.Item], cloud_mask: str) -> list[tuple[
 
 
 def open_assets(
-    items: Sequence[pystac.Item], names: Sequence[str] | None = None, workers: int = 4, cloud_mask: str = "none"
+    items: Sequence[pystac.Item],
+    names: Sequence[str] | None = None,
+    workers: int = 4,
+    cloud_mask: str = "none",
+    skip_errors: bool = False,
 ) -> StacInputs:
     """Choose the bands and read the header of every selected asset of every item (concurrently).
 
     Band counts come from the headers where the STAC metadata does not describe an asset's
     bands, so a multi-band asset without ``eo:bands`` is not mistaken for a single band.
+    With ``skip_errors``, an item whose asset cannot be opened is left out and recorded in
+    :attr:`StacInputs.skipped` instead.
 
     Raises
     ------
@@ -98,22 +106,35 @@ def open_assets(
     jobs = [(k, key) for k in range(len(items)) for key in preliminary.assets]
     jobs += [(k, found[0]) for k, found in enumerate(qa) if found is not None]
 
-    def task(job: tuple[int, str]) -> tuple[int, str, RasterInfo, list[object]]:
+    def task(job: tuple[int, str]) -> tuple[int, str, RasterInfo | InputError, list[object]]:
         k, key = job
         item = items[k]
         href = asset_href(item, key)
         try:
             info = open_raster(gdal_path(href))
         except InputError as exc:
-            raise type(exc)(f"item {item.id}, asset {key!r}: {exc}") from None
+            error = type(exc)(f"item {item.id}, asset {key!r}: {exc}")
+            if not skip_errors:
+                raise error from None
+            return k, key, error, []
         return k, key, replace(info, name=f"{item.id}_{key}"), object_identity(href)
 
     headers: list[dict[str, RasterInfo]] = [{} for _ in items]
     identity: list[list[object]] = [[] for _ in items]
+    failed: dict[int, str] = {}
     for k, key, info, ident in imap_bounded(task, jobs, max(1, workers)):
+        if isinstance(info, InputError):
+            failed.setdefault(k, str(info))
+            continue
         headers[k][key] = info
         identity[k].append(ident)
+    keep = [k for k in range(len(items)) if k not in failed]
+    skipped = {items[k].id: reason for k, reason in sorted(failed.items())}
+    items = [items[k] for k in keep]
+    headers, identity, qa = [headers[k] for k in keep], [identity[k] for k in keep], [qa[k] for k in keep]
     qa_assets = [None if f is None else QaAsset(f[0], f[1], headers[k].pop(f[0])) for k, f in enumerate(qa)]
+    if not items:
+        raise InputError(f"no item could be opened; the first failure: {next(iter(failed.values()))}")
     selection = select_bands(items, names, {key: h.count for key, h in headers[0].items()})
     for k, item in enumerate(items):
         for key, positions in selection.assets.items():
@@ -122,7 +143,7 @@ def open_assets(
                 raise InputError(
                     f"item {item.id}, asset {key!r} has {headers[k][key].count} band(s); band {need} was selected"
                 )
-    return StacInputs(list(items), selection, headers, identity, qa_assets)
+    return StacInputs(list(items), selection, headers, identity, qa_assets, skipped)
 
 
 def band_common_names(inputs: StacInputs) -> list[str | None]:

@@ -27,6 +27,7 @@ from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError, UnreadableRasterError
 from stacrrn.io.grid import common_grid, footprint
 from stacrrn.io.raster import RasterInfo, read_on_grid
+from stacrrn.io.retry import retrying
 from stacrrn.io.stac import (
     asset_href,
     item_href,
@@ -141,30 +142,35 @@ def load_lazy(inputs: StacInputs, grid: Grid, chunk_size: int = DEFAULT_CHUNK) -
 
 
 def _band_nodata(inputs: StacInputs) -> NDArray[np.float64]:
-    """Nodata value of each selected band (NaN where none: odc-stac then fills with NaN)."""
-    values = [inputs.assets[0][b.asset].nodata for b in inputs.selection.bands]
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    """Nodata value of each item's selected bands, ``(items, bands)`` (NaN where none: odc-stac then fills NaN).
+
+    Items may declare different nodata values for the same band (different producers).
+    """
+    bands = inputs.selection.bands
+    values = [[headers[b.asset].nodata for b in bands] for headers in inputs.assets]
+    return np.array([[np.nan if v is None else v for v in row] for row in values], dtype=np.float64)
 
 
 def _chunk_reader(ds: xr.Dataset, inputs: StacInputs, footprints: list[Box]) -> ChunkReader:
     names = odc_band_names(inputs)
-    nodata = _band_nodata(inputs)[:, None, None]
+    nodata = _band_nodata(inputs)[:, :, None, None]
 
     def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
         if not images:
             return {}
         sub = ds[names].isel(time=images, y=slice(box.row0, box.row1), x=slice(box.col0, box.col1))
+        lazy = sub.to_array("band").transpose("time", "band", "y", "x").data
+        ids = ", ".join(inputs.items[i].id for i in images)
         try:
-            data = sub.to_array("band").transpose("time", "band", "y", "x").data.compute(scheduler="sync")
+            data = retrying(f"read item(s) {ids}", lambda: lazy.compute(scheduler="sync"))
         except (RasterioError, OSError) as exc:
-            ids = ", ".join(inputs.items[i].id for i in images)
             raise UnreadableRasterError(f"cannot read item(s) {ids}: {str(exc).splitlines()[0][:200]}") from None
         values = np.asarray(data)
         out: dict[int, Layer] = {}
         for k, i in enumerate(images):
             v = values[k]
             # odc-stac fills outside the item and keeps source nodata as is (not NaN) in float loads
-            valid = np.all(np.isfinite(v) & ~(v == nodata), axis=0)
+            valid = np.all(np.isfinite(v) & ~(v == nodata[i]), axis=0)
             out[i] = clip_to_footprint((np.where(valid, v, 0.0), valid), box, footprints[i])
         return out
 
@@ -320,9 +326,8 @@ def load_items(
     inputs = open_assets(items, assets)
     grid = common_grid([_finest(h) for h in inputs.assets], crs, resolution)
     ds = load_lazy(inputs, grid, chunk_size)
-    for name, nodata in zip(odc_band_names(inputs), _band_nodata(inputs), strict=True):
-        if np.isfinite(nodata):
-            ds[name] = ds[name].where(ds[name] != nodata)
+    for name, nodata in zip(odc_band_names(inputs), _band_nodata(inputs).T, strict=True):
+        ds[name] = ds[name].where(ds[name] != xr.DataArray(nodata, dims="time"))
     labels = inputs.selection.labels
     if len(set(labels)) == len(labels):
         ds = ds.rename(dict(zip(odc_band_names(inputs), labels, strict=True)))

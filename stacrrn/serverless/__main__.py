@@ -2,7 +2,9 @@
 
 The event is a JSON file, an ``s3://``/``https://`` URL or ``-`` (standard input); ``--tile``,
 ``--item`` and ``--model`` set the stage selectors on top of it. The result is printed as
-JSON. Bad input exits with code 2 and a one-line message (AWS Batch shows it in the job's log).
+JSON. An error prints one line on stderr and its JSON payload (``error``, ``message``,
+``exit_code``) on stdout, and exits with its code: 2 for bad input, 75 for faults a rerun
+may cure (AWS Batch shows the line in the job's log and retries by exit code).
 """
 
 from __future__ import annotations
@@ -14,18 +16,21 @@ from typing import Any
 
 import fsspec
 
-from stacrrn.errors import StacrrnError
+from stacrrn.errors import PayloadError, StacrrnError, report
 from stacrrn.serverless.handlers import STAGES
 
 
 def _read_event(source: str) -> dict[str, Any]:
-    if source == "-":
-        event = json.load(sys.stdin)
-    else:
-        with fsspec.open(source, "r") as f:
-            event = json.load(f)
+    try:
+        if source == "-":
+            event = json.load(sys.stdin)
+        else:
+            with fsspec.open(source, "r") as f:
+                event = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise PayloadError(f"cannot read the event {source}: {exc}; give a JSON file, URL or - for stdin") from None
     if not isinstance(event, dict):
-        raise ValueError("the event is not a JSON object")
+        raise PayloadError(f"the event {source} is not a JSON object; give a stac-task payload (FeatureCollection)")
     return event
 
 
@@ -41,15 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         event = _read_event(args.event)
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot read the event {args.event}: {exc}", file=sys.stderr)
-        return 2
-    event |= {k: v for k in ("tile", "tiles", "item", "model") if (v := getattr(args, k)) is not None}
-    try:
+        event |= {k: v for k in ("tile", "tiles", "item", "model") if (v := getattr(args, k)) is not None}
         result = STAGES[args.stage](event)
     except StacrrnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        err = report(exc)
+        print(f"error: {err.message}", file=sys.stderr)
+        json.dump(err.to_dict(), sys.stdout)
+        sys.stdout.write("\n")
+        return err.exit_code
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -425,8 +425,9 @@ def _assert_invokes(task: dict[str, Any], stage: str) -> None:
     assert task["Type"] == "Task"
     assert task["Resource"] == "arn:aws:states:::lambda:invoke"
     assert task["Parameters"]["FunctionName"] == _function_arn(stage), f"task should call the {stage} function"
-    (retry,) = task["Retry"]
-    assert set(retry["ErrorEquals"]) >= LAMBDA_RETRY_ERRORS and retry["BackoffRate"] > 1
+    temporary, service = task["Retry"]
+    assert temporary["ErrorEquals"] == ["TemporaryError"] and temporary["BackoffRate"] > 1  # stacrrn.errors
+    assert set(service["ErrorEquals"]) >= LAMBDA_RETRY_ERRORS and service["BackoffRate"] > 1
 
 
 def test_state_machine_resource() -> None:
