@@ -293,6 +293,27 @@ class Storage:
             with contextlib.suppress(OSError, TransientIOError):  # gone already, or left unreferenced: nothing lost
                 self._call("delete a superseded object", functools.partial(self.fs.rm_file, path))
 
+    def remove_stale_temporaries(self) -> list[str]:
+        """Remove the temporary keys other runs left here (killed mid-write); return their run ids.
+
+        Only safe while this run holds the location's lock (:class:`stacrrn.io.lock.OutputLock`):
+        then no other run is writing here.
+        """
+        parent = f"{self.root}/{TMP_DIR}"
+        try:
+            names = [
+                p.rstrip("/").rsplit("/", 1)[-1] for p in self._call("list temporaries", lambda: self.fs.ls(parent))
+            ]
+        except FileNotFoundError:
+            return []
+        stale = [n for n in names if n != self.run_id]
+        for name in stale:
+            with contextlib.suppress(FileNotFoundError):
+                self._call(
+                    "remove stale temporaries", functools.partial(self.fs.rm, f"{parent}/{name}", recursive=True)
+                )
+        return stale
+
     def cleanup(self) -> None:
         """Remove this run's temporary keys (and the output folder, if this run made it and left it empty)."""
         tmp = f"{self.root}/{TMP_DIR}/{self.run_id}"

@@ -260,6 +260,8 @@ def run(
     stats = cached or compute_statistics(setup.plan, workers, progress, warnings)
     try:
         with OutputLock(storage):
+            if stale := storage.remove_stale_temporaries():
+                log.info("removed temporary objects of interrupted run(s) %s", ", ".join(stale))
             manifest = RunManifest.begin(storage, [it.id for it in items], setup.inputs.skipped)
             try:
                 dicts, reused, skipped, model, model_href, collection_href, coll = _publish_run(

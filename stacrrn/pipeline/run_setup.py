@@ -136,9 +136,7 @@ def collection_id_of(items: Sequence[pystac.Item], collection_id: str | None) ->
     return collection_id or f"{items[0].collection_id or 'stacrrn'}-rrn"
 
 
-def prepare(
-    items: Sequence[pystac.Item], options: RunOptions, threads: int = 4, skip_errors: bool = False
-) -> RunSetup:
+def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4, skip_errors: bool = False) -> RunSetup:
     """Open the items' assets and lay out the run (no pixel is read).
 
     Parameters
