@@ -8,14 +8,26 @@ from typing import Any
 import requests
 
 from stacrrn.errors import OutputError
+from stacrrn.io.retry import RETRY_STATUS, retrying
 from stacrrn.pipeline.progress import Progress, no_progress
 
 TIMEOUT = 30.0
 
 
+def _attempt(method: str, url: str, body: dict[str, Any]) -> requests.Response:
+    response = requests.request(method, url, json=body, timeout=TIMEOUT)
+    if response.status_code in RETRY_STATUS:
+        raise ConnectionError(f"HTTP {response.status_code} from {url}")
+    return response
+
+
 def _send(method: str, url: str, body: dict[str, Any]) -> requests.Response:
+    """One request, repeated on timeouts, dropped connections and 408/429/5xx answers.
+
+    A repeated create is harmless: a POST answered 409 becomes a PUT.
+    """
     try:
-        return requests.request(method, url, json=body, timeout=TIMEOUT)
+        return retrying(f"{method} {url}", lambda: _attempt(method, url, body))
     except requests.RequestException as exc:
         raise OutputError(f"cannot reach the STAC API to publish ({url}): {exc}") from None
 
