@@ -20,6 +20,8 @@ from stacrrn.core.statistics import Statistics
 from stacrrn.core.validation import ImageValidation, validate_holdout
 from stacrrn.errors import EmptyImageError, InputError, NoOverlapError, OutputError, ParameterError
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
+from stacrrn.io.lock import OutputLock
+from stacrrn.io.storage import Storage
 from stacrrn.pipeline.apply import ApplyResult, apply_model, read_model, record_outputs, write_block_maps
 from stacrrn.pipeline.checks import check_connected, check_plan_graph
 from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
@@ -430,20 +432,21 @@ def match(
     )
     warnings += check_statistics(stats, plan, min_overlap, references=refs)
     prepare_output(out)
-    if not reused:
-        save_statistics(stats, stats_path, fingerprint)
-    model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
-    log_model(model)
-    warnings += band_fallback_warning(model)
-    record_overlap_pixels(plan, model, stats, overlap_pixels, workers, progress)
-    model_path = out / MODEL_FILE
-    try:
-        block_maps = write_block_maps(model, stats, out, resume)
-        outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
-        record_outputs(model, outputs, _previous_model(model_path) if resume else None)
-        atomic_write_text(model_path, model.to_json())
-        log.info("pass 2 done: %d outputs in %s", len(outputs), out, extra={"fields": {"model": str(model_path)}})
-    finally:
-        remove_temporary_folder(out / "blockmaps")
-        remove_temporary_folder(out)
+    with OutputLock(Storage(str(out))):
+        if not reused:
+            save_statistics(stats, stats_path, fingerprint)
+        model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
+        log_model(model)
+        warnings += band_fallback_warning(model)
+        record_overlap_pixels(plan, model, stats, overlap_pixels, workers, progress)
+        model_path = out / MODEL_FILE
+        try:
+            block_maps = write_block_maps(model, stats, out, resume)
+            outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
+            record_outputs(model, outputs, _previous_model(model_path) if resume else None)
+            atomic_write_text(model_path, model.to_json())
+            log.info("pass 2 done: %d outputs in %s", len(outputs), out, extra={"fields": {"model": str(model_path)}})
+        finally:
+            remove_temporary_folder(out / "blockmaps")
+            remove_temporary_folder(out)
     return MatchResult(model, outputs, model_path, block_maps, warnings, reused)
