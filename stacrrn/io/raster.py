@@ -9,6 +9,7 @@ are resampled on the fly through a GDAL warped VRT, one window at a time.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -88,6 +89,11 @@ def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
             if src.crs is None:
                 raise MissingCRSError(f"{p} has no CRS: assign one first, e.g. `rio edit-info --crs EPSG:32618 {p}`")
             t = src.transform
+            if not (all(math.isfinite(v) for v in t[:6]) and t.a != 0 and t.e != 0):
+                raise UnreadableRasterError(
+                    f"{p} has a degenerate geotransform (pixel size {t.a} x {t.e}); "
+                    f"set its bounds first, e.g. `gdal_edit.py -a_ullr ULX ULY LRX LRY {p}`"
+                )
             if t.b != 0 or t.d != 0:
                 raise UnreadableRasterError(f"{p} is rotated; warp it north-up first (gdalwarp)")
             return RasterInfo(
@@ -103,7 +109,7 @@ def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
                 src.colorinterp.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in src.colorinterp else None,
                 any(MaskFlags.per_dataset in flags for flags in src.mask_flag_enums),
             )
-    except RasterioError as exc:
+    except (RasterioError, UnicodeDecodeError) as exc:  # UnicodeDecodeError: a CRS or tag that is not UTF-8
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UnreadableRasterError(f"cannot read {p}: {first}") from None
 
@@ -187,6 +193,8 @@ def grid_offset(info: RasterInfo, grid: Grid) -> tuple[int, int] | None:
         return None
     col = (c - gc) / ga
     row = (f - gf) / ge
+    if not (math.isfinite(col) and math.isfinite(row)):  # pixels too small for the distance: not aligned
+        return None
     if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
         return None
     return round(row), round(col)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,7 +188,7 @@ def _search_api(search: Search) -> list[pystac.Item]:
             max_items=search.max_items,
             method="GET" if lang == "cql2-text" else "POST",
         )
-        return list(result.items())
+        items = list(result.items())
     except (
         APIError,
         requests.RequestException,
@@ -199,6 +200,48 @@ def _search_api(search: Search) -> list[pystac.Item]:
     ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"the STAC API {search.stac} did not answer the search: {first[:200]}") from None
+    for item in items:
+        check_item(item, search.describe())
+    return items
+
+
+def check_item(item: pystac.Item, where: str) -> None:
+    """Check the fields stacrrn reads from an item parsed from user input (pystac checks few types).
+
+    Raises
+    ------
+    InputError
+        If the id is not a printable string, the date cannot be parsed, the bbox is not 4 or 6 numbers,
+        or an asset's ``href``, ``type`` or ``roles`` has the wrong type.
+    """
+    problem = None
+    try:
+        start = item.datetime or item.common_metadata.start_datetime
+    except (ValueError, TypeError, OverflowError):
+        start = None
+    bbox = item.bbox
+    if not isinstance(item.id, str) or not item.id or not item.id.isprintable():
+        problem = "its id is not a non-empty string of printable characters"
+    elif start is None:
+        problem = "its datetime (or start_datetime) is not an RFC 3339 date-time"
+    elif bbox is not None and not (
+        isinstance(bbox, list)
+        and len(bbox) in (4, 6)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and -math.inf < v < math.inf for v in bbox)
+    ):
+        problem = "its bbox is not a list of 4 (or 6) numbers"
+    for key, asset in item.assets.items():
+        if problem:
+            break
+        roles = asset.roles
+        if not isinstance(asset.href, str) or not asset.href:
+            problem = f"asset {key!r} has no href string"
+        elif not isinstance(asset.media_type, str | None):
+            problem = f"asset {key!r} has a 'type' that is not a media type string"
+        elif roles is not None and not (isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
+            problem = f"asset {key!r} has 'roles' that are not a list of strings"
+    if problem:
+        raise InputError(f"item {item.id!r:.80} of {where}: {problem}; fix the item JSON")
 
 
 def _matches(item: pystac.Item, search: Search) -> bool:
@@ -268,6 +311,8 @@ def _read_static(search: Search) -> list[pystac.Item]:
     except Exception as exc:  # the edge where user files meet parsers: any failure is unusable input
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise InputError(f"cannot read STAC items from {search.describe()}: {type(exc).__name__}: {first}") from None
+    for item in items:
+        check_item(item, search.describe())
     items = [it for it in items if _matches(it, search)]
     return items[: search.max_items] if search.max_items else items
 
@@ -321,12 +366,29 @@ def asset_bands(asset: pystac.Asset, count: int | None = None) -> list[dict[str,
 
 
 def band_scaling(asset: pystac.Asset, index: int) -> tuple[float, float] | None:
-    """``(scale, offset)`` of band ``index`` (1-based) from ``raster:bands``, or ``None`` if not given."""
-    bands = asset.extra_fields.get("raster:bands") or []
-    band = bands[index - 1] if index <= len(bands) and isinstance(bands[index - 1], dict) else {}
+    """``(scale, offset)`` of band ``index`` (1-based) from ``raster:bands``, or ``None`` if not given.
+
+    Raises
+    ------
+    InputError
+        If the scale or offset is not a finite number.
+    """
+    bands = asset.extra_fields.get("raster:bands")
+    band: dict[str, Any] = {}
+    if isinstance(bands, list) and index <= len(bands) and isinstance(bands[index - 1], dict):
+        band = bands[index - 1]
     if "scale" not in band and "offset" not in band:
         return None
-    return float(band.get("scale", 1.0)), float(band.get("offset", 0.0))
+    try:
+        scale, offset = float(band.get("scale", 1.0)), float(band.get("offset", 0.0))
+    except (TypeError, ValueError, OverflowError):
+        scale = offset = math.nan
+    if not (math.isfinite(scale) and math.isfinite(offset)):
+        raise InputError(
+            f"asset {asset.href}: raster:bands scale {band.get('scale')!r:.40} or offset {band.get('offset')!r:.40} "
+            f"of band {index} is not a number; fix the item JSON"
+        )
+    return scale, offset
 
 
 def is_raster(asset: pystac.Asset) -> bool:

@@ -13,7 +13,7 @@ import fsspec
 import pystac
 
 from stacrrn.errors import ParameterError
-from stacrrn.io.stac import sort_by_date
+from stacrrn.io.stac import check_item, sort_by_date
 from stacrrn.io.storage import Storage
 from stacrrn.pipeline.run_setup import RunOptions, RunSetup, prepare
 
@@ -30,19 +30,37 @@ def load_event(event: dict[str, Any]) -> dict[str, Any]:
     Raises
     ------
     ParameterError
-        If the URL cannot be read or holds no JSON object.
+        If the URL is not a string, cannot be read or holds no JSON object.
     """
     url = event.get("url")
     if url is None or "features" in event:
         return event
+    if not isinstance(url, str) or not url or not url.isprintable():
+        raise ParameterError(f"the event's 'url' must be the path or URL of a payload JSON file, got {url!r:.60}")
     try:
         with fsspec.open(url, "r") as f:
             loaded = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise ParameterError(f"cannot read the payload at {url}: {exc}") from None
+    except (OSError, ValueError, ImportError, RecursionError) as exc:  # ImportError: fsspec lacks the protocol
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ParameterError(f"cannot read the payload at {url}: {first}") from None
     if not isinstance(loaded, dict):
         raise ParameterError(f"the payload at {url} is not a JSON object")
     return {**loaded, **{k: v for k, v in event.items() if k != "url"}}
+
+
+def _block(value: object, name: str) -> dict[str, Any]:
+    """A JSON object of the event (empty when absent or null).
+
+    Raises
+    ------
+    ParameterError
+        If it is something else than an object.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ParameterError(f"{name} of the event must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -77,18 +95,29 @@ class Payload:
         ------
         ParameterError
             For anything malformed: not a FeatureCollection, no items, bad parameters, no output.
+        InputError
+            For an item whose id, date, bbox or assets have the wrong type.
         """
         raw = load_event(event)
         if raw.get("type") != "FeatureCollection" or not isinstance(raw.get("features"), list) or not raw["features"]:
             raise ParameterError("the event must be a FeatureCollection of STAC items with a 'process' block")
         try:
-            items = sort_by_date([pystac.Item.from_dict(f) for f in raw["features"]])
-        except (KeyError, TypeError, ValueError, pystac.STACError, pystac.STACTypeError) as exc:
-            raise ParameterError(f"a feature of the event is not a STAC item: {exc}") from None
-        process = raw.get("process") or {}
-        params = dict((process.get("tasks") or {}).get(TASK) or {})
+            parsed = [pystac.Item.from_dict(f) for f in raw["features"]]
+        except (KeyError, TypeError, ValueError, AttributeError, pystac.STACError, pystac.STACTypeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ParameterError(f"a feature of the event is not a STAC item: {first}") from None
+        for item in parsed:
+            check_item(item, "the event")
+        items = sort_by_date(parsed)
+        process = _block(raw.get("process"), "process")
+        params = dict(_block(_block(process.get("tasks"), "process.tasks").get(TASK), f"process.tasks.{TASK}"))
         tiles = raw.get("tiles", params.pop("tiles", 1))
-        out = (process.get("upload_options") or {}).get("path_template") or os.environ.get(OUTPUT_ENV)
+        out = _block(process.get("upload_options"), "process.upload_options").get("path_template")
+        if out is not None and not isinstance(out, str):
+            raise ParameterError(
+                f"process.upload_options.path_template must be a string (an output prefix), got {out!r:.60}"
+            )
+        out = out or os.environ.get(OUTPUT_ENV)
         if not out:
             raise ParameterError(f"no output: set process.upload_options.path_template or ${OUTPUT_ENV}")
         if not isinstance(tiles, int) or isinstance(tiles, bool) or tiles < 1:
