@@ -10,7 +10,9 @@ model's image order without passing anything else around.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -27,6 +29,44 @@ from stacrrn.pipeline.stac_plan import make_stac_plan, pair_graph
 
 COMPUTED_MASKS = ("spectral", "s2cloudless")
 """Cloud masks computed from the pixels (published on the common grid) rather than decoded from QA assets."""
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _are_strings(v: object) -> bool:
+    return isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
+
+
+_KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "assets": (_are_strings, "a list of band names"),
+    "mode": (lambda v: isinstance(v, str), "a string"),
+    "neighbours": (_is_int, "a whole number"),
+    "star": (lambda v: isinstance(v, bool), "true or false"),
+    "references": (_are_strings, "a list of item ids"),
+    "method": (lambda v: isinstance(v, str), "a string"),
+    "block_size": (_is_number, "a number"),
+    "n_blocks": (_is_int, "a whole number"),
+    "crs": (lambda v: isinstance(v, str), "a string"),
+    "resolution": (_is_number, "a number"),
+    "min_overlap": (_is_int, "a whole number"),
+    "chunk_size": (_is_int, "a whole number"),
+    "collection_id": (lambda v: isinstance(v, str), "a string"),
+    "cloud_mask": (lambda v: isinstance(v, str), "a string"),
+    "reflectance": (
+        lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(map(_is_number, v)),
+        "[scale, offset]",
+    ),
+    "pif": (lambda v: isinstance(v, dict), "an object"),
+    "estimator": (lambda v: isinstance(v, str), "a string"),
+    "local_params": (lambda v: isinstance(v, dict), "an object"),
+}
+"""How each run parameter of a JSON payload must look (checked before the options are built)."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +116,13 @@ class RunOptions:
             For an unknown key or a value of the wrong shape.
         """
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(map(repr, set(d) - known))
         if unknown:
             raise ParameterError(f"unknown run parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = dict(d)
+        for key, value in values.items():
+            if value is not None and not _KINDS[key][0](value):
+                raise ParameterError(f"run parameter {key!r} must be {_KINDS[key][1]}, got {json.dumps(value)[:60]}")
         try:
             for key in ("assets", "references", "reflectance"):
                 if values.get(key) is not None:
@@ -90,8 +133,8 @@ class RunOptions:
                 values["pif"] = PifOptions(**pif)
             if values.get("local_params") is not None:
                 values["local_params"] = LocalParams(**values["local_params"])
-        except TypeError as exc:
-            raise ParameterError(f"malformed run parameters: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"malformed run parameters: {str(exc).splitlines()[0]!r}") from None
         return cls(**values)
 
 

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         event = _read_event(args.event)
         event |= {k: v for k in ("tile", "tiles", "item", "model") if (v := getattr(args, k)) is not None}
-        result = STAGES[args.stage](event)
+        result = STAGES[args.stage](event, None)
     except StacrrnError as exc:
         err = report(exc)
         print(f"error: {err.message}", file=sys.stderr)
