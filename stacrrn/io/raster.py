@@ -9,12 +9,15 @@ are resampled on the fly through a GDAL warped VRT, one window at a time.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import rasterio
@@ -25,10 +28,12 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from stacrrn.errors import BandMismatchError, MissingCRSError, UnreadableRasterError
+from stacrrn.errors import BandMismatchError, MissingAssetError, MissingCRSError, UnreadableRasterError
+from stacrrn.io.retry import is_transient, retrying
 from stacrrn.types import Box, Grid
 
 F64 = NDArray[np.float64]
+T = TypeVar("T")
 Mask = NDArray[np.bool_]
 
 
@@ -85,33 +90,94 @@ def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
     """
     p = os.fspath(path)
     try:
-        with rasterio.open(p) as src:
-            if src.crs is None:
-                raise MissingCRSError(f"{p} has no CRS: assign one first, e.g. `rio edit-info --crs EPSG:32618 {p}`")
-            t = src.transform
-            if not (all(math.isfinite(v) for v in t[:6]) and t.a != 0 and t.e != 0):
-                raise UnreadableRasterError(
-                    f"{p} has a degenerate geotransform (pixel size {t.a} x {t.e}); "
-                    f"set its bounds first, e.g. `gdal_edit.py -a_ullr ULX ULY LRX LRY {p}`"
-                )
-            if t.b != 0 or t.d != 0:
-                raise UnreadableRasterError(f"{p} is rotated; warp it north-up first (gdalwarp)")
-            return RasterInfo(
-                p,
-                _raster_name(p),
-                src.count,
-                src.dtypes[0],
-                None if src.nodata is None else float(src.nodata),
-                src.crs.to_wkt(),
-                (t.a, t.b, t.c, t.d, t.e, t.f),
-                src.width,
-                src.height,
-                src.colorinterp.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in src.colorinterp else None,
-                any(MaskFlags.per_dataset in flags for flags in src.mask_flag_enums),
-            )
+        return _remote(p, "open", lambda: _open_info(p))
     except (RasterioError, UnicodeDecodeError) as exc:  # UnicodeDecodeError: a CRS or tag that is not UTF-8
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UnreadableRasterError(f"cannot read {p}: {first}") from None
+        kind = MissingAssetError if _missing(first) else UnreadableRasterError
+        raise kind(f"cannot read {p}: {first}") from None
+
+
+_MISSING = ("no such file", "does not exist", "http response code: 404", "nosuchkey", "nosuchbucket")
+
+REMOTE_PREFIXES = ("/vsis3/", "/vsicurl/", "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/", "/vsiswift/", "http", "s3://")
+"""GDAL paths read over the network: their reads are retried (:mod:`stacrrn.io.retry`)."""
+
+
+def _missing(message: str) -> bool:
+    text = message.lower()
+    return any(word in text for word in _MISSING)
+
+
+def remote_fault(exc: BaseException) -> bool:
+    """A fault of a remote read worth another try: transient, or a block GDAL could not read whole.
+
+    GDAL retries HTTP errors itself but not a transfer cut short; it then reports a read or
+    decode failure of the block. Read again, the block arrives whole, or the file really is
+    corrupt and the last try says so.
+    """
+    text = str(exc).lower()
+    return is_transient(exc) or any(w in text for w in ("read failed", "tiffread", "ireadblock", "failed to read"))
+
+
+def is_remote(path: str) -> bool:
+    """True if GDAL reads ``path`` over the network."""
+    return path.startswith(REMOTE_PREFIXES)
+
+
+def _remote(path: str, what: str, fn: Callable[[], T]) -> T:
+    """``fn()``, retried on :func:`remote_fault` when ``path`` is read over the network."""
+    if not is_remote(path):
+        return fn()
+    return retrying(f"{what} {path}", fn, remote_fault, forget_remote_reads)
+
+
+@functools.cache
+def _gdal() -> ctypes.CDLL | None:
+    """The GDAL library rasterio loaded into this process (found in ``/proc/self/maps``), if it can be found."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = [line.split()[-1] for line in maps if "libgdal" in line and "/" in line]
+    except OSError:
+        return None
+    return ctypes.CDLL(paths[0]) if paths else None
+
+
+def forget_remote_reads() -> None:
+    """Drop what GDAL's ``/vsicurl/`` cache holds, so that the next read fetches again.
+
+    GDAL keeps the bytes of a cut transfer in its cache and reads them back on every later
+    try: a retry must clear them first (``VSICurlClearCache``).
+    """
+    lib = _gdal()
+    if lib is not None and hasattr(lib, "VSICurlClearCache"):
+        lib.VSICurlClearCache()
+
+
+def _open_info(p: str) -> RasterInfo:
+    with rasterio.open(p) as src:
+        if src.crs is None:
+            raise MissingCRSError(f"{p} has no CRS: assign one first, e.g. `rio edit-info --crs EPSG:32618 {p}`")
+        t = src.transform
+        if not (all(math.isfinite(v) for v in t[:6]) and t.a != 0 and t.e != 0):
+            raise UnreadableRasterError(
+                f"{p} has a degenerate geotransform (pixel size {t.a} x {t.e}); "
+                f"set its bounds first, e.g. `gdal_edit.py -a_ullr ULX ULY LRX LRY {p}`"
+            )
+        if t.b != 0 or t.d != 0:
+            raise UnreadableRasterError(f"{p} is rotated; warp it north-up first (gdalwarp)")
+        return RasterInfo(
+            p,
+            _raster_name(p),
+            src.count,
+            src.dtypes[0],
+            None if src.nodata is None else float(src.nodata),
+            src.crs.to_wkt(),
+            (t.a, t.b, t.c, t.d, t.e, t.f),
+            src.width,
+            src.height,
+            src.colorinterp.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in src.colorinterp else None,
+            any(MaskFlags.per_dataset in flags for flags in src.mask_flag_enums),
+        )
 
 
 def check_bands(infos: Sequence[RasterInfo], bands: Sequence[int] | None) -> list[int]:
@@ -170,10 +236,14 @@ def read_window(info: RasterInfo, window: Box, bands: Sequence[int]) -> tuple[ND
         If GDAL fails to decode the window.
     """
     win = Window(window.col0, window.row0, window.width, window.height)
-    try:
+
+    def read() -> tuple[NDArray[np.generic], Mask]:
         with rasterio.open(info.path) as src:
             data = src.read(list(bands), window=win)
             return data, _band_masks(src, data, bands, win)
+
+    try:
+        return _remote(info.path, "read", read)
     except RasterioError as exc:
         raise _read_error(info, exc) from None
 
@@ -242,7 +312,7 @@ def read_on_grid(
         return values, valid
     win = Window(box.col0, box.row0, box.width, box.height)
     try:
-        data = _read_warped(info, grid, win, bands, resampling)
+        data = _remote(info.path, "read", lambda: _read_warped(info, grid, win, bands, resampling))
     except RasterioError as exc:
         raise _read_error(info, exc) from None
     valid = (data[-1] > 0) & np.all(_values_valid(data[:-1], info.nodata), axis=0)

@@ -104,7 +104,12 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)))
 
 
-def retrying(what: str, fn: Callable[[], T], transient: Callable[[BaseException], bool] = is_transient) -> T:
+def retrying(
+    what: str,
+    fn: Callable[[], T],
+    transient: Callable[[BaseException], bool] = is_transient,
+    before_retry: Callable[[], None] | None = None,
+) -> T:
     """Call ``fn`` until it succeeds, retrying transient faults with backoff.
 
     Parameters
@@ -115,6 +120,8 @@ def retrying(what: str, fn: Callable[[], T], transient: Callable[[BaseException]
         The whole operation; it must be safe to repeat (idempotent).
     transient
         Which exceptions deserve another try (default :func:`is_transient`).
+    before_retry
+        Called before every further try (e.g. to drop what a cache kept of a failed read).
 
     Returns
     -------
@@ -144,4 +151,6 @@ def retrying(what: str, fn: Callable[[], T], transient: Callable[[BaseException]
             delay = backoff(attempt)
             log.debug("%s: try %d of %d failed (%s); again in %.2f s", what, attempt, tries, exc, delay)
             time.sleep(delay)
+            if before_retry is not None:
+                before_retry()
     raise AssertionError("unreachable")

@@ -26,8 +26,8 @@ from rasterio.errors import RasterioError
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError, UnreadableRasterError
 from stacrrn.io.grid import common_grid, footprint
-from stacrrn.io.raster import RasterInfo, read_on_grid
-from stacrrn.io.retry import retrying
+from stacrrn.io.raster import RasterInfo, forget_remote_reads, is_remote, read_on_grid, remote_fault
+from stacrrn.io.retry import is_transient, retrying
 from stacrrn.io.stac import (
     asset_href,
     item_href,
@@ -154,6 +154,8 @@ def _band_nodata(inputs: StacInputs) -> NDArray[np.float64]:
 def _chunk_reader(ds: xr.Dataset, inputs: StacInputs, footprints: list[Box]) -> ChunkReader:
     names = odc_band_names(inputs)
     nodata = _band_nodata(inputs)[:, :, None, None]
+    remote = any(is_remote(h.path) for headers in inputs.assets for h in headers.values())
+    fault = remote_fault if remote else is_transient
 
     def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
         if not images:
@@ -162,7 +164,7 @@ def _chunk_reader(ds: xr.Dataset, inputs: StacInputs, footprints: list[Box]) -> 
         lazy = sub.to_array("band").transpose("time", "band", "y", "x").data
         ids = ", ".join(inputs.items[i].id for i in images)
         try:
-            data = retrying(f"read item(s) {ids}", lambda: lazy.compute(scheduler="sync"))
+            data = retrying(f"read item(s) {ids}", lambda: lazy.compute(scheduler="sync"), fault, forget_remote_reads)
         except (RasterioError, OSError) as exc:
             raise UnreadableRasterError(f"cannot read item(s) {ids}: {str(exc).splitlines()[0][:200]}") from None
         values = np.asarray(data)
