@@ -17,7 +17,8 @@ import pystac
 import pystac.stac_io
 from pystac.utils import make_absolute_href, str_to_datetime
 
-from stacrrn.errors import InputError, ParameterError
+from stacrrn.errors import InputError, ParameterError, TransientIOError
+from stacrrn.io.retry import RETRY_STATUS, is_transient
 
 QUERY_OPERATORS = {">=": "gte", "<=": "lte", "!=": "neq", "=": "eq", "<": "lt", ">": "gt"}
 """``--query`` comparison operators and their STAC API query-extension names (longest first)."""
@@ -173,10 +174,20 @@ def _search_api(search: Search) -> list[pystac.Item]:
     import requests
     from pystac_client.errors import ClientTypeError
     from pystac_client.exceptions import APIError
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3 import Retry
 
     flt, lang = _filter_arg(search.filter)
+    retry = Retry(
+        total=5,
+        connect=1,
+        backoff_factor=0.3,
+        status_forcelist=RETRY_STATUS,
+        allowed_methods=None,  # searches by POST are reads too
+        raise_on_status=True,
+    )
     try:
-        client = pystac_client.Client.open(search.stac or "")
+        client = pystac_client.Client.open(search.stac or "", stac_io=StacApiIO(max_retries=retry))
         result = client.search(
             collections=list(search.collections) or None,
             bbox=search.bbox,
@@ -199,6 +210,11 @@ def _search_api(search: Search) -> list[pystac.Item]:
         OSError,
     ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first.lower()
+        if "new connection" not in text and ("max retries exceeded" in text or is_transient(exc)):
+            raise TransientIOError(
+                f"the STAC API {search.stac} kept failing ({first[:200]}); run the same command again later"
+            ) from None
         raise InputError(f"the STAC API {search.stac} did not answer the search: {first[:200]}") from None
     for item in items:
         check_item(item, search.describe())

@@ -105,6 +105,20 @@ def test_empty_search_and_unreachable_api_are_input_errors(api):
         search_items(Search(stac=f"http://127.0.0.1:{free_port()}"))
 
 
+def test_api_searches_survive_failed_requests_and_give_up_with_a_temporary_error(api):
+    from stacrrn.errors import TransientIOError
+    from stacrrn.services import FaultProxy
+
+    want = [it.id for it in search_items(Search(stac=api.url, collections=("scenes",)))]
+    with FaultProxy(api.url, failure_rate=0.3, seed=5, modes=("status", "reset")) as proxy:
+        for _ in range(5):
+            assert [it.id for it in search_items(Search(stac=proxy.url, collections=("scenes",)))] == want
+        assert proxy.stats()["failed_total"] > 0
+        proxy.failure_rate = 1.0
+        with pytest.raises(TransientIOError, match="kept failing"):
+            search_items(Search(stac=proxy.url, collections=("scenes",)))
+
+
 def test_static_catalog_and_item_files(tmp_path):
     cat = pystac.Catalog("root", "test")
     for it in ITEMS:
