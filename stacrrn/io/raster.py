@@ -133,13 +133,19 @@ def _remote(path: str, what: str, fn: Callable[[], T]) -> T:
 
 @functools.cache
 def _gdal() -> ctypes.CDLL | None:
-    """The GDAL library rasterio loaded into this process (found in ``/proc/self/maps``), if it can be found."""
+    """The GDAL library rasterio uses in this process, if it can be found (``/proc/self/maps``).
+
+    Other packages may load their own GDAL (pyogrio's wheel does): rasterio's own copy, from
+    its wheel's ``rasterio.libs``, comes first; a system GDAL is the one all packages share.
+    """
     try:
         with open("/proc/self/maps") as maps:
-            paths = [line.split()[-1] for line in maps if "libgdal" in line and "/" in line]
+            paths = {line.split()[-1] for line in maps if "/libgdal" in line}
     except OSError:
         return None
-    return ctypes.CDLL(paths[0]) if paths else None
+    wheel = os.path.dirname(rasterio.__file__) + ".libs"
+    ours = sorted(paths, key=lambda path: (not path.startswith(wheel), "site-packages" in path, path))
+    return ctypes.CDLL(ours[0]) if ours else None
 
 
 def forget_remote_reads() -> None:
