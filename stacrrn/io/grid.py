@@ -6,12 +6,13 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import rasterio
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.warp import calculate_default_transform, transform, transform_bounds
 from scipy.ndimage import map_coordinates
 
-from stacrrn.errors import ParameterError
+from stacrrn.errors import MissingCRSError, ParameterError
 from stacrrn.io.raster import RasterInfo, same_crs
 from stacrrn.types import BlockGrid, Box, Grid
 
@@ -28,6 +29,34 @@ def _resolution_in(info: RasterInfo, crs: CRS) -> tuple[float, float]:
         return abs(info.transform[0]), abs(info.transform[4])
     transform, _, _ = calculate_default_transform(info.crs, crs, info.width, info.height, *_bounds(info))
     return abs(transform.a), abs(transform.e)
+
+
+def _crs_name(wkt: str) -> str:
+    """A CRS's name (the first quoted string of its WKT)."""
+    return wkt.split('"')[1] if wkt.count('"') >= 2 else wkt[:40]
+
+
+def _bounds_in(info: RasterInfo, target: CRS) -> tuple[float, float, float, float]:
+    """Bounds of ``info`` in ``target``.
+
+    Raises
+    ------
+    MissingCRSError
+        If PROJ finds no way from the raster's CRS to ``target`` (e.g. an engineering CRS).
+    """
+    if same_crs(info.crs, target.to_wkt()):
+        return _bounds(info)
+    with rasterio.Env():  # GDAL's messages go to Python logging, not straight to stderr
+        try:
+            left, bottom, right, top = transform_bounds(info.crs, target, *_bounds(info), densify_pts=21)
+        except Exception:  # rasterio raises CRSError or a private CPLE class: any failure means "no way there"
+            name = _crs_name(info.crs)
+            raise MissingCRSError(
+                f"{info.path}: its CRS ({name}) cannot be transformed to the common grid's "
+                f"({_crs_name(target.to_wkt())}); assign "
+                f"a georeferenced CRS, e.g. `rio edit-info --crs EPSG:32633 {info.path}`"
+            ) from None
+    return left, bottom, right, top
 
 
 def common_grid(infos: Sequence[RasterInfo], crs: str | None = None, resolution: float | None = None) -> Grid:
@@ -52,12 +81,12 @@ def common_grid(infos: Sequence[RasterInfo], crs: str | None = None, resolution:
         target = CRS.from_user_input(crs) if crs else CRS.from_user_input(infos[0].crs)
     except Exception:
         raise ParameterError(f"unknown CRS {crs!r}; use e.g. EPSG:32618") from None
-    if resolution is not None and resolution <= 0:
+    if resolution is not None and not resolution > 0:
         raise ParameterError(f"resolution must be positive, got {resolution}")
+    boxes = [_bounds_in(info, target) for info in infos]
     res = [_resolution_in(info, target) for info in infos]
     rx = resolution or min(r[0] for r in res)
     ry = resolution or min(r[1] for r in res)
-    boxes = [transform_bounds(info.crs, target, *_bounds(info), densify_pts=21) for info in infos]
     left, bottom = min(b[0] for b in boxes), min(b[1] for b in boxes)
     right, top = max(b[2] for b in boxes), max(b[3] for b in boxes)
     ax, ay = left, top

@@ -69,6 +69,13 @@ def missing_crs(good, tmp):
     return ["match", str(good["t0"]), str(tmp / "nocrs.tif")]
 
 
+def engineering_crs(good, tmp):
+    from rasterio.crs import CRS
+
+    spoiled = _spoil(good, tmp, _tile(good), crs=CRS.from_wkt('LOCAL_CS["site grid",UNIT["metre",1]]'))
+    return ["match", str(good["t0"]), spoiled]
+
+
 def three_bands(good, tmp):
     return ["match", str(good["t0"]), _spoil(good, tmp, _tile(good)[:3])]
 
@@ -155,6 +162,7 @@ def _payload(good, tmp, **task: object) -> dict:
 
 CASES = [
     Case("missing CRS", missing_crs, ("CRS", "nocrs.tif")),
+    Case("CRS that PROJ cannot transform", engineering_crs, ("site grid", "cannot be transformed")),
     Case("3 vs 4 bands", three_bands, ("band",)),
     Case("uint16 and float32 mixed", float_mix, ("mix data types", "uint16", "float32")),
     Case("complex pixels", complex_pixels, ("complex64", "gdal_translate")),
