@@ -258,6 +258,7 @@ def run(
     warnings = [f"skipped item {i}: {reason}" for i, reason in setup.inputs.skipped.items()]
     cached = _cached_statistics(setup.plan, storage) if resume else None
     stats = cached or compute_statistics(setup.plan, workers, progress, warnings)
+    warnings += usable_statistics(setup, stats)  # before anything is written
     try:
         with OutputLock(storage):
             if stale := storage.remove_stale_temporaries():
@@ -335,6 +336,12 @@ def _publish_run(
     return dicts, reused, skipped, model, model_href, collection_href, coll
 
 
+def usable_statistics(setup: RunSetup, stats: Statistics) -> list[str]:
+    """:func:`~stacrrn.pipeline.match.check_statistics` for a STAC run: raise on unusable ones, return warnings."""
+    labels = setup.inputs.selection.labels
+    return check_statistics(stats, setup.plan, setup.options.min_overlap, labels, setup.references)
+
+
 def solve(
     setup: RunSetup, stats: Statistics, storage: Storage, warnings: list[str]
 ) -> tuple[RRNModel, str, str | None]:
@@ -345,11 +352,11 @@ def solve(
     setup
         The run's setup.
     stats
-        Merged pass-1 statistics.
+        Merged pass-1 statistics, accepted by :func:`usable_statistics`.
     storage
         Output location.
     warnings
-        Receives warnings about small overlaps and bands that fell back to another estimate.
+        Receives warnings about bands that fell back to another estimate.
 
     Returns
     -------
@@ -358,7 +365,6 @@ def solve(
     """
     o, plan = setup.options, setup.plan
     labels = setup.inputs.selection.labels
-    warnings += check_statistics(stats, plan, o.min_overlap, labels, setup.references)
     model = fit_model(plan, stats, o.method, setup.references, o.min_overlap, o.local_params, o.estimator)
     log_model(model)
     warnings += band_fallback_warning(model, labels)

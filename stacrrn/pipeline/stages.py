@@ -33,7 +33,7 @@ from stacrrn.pipeline.item_outputs import (
     record_item_quality,
     write_collection,
 )
-from stacrrn.pipeline.run import solve
+from stacrrn.pipeline.run import solve, usable_statistics
 from stacrrn.pipeline.run_setup import RunSetup
 from stacrrn.pipeline.statistics import chunk_statistics_of, merge_chunks, tile_chunks
 
@@ -92,8 +92,9 @@ def solve_from_tiles(setup: RunSetup, storage: Storage, tiles: int) -> tuple[RRN
     tuple
         The model, its href, the reference block map's href (or ``None``) and warnings.
     """
-    warnings: list[str] = []
-    model, model_href, reference_href = solve(setup, load_tile_statistics(setup, storage, tiles), storage, warnings)
+    stats = load_tile_statistics(setup, storage, tiles)
+    warnings = usable_statistics(setup, stats)
+    model, model_href, reference_href = solve(setup, stats, storage, warnings)
     return model, model_href, reference_href, warnings
 
 

@@ -142,6 +142,15 @@ def _missing_asset(d: dict) -> None:
     d["assets"]["image"]["href"] = "/nonexistent/tile_01.tif"
 
 
+def all_nodata_item(good, tmp):
+    empty = _spoil(good, tmp, np.zeros_like(_tile(good)))
+
+    def edit(d: dict) -> None:
+        d["assets"]["image"]["href"] = empty
+
+    return ["run", *_items(good, tmp, edit)]
+
+
 def not_json(good, tmp):
     paths = _items(good, tmp)
     Path(paths[1]).write_text("{not json")
@@ -185,6 +194,7 @@ CASES = [
     Case("bad datetime", lambda g, t: ["run", "--catalog", str(g["cat"]), "--datetime", "yesterday"], ("--datetime",)),
     Case("unknown asset key", lambda g, t: ["run", "--catalog", str(g["cat"]), "--assets", "swir16"], ("swir16",)),
     Case("item file not JSON", not_json, ("tile_01.json",)),
+    Case("all-nodata item", all_nodata_item, ("no valid pixel",)),
     Case("missing asset (404)", lambda g, t: ["run", *_items(g, t, _missing_asset)], ("tile_01", "image")),
     Case("unknown --on-error", lambda g, t: ["run", *_items(g, t), "--on-error", "retry"], ("--on-error",)),
     Case(
