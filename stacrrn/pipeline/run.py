@@ -265,18 +265,8 @@ def run(
                 log.info("removed temporary objects of interrupted run(s) %s", ", ".join(stale))
             manifest = RunManifest.begin(storage, [it.id for it in items], setup.inputs.skipped)
             try:
-                dicts, reused, skipped, model, model_href, collection_href, coll = _publish_run(
-                    setup,
-                    stats,
-                    cached is None,
-                    storage,
-                    manifest,
-                    resume,
-                    skip,
-                    overlap_pixels,
-                    workers,
-                    progress,
-                    warnings,
+                result, collection = _publish_run(
+                    setup, stats, cached, storage, manifest, resume, skip, overlap_pixels, workers, progress, warnings
                 )
             except BaseException:
                 with contextlib.suppress(Exception):  # the run's own error matters more than the manifest's
@@ -285,30 +275,17 @@ def run(
             manifest.finish("complete")
     finally:
         storage.cleanup()
-    warnings += [f"skipped item {i}: {reason}" for i, reason in skipped.items()]
-    published = None
     if publish:
         from stacrrn.pipeline.publish import publish_items
 
-        published = publish_items(publish, coll, dicts, progress)
-    return RunResult(
-        model,
-        dicts,
-        collection_href,
-        model_href,
-        storage.url,
-        reused,
-        warnings,
-        cached is not None,
-        published,
-        {**setup.inputs.skipped, **skipped},
-    )
+        result.published = publish_items(publish, collection, result.items, progress)
+    return result
 
 
 def _publish_run(
     setup: RunSetup,
     stats: Statistics,
-    save_statistics: bool,
+    cached: Statistics | None,
     storage: Storage,
     manifest: RunManifest,
     resume: bool,
@@ -317,10 +294,13 @@ def _publish_run(
     workers: Workers,
     progress: Progress,
     warnings: list[str],
-) -> tuple[list[dict[str, Any]], list[str], dict[str, str], RRNModel, str, str, dict[str, Any]]:
-    """Everything a run writes, under its lock: model, statistics cache, items, collection."""
+) -> tuple[RunResult, dict[str, Any]]:
+    """Everything a run writes, under its lock: model, statistics cache, items, collection (see :func:`run`).
+
+    Returns the run's result and its collection's JSON.
+    """
     model, model_href, reference_href = solve(setup, stats, storage, warnings)
-    if save_statistics:
+    if cached is None:
         _save_statistics(setup.plan, storage, stats)
     manifest.model_known(model.digest(), model_href)
     record_overlap_pixels(setup.plan, model, stats, overlap_pixels, workers, progress)
@@ -330,10 +310,22 @@ def _publish_run(
         first = next(iter(skipped.items()))
         raise InputError(f"every item failed, none was published; item {first[0]}: {first[1]}")
     record_item_quality(storage, model, dicts)
-    collection_href, coll = write_collection(storage, setup.collection_id, dicts, reference_href)
+    collection_href, collection = write_collection(storage, setup.collection_id, dicts, reference_href)
     fields = {"event": "published", "collection": collection_href, "model": model_href, "reused": len(reused)}
     log.info("published %d items (%d kept): %s", len(dicts), len(reused), collection_href, extra={"fields": fields})
-    return dicts, reused, skipped, model, model_href, collection_href, coll
+    warnings += [f"skipped item {i}: {reason}" for i, reason in skipped.items()]
+    result = RunResult(
+        model,
+        dicts,
+        collection_href,
+        model_href,
+        storage.url,
+        reused,
+        warnings,
+        statistics_reused=cached is not None,
+        skipped={**setup.inputs.skipped, **skipped},
+    )
+    return result, collection
 
 
 def usable_statistics(setup: RunSetup, stats: Statistics) -> list[str]:
