@@ -144,12 +144,20 @@ class Storage:
         return bool(self._call(f"look for {key}", lambda: self.fs.exists(self._path(key))))
 
     def read_text(self, key: str) -> str | None:
-        """Text of ``key``, or ``None`` if it does not exist (or is not text)."""
+        """Text of ``key``, or ``None`` if it does not exist (or is not text).
+
+        Raises
+        ------
+        OutputError
+            If it exists but cannot be read (e.g. access denied).
+        """
         try:
             data: bytes = self._call(f"read {key}", lambda: self.fs.cat_file(self._path(key)))
             return data.decode()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
             return None
+        except OSError as exc:  # denied, or a fault the retries did not cure
+            raise OutputError(f"cannot read {self.href(key)}: {exc}") from None
 
     def tagged_text(self, key: str) -> tuple[str, str] | None:
         """Text of ``key`` and a tag of its current version (ETag on S3, content hash locally), or ``None``."""

@@ -1,7 +1,8 @@
 """SIGKILL a run at random points of pass 2 and publication, resume it, and get what a clean run gets.
 
 The run is the ``stacrrn run`` command in a child process writing to the loopback S3. It
-is killed at a random moment after it starts correcting items (several seeds). At that
+is killed at a random moment of pass 2: after a random number of its 9 items are
+published, plus a random fraction of a second (several seeds). At that
 moment every item a STAC search can see must be whole (all its assets exist, with the
 bytes its ``file:checksum`` promises); after ``stacrrn run`` is started again, the output
 prefix must hold exactly the objects of a clean run, byte for byte (item and collection
@@ -30,14 +31,19 @@ def start_run(items: list[str], out: str) -> subprocess.Popen[str]:
     return subprocess.Popen([*command, "--out", out, "--workers", "1"], stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_apply(proc: subprocess.Popen[str]) -> float:
-    """Read the run's JSON log until pass 2 starts; return that moment (monotonic)."""
+def wait_for_apply(proc: subprocess.Popen[str]) -> None:
+    """Read the run's JSON log until pass 2 starts."""
     assert proc.stderr is not None
     for line in proc.stderr:
         event = json.loads(line)
         if event.get("event") == "progress" and event.get("stage") == "apply":
-            return time.monotonic()
+            return
     raise AssertionError(f"the run ended before pass 2 (exit {proc.wait()})")
+
+
+def published_items(fs: s3fs.S3FileSystem, prefix: str) -> int:
+    fs.invalidate_cache()
+    return len(fs.glob(f"{prefix}/*/*.json"))
 
 
 def finish(proc: subprocess.Popen[str]) -> None:
@@ -63,23 +69,25 @@ def inputs(s3, tmp_path_factory) -> tuple[list[str], str]:
 
 
 @pytest.fixture(scope="module")
-def clean(inputs) -> tuple[dict[str, bytes], float]:
+def clean(inputs) -> dict[str, bytes]:
     files, bucket = inputs
-    proc = start_run(files, f"s3://{bucket}/clean")
-    began = wait_for_apply(proc)
-    finish(proc)
-    return objects(s3fs.S3FileSystem(), f"{bucket}/clean"), time.monotonic() - began
+    finish(start_run(files, f"s3://{bucket}/clean"))
+    return objects(s3fs.S3FileSystem(), f"{bucket}/clean")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_killed_run_resumes_to_the_clean_result(inputs, clean, seed):
     files, bucket = inputs
-    reference, apply_seconds = clean
+    reference = clean
     fs = s3fs.S3FileSystem()
     out = f"{bucket}/killed-{seed}"
+    rng = random.Random(seed)
+    published, delay = rng.randrange(0, 6), rng.uniform(0.0, 0.3)  # kill after that many items, a bit later
     proc = start_run(files, f"s3://{out}")
-    began = wait_for_apply(proc)
-    time.sleep(max(0.0, began + random.Random(seed).uniform(0.0, 0.9 * apply_seconds) - time.monotonic()))
+    wait_for_apply(proc)
+    while published_items(fs, out) < published and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(delay)
     proc.kill()
     assert proc.wait() == -9, "the run ended before it was killed"
     assert_visible_items_whole(fs, out)
