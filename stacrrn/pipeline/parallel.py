@@ -142,9 +142,10 @@ def _imap_dask(fn: Callable[[T], R], items: Iterable[T], workers: DaskWorkers) -
 
 def _imap_threads(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
     if workers <= 1:
-        with rasterio.Env():
-            for item in items:
-                yield fn(item)
+        for item in items:
+            with rasterio.Env():  # not held across the yield: a caller may drop the generator in another context
+                result = fn(item)
+            yield result
         return
     it = iter(items)
     pool = ThreadPoolExecutor(max_workers=workers, initializer=_enter_rasterio_env)
