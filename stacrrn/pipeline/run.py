@@ -29,7 +29,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ from stacrrn.pipeline.pifs import PifOptions
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.run_setup import RunOptions, RunSetup, prepare
-from stacrrn.pipeline.statistics import STATISTICS_FILE, compute_statistics
+from stacrrn.pipeline.statistics import STATISTICS_FILE, ImagesUnreadableError, compute_statistics
 
 log = logging.getLogger(__name__)
 
@@ -255,9 +255,13 @@ def run(
     check_not_inputs(storage, items, search if isinstance(search, Search) else None)
     storage.check_writable()
     setup = prepare(items, options, 2 * threads_of(workers), skip)
-    warnings = [f"skipped item {i}: {reason}" for i, reason in setup.inputs.skipped.items()]
+    warnings: list[str] = []
     cached = _cached_statistics(setup.plan, storage) if resume else None
-    stats = cached or compute_statistics(setup.plan, workers, progress, warnings)
+    if cached is None:
+        setup, stats = _first_pass(setup, items, skip, workers, progress, warnings)
+    else:
+        stats = cached
+    warnings[:0] = [f"skipped item {i}: {reason}" for i, reason in setup.inputs.skipped.items()]
     warnings += usable_statistics(setup, stats)  # before anything is written
     try:
         with OutputLock(storage):
@@ -280,6 +284,29 @@ def run(
 
         result.published = publish_items(publish, collection, result.items, progress)
     return result
+
+
+def _first_pass(
+    setup: RunSetup,
+    items: Sequence[pystac.Item],
+    skip: bool,
+    workers: Workers,
+    progress: Progress,
+    warnings: list[str],
+) -> tuple[RunSetup, Statistics]:
+    """Pass 1; with ``skip``, an item pass 1 cannot read is left out and pass 1 starts over without it."""
+    while True:
+        try:
+            return setup, compute_statistics(setup.plan, workers, progress, warnings)
+        except ImagesUnreadableError as exc:
+            if not skip or not exc.images:
+                raise
+            failed = {setup.inputs.items[i].id: reason for i, reason in exc.images.items()}
+            log.warning("pass 1 cannot read item(s) %s; starting over without them", ", ".join(failed))
+            kept = [it for it in items if it.id not in failed and it.id not in setup.inputs.skipped]
+            skipped = {**setup.inputs.skipped, **failed}
+            setup = prepare(kept, setup.options, 2 * threads_of(workers), skip)
+            setup = replace(setup, inputs=replace(setup.inputs, skipped={**skipped, **setup.inputs.skipped}))
 
 
 def _publish_run(

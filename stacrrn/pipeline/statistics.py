@@ -14,7 +14,7 @@ from stacrrn.core.statistics import (
     chunk_statistics,
     streamed_chunk_statistics,
 )
-from stacrrn.errors import ParameterError
+from stacrrn.errors import ParameterError, StacrrnError, UnreadableRasterError, report
 from stacrrn.io.files import atomic_write_text
 from stacrrn.pipeline.parallel import Workers, imap_bounded
 from stacrrn.pipeline.plan import Plan
@@ -28,7 +28,31 @@ MAX_CHUNK_IMAGES = 6
 """Images of one chunk held in memory at once; chunks under more images (time series) are streamed."""
 
 
+class ImagesUnreadableError(UnreadableRasterError):
+    """Pass 1 could not read a chunk; :attr:`images` says which images fail there (index -> reason)."""
+
+    def __init__(self, message: str, images: dict[int, str]) -> None:
+        super().__init__(message)
+        self.images = images
+
+    def __reduce__(self) -> tuple[type[ImagesUnreadableError], tuple[str, dict[int, str]]]:
+        return type(self), (str(self), self.images)  # Dask workers pickle it to the client
+
+
 def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float) -> ChunkStatistics:
+    try:
+        return _chunk_moments(plan, box, pair_mask, holdout)
+    except UnreadableRasterError as exc:
+        culprits = {}
+        for i in plan.images_in(box):  # read alone, which ones fail? (only after a failure)
+            try:
+                plan.read_chunk(box, [i])
+            except StacrrnError as failed:
+                culprits[i] = report(failed).message
+        raise ImagesUnreadableError(str(exc), culprits) from None
+
+
+def _chunk_moments(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float) -> ChunkStatistics:
     images = plan.images_in(box)
     held = holdout_cells(box, holdout) if holdout > 0 else None
     if len(images) <= MAX_CHUNK_IMAGES:

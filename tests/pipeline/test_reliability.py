@@ -8,7 +8,7 @@ from pathlib import Path
 import pystac
 import pytest
 
-from stacrrn.errors import MissingAssetError, RunLockedError
+from stacrrn.errors import MissingAssetError, RunLockedError, UnreadableRasterError
 from stacrrn.io.lock import LOCK_KEY
 from stacrrn.pipeline.catalog import catalog_rasters
 from stacrrn.pipeline.manifest import MANIFEST_KEY
@@ -114,3 +114,20 @@ def test_match_refuses_a_folder_another_run_holds(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [LOCK_KEY]
     (out / LOCK_KEY).unlink()
     assert len(match(tiles, out, method="global").outputs) == 4 and not (out / LOCK_KEY).exists()
+
+
+def test_an_item_pass_1_cannot_read_is_skipped_and_pass_1_starts_over(items, tmp_path):
+    cut = asset_path(items[3])
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) * 3 // 5])  # the header opens; tiles near the end are gone
+    with pytest.raises(UnreadableRasterError, match="tile_03"):
+        run(items, str(tmp_path / "strict"), workers=1, method="global")
+    assert not (tmp_path / "strict").exists()
+    out = tmp_path / "lenient"
+    result = run(items, str(out), workers=2, method="global", on_error="skip")
+    assert [d["id"] for d in result.items] == ["tile_00", "tile_01", "tile_02"]
+    assert list(result.skipped) == ["tile_03"] and "tile_03" in result.skipped["tile_03"]
+    assert [im.name for im in result.model.images] == ["tile_00", "tile_01", "tile_02"]
+    assert manifest(out)["items"]["tile_03"]["status"] == "skipped"
+    clean = run(items[:3], str(tmp_path / "three"), workers=1, method="global")
+    assert result.model.digest() == clean.model.digest()  # as if tile_03 had never been there
