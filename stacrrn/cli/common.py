@@ -215,4 +215,4 @@ def print_warnings(warnings: list[str]) -> None:
         if OUTPUT.log_json:
             log.warning("%s", w, extra={"fields": {"event": "warning"}})
             continue
-        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False, soft_wrap=True)

@@ -92,7 +92,7 @@ def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
     try:
         return _remote(p, "open", lambda: _open_info(p))
     except (RasterioError, UnicodeDecodeError) as exc:  # UnicodeDecodeError: a CRS or tag that is not UTF-8
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).removeprefix(f"{p}: ")
         kind = MissingAssetError if _missing(first) else UnreadableRasterError
         raise kind(f"cannot read {p}: {first}") from None
 
