@@ -5,8 +5,8 @@ A run creates ``stacrrn.lock`` under its output location exclusively (``O_EXCL``
 and stops with :class:`~stacrrn.errors.RunLockedError` (exit code 75) before writing
 anything. A lock is stale, and may be taken over, when its lease has run out (the run died
 on another machine) or when its process is gone on this machine (a killed run being
-resumed). Taking over replaces exactly the stale version (``If-Match`` on S3, an atomic
-rename locally), so of two runs resuming at once only one proceeds.
+resumed). Taking over replaces exactly the stale version (``If-Match`` on S3, a
+compare-and-write under ``flock`` locally), so of two runs resuming at once only one proceeds.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import functools
 import hashlib
 import os
@@ -206,19 +207,20 @@ class Storage:
                     return False
                 raise
             return True
-        path = Path(self._path(key))
-        side = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}")
         try:
-            os.rename(path, side)  # atomic: of two callers only one moves this version away
+            f = open(self._path(key), "r+b")  # noqa: SIM115 (closed below, after the lock on it is released)
         except FileNotFoundError:
             return False
-        if hashlib.sha256(side.read_bytes()).hexdigest() != tag:
-            with contextlib.suppress(FileExistsError):
-                os.link(side, path)  # put another caller's newer version back, unless a newer one exists
-            side.unlink()
-            return False
-        side.unlink()
-        return self.create_text(key, text)
+        with f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # replacements of this file take turns; the file never disappears
+            if hashlib.sha256(f.read()).hexdigest() != tag:
+                return False
+            f.seek(0)
+            f.truncate()
+            f.write(text.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        return True
 
     def delete_key(self, key: str) -> None:
         """Delete ``key`` if it exists."""
