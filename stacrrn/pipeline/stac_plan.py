@@ -142,18 +142,18 @@ def load_lazy(inputs: StacInputs, grid: Grid, chunk_size: int = DEFAULT_CHUNK) -
 
 
 def _band_nodata(inputs: StacInputs) -> NDArray[np.float64]:
-    """Nodata value of each item's selected bands, ``(items, bands)`` (NaN where none: odc-stac then fills NaN).
+    """Nodata value odc-stac gives each selected band (NaN where none: odc-stac then fills NaN).
 
-    Items may declare different nodata values for the same band (different producers).
+    odc-stac loads a band with one nodata value, the first item's, and writes it wherever any
+    item has its own nodata or no data: items that declare other values are masked right.
     """
-    bands = inputs.selection.bands
-    values = [[headers[b.asset].nodata for b in bands] for headers in inputs.assets]
-    return np.array([[np.nan if v is None else v for v in row] for row in values], dtype=np.float64)
+    values = [inputs.assets[0][b.asset].nodata for b in inputs.selection.bands]
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def _chunk_reader(ds: xr.Dataset, inputs: StacInputs, footprints: list[Box]) -> ChunkReader:
     names = odc_band_names(inputs)
-    nodata = _band_nodata(inputs)[:, :, None, None]
+    nodata = _band_nodata(inputs)[:, None, None]
     remote = any(is_remote(h.path) for headers in inputs.assets for h in headers.values())
     fault = remote_fault if remote else is_transient
 
@@ -172,7 +172,7 @@ def _chunk_reader(ds: xr.Dataset, inputs: StacInputs, footprints: list[Box]) -> 
         for k, i in enumerate(images):
             v = values[k]
             # odc-stac fills outside the item and keeps source nodata as is (not NaN) in float loads
-            valid = np.all(np.isfinite(v) & ~(v == nodata[i]), axis=0)
+            valid = np.all(np.isfinite(v) & ~(v == nodata), axis=0)
             out[i] = clip_to_footprint((np.where(valid, v, 0.0), valid), box, footprints[i])
         return out
 
@@ -328,8 +328,9 @@ def load_items(
     inputs = open_assets(items, assets)
     grid = common_grid([_finest(h) for h in inputs.assets], crs, resolution)
     ds = load_lazy(inputs, grid, chunk_size)
-    for name, nodata in zip(odc_band_names(inputs), _band_nodata(inputs).T, strict=True):
-        ds[name] = ds[name].where(ds[name] != xr.DataArray(nodata, dims="time"))
+    for name, nodata in zip(odc_band_names(inputs), _band_nodata(inputs), strict=True):
+        if np.isfinite(nodata):
+            ds[name] = ds[name].where(ds[name] != nodata)
     labels = inputs.selection.labels
     if len(set(labels)) == len(labels):
         ds = ds.rename(dict(zip(odc_band_names(inputs), labels, strict=True)))

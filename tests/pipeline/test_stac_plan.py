@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import rasterio
 
 from stacrrn.errors import ParameterError
 from stacrrn.io.stac import Search, search_items
@@ -138,3 +139,34 @@ def test_nodata_and_masks_are_not_counted(tmp_path, kind):
     local = compute_statistics(make_plan(paths, chunk_size=32))
     assert [m.n for m in stac.images] == [m.n for m in local.images] == [4096 - (100 if kind == "nodata" else 1280)] * 2
     assert stac.pairs[(0, 1)].n == local.pairs[(0, 1)].n
+
+
+def test_items_with_different_nodata_values_are_each_masked_by_their_own(tmp_path):
+    """One item says nodata 0, the other 65535: the odc-stac reader masks both, as local reads do.
+
+    odc-stac loads each band with the first item's nodata and writes it over every item's own.
+    """
+    from stacrrn.samples import write_sample_mosaic
+
+    tiles = write_sample_mosaic(tmp_path / "tiles", tiles=2, tile_size=64, overlap=24).paths[:2]
+    with rasterio.open(tiles[1]) as src:
+        profile, data = src.profile, src.read()
+    data[data == 0] = 65535
+    data[:, 10:30, 0:20] = 65535  # a hole in the overlap, in the second item's nodata
+    profile.update(nodata=65535)
+    other = tmp_path / "other.tif"
+    with rasterio.open(other, "w", **profile) as dst:
+        dst.write(data)
+    with rasterio.open(tiles[0], "r+") as dst:  # and a hole in the first item's nodata, 0
+        dst.write(np.zeros((dst.count, 20, 10), "uint16"), window=rasterio.windows.Window(50, 30, 10, 20))
+    catalog_rasters([tiles[0], other], str(tmp_path / "cat"), "t", split_bands=True)
+    items = search_items(Search(catalog=str(tmp_path / "cat" / "collection.json")))
+    inputs = open_assets(items, ["b1", "b2"])
+    assert [it.id for it in items] == ["other", "tile_00"]  # sorted by date, then id
+    assert not _per_asset(inputs) and [h["b1"].nodata for h in inputs.assets] == [65535.0, 0.0]
+    odc = compute_statistics(make_stac_plan(inputs, chunk_size=32), 1)
+    local = compute_statistics(make_plan([other, tiles[0]], [1, 2], chunk_size=32), 1)
+    assert [m.n for m in odc.images] == [m.n for m in local.images]
+    (key,) = local.pairs
+    assert odc.pairs[key].n == local.pairs[key].n
+    np.testing.assert_allclose(odc.images[0].mean, local.images[0].mean, rtol=1e-12)
