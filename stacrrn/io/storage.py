@@ -14,6 +14,7 @@ import errno
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -159,6 +160,15 @@ class Storage:
             return None
         except OSError as exc:  # denied, or a fault the retries did not cure
             raise OutputError(f"cannot read {self.href(key)}: {exc}") from None
+
+    def read_json(self, key: str) -> dict[str, Any] | None:
+        """The JSON object at ``key``, or ``None`` if it does not exist or is not a JSON object."""
+        text = self.read_text(key)
+        try:
+            d = json.loads(text) if text else None
+        except ValueError:
+            return None
+        return d if isinstance(d, dict) else None
 
     def tagged_text(self, key: str) -> tuple[str, str] | None:
         """Text of ``key`` and a tag of its current version (ETag on S3, content hash locally), or ``None``."""

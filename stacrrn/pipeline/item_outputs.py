@@ -54,14 +54,8 @@ def item_key(item_id: str) -> str:
 
 def published_item(storage: Storage, item_id: str) -> dict[str, Any] | None:
     """The output item already published under this id, if any (and readable)."""
-    text = storage.read_text(item_key(item_id))
-    if not text:
-        return None
-    try:
-        d = json.loads(text)
-    except ValueError:
-        return None
-    return d if isinstance(d, dict) and isinstance(d.get("assets"), dict) else None
+    d = storage.read_json(item_key(item_id))
+    return d if d is not None and isinstance(d.get("assets"), dict) else None
 
 
 def current_item(storage: Storage, item_id: str, digest: str) -> dict[str, Any] | None:

@@ -113,11 +113,4 @@ class RunManifest:
 
 def read_manifest(storage: Storage) -> dict[str, Any] | None:
     """The manifest an earlier run left at ``storage``, if any (and readable)."""
-    text = storage.read_text(MANIFEST_KEY)
-    if not text:
-        return None
-    try:
-        d = json.loads(text)
-    except ValueError:
-        return None
-    return d if isinstance(d, dict) else None
+    return storage.read_json(MANIFEST_KEY)

@@ -86,15 +86,13 @@ class RunResult:
 
 def _cached_statistics(plan: Plan, storage: Storage) -> Statistics | None:
     """Pass-1 statistics an earlier run over the same plan (same fingerprint) left, if any."""
-    text = storage.read_text(STATISTICS_FILE)
-    if text:
-        try:
-            cached = json.loads(text)
-            if cached.get("fingerprint") == plan.fingerprint():
-                return Statistics.from_dict(cached["statistics"])
-        except (ValueError, KeyError):
-            pass
-    return None
+    cached = storage.read_json(STATISTICS_FILE)
+    if cached is None or cached.get("fingerprint") != plan.fingerprint():
+        return None
+    try:
+        return Statistics.from_dict(cached["statistics"])
+    except (ValueError, KeyError, TypeError):  # damaged: computed again
+        return None
 
 
 def _save_statistics(plan: Plan, storage: Storage, stats: Statistics) -> None:
