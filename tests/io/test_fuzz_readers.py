@@ -39,6 +39,7 @@ from stacrrn.io.stac import (
     stac_items_of,
 )
 from stacrrn.types import Box, Grid
+from tests.strategies import garbage, json_values
 
 pytestmark = [  # malformed input is expected to warn
     pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning"),
@@ -363,17 +364,6 @@ def valid_item(item_id: str = "a", day: int = 1) -> dict[str, Any]:
     }
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
-    max_leaves=12,
-)
-"""Arbitrary JSON values."""
-
-garbage = st.one_of(
-    json_values,
-    st.sampled_from([None, "", "x", 0, -1, 1.5, True, [], {}, [1, 2], [1, 2, 3], ["a"], [None], [{}], {"a": 1}]),
-)
 """Values of the wrong type (and a few of the right type with wrong content)."""
 
 # where a value lives in a valid item: a path of keys

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from stacrrn.errors import StacrrnError
 from stacrrn.pipeline.run_setup import RunOptions
 from stacrrn.serverless.payload import OUTPUT_ENV, Payload
+from tests.strategies import garbage, json_values
 
 SCALE = int(os.environ.get("STACRRN_FUZZ_SCALE", "1"))
 """Multiplier of every fuzz test's number of examples (e.g. 20 for a long local hunt)."""
@@ -89,16 +90,6 @@ def exercise(event: dict[str, Any]) -> Payload | None:
 def _no_output_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(OUTPUT_ENV, raising=False)
 
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
-    max_leaves=12,
-)
-garbage = st.one_of(
-    json_values,
-    st.sampled_from([None, "", "x", 0, -1, 1.5, True, [], {}, [1, 2], ["a"], [None], [{}], {"a": 1}, [["k", 1]]]),
-)
 
 OPTION_NAMES = [f.name for f in fields(RunOptions)]
 PLAUSIBLE = {
