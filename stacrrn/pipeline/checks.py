@@ -51,7 +51,7 @@ def check_nodata(info: RasterInfo) -> None:
     if nodata is None or dtype.kind == "f":
         return
     limits = np.iinfo(dtype)
-    if math.isnan(nodata) or nodata != round(nodata) or not limits.min <= nodata <= limits.max:
+    if not math.isfinite(nodata) or nodata != round(nodata) or not limits.min <= nodata <= limits.max:
         raise NodataError(
             f"{info.path}: nodata {nodata:g} is not a {info.dtype} value ({limits.min}..{limits.max}); set the "
             f"right one, e.g. `rio edit-info --nodata {max(limits.min, 0)} {info.path}`"

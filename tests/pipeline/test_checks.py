@@ -15,7 +15,8 @@ def info(name: str, dtype: str = "uint16", nodata: float | None = 0) -> RasterIn
 
 
 @pytest.mark.parametrize(
-    ("dtype", "nodata"), [("uint16", -9999), ("uint16", 70000), ("uint8", 0.5), ("int16", float("nan"))]
+    ("dtype", "nodata"),
+    [("uint16", -9999), ("uint16", 70000), ("uint8", 0.5), ("int16", float("nan")), ("int32", float("inf"))],
 )
 def test_nodata_the_type_cannot_hold_is_refused(dtype, nodata):
     with pytest.raises(NodataError, match="is not a"):
