@@ -74,3 +74,17 @@ def test_unreadable_event_file(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2 and proc.stderr.startswith("error: cannot read the event")
+
+
+def test_handlers_raise_the_error_category_step_functions_matches(tmp_path, monkeypatch):
+    from stacrrn.errors import InputError, MissingAssetError, RunLockedError, SolveError, TemporaryError
+    from stacrrn.serverless import handlers
+
+    monkeypatch.setenv("STACRRN_OUTPUT", str(tmp_path))
+    with pytest.raises(InputError) as info:
+        handlers.apply({"type": "Feature"})
+    assert type(info.value) is InputError and "FeatureCollection" in str(info.value)
+    assert type(handlers.category(MissingAssetError("gone\nsecond line"))) is InputError
+    assert str(handlers.category(MissingAssetError("gone\nsecond line"))) == "gone"
+    assert type(handlers.category(RunLockedError("busy"))) is TemporaryError
+    assert type(handlers.category(SolveError("singular"))).__name__ == "StacrrnError"
