@@ -7,8 +7,6 @@ GDAL, pystac or Python exception) escaping the readers is a bug.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import itertools
 import json
 import math
@@ -39,7 +37,7 @@ from stacrrn.io.stac import (
     stac_items_of,
 )
 from stacrrn.types import Box, Grid
-from tests.strategies import garbage, json_values
+from tests.strategies import DELETE, Changes, garbage, json_values, mutate
 
 pytestmark = [  # malformed input is expected to warn
     pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning"),
@@ -411,26 +409,6 @@ ITEM_PATHS: list[tuple[str | int, ...]] = [
     ("assets", "thumbnail", "roles"),
 ]
 
-DELETE = object()
-"""Marks a field to delete."""
-
-Changes = list[tuple[tuple[str | int, ...], object]]
-"""Changes to an item: the path of a value and its new value (or :data:`DELETE`)."""
-
-
-def mutate(item: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
-    """A copy of ``item`` with the value at ``path`` replaced by ``value`` (or deleted)."""
-    out = copy.deepcopy(item)
-    parent: Any = out
-    for key in path[:-1]:
-        parent = parent[key]
-    if value is DELETE:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = copy.deepcopy(value)  # sampled values are shared between examples
-    return out
-
-
 dates = st.sampled_from(
     [
         *(DELETE, None, "", "x", "2024", "2024-06-01", "2024-06-01T10:00:00", "2024-06-01T10:00:00Z"),
@@ -460,13 +438,6 @@ searches = st.fixed_dictionaries(
     },
 )
 """Options of a static search (filtering happens locally, on the malformed items)."""
-
-
-def apply_mutations(item: dict[str, Any], changes: Changes) -> dict[str, Any]:
-    for path, value in changes:
-        with contextlib.suppress(KeyError, IndexError, TypeError):  # an earlier change removed its parent
-            item = mutate(item, path, value)
-    return item
 
 
 ASSET_CHOICES: list[list[str] | None] = [None, ["B04"], ["red"], ["rgb"], ["rgb.2"], ["B04", "rgb.3"], ["nir"]]
@@ -521,7 +492,7 @@ def test_mutated_item_file(
     second: int | None,
     options: dict[str, Any],
 ) -> None:
-    paths = [item_file(tmp_path, apply_mutations(valid_item(), changes))]
+    paths = [item_file(tmp_path, mutate(valid_item(), changes))]
     if second:  # a valid neighbour (same day or not): sorting and band resolution compare items
         paths.append(item_file(tmp_path, valid_item("b", second)))
     exercise_items(Search(item_files=tuple(paths), **options), assets)
@@ -537,7 +508,7 @@ def test_mutated_item_collection(
     options: dict[str, Any],
 ) -> None:
     features = [valid_item(f"i{k}", 1 + k // 2) for k in range(n)]  # two on the same day
-    features[-1] = apply_mutations(features[-1], changes)
+    features[-1] = mutate(features[-1], changes)
     path = item_file(tmp_path, {"type": "FeatureCollection", "features": features})
     exercise_items(Search(item_files=(path,), **options), assets)
 
@@ -577,7 +548,7 @@ def test_not_json(tmp_path: Path, text: str) -> None:
 def test_mutated_item_in_catalog(tmp_path: Path, changes: Changes, what: str) -> None:
     root = tmp_path / f"cat{next(_names)}"
     (root / "a").mkdir(parents=True)
-    item = apply_mutations(valid_item(), changes)
+    item = mutate(valid_item(), changes)
     if isinstance(item, dict):
         item["links"] = [{"rel": "root", "href": "../catalog.json"}, {"rel": "parent", "href": "../catalog.json"}]
     (root / "a" / "a.json").write_text(json.dumps(item))
@@ -688,7 +659,7 @@ def test_crs_text_not_utf8_is_refused(tmp_path: Path) -> None:
 
 
 def _item_search(tmp: Path, changes: Changes, **options: Any) -> Search:
-    features = [apply_mutations(valid_item(), changes), valid_item("b", 1)]
+    features = [mutate(valid_item(), changes), valid_item("b", 1)]
     return Search(item_files=(item_file(tmp, {"type": "FeatureCollection", "features": features}),), **options)
 
 

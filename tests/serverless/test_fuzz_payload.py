@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import os
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 from stacrrn.errors import StacrrnError
 from stacrrn.pipeline.run_setup import RunOptions
 from stacrrn.serverless.payload import OUTPUT_ENV, Payload
-from tests.strategies import garbage, json_values
+from tests.strategies import DELETE, garbage, json_values, mutate
 
 SCALE = int(os.environ.get("STACRRN_FUZZ_SCALE", "1"))
 """Multiplier of every fuzz test's number of examples (e.g. 20 for a long local hunt)."""
@@ -146,26 +145,6 @@ EVENT_PATHS: list[tuple[str | int, ...]] = [
     ("tiles",),
     ("url",),
 ]
-DELETE = object()
-
-
-def mutate(event: dict[str, Any], changes: list[tuple[tuple[str | int, ...], object]]) -> dict[str, Any]:
-    """A copy of ``event`` with values replaced (or deleted); changes whose parent is gone are skipped."""
-    out = copy.deepcopy(event)
-    for path, value in changes:
-        parent: Any = out
-        try:
-            for key in path[:-1]:
-                parent = parent[key]
-            if value is DELETE:
-                del parent[path[-1]]
-            else:
-                parent[path[-1]] = copy.deepcopy(value)  # sampled values are shared between examples
-        except (KeyError, IndexError, TypeError):
-            pass
-    return out
-
-
 changes = st.lists(st.tuples(st.sampled_from(EVENT_PATHS), st.just(DELETE) | garbage), min_size=1, max_size=3)
 
 
