@@ -29,7 +29,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from stacrrn.errors import BandMismatchError, MissingAssetError, MissingCRSError, UnreadableRasterError
-from stacrrn.io.retry import is_transient, retrying
+from stacrrn.io.retry import is_missing, is_transient, retrying
 from stacrrn.types import Box, Grid
 
 F64 = NDArray[np.float64]
@@ -93,19 +93,12 @@ def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
         return _remote(p, "open", lambda: _open_info(p))
     except (RasterioError, UnicodeDecodeError) as exc:  # UnicodeDecodeError: a CRS or tag that is not UTF-8
         first = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).removeprefix(f"{p}: ")
-        kind = MissingAssetError if _missing(first) else UnreadableRasterError
+        kind = MissingAssetError if is_missing(first) else UnreadableRasterError
         raise kind(f"cannot read {p}: {first}") from None
 
 
-_MISSING = ("no such file", "does not exist", "http response code: 404", "nosuchkey", "nosuchbucket")
-
 REMOTE_PREFIXES = ("/vsis3/", "/vsicurl/", "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/", "/vsiswift/", "http", "s3://")
 """GDAL paths read over the network: their reads are retried (:mod:`stacrrn.io.retry`)."""
-
-
-def _missing(message: str) -> bool:
-    text = message.lower()
-    return any(word in text for word in _MISSING)
 
 
 def remote_fault(exc: BaseException) -> bool:

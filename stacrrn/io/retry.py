@@ -71,6 +71,8 @@ _TRANSIENT_WORDS = (
 _TRANSIENT_STATUS = tuple(f"http response code: {code}" for code in RETRY_STATUS) + tuple(
     f"status code {code}" for code in RETRY_STATUS
 )
+_MISSING = ("404", "not found", "no such file", "does not exist", "nosuchkey", "nosuchbucket")
+_DENIED = ("403", "access denied")
 _PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
@@ -86,9 +88,15 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return True
     text = f"{type(exc).__name__} {exc}".lower()
-    if "404" in text or "not found" in text or "nosuchkey" in text or "access denied" in text or "403" in text:
+    if is_missing(text) or any(word in text for word in _DENIED):
         return False
     return any(word in text for word in _TRANSIENT_WORDS + _TRANSIENT_STATUS)
+
+
+def is_missing(message: str) -> bool:
+    """True if an error message says the object is not there (404, no such file or key)."""
+    text = message.lower()
+    return any(word in text for word in _MISSING)
 
 
 def attempts() -> int:
