@@ -224,11 +224,11 @@ class ItemFailure:
 
 def correct_or_fail(job: ItemJob, k: int, skip_errors: bool) -> dict[str, Any] | ItemFailure:
     """:func:`correct_item`, or with ``skip_errors`` an :class:`ItemFailure` for a stacrrn error of the item."""
-    if not skip_errors:
-        return correct_item(job, k)
     try:
         return correct_item(job, k)
     except StacrrnError as exc:
+        if not skip_errors:
+            raise
         return ItemFailure(job.setup.inputs.items[k].id, report(exc).message)
 
 
