@@ -87,9 +87,17 @@ class OutputLock:
             }
         )
 
-    def _is_mine(self) -> bool:
+    def _current(self) -> tuple[dict[str, Any], str] | None:
+        """The lock's content and version tag, if there is a lock."""
         found = self.storage.tagged_text(LOCK_KEY)
-        return found is not None and _parse(found[0]).get("token") == self.token
+        return None if found is None else (_parse(found[0]), found[1])
+
+    def _mine(self, current: tuple[dict[str, Any], str] | None) -> bool:
+        return current is not None and current[0].get("token") == self.token
+
+    def _take(self) -> None:
+        self._thread = threading.Thread(target=self._renew, name="stacrrn-lock", daemon=True)
+        self._thread.start()
 
     def acquire(self) -> None:
         """Take the lock, or a stale one over.
@@ -99,40 +107,32 @@ class OutputLock:
         RunLockedError
             If another live run holds the location.
         """
-        if self.storage.create_text(LOCK_KEY, self._body()) or self._is_mine():
-            self._start_renewing()
-            return
-        found = self.storage.tagged_text(LOCK_KEY)
-        if found is None:  # released in between: try once more
+        if self.storage.create_text(LOCK_KEY, self._body()) or self._mine(current := self._current()):
+            return self._take()
+        if current is None:  # released in between: try once more
             if self.storage.create_text(LOCK_KEY, self._body()):
-                self._start_renewing()
-                return
-            found = self.storage.tagged_text(LOCK_KEY)
-        holder = _parse(found[0]) if found else {}
-        if found is not None and stale(holder):
-            if self.storage.replace_text_if(LOCK_KEY, self._body(), found[1]):
+                return self._take()
+            current = self._current()
+        holder = current[0] if current else {}
+        if current is not None and stale(holder):
+            if self.storage.replace_text_if(LOCK_KEY, self._body(), current[1]):
                 log.info("took over the stale lock of run %s", holder.get("run_id"))
-                self._start_renewing()
-                return
-            holder = _parse((self.storage.tagged_text(LOCK_KEY) or ("{}", ""))[0])
+                return self._take()
+            holder = (self._current() or ({}, ""))[0]
         raise RunLockedError(
             f"{self.storage.url} is being written by run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')} on "
             f"{holder.get('host', '?')}, lease until {holder.get('expires', '?')}); wait for it to finish, or delete "
             f"{self.storage.href(LOCK_KEY)} if that run is dead"
         )
 
-    def _start_renewing(self) -> None:
-        self._thread = threading.Thread(target=self._renew, name="stacrrn-lock", daemon=True)
-        self._thread.start()
-
     def _renew(self) -> None:
         while not self._stop.wait(self.lease / 3):
             try:
-                found = self.storage.tagged_text(LOCK_KEY)
-                if found is None or _parse(found[0]).get("token") != self.token:
+                current = self._current()
+                if current is None or not self._mine(current):
                     log.warning("the lock on %s was taken by another run", self.storage.url)
                     return
-                self.storage.replace_text_if(LOCK_KEY, self._body(), found[1])
+                self.storage.replace_text_if(LOCK_KEY, self._body(), current[1])
             except Exception as exc:  # a renewal that fails is retried at the next beat; the run goes on
                 log.warning("could not renew the lock on %s: %s", self.storage.url, exc)
 
@@ -141,8 +141,7 @@ class OutputLock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        found = self.storage.tagged_text(LOCK_KEY)
-        if found is not None and _parse(found[0]).get("token") == self.token:
+        if self._mine(self._current()):
             self.storage.delete_key(LOCK_KEY)
 
     def __enter__(self) -> Self:
