@@ -84,6 +84,11 @@ class RunResult:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
+def skip_warnings(skipped: dict[str, str]) -> list[str]:
+    """One warning per skipped item: ``skipped item <id>: <reason>``."""
+    return [f"skipped item {item_id}: {reason}" for item_id, reason in skipped.items()]
+
+
 def _cached_statistics(plan: Plan, storage: Storage) -> Statistics | None:
     """Pass-1 statistics an earlier run over the same plan (same fingerprint) left, if any."""
     cached = storage.read_json(STATISTICS_FILE)
@@ -259,7 +264,7 @@ def run(
         setup, stats = _first_pass(setup, items, skip, workers, progress, warnings)
     else:
         stats = cached
-    warnings[:0] = [f"skipped item {i}: {reason}" for i, reason in setup.inputs.skipped.items()]
+    warnings[:0] = skip_warnings(setup.inputs.skipped)
     warnings += usable_statistics(setup, stats)  # before anything is written
     try:
         with OutputLock(storage):
@@ -338,7 +343,7 @@ def _publish_run(
     collection_href, collection = write_collection(storage, setup.collection_id, dicts, reference_href)
     fields = {"event": "published", "collection": collection_href, "model": model_href, "reused": len(reused)}
     log.info("published %d items (%d kept): %s", len(dicts), len(reused), collection_href, extra={"fields": fields})
-    warnings += [f"skipped item {i}: {reason}" for i, reason in skipped.items()]
+    warnings += skip_warnings(skipped)
     result = RunResult(
         model,
         dicts,
