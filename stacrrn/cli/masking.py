@@ -22,7 +22,13 @@ from stacrrn.core.global_model import ESTIMATORS
 from stacrrn.core.masks import QA_DECODERS
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import ParameterError
-from stacrrn.pipeline.mask_products import MaskProduct, mask_plans, write_cloud_masks, write_pif_masks
+from stacrrn.pipeline.mask_products import (
+    MaskProduct,
+    local_cloud_mask,
+    mask_plans,
+    write_cloud_masks,
+    write_pif_masks,
+)
 from stacrrn.pipeline.pifs import PIF_KINDS, PifOptions
 from stacrrn.pipeline.stac_inputs import CLOUD_MASKS
 
@@ -180,15 +186,14 @@ def clouds_command(
 ) -> None:
     """Write each input's clear-sky mask (1 clear, 0 cloud/shadow/snow..., 255 no data) as a COG."""
     source = source_of(inputs, stac, collection, bbox, datetime)
+    masks = parse_masks(mask)
     if isinstance(source, list):
-        cloud_mask = ("spectral" if band_names else "none") if cloud_mask == "auto" else cloud_mask
-        if cloud_mask == "none" and not mask:
-            raise ParameterError("nothing to mask: give --mask NAME=PATH[:KIND] or --cloud-mask spectral --band-names")
+        cloud_mask = local_cloud_mask(cloud_mask, split(band_names), masks)
     plain, masked = mask_plans(
         source,
         bands=split(bands),
         cloud_mask=cloud_mask,
-        masks=parse_masks(mask),
+        masks=masks,
         band_names=split(band_names),
         reflectance=reflectance(reflectance_scale, reflectance_offset),
         workers=workers,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,10 +12,16 @@ from stacrrn.cli.common import app, console, handle_errors, parse_named, table_c
 from stacrrn.cli.masking import Inputs, source_of, split
 from stacrrn.cli.search_options import Bbox, Collections, Datetime, StacUrl
 from stacrrn.errors import ParameterError
-from stacrrn.io.vectors import write_geojson, write_geoparquet
 from stacrrn.pipeline.apply import read_model
-from stacrrn.pipeline.mosaic import PRIORITY_BY, MosaicResult, item_priorities, mosaic, mosaic_sources
-from stacrrn.pipeline.seams import SEAM_MODES, compute_seams, priorities
+from stacrrn.pipeline.mosaic import (
+    PRIORITY_BY,
+    MosaicResult,
+    item_priorities,
+    mosaic,
+    mosaic_sources,
+    write_seamlines,
+)
+from stacrrn.pipeline.seams import SEAM_MODES
 
 PANEL = "Mosaic"
 
@@ -115,17 +120,7 @@ def seamlines_command(
     source = source_of(inputs, stac, collection, bbox, datetime)
     weights = merged_priority(source, priority, priority_by)
     sources = mosaic_sources(source, bands=split(bands), seam_resolution=seam_resolution)
-    seams = compute_seams(
-        sources.coarse, priorities(sources.plan.names, weights), mode=seams_mode, corridor=seam_corridor
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".stacrrn-") as tmp:
-        staged = Path(tmp)
-        write_geojson(staged / "seamlines.geojson", seams.features(), seams.grid.crs)
-        write_geoparquet(staged / "seamlines.parquet", seams.features(), seams.grid.crs)
-        write_geojson(staged / "footprints.geojson", seams.footprint_features(), seams.grid.crs)
-        for f in staged.iterdir():
-            f.replace(out / f.name)
+    seams, _ = write_seamlines(sources, out, priority=weights, seams=seams_mode, corridor=seam_corridor)
     if not quiet:
         table = Table(title=f"seamlines of {len(seams.names)} images in {out}")
         for col in ("image", "priority", "seam area %"):

@@ -131,6 +131,29 @@ def write_pif_masks(
     return products, warnings
 
 
+def local_cloud_mask(cloud_mask: str, band_names: Sequence[str] | None, masks: Mapping[str, str] | None) -> str:
+    """The cloud test of local rasters' clear-sky masks: ``auto`` is ``spectral`` with band names, else ``none``.
+
+    Parameters
+    ----------
+    cloud_mask
+        ``auto`` or one of :data:`~stacrrn.pipeline.cloud_masks.LOCAL_CLOUD_MASKS`.
+    band_names
+        ``eo:common_name`` of each band used (the spectral test needs blue and red).
+    masks
+        Mask rasters per input name (``{name: "path[:kind]"}``).
+
+    Raises
+    ------
+    ParameterError
+        If neither a cloud test nor a mask raster would mask anything.
+    """
+    chosen = ("spectral" if band_names else "none") if cloud_mask == "auto" else cloud_mask
+    if chosen == "none" and not masks:
+        raise ParameterError("nothing to mask: give --mask NAME=PATH[:KIND] or --cloud-mask spectral --band-names")
+    return chosen
+
+
 def mask_plans(
     source: Sequence[str | os.PathLike[str]] | Search | Sequence[pystac.Item],
     *,

@@ -186,6 +186,61 @@ def mosaic_item(
     return item
 
 
+def write_seam_vectors(lines: Seams, folder: Path) -> dict[str, Path]:
+    """Write the seamlines (GeoJSON in WGS 84, GeoParquet in the grid's CRS) and footprints into ``folder``.
+
+    Returns
+    -------
+    dict
+        ``seamlines``, ``seamlines-parquet`` and ``footprints``: the files written.
+    """
+    files = {
+        "seamlines": folder / SEAMLINES_GEOJSON,
+        "seamlines-parquet": folder / SEAMLINES_PARQUET,
+        "footprints": folder / FOOTPRINTS_GEOJSON,
+    }
+    write_geojson(files["seamlines"], lines.features(), lines.grid.crs)
+    write_geoparquet(files["seamlines-parquet"], lines.features(), lines.grid.crs)
+    write_geojson(files["footprints"], lines.footprint_features(), lines.grid.crs)
+    return files
+
+
+def write_seamlines(
+    sources: Sources,
+    out_dir: str | os.PathLike[str],
+    *,
+    priority: Mapping[str, float] | None = None,
+    seams: str = "center",
+    corridor: int = 16,
+) -> tuple[Seams, dict[str, Path]]:
+    """Seamlines and valid-data footprints of the sources, written to a local folder (no mosaic).
+
+    Each file appears complete (written in a temporary folder inside ``out_dir``, then moved).
+
+    Parameters
+    ----------
+    sources
+        The images (see :func:`mosaic_sources`).
+    out_dir
+        Folder receiving ``seamlines.geojson``, ``seamlines.parquet`` and ``footprints.geojson``.
+    priority
+        Image name -> priority (default 1; larger wins more area).
+    seams, corridor
+        As for :func:`mosaic`.
+
+    Returns
+    -------
+    Seams, dict
+        The seamlines, and the files written by key (see :func:`write_seam_vectors`).
+    """
+    lines = compute_seams(sources.coarse, priorities(sources.plan.names, priority), mode=seams, corridor=corridor)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".stacrrn-") as tmp:
+        staged = write_seam_vectors(lines, Path(tmp))
+        return lines, {key: path.replace(out / path.name) for key, path in staged.items()}
+
+
 def mosaic(
     sources: Sources,
     out: str,
@@ -234,9 +289,7 @@ def mosaic(
         with tempfile.TemporaryDirectory(prefix="stacrrn-mosaic-") as tmp:
             local = Path(tmp)
             metrics = write_mosaic(sources, lines, local / MOSAIC_KEY, feather, workers, progress)
-            write_geojson(local / SEAMLINES_GEOJSON, lines.features(), lines.grid.crs)
-            write_geoparquet(local / SEAMLINES_PARQUET, lines.features(), lines.grid.crs)
-            write_geojson(local / FOOTPRINTS_GEOJSON, lines.footprint_features(), lines.grid.crs)
+            write_seam_vectors(lines, local)
             bands = [{"name": n} for n in sources.band_names]
             cog = publish_raster(storage, local / MOSAIC_KEY, MOSAIC_KEY, bands, ("data",), "seamless mosaic")
             hrefs = {"mosaic": cog.href}
