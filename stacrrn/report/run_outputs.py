@@ -274,7 +274,8 @@ def _stac_run(root: str, collection_href: str, collection: dict[str, Any], model
     )
 
 
-def _data_assets(item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def data_assets(item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The corrected data assets of an output item of ``stacrrn run`` (role ``data``), as ``(key, asset)``."""
     return [(k, a) for k, a in item.get("assets", {}).items() if "data" in (a.get("roles") or [])]
 
 
@@ -294,7 +295,7 @@ def _item_image(
             notes.append(f"{name}: the source item's bands do not resolve ({exc})")
             selection = None
         if selection is not None:
-            assets = dict(_data_assets(item))
+            assets = dict(data_assets(item))
             for key, positions in selection.assets.items():
                 for j, p in enumerate(positions):
                     before[p] = BandSource(asset_href(source, key), selection.bands[p].index)
@@ -304,7 +305,7 @@ def _item_image(
     if not any(after):  # no source item: the data assets' bands, in order, are the model's bands
         flat = [
             (resolve(href, a["href"]), j + 1, _common_name(a, j))
-            for _, a in _data_assets(item)
+            for _, a in data_assets(item)
             for j in range(len(a.get("eo:bands") or a.get("raster:bands") or [{}]))
         ]
         if len(flat) == n:
