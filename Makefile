@@ -3,12 +3,17 @@
 #               STAC pipeline end to end, print where the results are and the scores
 #               (make demo DATA=../shared/data/sentinel2_aber_tiles_4x4 for real imagery)
 #   make test   set everything up and run the full test suite (lint + tests)
+#   make plugin build the QGIS plugin zip (dist/stacrrn_qgis-<version>.zip), see docs/qgis.md
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# QGIS's Python (Debian's python3-qgis) and a venv on top of it with stacrrn, for the plugin tests
+QGIS_PYTHON ?= /usr/bin/python3
+QGIS_VENV := .qgis-venv
+QGIS_STAMP := $(QGIS_VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean plugin qgis-venv qgis-test-env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -18,14 +23,31 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# --system-site-packages sees QGIS's bindings; --ignore-installed keeps Debian's older packages
+# (attrs 22 breaks affine 3) out of stacrrn's way; -e: the tests run the working tree's stacrrn
+$(QGIS_STAMP): pyproject.toml
+	$(QGIS_PYTHON) -m venv --system-site-packages $(QGIS_VENV)
+	$(QGIS_VENV)/bin/pip install -q --ignore-installed -e .
+	touch $(QGIS_STAMP)
+
+qgis-venv: $(QGIS_STAMP)
+
+# the QGIS venv when QGIS's Python bindings are installed; otherwise the plugin tests skip
+qgis-test-env:
+	@if $(QGIS_PYTHON) -c "import qgis.core" >/dev/null 2>&1; then $(MAKE) --no-print-directory qgis-venv; \
+	else echo "no QGIS Python bindings in $(QGIS_PYTHON) (apt-get install python3-qgis): QGIS plugin tests will skip"; fi
+
+plugin:
+	$(PYTHON) qgis_plugin/build.py dist
+
 demo: setup
 	$(BIN)/stacrrn demo --out demo-output $(if $(DATA),--data $(DATA))
 
 lint: setup
-	$(BIN)/ruff check stacrrn tests benchmarks
+	$(BIN)/ruff check stacrrn tests benchmarks qgis_plugin
 	$(BIN)/mypy --strict stacrrn
 
-test: lint
+test: lint qgis-test-env
 	$(BIN)/python -m pytest -n 2 -q tests
 
 bench: setup
@@ -36,4 +58,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_peers.py
 
 clean:
-	rm -rf $(VENV) demo-output benchmarks/out
+	rm -rf $(VENV) $(QGIS_VENV) demo-output benchmarks/out dist

@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
     QgsProcessingUtils,
 )
 from qgis.PyQt.QtGui import QIcon
@@ -168,6 +169,12 @@ class StacrrnAlgorithm(QgsProcessingAlgorithm):
         raise NotImplementedError
 
     # --- QgsProcessingAlgorithm ------------------------------------------------------------
+
+    def addParameter(self, definition: QgsProcessingParameterDefinition, createOutput: bool = True) -> bool:
+        """Add a parameter; a name used twice is a bug (QGIS would drop the second one silently)."""
+        if not super().addParameter(definition, createOutput):
+            raise ValueError(f"{self.NAME}: parameter {definition.name()} is defined twice")
+        return True
 
     def createInstance(self) -> StacrrnAlgorithm:
         """A new instance of this algorithm."""

@@ -161,9 +161,13 @@ def add_cloud_masks(alg: QgsProcessingAlgorithm, choices: Sequence[str], default
             )
         )
     alg.addParameter(
-        advanced(number("REFLECTANCE_SCALE", "Reflectance = value x scale + offset: scale", optional=True))
+        advanced(
+            number(
+                "REFLECTANCE_SCALE", "Reflectance = value x scale + offset: scale", minimum=0, maximum=10, optional=True
+            )
+        )
     )
-    alg.addParameter(advanced(number("REFLECTANCE_OFFSET", "Reflectance offset", default=0.0)))
+    alg.addParameter(advanced(number("REFLECTANCE_OFFSET", "Reflectance offset", default=0.0, minimum=-10, maximum=10)))
 
 
 def read_cloud_masks(
