@@ -153,6 +153,7 @@ class StacrrnAlgorithm(QgsProcessingAlgorithm):
     def __init__(self) -> None:
         super().__init__()
         self.job: Job | None = None
+        self.failure: str | None = None
 
     # --- what a subclass provides ----------------------------------------------------------
 
@@ -225,25 +226,34 @@ class StacrrnAlgorithm(QgsProcessingAlgorithm):
     def prepareAlgorithm(
         self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> bool:
-        """Read the parameters (main thread), turning stacrrn's errors into one-line messages."""
+        """Read the parameters (main thread, where layers may be touched).
+
+        A bad value is reported when the algorithm runs (:meth:`processAlgorithm`): an error
+        raised here would reach ``processing.run`` only as "There were errors executing the
+        algorithm", its message in the log.
+        """
         problem = missing()
         if problem is not None:
-            raise QgsProcessingException(problem)
+            self.failure = problem
+            return True
         from stacrrn.errors import StacrrnError, report
 
         try:
             self.job = self.prepare(parameters, context)
         except StacrrnError as exc:
-            raise QgsProcessingException(report(exc).message) from None
+            self.failure = report(exc).message
+        except QgsProcessingException as exc:
+            self.failure = str(exc)
         return True
 
     def processAlgorithm(
         self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         """Run :meth:`execute`; on cancel remove what the run wrote; register the outputs to load."""
+        if self.failure is not None or self.job is None:
+            raise QgsProcessingException(self.failure or "stacrrn: the parameters were not read")
         from stacrrn.errors import StacrrnError, report
 
-        assert self.job is not None, "prepareAlgorithm runs first"
         progress = StageProgress(feedback, self.STAGES)
         made: Made | None = None
         try:

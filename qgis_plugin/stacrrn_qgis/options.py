@@ -61,12 +61,13 @@ def read_inputs(alg: QgsProcessingAlgorithm, parameters: Parameters, context: Qg
     }
 
 
-def add_workers_and_output(alg: QgsProcessingAlgorithm, output: str = "Output folder") -> None:
-    """``WORKERS`` (threads) and the ``OUTPUT_FOLDER`` destination."""
+def add_workers_and_output(alg: QgsProcessingAlgorithm, output: str = "Output folder", optional: bool = False) -> None:
+    """``WORKERS`` (threads) and the ``OUTPUT_FOLDER`` destination (a temporary folder by default)."""
     alg.addParameter(
         advanced(number("WORKERS", "Threads for the pixel passes", integer=True, default=2, minimum=1, maximum=64))
     )
-    alg.addParameter(QgsProcessingParameterFolderDestination(OUTPUT_FOLDER, output, QgsProcessing.TEMPORARY_OUTPUT))
+    folder = QgsProcessingParameterFolderDestination(OUTPUT_FOLDER, output, QgsProcessing.TEMPORARY_OUTPUT, optional)
+    alg.addParameter(folder)
 
 
 def add_grid(alg: QgsProcessingAlgorithm, what: str = "common grid of the statistics") -> None:

@@ -124,8 +124,8 @@ class StacRunAlgorithm(StacrrnAlgorithm):
         self.addParameter(advanced(text("COLLECTION_ID", "Output collection id [default: <input collection>-rrn]")))
         self.addParameter(advanced(enum("ON_ERROR", "An item that cannot be read or written", ON_ERROR, ON_ERROR[0])))
         flag(self, "RESUME", "Reuse cached statistics and items made with the same model", True)
-        self.addParameter(text("S3_PREFIX", "Output to s3://bucket/prefix instead of the folder"))
-        add_workers_and_output(self)
+        self.addParameter(text("S3_PREFIX", "Output to s3://bucket/prefix instead of a folder"))
+        add_workers_and_output(self, "Output folder (unless an S3 prefix is given)", optional=True)
         flag(self, "MOSAIC", "Then a mosaic of the corrected scenes (OUT/mosaic/)", False)
         self.addParameter(
             advanced(
@@ -162,6 +162,8 @@ class StacRunAlgorithm(StacrrnAlgorithm):
             feather = self.parameterAsDouble(parameters, "FEATHER", context)
             mosaic = {"feather": feather, "seams": self.parameterAsEnumString(parameters, "SEAMS", context)}
         out = s3.rstrip("/") or self.parameterAsString(parameters, OUTPUT_FOLDER, context)
+        if not out:
+            raise QgsProcessingException("give an output folder or an s3://bucket/prefix")
         search = read_search(self, parameters, context)
         return Job(out, {"search": search, "kwargs": kwargs, "mosaic": mosaic, "s3": bool(s3)})
 

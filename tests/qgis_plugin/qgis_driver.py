@@ -66,7 +66,9 @@ def describe_parameter(param: Any) -> dict[str, Any]:
         d["static"] = param.usesStaticStrings()
     if param.type() == "number":
         d["minimum"], d["maximum"] = param.minimum(), param.maximum()
-        d["default_in_range"] = param.defaultValue() is None or param.minimum() <= param.defaultValue() <= param.maximum()
+        d["default_in_range"] = (
+            param.defaultValue() is None or param.minimum() <= param.defaultValue() <= param.maximum()
+        )
     return d
 
 
@@ -111,19 +113,19 @@ def make_feedback(cancel_at: float | None, watch: str | None) -> Any:
             self.seen_at_cancel: list[str] | None = None
             self.progressChanged.connect(self.on_progress)
 
-        def setProgressText(self, text: str) -> None:
+        def setProgressText(self, text: str) -> None:  # noqa: N802 (QGIS API)
             self.texts.append(text)
             super().setProgressText(text)
 
-        def pushInfo(self, info: str) -> None:
+        def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS API)
             self.messages.append(info)
             super().pushInfo(info)
 
-        def pushWarning(self, warning: str) -> None:
+        def pushWarning(self, warning: str) -> None:  # noqa: N802 (QGIS API)
             self.messages.append(warning)
             super().pushWarning(warning)
 
-        def reportError(self, error: str, fatalError: bool = False) -> None:
+        def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802 (QGIS API)
             self.messages.append(error)
             super().reportError(error, fatalError)
 

@@ -93,8 +93,17 @@ def test_provider_registers_every_algorithm_with_valid_parameters(tmp_path):
 
 
 # names the data defines (ids, keys, band names, a URL): text, validated by stacrrn where it reads them
-STRINGS = {"BANDS", "BAND_NAMES", "STAC_URL", "COLLECTIONS", "ASSETS", "REFERENCES", "COLLECTION_ID", "S3_PREFIX",
-           "RGB"}  # fmt: skip
+STRINGS = {
+    "BANDS",
+    "BAND_NAMES",
+    "STAC_URL",
+    "COLLECTIONS",
+    "ASSETS",
+    "REFERENCES",
+    "COLLECTION_ID",
+    "S3_PREFIX",
+    "RGB",
+}
 
 
 @needs_qgis
