@@ -169,18 +169,19 @@ def vector_files(
 ) -> list[str]:
     """A file stacrrn can read for each polygon layer: its own file, or a GeoPackage copy in the temp folder.
 
-    A layer that is a whole single-layer file (GeoJSON, GeoPackage, shapefile...) is passed as is;
-    any other (a layer of a multi-layer file, a subset, a memory or database layer) is written out.
+    A layer that is a whole file (GeoJSON, shapefile, a GeoPackage opened without naming a layer)
+    is passed as is: stacrrn reads its first layer, as QGIS does. Any other layer (one layer of
+    a multi-layer file, a subset, a memory or database layer) is written out first.
     """
     out = []
     for layer in alg.parameterAsLayerList(parameters, name, context):
         parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
-        path = parts.get("path", "")
-        whole = layer.providerType() == "ogr" and os.path.isfile(path) and not parts.get("subset")
-        if whole and (not parts.get("layerName") or len(layer.dataProvider().subLayers()) <= 1):
+        path = parts.get("path") or ""
+        named = parts.get("layerName") or parts.get("layerId") is not None or parts.get("subset")
+        if layer.providerType() == "ogr" and os.path.isfile(path) and not named:
             out.append(path)
-            continue
-        out.append(_write_copy(layer, context))
+        else:
+            out.append(_write_copy(layer, context))
     return out
 
 

@@ -50,6 +50,9 @@ def assert_same_rasters(cli_dir: Path, qgis_dir: Path) -> int:
 
 def assert_same_model(cli_dir: Path, qgis_dir: Path) -> None:
     a, b = (json.loads((d / "stacrrn-model.json").read_text()) for d in (cli_dir, qgis_dir))
+    for model in (a, b):  # polygon files: the CLI's GeoJSON, the plugin's copy of a GeoPackage layer
+        for polygons in (model["quality"]["settings"]["pif"] or {}).get("exclude", []):
+            polygons.clear()
     assert {k: v for k, v in a.items() if k != "quality"} == {k: v for k, v in b.items() if k != "quality"}
     # quality figures: the same up to the last bits (the two Pythons may sum some means in another order)
     assert_close(a["quality"], b["quality"])
@@ -115,9 +118,26 @@ def test_cancel_mid_run_leaves_no_outputs(tmp_path):
     assert [p.name for p in used.iterdir()] == ["mine.txt"]
 
 
+def polygon_files(folder: Path) -> tuple[str, str]:
+    """A polygon over the Hawaii scenes as GeoJSON, and the same as one layer of a two-layer GeoPackage."""
+    import pyogrio
+    import shapely
+
+    def write(path: Path, geometry: shapely.Geometry, **kwargs: str) -> None:
+        wkb = np.array([shapely.to_wkb(geometry)], dtype=object)
+        pyogrio.raw.write(path, wkb, [], [], geometry_type="Polygon", crs="EPSG:32605", **kwargs)
+
+    changed = shapely.box(206000, 2211000, 210000, 2214000)
+    write(folder / "changed.geojson", changed, driver="GeoJSON")
+    write(folder / "layers.gpkg", shapely.box(203400, 2209600, 204000, 2210000), layer="other", driver="GPKG")
+    write(folder / "layers.gpkg", changed, layer="changed", driver="GPKG")
+    return str(folder / "changed.geojson"), f"{folder / 'layers.gpkg'}|layername=changed"
+
+
 def test_clouds_pif_and_match_with_masks_and_pifs(tmp_path):
     masks, pifs, qgis_out = tmp_path / "masks", tmp_path / "pifs", tmp_path / "qgis"
     clear = [str(masks / f"{stem(d)}-clear.tif") for d in DATES]
+    geojson, gpkg_layer = polygon_files(tmp_path)  # the plugin gets the GeoPackage layer (written out as a copy)
     match = {
         "INPUT": DATES,
         "REFERENCES": [DATES[2]],
@@ -125,6 +145,7 @@ def test_clouds_pif_and_match_with_masks_and_pifs(tmp_path):
         "MASKS": clear,
         "MASK_KIND": "clear",
         "PIF": ["imad"],
+        "EXCLUDE": [gpkg_layer],
         "ESTIMATOR": "orthogonal",
         "OUTPUT_FOLDER": str(qgis_out),
     }
@@ -168,6 +189,8 @@ def test_clouds_pif_and_match_with_masks_and_pifs(tmp_path):
         *masks_args,
         "--pif",
         "imad",
+        "--exclude",
+        geojson,
         "--estimator",
         "orthogonal",
         "--workers",
