@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments, centred
+from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments, RawSums
 from stacrrn.types import BlockGrid, Box
 
 F64 = NDArray[np.float64]
@@ -89,6 +89,11 @@ def _valid_bbox(box: Box, mask: NDArray[np.bool_]) -> Box:
     )
 
 
+def _within(box: Box, sub: Box) -> tuple[slice, slice]:
+    """Row and column slices of ``sub`` inside arrays covering ``box``."""
+    return slice(sub.row0 - box.row0, sub.row1 - box.row0), slice(sub.col0 - box.col0, sub.col1 - box.col0)
+
+
 def _block_edges(start: int, stop: int, block: int) -> tuple[NDArray[np.intp], int]:
     """Offsets (from ``start``) where blocks begin inside ``[start, stop)``, and the first block."""
     first = start // block
@@ -103,8 +108,7 @@ def _block_sums(box: Box, mask: NDArray[np.bool_], planes: list[F64], blocks: Bl
     across them (value sums are exact for integer DN; see :class:`BlockSums` for squares).
     """
     sub = _valid_bbox(box, mask)
-    rows = slice(sub.row0 - box.row0, sub.row1 - box.row0)
-    cols = slice(sub.col0 - box.col0, sub.col1 - box.col0)
+    rows, cols = _within(box, sub)
     m = mask[rows, cols]
     row_edges, r0 = _block_edges(sub.row0, sub.row1, blocks.block_height)
     col_edges, c0 = _block_edges(sub.col0, sub.col1, blocks.block_width)
@@ -170,7 +174,7 @@ class _ChunkTerms:
 
     Pairs over exactly the pixels of both their images (the dates of a time series over one
     place, or scenes that both cover a whole chunk) reuse what their images computed: the
-    means, second moments and centred values (only the co-moment is new) and the block sums.
+    raw sums and values (only the cross products are new) and the block sums.
     The reused values are the same reductions over the same pixels, so they are identical.
     """
 
@@ -179,7 +183,7 @@ class _ChunkTerms:
         self.rows = np.broadcast_to((np.arange(box.row0, box.row1) + 0.5)[:, None], (box.height, box.width))
         self.cols = np.broadcast_to((np.arange(box.col0, box.col1) + 0.5)[None, :], (box.height, box.width))
         self.squares: dict[int, F64] = {}
-        self.centred: dict[int, F64] = {}
+        self.raw: dict[int, tuple[RawSums, F64]] = {}
         self.value_sums: dict[int, BlockSums] = {}
         self.own_sums: dict[int, BlockSums] = {}
         self.place_sums: list[tuple[Mask, BlockSums]] = []
@@ -190,7 +194,7 @@ class _ChunkTerms:
         return self.squares[k]
 
     def forget(self, k: int) -> None:
-        for cache in (self.squares, self.centred, self.value_sums, self.own_sums):
+        for cache in (self.squares, self.raw, self.value_sums, self.own_sums):
             cache.pop(k, None)
 
     def _places(self, valid: Mask) -> BlockSums:
@@ -219,8 +223,24 @@ class _ChunkTerms:
             nb = xi.shape[0]
             sums = np.concatenate([own_i.sums[:nb], own_j.sums[:nb], own_i.sums[nb:], own_j.sums[nb:], place.sums])
             return BlockSums(own_i.frame, own_i.n, sums)
-        planes = [*xi, *xj, *self.square(i, xi), *self.square(j, xj), self.rows, self.cols]
-        return _block_sums(self.box, both, planes, self.blocks)
+        return self._sums_over(both, i, xi, j, xj, cross=False)
+
+    def _sums_over(self, mask: Mask, i: int, xi: F64, j: int, xj: F64, cross: bool) -> BlockSums:
+        """Block sums of ``x_i, x_j, x_i**2, x_j**2``, then ``x_i*x_j`` or pixel rows and columns.
+
+        ``cross`` picks the cross products. Computed on the bounding box of ``mask`` only (an
+        overlap strip of a mosaic is a small part of the chunk), with the images' cached squares
+        when that box is the whole chunk.
+        """
+        sub = _valid_bbox(self.box, mask)
+        r, c = _within(self.box, sub)
+        if sub == self.box:
+            a, b, m, squares = xi, xj, mask, [*self.square(i, xi), *self.square(j, xj)]
+        else:
+            a, b, m = xi[:, r, c], xj[:, r, c], mask[r, c]
+            squares = [*(a * a), *(b * b)]
+        last = [*(a * b)] if cross else [self.rows[r, c], self.cols[r, c]]
+        return _block_sums(sub, m, [*a, *b, *squares, *last], self.blocks)
 
     @staticmethod
     def _same_pixels(both: Mask, vi: Mask, vj: Mask) -> bool:
@@ -228,32 +248,33 @@ class _ChunkTerms:
 
     def image(self, out: ChunkStatistics, i: int, layer: Layer) -> None:
         xi, vi = layer
-        mean, d = centred(xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi])
-        out.images[i] = ImageMoments.of_centred(mean, d)
-        self.centred[i] = d
+        values = xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi]
+        raw = RawSums.of(values)
+        out.images[i] = raw.moments()
+        self.raw[i] = raw, values
         self.value_sums[i] = out.image_blocks[i] = _block_sums(self.box, vi, list(xi), self.blocks)
 
     def pair(self, out: ChunkStatistics, i: int, j: int, li: Layer, lj: Layer) -> None:
         (xi, vi), (xj, vj) = li, lj
-        box, blocks = self.box, self.blocks
+        box = self.box
         both = vi & vj
         out.overlaps[(i, j)] = int(both.sum())
         if self.pair_mask is not None and both.any():
             both &= self.pair_mask(box, i, j, xi, xj)
         if self.holdout is not None and (both & self.holdout).any():
-            held = both & self.holdout
-            planes = [*xi, *xj, *self.square(i, xi), *self.square(j, xj), *(xi * xj)]
-            out.holdout_blocks[(i, j)] = _block_sums(box, held, planes, blocks)
+            out.holdout_blocks[(i, j)] = self._sums_over(both & self.holdout, i, xi, j, xj, cross=True)
             both &= ~self.holdout
         if not both.any():
             return
         same = self._same_pixels(both, vi, vj)
         if same:
-            out.pairs[(i, j)] = PairMoments.joint(out.images[i], self.centred[i], out.images[j], self.centred[j])
+            out.pairs[(i, j)] = PairMoments.joint(*self.raw[i], *self.raw[j])
         elif both.all():
             out.pairs[(i, j)] = PairMoments.of(xi.reshape(xi.shape[0], -1), xj.reshape(xj.shape[0], -1))
         else:
-            out.pairs[(i, j)] = PairMoments.of(xi[:, both], xj[:, both])
+            r, c = _within(box, _valid_bbox(box, both))  # the overlap's bounding box: a strip of a mosaic chunk
+            m = both[r, c]
+            out.pairs[(i, j)] = PairMoments.of(xi[:, r, c][:, m], xj[:, r, c][:, m])
         out.pair_blocks[(i, j)] = self._pair_blocks(i, j, li, lj, both, same)
 
 
