@@ -351,6 +351,7 @@ def priority_of(plan: Any, preferred: Sequence[str], weight: float) -> dict[str,
     return {by_path[p]: weight for p in preferred}
 
 
-def flag(alg: QgsProcessingAlgorithm, name: str, description: str, default: bool) -> None:
-    """A boolean parameter (advanced)."""
-    alg.addParameter(advanced(QgsProcessingParameterBoolean(name, description, default)))
+def flag(alg: QgsProcessingAlgorithm, name: str, description: str, default: bool, *, advanced_: bool = True) -> None:
+    """A boolean parameter (advanced unless ``advanced_`` is false)."""
+    param = QgsProcessingParameterBoolean(name, description, default)
+    alg.addParameter(advanced(param) if advanced_ else param)

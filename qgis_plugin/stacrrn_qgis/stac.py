@@ -126,7 +126,7 @@ class StacRunAlgorithm(StacrrnAlgorithm):
         flag(self, "RESUME", "Reuse cached statistics and items made with the same model", True)
         self.addParameter(text("S3_PREFIX", "Output to s3://bucket/prefix instead of a folder"))
         add_workers_and_output(self, "Output folder (unless an S3 prefix is given)", optional=True)
-        flag(self, "MOSAIC", "Then a mosaic of the corrected scenes (OUT/mosaic/)", False)
+        flag(self, "MOSAIC", "Then a mosaic of the corrected scenes (OUT/mosaic/)", False, advanced_=False)
         self.addParameter(
             advanced(
                 number("FEATHER", "Mosaic: blend width across seams (pixels)", default=32.0, minimum=0, maximum=100000)
