@@ -62,7 +62,6 @@ class StageProgress:
             start += weight
         self.position = 0.0
         self.stage = ""
-        self.calls = 0
 
     def check(self) -> None:
         """Raise :class:`Canceled` if the user canceled."""
@@ -71,7 +70,6 @@ class StageProgress:
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         """Move the bar (called by stacrrn from the thread that runs the algorithm)."""
-        self.calls += 1
         self.check()
         if stage != self.stage:
             self.stage = stage
