@@ -34,18 +34,55 @@ NONE = -1
 """Label of pixels no image covers."""
 
 
-def edge_distance(valid: Mask, union: Mask) -> F64:
+Window = tuple[slice, slice]
+
+
+def _window(mask: Mask, margin: int) -> Window:
+    """Rows and columns of the bounding box of ``mask``, grown by ``margin`` within the grid."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (
+        slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, mask.shape[0])),
+        slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, mask.shape[1])),
+    )
+
+
+def _beyond(window: Window, shape: tuple[int, ...]) -> F64:
+    """Per pixel of ``window``, a lower bound of the distance to any grid pixel outside it."""
+
+    def axis(part: slice, size: int) -> F64:
+        idx = np.arange(part.start, part.stop, dtype=np.float64)
+        before = idx - part.start + 1 if part.start > 0 else np.full(idx.size, np.inf)
+        after = part.stop - idx if part.stop < size else np.full(idx.size, np.inf)
+        return np.minimum(before, after)
+
+    return np.minimum(axis(window[0], shape[0])[:, None], axis(window[1], shape[1])[None, :])
+
+
+def edge_distance(valid: Mask, union: Mask) -> tuple[Window, F64]:
     """Distance (pixels) from each pixel to the nearest pixel of ``union`` that ``valid`` lacks.
 
-    An image that covers the whole union (others lie inside it) measures the distance to its
-    own edge instead, so that a smaller image inside it can still win its centre (with a
-    priority).
+    Computed over the bounding box of ``valid`` (plus one pixel), which is all a partition
+    needs, and exact: if a pixel of ``valid`` could have a nearer such pixel outside the box,
+    the whole grid is used instead. An image that covers the whole union (others lie inside
+    it) measures the distance to its own edge instead, so that a smaller image inside it can
+    still win its centre (with a priority).
+
+    Returns
+    -------
+    window, distances
+        The rows and columns measured, and the distances there.
     """
-    others = union & ~valid
-    if not others.any():
-        others = ~np.pad(valid, 1, constant_values=False)
-        return np.asarray(ndimage.distance_transform_edt(~others)[1:-1, 1:-1], dtype=np.float64)
-    return np.asarray(ndimage.distance_transform_edt(~others), dtype=np.float64)
+    everything: Window = (slice(0, valid.shape[0]), slice(0, valid.shape[1]))
+    if not (union & ~valid).any():
+        edge = ~np.pad(valid, 1, constant_values=False)
+        return everything, np.asarray(ndimage.distance_transform_edt(~edge)[1:-1, 1:-1], dtype=np.float64)
+    window = _window(valid, 1)
+    others = union[window] & ~valid[window]
+    if others.any():
+        near = np.asarray(ndimage.distance_transform_edt(~others), dtype=np.float64)
+        if not np.any((near > _beyond(window, valid.shape)) & valid[window]):
+            return window, near
+    return everything, np.asarray(ndimage.distance_transform_edt(~(union & ~valid)), dtype=np.float64)
 
 
 def partition(
@@ -80,10 +117,13 @@ def partition(
     union = np.logical_or.reduce(list(valid))
     best = np.full(valid[0].shape, -np.inf)
     labels = np.full(valid[0].shape, NONE, dtype=np.int32)
-    for k, distance in zip(order, in_batches(lambda k: edge_distance(valid[k], union), order, workers), strict=True):
-        score = np.where(valid[k], distance * weights[k], -np.inf)
-        wins = score > best  # strictly greater: an equal score keeps the smaller key
-        best[wins], labels[wins] = score[wins], k
+    for k, (window, distance) in zip(
+        order, in_batches(lambda k: edge_distance(valid[k], union), order, workers), strict=True
+    ):
+        score = np.where(valid[k][window], distance * weights[k], -np.inf)
+        best_here, labels_here = best[window], labels[window]  # views
+        wins = score > best_here  # strictly greater: an equal score keeps the smaller key
+        best_here[wins], labels_here[wins] = score[wins], k
     return labels
 
 

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from stacrrn.core.seamlines import Labels, in_batches, least_cost_seams, partition, signed_distance
+from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.vectors import Feature, polygonize
 from stacrrn.pipeline.plan import Plan
@@ -138,15 +139,26 @@ class _Disagreement:
         return np.asarray(np.where(self.n >= 2, np.sqrt(var).mean(axis=0), 0.0), dtype=np.float64)
 
 
-def _valid_on(coarse: Plan, i: int, spread: _Disagreement | None) -> NDArray[np.bool_]:
-    full = np.zeros((coarse.grid.height, coarse.grid.width), dtype=bool)
-    box = coarse.footprints[i]
-    if not box.empty:
-        values, valid = coarse.read_chunk(box, [i])[i]
-        full[box.row0 : box.row1, box.col0 : box.col1] = valid
-        if spread is not None:
-            spread.add(box, values, valid)
-    return full
+def _valid_on(coarse: Plan, spread: _Disagreement | None, workers: int) -> list[NDArray[np.bool_]]:
+    """Every image's valid pixels on the seam grid, read ``workers`` images at a time.
+
+    The disagreement of least-cost seams accumulates the values in this thread, in image order.
+    """
+
+    def read(i: int) -> Layer | None:
+        box = coarse.footprints[i]
+        return None if box.empty else coarse.read_chunk(box, [i])[i]
+
+    masks = []
+    for i, layer in enumerate(in_batches(read, range(len(coarse.names)), workers)):
+        full = np.zeros((coarse.grid.height, coarse.grid.width), dtype=bool)
+        if layer is not None:
+            box, (values, valid) = coarse.footprints[i], layer
+            full[box.row0 : box.row1, box.col0 : box.col1] = valid
+            if spread is not None:
+                spread.add(box, values, valid)
+        masks.append(full)
+    return masks
 
 
 def check_seam_options(mode: str, corridor: int) -> None:
@@ -182,7 +194,7 @@ def compute_seams(
     corridor
         Half-width of the band a least-cost seam may move in (seam-grid pixels).
     workers
-        Images whose distance transforms are computed at once.
+        Images read, and distance transforms computed, at once.
 
     Raises
     ------
@@ -194,7 +206,7 @@ def compute_seams(
     check_seam_options(mode, corridor)
     shape = (coarse.grid.height, coarse.grid.width)
     spread = _Disagreement(shape, len(coarse.bands)) if mode == "least-cost" else None
-    valid = [_valid_on(coarse, i, spread) for i in range(len(coarse.names))]
+    valid = _valid_on(coarse, spread, workers)
     for name, v in zip(coarse.names, valid, strict=True):
         if not v.any():
             raise InputError(f"{name} has no valid pixel at the seam grid's resolution; remove it from the inputs")
@@ -213,8 +225,10 @@ def compute_seams(
 
     signed = list(in_batches(inside, range(len(valid)), workers))
     footprints = []
-    for v in valid:  # GDAL polygonizes in this thread (rasterio warns about its datasets in others)
-        shape = polygonize(v.astype(np.int32) - (~v).astype(np.int32), coarse.grid).get(1, shapely.Polygon())
+    for v, crop in zip(valid, crops, strict=True):  # in this thread: rasterio warns about GDAL datasets in others
+        inner = v[crop.row0 : crop.row1, crop.col0 : crop.col1]
+        labelled = inner.astype(np.int32) - (~inner).astype(np.int32)
+        shape = polygonize(labelled, coarse.grid.window(crop)).get(1, shapely.Polygon())
         footprints.append(shapely.simplify(shape, tolerance))
     regions = polygonize(labels, coarse.grid)
     return Seams(

@@ -145,3 +145,61 @@ def test_least_cost_seams_go_around_a_building_and_keep_the_partition():
         assert m[moved == k].all()
     near_c = ndimage.binary_dilation(labels == 2, iterations=8)
     assert np.array_equal(moved[near_c], labels[near_c])  # junctions keep their centre labels
+
+
+def _whole_grid_partition(valid, keys, priority):
+    """The partition with every distance transform over the whole grid (the definition)."""
+    union = np.logical_or.reduce(valid)
+    best, labels = np.full(union.shape, -np.inf), np.full(union.shape, NONE, dtype=np.int32)
+    for k in sorted(range(len(valid)), key=lambda k: keys[k]):
+        others = union & ~valid[k]
+        if not others.any():
+            others = ~np.pad(valid[k], 1, constant_values=False)
+            distance = ndimage.distance_transform_edt(~others)[1:-1, 1:-1]
+        else:
+            distance = ndimage.distance_transform_edt(~others)
+        score = np.where(valid[k], distance * priority[k], -np.inf)
+        wins = score > best
+        best[wins], labels[wins] = score[wins], k
+    return labels
+
+
+@st.composite
+def ragged_layouts(draw):
+    """Footprints with holes, notches and thin arms: their nearest uncovered pixel may lie outside their box."""
+    masks, priority = draw(layouts())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ragged = []
+    for m in masks:
+        m = m.copy()
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        for _ in range(int(rng.integers(0, 4))):  # cut holes and notches
+            r, c = rng.integers(rows[0], rows[-1] + 1), rng.integers(cols[0], cols[-1] + 1)
+            m[r : r + int(rng.integers(1, 8)), c : c + int(rng.integers(1, 8))] = False
+        if not m.any():
+            m[rows[0], cols[0]] = True
+        ragged.append(m)
+    return ragged, priority
+
+
+@settings(deadline=None, max_examples=150)
+@given(ragged_layouts())
+def test_partition_on_each_footprints_box_equals_the_whole_grid_definition(layout):
+    masks, priority = layout
+    keys = [f"img{k}" for k in range(len(masks))]
+    assert np.array_equal(partition(masks, keys, priority), _whole_grid_partition(masks, keys, priority))
+
+
+def test_partition_falls_back_to_the_whole_grid_when_a_nearer_uncovered_pixel_lies_outside_the_box():
+    # a one-row strip; the other image covers the rows above it (two rows away, outside the
+    # strip's box), the strip's first 6 pixels and one pixel below its far end (inside the
+    # box): from the shared pixels, the nearest pixel only the other image covers lies outside
+    # the strip's box, and it decides who wins them
+    a = np.zeros((30, 40), bool)
+    a[20, :] = True
+    b = np.zeros((30, 40), bool)
+    b[:19, :] = True
+    b[20, :6] = True
+    b[21, 39] = True
+    masks, keys, priority = [a, b], ["a", "b"], [1.0, 1.0]
+    assert np.array_equal(partition(masks, keys, priority), _whole_grid_partition(masks, keys, priority))
