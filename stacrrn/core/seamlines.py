@@ -55,7 +55,7 @@ def _beyond(window: Window, shape: tuple[int, ...]) -> F64:
         after = part.stop - idx if part.stop < size else np.full(idx.size, np.inf)
         return np.minimum(before, after)
 
-    return np.minimum(axis(window[0], shape[0])[:, None], axis(window[1], shape[1])[None, :])
+    return np.asarray(np.minimum(axis(window[0], shape[0])[:, None], axis(window[1], shape[1])[None, :]), np.float64)
 
 
 def edge_distance(valid: Mask, union: Mask) -> tuple[Window, F64]:
