@@ -53,7 +53,7 @@ def _beyond(window: Window, shape: tuple[int, ...]) -> F64:
         idx = np.arange(part.start, part.stop, dtype=np.float64)
         before = idx - part.start + 1 if part.start > 0 else np.full(idx.size, np.inf)
         after = part.stop - idx if part.stop < size else np.full(idx.size, np.inf)
-        return np.minimum(before, after)
+        return np.asarray(np.minimum(before, after), dtype=np.float64)
 
     return np.asarray(np.minimum(axis(window[0], shape[0])[:, None], axis(window[1], shape[1])[None, :]), np.float64)
 
