@@ -17,9 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from scipy import ndimage
 
-from stacrrn.core.seamlines import Labels, in_batches, least_cost_seams, partition, signed_distance
+from stacrrn.core.seamlines import (
+    Labels,
+    bilinear_on_lattice,
+    in_batches,
+    least_cost_seams,
+    partition,
+    signed_distance,
+)
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.vectors import Feature, polygonize
@@ -70,9 +76,8 @@ class Seams:
         sa, _, sc, _, se, sf = self.grid.transform
         cols = ((c + a * (np.arange(box.col0, box.col1) + 0.5)) - sc) / sa - 0.5 - self.crops[i].col0
         rows = ((f + e * (np.arange(box.row0, box.row1) + 0.5)) - sf) / se - 0.5 - self.crops[i].row0
-        rr, cc = np.meshgrid(rows, cols, indexing="ij")
         far = -float(self.labels.shape[0] + self.labels.shape[1])
-        values = ndimage.map_coordinates(self.signed[i], [rr, cc], order=1, mode="constant", cval=far)
+        values = bilinear_on_lattice(self.signed[i], rows.astype(np.float64), cols.astype(np.float64), far)
         return np.asarray(values * (abs(sa) / abs(a)), dtype=np.float64)
 
     def features(self) -> list[Feature]:

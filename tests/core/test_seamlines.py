@@ -203,3 +203,23 @@ def test_partition_falls_back_to_the_whole_grid_when_a_nearer_uncovered_pixel_li
     b[21, 39] = True
     masks, keys, priority = [a, b], ["a", "b"], [1.0, 1.0]
     assert np.array_equal(partition(masks, keys, priority), _whole_grid_partition(masks, keys, priority))
+
+
+@settings(deadline=None, max_examples=80)
+@given(
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.floats(-3, 3),
+    st.floats(-3, 3),
+    st.floats(0.3, 3),
+    st.integers(1, 30),
+    st.integers(1, 30),
+)
+def test_bilinear_on_lattice_equals_scipy_map_coordinates(h, w, row0, col0, step, n_rows, n_cols):
+    from stacrrn.core.seamlines import bilinear_on_lattice
+
+    values = np.random.default_rng(h * 100 + w).normal(0, 10, (h, w))
+    rows, cols = row0 + step * np.arange(n_rows), col0 + step * np.arange(n_cols)  # runs past the edges too
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    expected = ndimage.map_coordinates(values, [rr, cc], order=1, mode="constant", cval=-99.0)
+    np.testing.assert_allclose(bilinear_on_lattice(values, rows, cols, -99.0), expected, rtol=0, atol=1e-9)
