@@ -77,7 +77,9 @@ class SeamlinesAlgorithm(StacrrnAlgorithm):
         )
         progress.check()
         priority = priority_of(sources.plan, a["preferred"], a["weight"])
-        _, files = write_seamlines(sources, job.out, priority=priority, seams=a["seams"], corridor=a["corridor"])
+        _, files = write_seamlines(
+            sources, job.out, priority=priority, seams=a["seams"], corridor=a["corridor"], workers=a["workers"]
+        )
         return _vectors(Made({OUTPUT_FOLDER: job.out}), {k: str(v) for k, v in files.items()})
 
 

@@ -212,6 +212,7 @@ def write_seamlines(
     priority: Mapping[str, float] | None = None,
     seams: str = "center",
     corridor: int = 16,
+    workers: int = 1,
 ) -> tuple[Seams, dict[str, Path]]:
     """Seamlines and valid-data footprints of the sources, written to a local folder (no mosaic).
 
@@ -227,13 +228,16 @@ def write_seamlines(
         Image name -> priority (default 1; larger wins more area).
     seams, corridor
         As for :func:`mosaic`.
+    workers
+        Images read, and distance transforms computed, at once.
 
     Returns
     -------
     Seams, dict
         The seamlines, and the files written by key (see :func:`write_seam_vectors`).
     """
-    lines = compute_seams(sources.coarse, priorities(sources.plan.names, priority), mode=seams, corridor=corridor)
+    weights = priorities(sources.plan.names, priority)
+    lines = compute_seams(sources.coarse, weights, mode=seams, corridor=corridor, workers=workers)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".stacrrn-") as tmp:
