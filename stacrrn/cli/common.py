@@ -71,6 +71,14 @@ OverlapPixels = Annotated[
     ),
 ]
 
+FidelityEvery = Annotated[
+    int,
+    typer.Option(
+        help="Measure the outputs' fidelity (correlation, spectral angle, SSIM) on one strip of 32 rows in every N; "
+        "1 measures every pixel (about a quarter of pass 2's time).",
+    ),
+]
+
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn stacrrn errors into one line on stderr and the error's exit code."""

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stacrrn.cli.common import (
+    FidelityEvery,
     OverlapPixels,
     Scheduler,
     app,
@@ -36,6 +37,7 @@ from stacrrn.cli.masking import (
     reflectance,
     split,
 )
+from stacrrn.core.fidelity import SAMPLE_EVERY
 from stacrrn.core.model import METHODS
 from stacrrn.pipeline.match import MatchResult, match
 from stacrrn.pipeline.parallel import connect
@@ -95,6 +97,7 @@ def match_command(
     holdout: Holdout = None,
     estimator: Estimator = "spread",
     overlap_pixels: OverlapPixels = None,
+    fidelity_every: FidelityEvery = SAMPLE_EVERY,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
@@ -124,6 +127,7 @@ def match_command(
                 estimator=estimator,
                 overlap_pixels=overlap_pixels,
                 progress=progress,
+                fidelity_every=fidelity_every,
             ),
         )
     if not quiet:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from stacrrn.cli.common import (
+    FidelityEvery,
     OverlapPixels,
     Scheduler,
     app,
@@ -49,6 +50,7 @@ from stacrrn.cli.search_options import (
     StacUrl,
     make_search,
 )
+from stacrrn.core.fidelity import SAMPLE_EVERY
 from stacrrn.core.model import METHODS
 from stacrrn.errors import ParameterError
 from stacrrn.io.stac import search_items
@@ -172,6 +174,7 @@ def run_command(
     holdout: Holdout = None,
     estimator: Estimator = "spread",
     overlap_pixels: OverlapPixels = None,
+    fidelity_every: FidelityEvery = SAMPLE_EVERY,
     on_error: Annotated[
         str,
         typer.Option(
@@ -223,6 +226,7 @@ def run_command(
                 overlap_pixels=overlap_pixels,
                 on_error=on_error,
                 progress=progress,
+                fidelity_every=fidelity_every,
             ),
         )
     made = None

@@ -14,13 +14,13 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
 from stacrrn.core.correct import cast, correct
-from stacrrn.core.fidelity import FidelitySums
+from stacrrn.core.fidelity import SAMPLE_EVERY, FidelitySums
 from stacrrn.core.local_model import LocalFit, evaluate_field, evaluate_field_on_lattice
 from stacrrn.core.metrics import reference_block_map
 from stacrrn.core.model import RRNModel
 from stacrrn.core.moments import BandSummary
 from stacrrn.core.statistics import Layer, Statistics
-from stacrrn.errors import InputError
+from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.cog import cog_writer, write_cog
 from stacrrn.io.grid import chunks, native_to_grid
 from stacrrn.io.raster import RasterInfo, read_window
@@ -75,6 +75,18 @@ def _field_on_window(local: LocalFit, i: int, rows: F64, cols: F64) -> F64:
         return evaluate_field_on_lattice(local.fields[i], rows, cols, local.blocks, local.frames[i])
     values = evaluate_field(local.fields[i], rows.ravel(), cols.ravel(), local.blocks, local.frames[i])
     return values.reshape(-1, *rows.shape)
+
+
+def check_fidelity_every(every: int) -> None:
+    """Reject a fidelity sample step below 1 (``--fidelity-every``).
+
+    Raises
+    ------
+    ParameterError
+        If ``every`` is not a whole number of at least 1.
+    """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ParameterError(f"--fidelity-every must be a whole number >= 1 (1 measures every pixel), got {every!r}")
 
 
 def read_model(href: str) -> RRNModel:
@@ -161,6 +173,7 @@ def correct_raster(
     chunk_size: int = DEFAULT_CHUNK,
     positions: Sequence[int] | None = None,
     source_bands: Sequence[int] | None = None,
+    fidelity_every: int = SAMPLE_EVERY,
 ) -> ApplyResult:
     """Correct raster ``info`` (image ``i`` of the model) window by window into the COG ``out``.
 
@@ -179,6 +192,9 @@ def correct_raster(
     positions, source_bands
         Which model bands the raster holds (positions in ``model.bands``) and at which
         1-based band indexes; default all model bands at ``model.bands``.
+    fidelity_every
+        Fidelity measured on one strip of 32 rows in every ``fidelity_every`` (1: every
+        pixel; see :class:`~stacrrn.core.fidelity.FidelitySums`).
 
     Returns
     -------
@@ -195,7 +211,7 @@ def correct_raster(
     clipped = np.zeros(nb, dtype=np.int64)
     moved = np.zeros(nb, dtype=np.int64)
     summary = BandSummary.empty(nb)
-    fidelity = FidelitySums(nb)
+    fidelity = FidelitySums(nb, fidelity_every)
     tags = {MODEL_TAG: model.digest(), "STACRRN_SOURCE": info.path, "STACRRN_METHOD": model.method}
     # inputs masked without a nodata value (alpha band, internal mask) keep their mask
     with cog_writer(out, info.grid, nb, info.dtype, info.nodata, tags) as writer:
@@ -216,7 +232,7 @@ def correct_raster(
                 moved += cast_part.moved_off_nodata
             clipped += window_clipped
             summary.add(result, valid)
-            fidelity.add(data, result, valid, window_clipped)
+            fidelity.add(data, result, valid, window_clipped, box.row0)
             mask = np.all(valid, axis=0) if info.has_mask and info.nodata is None else None
             writer.write(box, result, mask)
     return ApplyResult(
@@ -232,6 +248,7 @@ def apply_model(
     resume: bool = False,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress = no_progress,
+    fidelity_every: int = SAMPLE_EVERY,
 ) -> list[ApplyResult]:
     """Write ``out_dir/<name>.tif`` for every input: the corrected COG (pass 2).
 
@@ -251,6 +268,8 @@ def apply_model(
         Window edge in the input's own pixels.
     progress
         Called with ``("apply", done, total)`` after each image.
+    fidelity_every
+        See :func:`correct_raster`.
 
     Returns
     -------
@@ -264,7 +283,7 @@ def apply_model(
         out = out_dir / f"{info.name}.tif"
         if resume and output_is_current(out, info.grid, len(model.bands), info.dtype, digest):
             return ApplyResult(info.name, str(out), [0] * len(model.bands), [0] * len(model.bands), True)
-        return correct_raster(model, i, info, out, chunk_size)
+        return correct_raster(model, i, info, out, chunk_size, fidelity_every=fidelity_every)
 
     results: dict[str, ApplyResult] = {}
     progress("apply", 0, len(infos))

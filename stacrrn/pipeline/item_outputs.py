@@ -139,9 +139,9 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
     for key, positions in selection.assets.items():
         info = inputs.assets[k][key]
         local = folder / versioned(key, job.model, ".tif")
-        result = correct_raster(
-            job.model, k, info, local, chunk_size, positions, [selection.bands[p].index for p in positions]
-        )
+        source_bands = [selection.bands[p].index for p in positions]
+        every = job.setup.options.fidelity_every
+        result = correct_raster(job.model, k, info, local, chunk_size, positions, source_bands, every)
         for p, c in zip(positions, result.clipped, strict=True):
             clipped[p] = c
         measured.append((list(positions), result.fidelity))
@@ -203,10 +203,12 @@ def item_fidelity(measured: list[tuple[list[int], dict[str, Any]]], labels: list
     """An item's ``rrn:fidelity``: each asset's per-band figures keyed by band label.
 
     The spectral angle needs every band of a pixel at once, so it is given only when one
-    asset holds all the bands (``None`` for items with a band per asset).
+    asset holds all the bands (``None`` for items with a band per asset). ``sample_every``
+    says which share of the rows was measured (1: all; see
+    :class:`~stacrrn.core.fidelity.FidelitySums`).
     """
     angle = measured[0][1].get("spectral_angle_deg") if len(measured) == 1 else None
-    out: dict[str, Any] = {"spectral_angle_deg": angle}
+    out: dict[str, Any] = {"spectral_angle_deg": angle, "sample_every": measured[0][1].get("sample_every", 1)}
     for positions, figures in measured:
         for key, values in figures.items():
             if isinstance(values, list):
@@ -305,6 +307,7 @@ def record_item_quality(storage: Storage, model: RRNModel, dicts: Sequence[dict[
         per_band = {k: [v.get(label) for label in labels] for k, v in fidelity.items() if isinstance(v, dict)}
         clipped = [props.get("rrn:clipped", {}).get(label, 0) for label in labels]
         per_band["spectral_angle_deg"] = fidelity.get("spectral_angle_deg")
+        per_band["sample_every"] = fidelity.get("sample_every", 1)
         results.append(ApplyResult(d["id"], "", clipped, [], False, fidelity=per_band))
     record_outputs(model, results)
     dates = {d["id"]: d["properties"].get("datetime") or d["properties"].get("start_datetime") for d in dicts}

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from stacrrn.core.fidelity import SAMPLE_EVERY
 from stacrrn.core.global_local import fold_constants, keep_where_better, solve_global_local
 from stacrrn.core.global_model import ESTIMATORS, GlobalFit, solve_global
 from stacrrn.core.local_model import LocalFit, LocalParams, solve_local
@@ -22,7 +23,14 @@ from stacrrn.errors import EmptyImageError, InputError, NoOverlapError, OutputEr
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
 from stacrrn.io.lock import OutputLock
 from stacrrn.io.storage import Storage
-from stacrrn.pipeline.apply import ApplyResult, apply_model, read_model, record_outputs, write_block_maps
+from stacrrn.pipeline.apply import (
+    ApplyResult,
+    apply_model,
+    check_fidelity_every,
+    read_model,
+    record_outputs,
+    write_block_maps,
+)
 from stacrrn.pipeline.checks import check_connected, check_plan_graph
 from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
 from stacrrn.pipeline.overlap_metrics import record_overlap_pixels
@@ -350,6 +358,7 @@ def match(
     estimator: str = "spread",
     overlap_pixels: bool | None = None,
     progress: Progress = no_progress,
+    fidelity_every: int = SAMPLE_EVERY,
 ) -> MatchResult:
     """Normalize overlapping rasters radiometrically (Yu et al. 2017 global-to-local).
 
@@ -403,6 +412,9 @@ def match(
         more pixels than the images (a mosaic, not a time series).
     progress
         Progress callback ``(stage, done, total)``.
+    fidelity_every
+        Pass 2 measures the outputs' fidelity (correlation, spectral angle, SSIM) on one
+        strip of 32 rows in every ``fidelity_every`` (default 4; 1: every pixel).
 
     Returns
     -------
@@ -411,6 +423,7 @@ def match(
     """
     check_method(method, estimator)
     check_workers(workers)
+    check_fidelity_every(fidelity_every)
     if cloud_mask not in LOCAL_CLOUD_MASKS:
         raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(LOCAL_CLOUD_MASKS)}")
     out = Path(out_dir)
@@ -442,7 +455,7 @@ def match(
         model_path = out / MODEL_FILE
         try:
             block_maps = write_block_maps(model, stats, out, resume)
-            outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress)
+            outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress, fidelity_every)
             record_outputs(model, outputs, _previous_model(model_path) if resume else None)
             atomic_write_text(model_path, model.to_json())
             log.info("pass 2 done: %d outputs in %s", len(outputs), out, extra={"fields": {"model": str(model_path)}})

@@ -35,6 +35,7 @@ from typing import Any
 
 import pystac
 
+from stacrrn.core.fidelity import SAMPLE_EVERY
 from stacrrn.core.local_model import LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Statistics
@@ -156,6 +157,7 @@ def run(
     overlap_pixels: bool | None = None,
     on_error: str = "fail",
     progress: Progress = no_progress,
+    fidelity_every: int = SAMPLE_EVERY,
 ) -> RunResult:
     """Normalize the scenes a STAC search selects and publish corrected COGs and items.
 
@@ -219,6 +221,9 @@ def run(
         ``RunResult.skipped``, its warnings and the run manifest.
     progress
         Progress callback ``(stage, done, total)``.
+    fidelity_every
+        Pass 2 measures each output's fidelity on one strip of 32 rows in every
+        ``fidelity_every`` (default 4; 1: every pixel).
 
     Returns
     -------
@@ -244,6 +249,7 @@ def run(
         pif,
         estimator,
         local_params,
+        fidelity_every,
     )
     options.check()
     check_workers(workers)

@@ -18,8 +18,10 @@ from typing import Any
 
 import pystac
 
+from stacrrn.core.fidelity import SAMPLE_EVERY
 from stacrrn.core.local_model import LocalParams
 from stacrrn.errors import ParameterError
+from stacrrn.pipeline.apply import check_fidelity_every
 from stacrrn.pipeline.checks import check_plan_graph, check_rasters
 from stacrrn.pipeline.match import check_method, resolve_references
 from stacrrn.pipeline.pifs import PifOptions, PifSetup
@@ -65,6 +67,7 @@ _KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "pif": (lambda v: isinstance(v, dict), "an object"),
     "estimator": (lambda v: isinstance(v, str), "a string"),
     "local_params": (lambda v: isinstance(v, dict), "an object"),
+    "fidelity_every": (_is_int, "a whole number"),
 }
 """How each run parameter of a JSON payload must look (checked before the options are built)."""
 
@@ -91,6 +94,7 @@ class RunOptions:
     pif: PifOptions | None = None
     estimator: str = "spread"
     local_params: LocalParams | None = None
+    fidelity_every: int = SAMPLE_EVERY
 
     def check(self) -> None:
         """Validate the options before any request.
@@ -98,9 +102,11 @@ class RunOptions:
         Raises
         ------
         ParameterError
-            For an unknown method, estimator, mode or cloud mask, or an inconsistent pair graph.
+            For an unknown method, estimator, mode or cloud mask, an inconsistent pair graph,
+            or a fidelity sample step below 1.
         """
         check_method(self.method, self.estimator)
+        check_fidelity_every(self.fidelity_every)
         star = ([0] if self.references else []) if self.star else None
         pair_graph(2, self.mode, self.neighbours, star)
         if self.cloud_mask not in CLOUD_MASKS:

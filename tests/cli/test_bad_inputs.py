@@ -189,6 +189,7 @@ CASES = [
     Case("negative block size", lambda g, t: ["match", *_pair(g), "--block-size", "-5"], ("--block-size",)),
     Case("band 5 of 4", lambda g, t: ["match", *_pair(g), "--bands", "1,5"], ("band",)),
     Case("zero workers", lambda g, t: ["match", *_pair(g), "--workers", "0"], ("--workers",)),
+    Case("fidelity sample 0", lambda g, t: ["match", *_pair(g), "--fidelity-every", "0"], ("--fidelity-every",)),
     Case("empty search", lambda g, t: ["run", "--catalog", str(g["cat"]), "--bbox", "-10,-10,-9,-9"], ("no item",)),
     Case("bad bbox", lambda g, t: ["run", "--catalog", str(g["cat"]), "--bbox", "1,2,3"], ("--bbox",)),
     Case("bad datetime", lambda g, t: ["run", "--catalog", str(g["cat"]), "--datetime", "yesterday"], ("--datetime",)),
@@ -197,6 +198,7 @@ CASES = [
     Case("all-nodata item", all_nodata_item, ("no valid pixel",)),
     Case("missing asset (404)", lambda g, t: ["run", *_items(g, t, _missing_asset)], ("tile_01", "image")),
     Case("unknown --on-error", lambda g, t: ["run", *_items(g, t), "--on-error", "retry"], ("--on-error",)),
+    Case("fidelity sample -1", lambda g, t: ["run", *_items(g, t), "--fidelity-every", "-1"], ("--fidelity-every",)),
     Case(
         "STAC API not answering",
         lambda g, t: ["run", "--stac", f"http://127.0.0.1:{free_port()}"],
@@ -218,6 +220,12 @@ CASES = [
         "apply event without a model",
         lambda g, t: ["apply", "--event", _event(t, _payload(g, t)), "--item", "tile_00"],
         ("'model'",),
+        serverless=True,
+    ),
+    Case(
+        "fidelity sample not a number",
+        lambda g, t: ["solve", "--event", _event(t, _payload(g, t, fidelity_every="all"))],
+        ("fidelity_every",),
         serverless=True,
     ),
     Case(

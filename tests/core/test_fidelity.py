@@ -123,3 +123,51 @@ def test_strips_masks_and_edges_match_direct_formulas():
     d = s.to_dict()
     assert d["mean_before"] == pytest.approx(xs.mean(1)) and d["std_after"] == pytest.approx(ys.std(1))
     assert d["clipped_fraction"] == pytest.approx(np.array([1, 2, 3]) / valid.sum())
+
+
+def test_sample_measures_every_nth_strip_of_image_rows_whatever_the_windows():
+    """every=3: image rows 0-7, 24-31, 48-55 ...; windows of 64 or 96 rows give the same sums."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(100, 3000, (3, 250, 40)).astype(np.uint16)
+    y = (x * 1.05 + rng.normal(0, 25, x.shape)).clip(0).astype(np.uint16)
+    valid = rng.random((250, 40)) > 0.03
+    clipped = np.array([2, 0, 1])
+    strips = np.zeros(250, bool)
+    for r0 in range(0, 250, 24):
+        strips[r0 : r0 + 8] = True
+    expected = sums_of(x[:, strips], y[:, strips], valid[strips]).to_dict()
+    for height in (64, 96):
+        sampled = FidelitySums(3, every=3)
+        for r0 in range(0, 250, height):
+            rows = slice(r0, r0 + height)
+            sampled.add(x[:, rows], y[:, rows], valid[rows], clipped if r0 == 0 else None, row0=r0)
+        got = sampled.to_dict()
+        assert got["sample_every"] == 3 and expected["sample_every"] == 1
+        assert got["pixels"] == expected["pixels"] == int(valid[strips].sum())
+        for key in ("correlation", "ssim", "mean_before", "std_after"):
+            assert got[key] == pytest.approx(expected[key], rel=1e-12)
+        assert got["spectral_angle_deg"] == pytest.approx(expected["spectral_angle_deg"], rel=1e-12)
+        # the clipped share still counts every valid pixel
+        assert got["clipped_fraction"] == pytest.approx(clipped / valid.sum(), rel=1e-12)
+
+
+@needs_shared
+def test_quarter_sample_of_a_real_image_is_close_to_every_pixel():
+    with rasterio.open(S2_TILES[0]) as src:
+        x = src.read([1, 2, 3, 4], window=((0, 512), (0, 512)))
+    y = (x * np.array([1.2, 0.8, 1.0, 1.1])[:, None, None] + 100).round().astype(np.uint16)
+    valid = np.ones(x.shape[1:], bool)
+    exact, quarter = FidelitySums(4), FidelitySums(4, every=4)
+    exact.add(x, y, valid)
+    quarter.add(x, y, valid)
+    rows, cols = x.shape[1:]
+    assert quarter.pixels == cols * sum(min(8, rows - r0) for r0 in range(0, rows, 32))
+    assert quarter.ssim() == pytest.approx(exact.ssim(), abs=0.01)  # 73k pixels; closer on larger images
+    assert quarter.correlation() == pytest.approx(exact.correlation(), abs=1e-4)
+    assert quarter.spectral_angle() == pytest.approx(exact.spectral_angle(), rel=0.05)
+    assert quarter.ssim() != pytest.approx(exact.ssim(), abs=1e-12)  # a real sample, not the same pixels
+
+
+def test_sample_step_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        FidelitySums(2, every=0)

@@ -34,7 +34,7 @@ def gain_offset_case(tmp_path_factory):
 
 def test_gains_and_offsets_recovered_with_reference(gain_offset_case):
     tmp, paths, truths, gains, offsets = gain_offset_case
-    result = match(paths, tmp / "ref", references=["t00"], method="global", workers=2)
+    result = match(paths, tmp / "ref", references=["t00"], method="global", workers=2, fidelity_every=1)
     fit = result.model.global_fit
     # corrected = a * (g * truth + o) + b  ==  truth  <=>  a * g == 1 and a * o + b == 0
     assert np.abs(fit.gains * gains - 1).max() < 0.005
@@ -82,6 +82,12 @@ def test_all_images_model_recovers_truth_up_to_one_affine_map(gain_offset_case):
     assert rel.max() < 0.01
     gains = result.model.global_fit.gains
     assert 0.8 < gains.mean() < 1.25  # no contrast collapse
+    # by default fidelity is measured on a quarter of the rows, close to the every-pixel figures
+    q = result.model.quality
+    rows = {row["name"]: row for row in q["images"]}
+    for name, f in q["fidelity"].items():
+        assert f["sample_every"] == 4 and 0.2 < f["pixels"] / rows[name]["valid_pixels"] < 0.3
+        assert f["correlation"] == pytest.approx(np.ones(len(BANDS)), abs=1e-9)
 
 
 def plane(k, truth, rng_seed=7):
