@@ -62,6 +62,17 @@ def _dtype_range(dtype: np.dtype[np.generic]) -> tuple[float, float]:
     return float(finfo.min), float(finfo.max)
 
 
+def _may_hold(value: float, low: F64, high: F64, lo: float, hi: float, dt: np.dtype[np.generic]) -> bool:
+    """Whether a band's cast values, between ``low`` and ``high`` before clipping to ``[lo, hi]``, can be ``value``.
+
+    Clipping and the cast round monotonically, so the cast values of a band lie between its
+    cast extremes.
+    """
+    least = np.clip(low, lo, hi).astype(dt)
+    most = np.clip(high, lo, hi).astype(dt)
+    return bool(np.any((least <= value) & (value <= most)))
+
+
 def cast(
     corrected: F64,
     valid: NDArray[np.bool_],
@@ -107,7 +118,7 @@ def cast(
         np.clip(vals[b], lo, hi, out=vals[b])
     moved = np.zeros(vals.shape[0], dtype=np.int64)
     out = vals.astype(dt)
-    if nodata is not None and not np.isnan(nodata):
+    if nodata is not None and not np.isnan(nodata) and _may_hold(nodata, low, high, lo, hi, dt):
         hits = (out == nodata) & valid
         if hits.any():
             moved = hits.reshape(hits.shape[0], -1).sum(axis=1)

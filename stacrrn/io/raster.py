@@ -297,14 +297,16 @@ def read_on_grid(
         Float64 values ``(bands, box.height, box.width)`` and the validity mask; pixels
         outside the raster are invalid.
     """
-    values = np.zeros((len(bands), box.height, box.width))
-    valid = np.zeros((box.height, box.width), dtype=bool)
     offset = grid_offset(info, grid)
     if offset is not None:
         native = box.shift(-offset[0], -offset[1]).intersect(Box(0, 0, info.height, info.width))
         if native.empty:
-            return values, valid
+            return np.zeros((len(bands), box.height, box.width)), np.zeros((box.height, box.width), dtype=bool)
         data, ok = read_window(info, native, bands)
+        if native.height == box.height and native.width == box.width:  # wholly inside: one conversion, no fill
+            return data.astype(np.float64), np.all(ok, axis=0)
+        values = np.zeros((len(bands), box.height, box.width))
+        valid = np.zeros((box.height, box.width), dtype=bool)
         dst = native.shift(offset[0] - box.row0, offset[1] - box.col0)
         values[:, dst.row0 : dst.row1, dst.col0 : dst.col1] = data
         valid[dst.row0 : dst.row1, dst.col0 : dst.col1] = ok.all(axis=0)

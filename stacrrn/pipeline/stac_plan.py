@@ -196,6 +196,11 @@ def _asset_reader(inputs: StacInputs, grid: Grid, footprints: list[Box]) -> Chun
     selection = inputs.selection
 
     def read_image(i: int, box: Box) -> Layer:
+        if len(selection.assets) == 1:  # one asset holds every band, in order: no copy
+            ((key, positions),) = selection.assets.items()
+            bands = [selection.bands[p].index for p in positions]
+            layer = read_on_grid(inputs.assets[i][key], grid, box, bands, Resampling.bilinear)
+            return clip_to_footprint(layer, box, footprints[i])
         values = np.zeros((len(selection.bands), box.height, box.width))
         valid = np.ones((box.height, box.width), dtype=bool)
         for key, positions in selection.assets.items():

@@ -63,3 +63,22 @@ def test_without_nodata_invalid_pixels_keep_their_input_values():
     original = np.array([[[np.nan, 2.0]]], dtype="float32")
     out = cast(np.array([[[0.0, 4.0]]]), np.array([[False, True]]), "float32", None, original)
     assert np.isnan(out.data[0, 0, 0]) and out.data[0, 0, 1] == 4.0
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata"), [("uint8", 0), ("uint16", 65535), ("int16", -32768), ("int16", 7), ("float32", -9999.0)]
+)
+def test_valid_pixels_never_land_on_nodata_whatever_the_range(dtype, nodata):
+    """Windows whose range stays clear of nodata skip the check; those near it are caught, invalid ones ignored."""
+    rng = np.random.default_rng(11)
+    for centre in (nodata - 3.0, nodata, nodata + 0.4, nodata + 5.0, nodata + 2e4):
+        corrected = centre + rng.normal(0, 2, (3, 16, 16))
+        corrected[1] += 50  # one band far from the others
+        valid = rng.random((3, 16, 16)) > 0.2
+        out = cast(corrected, valid, dtype, nodata)
+        assert not ((out.data == np.asarray(nodata, dtype)) & valid).any()
+        lo, hi = (np.iinfo(dtype).min, np.iinfo(dtype).max) if dtype != "float32" else (-np.inf, np.inf)
+        values = np.clip(np.rint(corrected) if dtype != "float32" else corrected, lo, hi).astype(dtype)
+        landed = ((values == np.asarray(nodata, dtype)) & valid).reshape(3, -1).sum(axis=1)
+        assert out.moved_off_nodata.tolist() == landed.tolist()
+        assert (out.data[~valid] == np.asarray(nodata, dtype)).all()
