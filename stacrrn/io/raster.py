@@ -13,11 +13,12 @@ import ctypes
 import functools
 import math
 import os
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import rasterio
@@ -226,6 +227,50 @@ def _read_error(info: RasterInfo, exc: Exception) -> UnreadableRasterError:
     return UnreadableRasterError(f"cannot read pixels of {info.path} (corrupt or truncated?): {first}")
 
 
+_held = threading.local()
+
+
+@contextmanager
+def datasets_held() -> Iterator[None]:
+    """Keep the rasters this thread reads with :func:`read_window` open until the block ends.
+
+    Neighbouring windows then share GDAL's cache of the raster's decoded blocks: a window
+    that is not aligned with the raster's tiles decodes the tiles it shares with the
+    previous window once (a 1024² window 100 pixels off 512-pixel tiles decodes 9 tiles,
+    2.2x the pixels, on its own). Blocks nest; each thread holds its own datasets (GDAL
+    datasets are not thread safe).
+    """
+    outer = getattr(_held, "datasets", None)
+    if outer is None:
+        _held.datasets = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            for src in _held.datasets.values():
+                src.close()
+            _held.datasets = None
+
+
+@contextmanager
+def _opened(path: str) -> Iterator[Any]:
+    """``path`` open for reading: the thread's held dataset inside :func:`datasets_held`, else a new one."""
+    held: dict[str, Any] | None = getattr(_held, "datasets", None)
+    if held is None:
+        with rasterio.open(path) as src:
+            yield src
+        return
+    src = held.get(path)
+    if src is None:
+        src = held[path] = rasterio.open(path)
+    try:
+        yield src
+    except BaseException:
+        held.pop(path, None)  # a failed read starts again on a new dataset
+        src.close()
+        raise
+
+
 def read_window(info: RasterInfo, window: Box, bands: Sequence[int]) -> tuple[NDArray[np.generic], Mask]:
     """Read a window of the raster's own grid in its native data type, with per-band validity.
 
@@ -237,7 +282,7 @@ def read_window(info: RasterInfo, window: Box, bands: Sequence[int]) -> tuple[ND
     win = Window(window.col0, window.row0, window.width, window.height)
 
     def read() -> tuple[NDArray[np.generic], Mask]:
-        with rasterio.open(info.path) as src:
+        with _opened(info.path) as src:
             data = src.read(list(bands), window=win)
             return data, _band_masks(src, data, bands, win)
 

@@ -19,9 +19,10 @@ from typing import Any
 from stacrrn.core.metrics import OverlapDifferences
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Layer, Statistics
+from stacrrn.io.raster import datasets_held
 from stacrrn.pipeline.apply import LayerNormalizer, layer_normalizer
 from stacrrn.pipeline.parallel import Workers, imap_bounded
-from stacrrn.pipeline.plan import Plan
+from stacrrn.pipeline.plan import Plan, chunk_runs
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.statistics import MAX_CHUNK_IMAGES
 from stacrrn.types import Box
@@ -79,18 +80,23 @@ def overlap_pixel_metrics(
         valid in both images of a pair counts once per pair.
     """
     wanted = frozenset(pairs)
-    todo = [job for box in plan.chunks if (job := _overlap_job(plan, box, wanted))]
+    todo = [(box, job) for box in plan.chunks if (job := _overlap_job(plan, box, wanted))]
     normalize = layer_normalizer(plan, model)
     n_bands = len(plan.bands)
 
-    def task(job: dict[Pair, Box]) -> tuple[OverlapDifferences, OverlapDifferences]:
-        return _chunk_differences(plan, normalize, n_bands, job)
+    def task(run: list[dict[Pair, Box]]) -> list[tuple[OverlapDifferences, OverlapDifferences]]:
+        with datasets_held():  # neighbouring chunks share the decoded tiles of unaligned scenes
+            return [_chunk_differences(plan, normalize, n_bands, job) for job in run]
 
+    runs = [[todo[k][1] for k in run] for run in chunk_runs([box for box, _ in todo])]
     before, after = OverlapDifferences.empty(n_bands), OverlapDifferences.empty(n_bands)
     progress("overlaps", 0, len(todo))
-    for done, (b, a) in enumerate(imap_bounded(task, todo, workers), start=1):
-        before.merge(b)
-        after.merge(a)
+    done = 0
+    for sums in imap_bounded(task, runs, workers):
+        for b, a in sums:
+            before.merge(b)
+            after.merge(a)
+        done += len(sums)
         progress("overlaps", done, len(todo))
     return {"before": before.to_dict(), "after": after.to_dict()}
 

@@ -16,8 +16,9 @@ from stacrrn.core.statistics import (
 )
 from stacrrn.errors import ParameterError, StacrrnError, UnreadableRasterError, report
 from stacrrn.io.files import atomic_write_text
+from stacrrn.io.raster import datasets_held
 from stacrrn.pipeline.parallel import Workers, imap_bounded
-from stacrrn.pipeline.plan import Plan
+from stacrrn.pipeline.plan import Plan, chunk_runs
 from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.types import Box
 
@@ -50,6 +51,11 @@ def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float
             except StacrrnError as failed:
                 culprits[i] = report(failed).message
         raise ImagesUnreadableError(str(exc), culprits) from None
+
+
+def _run_task(plan: Plan, run: list[Box], pair_mask: PairMask | None, holdout: float) -> list[ChunkStatistics]:
+    with datasets_held():
+        return [_chunk_task(plan, box, pair_mask, holdout) for box in run]
 
 
 def _chunk_moments(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float) -> ChunkStatistics:
@@ -119,9 +125,13 @@ def chunk_statistics_of(
             warnings.extend(notes)
     boxes = plan.chunks if indices is None else [plan.chunks[k] for k in indices]
     progress("statistics", 0, len(boxes))
-    tasks = imap_bounded(lambda b: _chunk_task(plan, b, pair_mask, holdout), boxes, workers)
-    for done, chunk in enumerate(tasks, start=1):
-        yield chunk
+    runs = [[boxes[k] for k in run] for run in chunk_runs(boxes)]
+    tasks = imap_bounded(lambda run: _run_task(plan, run, pair_mask, holdout), runs, workers)
+    done = 0
+    for run in tasks:
+        for chunk in run:
+            yield chunk
+            done += 1
         progress("statistics", done, len(boxes))
 
 

@@ -1,0 +1,78 @@
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from stacrrn.errors import UnreadableRasterError
+from stacrrn.io import raster
+from stacrrn.io.raster import datasets_held, open_raster, read_window
+from stacrrn.types import Box
+
+
+@pytest.fixture
+def tiled(tmp_path):
+    path = tmp_path / "tiled.tif"
+    data = np.random.default_rng(0).integers(1, 4000, (3, 200, 180)).astype(np.uint16)
+    profile = dict(driver="GTiff", width=180, height=200, count=3, dtype="uint16", nodata=0, crs="EPSG:32633")
+    profile |= dict(transform=from_origin(500000, 4500000, 10, 10), tiled=True, blockxsize=64, blockysize=64)
+    with rasterio.open(path, "w", **profile, compress="zstd") as dst:
+        dst.write(data)
+    return open_raster(path), data
+
+
+def windows():
+    return [Box(10, 10 + 50 * k, 110, 60 + 50 * k) for k in range(3)] + [Box(100, 0, 200, 180)]
+
+
+def test_held_datasets_read_the_same_pixels_and_close_at_the_end(tiled):
+    info, data = tiled
+    plain = [read_window(info, box, [1, 2, 3]) for box in windows()]
+    with datasets_held():
+        held = [read_window(info, box, [1, 2, 3]) for box in windows()]
+        (src,) = raster._held.datasets.values()
+        with datasets_held():  # nested: the same datasets
+            read_window(info, windows()[0], [2])
+            assert list(raster._held.datasets.values()) == [src]
+        assert not src.closed
+    assert src.closed and raster._held.datasets is None
+    for (a, va), (b, vb), box in zip(plain, held, windows(), strict=True):
+        assert np.array_equal(a, b) and np.array_equal(va, vb)
+        assert np.array_equal(a, data[:, box.row0 : box.row1, box.col0 : box.col1])
+
+
+def test_each_thread_holds_its_own_datasets(tiled):
+    info, _ = tiled
+    seen = {}
+
+    def work(name):
+        with datasets_held():
+            read_window(info, windows()[1], [1])
+            seen[name] = next(iter(raster._held.datasets.values()))
+
+    with datasets_held():
+        read_window(info, windows()[0], [1])
+        threads = [threading.Thread(target=work, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        mine = next(iter(raster._held.datasets.values()))
+        assert len({id(mine), id(seen["a"]), id(seen["b"])}) == 3 and not mine.closed
+
+
+def test_a_failed_read_drops_the_held_dataset(tiled, tmp_path):
+    info, _ = tiled
+    cut = tmp_path / "cut.tif"
+    whole = Path(info.path).read_bytes()
+    cut.write_bytes(whole)
+    broken = open_raster(cut)
+    with datasets_held():
+        read_window(broken, Box(0, 0, 64, 64), [1])
+        assert len(raster._held.datasets) == 1
+        cut.write_bytes(whole[:6000])  # truncated under the open dataset
+        with pytest.raises(UnreadableRasterError):
+            read_window(broken, Box(128, 128, 200, 180), [1, 2, 3])
+        assert raster._held.datasets == {}
