@@ -50,6 +50,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,6 +352,19 @@ def floor_engine_summary(floor: dict[str, Any], engine: dict[str, Any]) -> dict[
     }
 
 
+def paired(run: Callable[[str], dict[str, Any]], floor: str, engine: str, repeat: int) -> dict[str, Any]:
+    """Run ``floor`` then ``engine`` ``repeat`` times in turn; the pair of median ratio, with all ratios.
+
+    The machine's speed drifts by 20-40 % over minutes; pairs run back to back see about the
+    same machine, and the median pair is reported.
+    """
+    pairs = [(run(floor), run(engine)) for _ in range(repeat)]
+    pairs.sort(key=lambda pair: pair[1]["seconds"] / pair[0]["seconds"])
+    first, second = pairs[(len(pairs) - 1) // 2]
+    ratios = [round(b["seconds"] / a["seconds"], 2) for a, b in pairs]
+    return {"floor": first, "engine": second, "ratios": ratios}
+
+
 def run_stage(stage: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one stage in a fresh interpreter and return its result."""
     cmd = [
@@ -397,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=4096, help="scene edge in pixels (default 4096)")
     parser.add_argument("--workers", type=int, default=2, help="threads for both the floor and the engine")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="working folder (default benchmarks/out)")
+    parser.add_argument("--repeat", type=int, default=1, help="floor/engine pairs run in turn; the median is reported")
     parser.add_argument(
         "--stage", choices=["all", "floor", "engine", "mosaic-floor", "mosaic"], default="all", help=argparse.SUPPRESS
     )
@@ -428,13 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     paths, gen_seconds, written = make_scenes(layout, scene_dir, args.workers)
     print(f"generated {written} scene(s) in {gen_seconds:.1f} s, reused {args.scenes - written}", flush=True)
-    print("running the I/O floor ...", flush=True)
-    floor = run_stage("floor", args)
-    print("running the engine ...", flush=True)
-    engine = run_stage("engine", args)
-    print("running the mosaic floor and the mosaic ...", flush=True)
-    mosaic_floor = run_stage("mosaic-floor", args)
-    blended = run_stage("mosaic", args)
+    print(f"running the I/O floor and the engine ({args.repeat}x) ...", flush=True)
+    match_runs = paired(lambda stage: run_stage(stage, args), "floor", "engine", args.repeat)
+    floor, engine = match_runs["floor"], match_runs["engine"]
+    print(f"running the mosaic floor and the mosaic ({args.repeat}x) ...", flush=True)
+    mosaic_runs = paired(lambda stage: run_stage(stage, args), "mosaic-floor", "mosaic", args.repeat)
+    mosaic_floor, blended = mosaic_runs["floor"], mosaic_runs["engine"]
 
     pixels = args.size * args.size
     summary = {
@@ -446,9 +460,11 @@ def main(argv: list[str] | None = None) -> int:
         "input_gb_uncompressed": round(args.scenes * pixels * 4 * 2 / 1e9, 3),
         "input_gb_on_disk": round(sum(p.stat().st_size for p in paths) / 1e9, 3),
         **floor_engine_summary(floor, engine),
+        "ratios_engine_floor": match_runs["ratios"],
         "mosaic_floor_seconds": round(mosaic_floor["seconds"], 2),
         "mosaic_seconds": round(blended["seconds"], 2),
         "ratio_mosaic_floor": round(blended["seconds"] / mosaic_floor["seconds"], 2),
+        "ratios_mosaic_floor": mosaic_runs["ratios"],
         "mosaic_peak_rss_mb": round(blended["peak_rss_mb"], 1),
         "mosaic_floor_peak_rss_mb": round(mosaic_floor["peak_rss_mb"], 1),
         "mosaic_seam_jump": blended["seam_jump"],

@@ -41,6 +41,7 @@ from bench_mosaic import (
     Layout,
     distortions,
     make_scenes,
+    paired,
     peak_rss_mb,
     print_summary,
     run_child,
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neighbours", type=int, default=2, help="nearest dates paired (0: all pairs; default 2)")
     parser.add_argument("--workers", type=int, default=2, help="threads for both the floor and the engine")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="working folder (default benchmarks/out)")
+    parser.add_argument("--repeat", type=int, default=1, help="floor/engine pairs run in turn; the median is reported")
     parser.add_argument("--stage", choices=["floor", "engine"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     work = args.out.resolve() / "timeseries"
@@ -132,10 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     catalog(paths, work / "catalog")
     base = [sys.executable, str(Path(__file__).resolve()), "--dates", str(args.dates), "--size", str(args.size)]
     base += ["--neighbours", str(args.neighbours), "--workers", str(args.workers), "--out", str(args.out.resolve())]
-    print("running the I/O floor ...", flush=True)
-    floor = run_child([*base, "--stage", "floor"])
-    print("running the engine ...", flush=True)
-    engine = run_child([*base, "--stage", "engine"])
+    print(f"running the I/O floor and the engine ({args.repeat}x) ...", flush=True)
+    runs = paired(lambda stage: run_child([*base, "--stage", stage]), "floor", "engine", args.repeat)
+    floor, engine = runs["floor"], runs["engine"]
     summary = {
         "dates": args.dates,
         "size": args.size,
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "floor_seconds": round(floor["seconds"], 2),
         "engine_seconds": round(engine["seconds"], 2),
         "ratio_engine_floor": round(engine["seconds"] / floor["seconds"], 2),
+        "ratios_engine_floor": runs["ratios"],
         "engine_peak_rss_mb": round(engine["peak_rss_mb"]),
         "floor_peak_rss_mb": round(floor["peak_rss_mb"]),
         "max_gain_rel_error": engine["max_gain_rel_error"],
