@@ -26,6 +26,7 @@ from rasterio.windows import Window
 
 from stacrrn.errors import OutputError
 from stacrrn.io.files import temporary_path
+from stacrrn.io.raster import limit_block_cache
 from stacrrn.types import Box, Grid
 
 COG_OPTIONS: dict[str, str] = {
@@ -119,7 +120,13 @@ def cog_writer(
     ------
     WindowWriter
         Call ``write(box, data)`` for each window.
+
+    Notes
+    -----
+    The staging file's dirty blocks fill GDAL's block cache, so the cache is first capped
+    (:func:`~stacrrn.io.raster.limit_block_cache`, unless ``GDAL_CACHEMAX`` is set).
     """
+    limit_block_cache()
     final = Path(path)
     staging = temporary_path(final, ".staging.tif")
     cog = staging.with_suffix(".cog.tif")

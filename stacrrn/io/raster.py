@@ -153,6 +153,24 @@ def forget_remote_reads() -> None:
         lib.VSICurlClearCache()
 
 
+BLOCK_CACHE_MB = 512
+"""GDAL block cache of a stacrrn process unless ``GDAL_CACHEMAX`` is set (GDAL's default is 5 %
+of RAM). A COG is written through a staging file whose dirty blocks fill the cache: the
+15154² mosaic of the 16-scene benchmark peaked at 2068 MB with GDAL's 1.2 GB and at 1219 MB
+with 512 MB, and took 55 s instead of 61 s."""
+
+
+def limit_block_cache(megabytes: int = BLOCK_CACHE_MB) -> None:
+    """Lower GDAL's block cache to ``megabytes`` unless ``GDAL_CACHEMAX`` is set or it is smaller already."""
+    lib = _gdal()
+    if "GDAL_CACHEMAX" in os.environ or lib is None or not hasattr(lib, "GDALSetCacheMax64"):
+        return
+    lib.GDALGetCacheMax64.restype = ctypes.c_int64
+    lib.GDALSetCacheMax64.argtypes = [ctypes.c_int64]
+    if lib.GDALGetCacheMax64() > megabytes << 20:
+        lib.GDALSetCacheMax64(megabytes << 20)
+
+
 def _open_info(p: str) -> RasterInfo:
     with rasterio.open(p) as src:
         if src.crs is None:

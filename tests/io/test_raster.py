@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -76,3 +79,34 @@ def test_a_failed_read_drops_the_held_dataset(tiled, tmp_path):
         with pytest.raises(UnreadableRasterError):
             read_window(broken, Box(128, 128, 200, 180), [1, 2, 3])
         assert raster._held.datasets == {}
+
+
+CACHE_SCRIPT = """
+import ctypes, sys
+import numpy as np
+from stacrrn.io.cog import cog_writer
+from stacrrn.io.raster import _gdal
+from stacrrn.types import Box, Grid
+lib = _gdal()
+lib.GDALGetCacheMax64.restype = ctypes.c_int64
+before = lib.GDALGetCacheMax64() >> 20
+grid = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 4500000.0), 64, 64)
+with cog_writer(sys.argv[1], grid, 1, "uint16", 0) as w:
+    w.write(Box(0, 0, 64, 64), np.ones((1, 64, 64), np.uint16))
+print(before, lib.GDALGetCacheMax64() >> 20)
+"""
+
+
+@pytest.mark.parametrize(("setting", "capped"), [(None, True), ("300", False)])
+def test_writing_a_cog_caps_the_block_cache_unless_the_user_set_it(tmp_path, setting, capped):
+    env = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}
+    env |= {"GDAL_CACHEMAX": setting} if setting else {}
+    out = subprocess.run(
+        [sys.executable, "-c", CACHE_SCRIPT, str(tmp_path / "x.tif")], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    if capped:  # GDAL's default is 5 % of RAM
+        assert after == min(before, raster.BLOCK_CACHE_MB)
+    else:
+        assert before == after == 300
