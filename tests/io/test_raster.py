@@ -110,3 +110,20 @@ def test_writing_a_cog_caps_the_block_cache_unless_the_user_set_it(tmp_path, set
         assert after == min(before, raster.BLOCK_CACHE_MB)
     else:
         assert before == after == 300
+
+
+def test_at_most_a_few_datasets_are_held_the_least_recent_closed(tiled, tmp_path, monkeypatch):
+    info, data = tiled
+    monkeypatch.setattr(raster, "HELD_DATASETS", 3)
+    copies = []
+    for k in range(5):
+        copy = tmp_path / f"copy{k}.tif"
+        copy.write_bytes(Path(info.path).read_bytes())
+        copies.append(open_raster(copy))
+    with datasets_held():
+        read_window(copies[0], Box(0, 0, 64, 64), [1])
+        first = raster._held.datasets[copies[0].path]
+        for c in copies[1:]:
+            got, _ = read_window(c, Box(0, 0, 64, 64), [1])
+            assert np.array_equal(got[0], data[0, :64, :64])
+        assert list(raster._held.datasets) == [c.path for c in copies[2:]] and first.closed
