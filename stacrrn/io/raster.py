@@ -248,10 +248,10 @@ def _read_error(info: RasterInfo, exc: Exception) -> UnreadableRasterError:
 
 _held = threading.local()
 
-HELD_DATASETS = 8
-"""Datasets a thread holds open at most (the least recently read is closed): enough for the
-scenes a mosaic chunk meets, while the 50 dates of a time-series chunk are opened in turn as
-before (holding them all took that benchmark's peak RSS from 0.9 to 2.8 GB)."""
+HELD_DATASETS = 4
+"""Datasets a thread holds open at most (the least recently read is closed): the scenes a
+mosaic chunk meets at a corner. Each held dataset keeps memory (holding a time-series
+chunk's 50 dates took that benchmark's peak RSS from 0.9 to 2.8 GB; 4 per thread, to 1.3 GB)."""
 
 
 @contextmanager

@@ -19,12 +19,11 @@ from typing import Any
 from stacrrn.core.metrics import OverlapDifferences
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Layer, Statistics
-from stacrrn.io.raster import datasets_held
 from stacrrn.pipeline.apply import LayerNormalizer, layer_normalizer
 from stacrrn.pipeline.parallel import Workers, imap_bounded
 from stacrrn.pipeline.plan import Plan, chunk_runs
 from stacrrn.pipeline.progress import Progress, no_progress
-from stacrrn.pipeline.statistics import MAX_CHUNK_IMAGES
+from stacrrn.pipeline.statistics import MAX_CHUNK_IMAGES, held_if_few
 from stacrrn.types import Box
 
 Pair = tuple[int, int]
@@ -84,11 +83,11 @@ def overlap_pixel_metrics(
     normalize = layer_normalizer(plan, model)
     n_bands = len(plan.bands)
 
-    def task(run: list[dict[Pair, Box]]) -> list[tuple[OverlapDifferences, OverlapDifferences]]:
-        with datasets_held():  # neighbouring chunks share the decoded tiles of unaligned scenes
-            return [_chunk_differences(plan, normalize, n_bands, job) for job in run]
+    def task(run: list[tuple[Box, dict[Pair, Box]]]) -> list[tuple[OverlapDifferences, OverlapDifferences]]:
+        with held_if_few(plan, [box for box, _ in run]):  # neighbours share the decoded tiles of unaligned scenes
+            return [_chunk_differences(plan, normalize, n_bands, job) for _, job in run]
 
-    runs = [[todo[k][1] for k in run] for run in chunk_runs([box for box, _ in todo])]
+    runs = [[todo[k] for k in run] for run in chunk_runs([box for box, _ in todo])]
     before, after = OverlapDifferences.empty(n_bands), OverlapDifferences.empty(n_bands)
     progress("overlaps", 0, len(todo))
     done = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from stacrrn.core.pif import holdout_cells
@@ -53,8 +54,19 @@ def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float
         raise ImagesUnreadableError(str(exc), culprits) from None
 
 
+def held_if_few(plan: Plan, boxes: Sequence[Box]) -> AbstractContextManager[None]:
+    """Hold the rasters open while ``boxes`` are read, unless a chunk meets many images.
+
+    :func:`~stacrrn.io.raster.datasets_held` when no chunk meets more than
+    :data:`MAX_CHUNK_IMAGES` images (a mosaic's); a time series' chunks read every date,
+    aligned with the grid, and holding them costs memory for nothing.
+    """
+    few = all(len(plan.images_in(box)) <= MAX_CHUNK_IMAGES for box in boxes)
+    return datasets_held() if few else nullcontext()
+
+
 def _run_task(plan: Plan, run: list[Box], pair_mask: PairMask | None, holdout: float) -> list[ChunkStatistics]:
-    with datasets_held():
+    with held_if_few(plan, run):
         return [_chunk_task(plan, box, pair_mask, holdout) for box in run]
 
 
