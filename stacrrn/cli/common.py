@@ -74,8 +74,8 @@ OverlapPixels = Annotated[
 FidelityEvery = Annotated[
     int,
     typer.Option(
-        help="Measure the outputs' fidelity (correlation, spectral angle, SSIM) on one strip of 32 rows in every N; "
-        "1 measures every pixel (about a quarter of pass 2's time).",
+        help="Measure the outputs' fidelity (correlation, spectral angle, SSIM) on one row of 8x8 windows "
+        "in every N; 1 measures every pixel (about a quarter more pass-2 time).",
     ),
 ]
 

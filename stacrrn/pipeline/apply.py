@@ -193,8 +193,8 @@ def correct_raster(
         Which model bands the raster holds (positions in ``model.bands``) and at which
         1-based band indexes; default all model bands at ``model.bands``.
     fidelity_every
-        Fidelity measured on one strip of 32 rows in every ``fidelity_every`` (1: every
-        pixel; see :class:`~stacrrn.core.fidelity.FidelitySums`).
+        Fidelity measured on one row of 8 x 8 windows (8 image rows) in every
+        ``fidelity_every`` (1: every pixel; see :class:`~stacrrn.core.fidelity.FidelitySums`).
 
     Returns
     -------

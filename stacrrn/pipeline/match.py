@@ -414,7 +414,8 @@ def match(
         Progress callback ``(stage, done, total)``.
     fidelity_every
         Pass 2 measures the outputs' fidelity (correlation, spectral angle, SSIM) on one
-        strip of 32 rows in every ``fidelity_every`` (default 4; 1: every pixel).
+        row of 8 x 8 windows (8 image rows) in every ``fidelity_every`` (default 4; 1: every
+        pixel).
 
     Returns
     -------

@@ -222,8 +222,8 @@ def run(
     progress
         Progress callback ``(stage, done, total)``.
     fidelity_every
-        Pass 2 measures each output's fidelity on one strip of 32 rows in every
-        ``fidelity_every`` (default 4; 1: every pixel).
+        Pass 2 measures each output's fidelity on one row of 8 x 8 windows (8 image rows)
+        in every ``fidelity_every`` (default 4; 1: every pixel).
 
     Returns
     -------
