@@ -69,9 +69,8 @@ class SeamSums:
         }
 
 
-def seam_sums(values: F64, valid: Mask, labels: NDArray[np.integer], near: int = 3) -> SeamSums:
-    """Sums of one window: ``values`` ``(bands, rows, cols)``, ``valid`` and seam ``labels`` ``(rows, cols)``."""
-    out = SeamSums(values.shape[0])
+def _seam_pairs(valid: Mask, labels: NDArray[np.integer]) -> tuple[Mask, list[tuple[Any, Any, Mask, Mask]]]:
+    """Pixels of seam pairs, and per axis the slices of the pairs' two pixels, both valid and seam masks."""
     seam_pixels = np.zeros(valid.shape, dtype=bool)
     pairs = []
     for axis in (0, 1):
@@ -82,8 +81,31 @@ def seam_sums(values: F64, valid: Mask, labels: NDArray[np.integer], near: int =
         seam_pixels[a] |= seam
         seam_pixels[b] |= seam
         pairs.append((a, b, both, seam))
+    return seam_pixels, pairs
+
+
+def _around(mask: Mask, margin: int) -> tuple[slice, slice]:
+    """Bounding box of ``mask``'s pixels (some must be set), grown by ``margin`` within the array."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (
+        slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+        slice(max(cols[0] - margin, 0), cols[-1] + margin + 1),
+    )
+
+
+def seam_sums(values: F64, valid: Mask, labels: NDArray[np.integer], near: int = 3) -> SeamSums:
+    """Sums of one window: ``values`` ``(bands, rows, cols)``, ``valid`` and seam ``labels`` ``(rows, cols)``.
+
+    Only the box around the seam pixels, ``near`` pixels wider, is differenced: every pair
+    counted lies in it.
+    """
+    out = SeamSums(values.shape[0])
+    seam_pixels, _ = _seam_pairs(valid, labels)
     if not seam_pixels.any():
         return out
+    rows, cols = _around(seam_pixels, near)
+    values, valid, labels = values[:, rows, cols], valid[rows, cols], labels[rows, cols]
+    seam_pixels, pairs = _seam_pairs(valid, labels)
     nearby = ndimage.binary_dilation(seam_pixels, iterations=near)
     for a, b, both, seam in pairs:
         diff = np.abs(values[(slice(None), *a)] - values[(slice(None), *b)])

@@ -173,6 +173,32 @@ def signed_distance(labels: Labels, image: int) -> F64:
     return np.asarray(inside - outside, dtype=np.float64)
 
 
+def owners(signed: Sequence[F64], valid: Sequence[Mask]) -> NDArray[np.int32]:
+    """Position of the image that takes each pixel in a hard cut: the valid one deepest inside its region.
+
+    Parameters
+    ----------
+    signed
+        Each image's signed distance to its region's boundary at these pixels (in pixels).
+    valid
+        Each image's valid pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Index into ``signed`` per pixel (the first image on ties; 0 where no image is valid).
+        Where the image a pixel belongs to has no data, the valid image deepest inside its
+        region takes it.
+    """
+    best = np.where(valid[0], signed[0], -np.inf)
+    owner = np.zeros(valid[0].shape, dtype=np.int32)
+    for k in range(1, len(valid)):
+        deeper = valid[k] & (signed[k] > best)
+        np.copyto(best, signed[k], where=deeper)
+        np.copyto(owner, k, where=deeper)
+    return owner
+
+
 def blend_weights(signed: Sequence[F64], valid: Sequence[Mask], width: float) -> list[F64]:
     """Normalized blending weights of images at the same pixels.
 
@@ -183,7 +209,8 @@ def blend_weights(signed: Sequence[F64], valid: Sequence[Mask], width: float) ->
     valid
         Each image's valid pixels.
     width
-        Feathering width across seams (pixels); 0 is a hard cut along the seamline.
+        Feathering width across seams (pixels); 0 is a hard cut along the seamline, each
+        pixel going to its :func:`owners` image.
 
     Returns
     -------
@@ -191,9 +218,12 @@ def blend_weights(signed: Sequence[F64], valid: Sequence[Mask], width: float) ->
         Weights summing to 1 wherever some image is valid (0 elsewhere). Where the image a
         pixel belongs to has no data, the valid image deepest inside its region takes it.
     """
+    if width <= 0:
+        owner, any_valid = owners(signed, valid), np.logical_or.reduce(list(valid))
+        return [((owner == k) & any_valid).astype(np.float64) for k in range(len(signed))]
     ok = np.stack(list(valid))
     s = np.where(ok, np.stack(list(signed)), -np.inf)
-    w = np.clip(0.5 + s / width, 0.0, 1.0) if width > 0 else (s > 0).astype(np.float64)
+    w = np.clip(0.5 + s / width, 0.0, 1.0)
     total = w.sum(axis=0)
     orphan = (total == 0) & ok.any(axis=0)
     if orphan.any():

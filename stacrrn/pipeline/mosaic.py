@@ -27,7 +27,7 @@ from stacrrn import __version__
 from stacrrn.core.correct import cast
 from stacrrn.core.model import RRNModel
 from stacrrn.core.seam_metrics import SeamSums, seam_sums
-from stacrrn.core.seamlines import blend_weights
+from stacrrn.core.seamlines import blend_weights, owners
 from stacrrn.errors import ParameterError
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.stac import Search, stac_items_of
@@ -79,18 +79,30 @@ class MosaicResult:
 
 
 def _blend_chunk(plan: Plan, seams: Seams, box: Box, width: float) -> tuple[F64, NDArray[np.bool_], SeamSums]:
+    """The chunk's blended values (anything where no image is valid), validity and seam sums.
+
+    A chunk inside one image is that image; a hard cut copies each pixel from its
+    :func:`~stacrrn.core.seamlines.owners` image, with no weights.
+    """
     images = plan.images_in(box)
     layers = plan.read_chunk(box, images)
     nb = len(plan.bands)
-    out = np.zeros((nb, box.height, box.width))
     if not images:
-        return out, np.zeros((box.height, box.width), bool), SeamSums(nb)
+        return np.zeros((nb, box.height, box.width)), np.zeros((box.height, box.width), bool), SeamSums(nb)
+    if len(images) == 1:
+        only, inside = layers[images[0]]
+        return only, inside, SeamSums(nb)
     signed = [seams.signed_at(i, plan.grid, box) for i in images]
     valid = [layers[i][1] for i in images]
-    for w, i, v in zip(blend_weights(signed, valid, width), images, valid, strict=True):
-        out += w * np.where(v, layers[i][0], 0.0)
+    owner = owners(signed, valid)
+    out = np.zeros((nb, box.height, box.width))
+    if width > 0:
+        for w, i, v in zip(blend_weights(signed, valid, width), images, valid, strict=True):
+            out += w * np.where(v, layers[i][0], 0.0)
+    else:
+        for k, i in enumerate(images):
+            np.copyto(out, layers[i][0], where=owner == k)
     any_valid = np.logical_or.reduce(valid)
-    owner = np.argmax(np.stack([np.where(v, s, -np.inf) for s, v in zip(signed, valid, strict=True)]), axis=0)
     return out, any_valid, seam_sums(out, any_valid, owner)
 
 

@@ -125,6 +125,52 @@ def test_seam_jump_and_gradient_ratio_by_hand():
     assert merged.to_dict()["jump"] == [2.5]
 
 
+def _seam_sums_by_pairs(values, valid, labels, near):
+    """Reference: every 4-connected pair visited; 'nearby' is within ``near`` steps (L1) of a seam pixel."""
+    rows, cols = valid.shape
+    pairs = [((r, c), (r + dr, c + dc)) for r in range(rows) for c in range(cols) for dr, dc in ((1, 0), (0, 1))]
+    pairs = [(p, q) for p, q in pairs if q[0] < rows and q[1] < cols and valid[p] and valid[q]]
+    seam = {(p, q) for p, q in pairs if labels[p] != labels[q]}
+    seam_pixels = np.zeros(valid.shape, bool)
+    for p, q in seam:
+        seam_pixels[p] = seam_pixels[q] = True
+    r, c = np.nonzero(seam_pixels)
+    rr, cc = np.mgrid[:rows, :cols]
+    steps = np.min(np.abs(rr[..., None] - r) + np.abs(cc[..., None] - c), axis=-1)
+    close = [(p, q) for p, q in pairs if (p, q) not in seam and steps[p] <= near and steps[q] <= near]
+    jump = sum(np.abs(values[:, p[0], p[1]] - values[:, q[0], q[1]]) for p, q in seam)
+    around = sum(np.abs(values[:, p[0], p[1]] - values[:, q[0], q[1]]) for p, q in close)
+    return len(seam), len(close), jump, around
+
+
+@pytest.mark.parametrize("near", [1, 3])
+def test_seam_sums_equal_a_pair_by_pair_count_when_the_seam_is_a_small_part_of_the_window(near):
+    from stacrrn.core.seam_metrics import seam_sums
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(100, 20, (2, 40, 50))
+    labels = np.zeros((40, 50), np.int32)
+    labels[25:33, 30:41] = 1  # a seam around an island, well inside the window
+    labels[31:, 44:] = 2  # and one that reaches the window's edge
+    valid = rng.random((40, 50)) > 0.1
+    sums = seam_sums(values, valid, labels, near=near)
+    seam_pairs, near_pairs, jump, around = _seam_sums_by_pairs(values, valid, labels, near)
+    assert (sums.seam_pairs, sums.near_pairs) == (seam_pairs, near_pairs)
+    np.testing.assert_allclose(sums.seam_sum, jump, rtol=1e-12)
+    np.testing.assert_allclose(sums.near_sum, around, rtol=1e-12)
+
+
+def test_owners_give_each_pixel_to_the_valid_image_deepest_inside_its_region():
+    from stacrrn.core.seamlines import owners
+
+    signed = [np.array([[3.0, -1.0, 2.0, -5.0]]), np.array([[-3.0, 1.0, 2.0, -4.0]]), np.full((1, 4), -9.0)]
+    valid = [np.array([[True, True, True, False]]), np.array([[True, False, True, False]]), np.ones((1, 4), bool)]
+    # 0 is deepest; 1 is deeper but has no data there; a tie goes to the first; only image 2 has data
+    assert owners(signed, valid).tolist() == [[0, 0, 0, 2]]
+    hard = blend_weights(signed, valid, width=0)
+    assert [w.tolist() for w in hard] == [[[1.0, 1.0, 1.0, 0.0]], [[0.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 1.0]]]
+
+
 def test_least_cost_seams_go_around_a_building_and_keep_the_partition():
     from stacrrn.core.seamlines import least_cost_seams
 
