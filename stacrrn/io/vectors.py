@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -134,12 +135,37 @@ def write_geojson(path: str | os.PathLike[str], features: list[Feature], crs: st
         json.dump({"type": "FeatureCollection", "features": out}, f)
 
 
+def _arrow_column(values: list[Any]) -> Any:
+    """An Arrow array of ``str``, ``bytes``, ``int`` or ``float`` values (``None``: null), built from buffers.
+
+    ``pyarrow.array`` imports pandas (0.2 s, longer than the rest of a mosaic's vectors) to
+    check whether the values are pandas objects.
+    """
+    import pyarrow as pa
+
+    given = [v for v in values if v is not None]
+    present = np.packbits([v is not None for v in values], bitorder="little")
+    nulls = None if len(given) == len(values) else pa.py_buffer(present)
+    if given and isinstance(given[0], str | bytes):
+        raw = [b"" if v is None else v.encode() if isinstance(v, str) else bytes(v) for v in values]
+        offsets = np.cumsum([0, *map(len, raw)], dtype=np.int32)  # a few features: far below 2 GB
+        kind = pa.string() if isinstance(given[0], str) else pa.binary()
+        return pa.Array.from_buffers(kind, len(values), [nulls, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))])
+    integers = all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in given)
+    kind, dtype = (pa.int64(), np.int64) if integers else (pa.float64(), np.float64)
+    data = np.array([0 if v is None else v for v in values], dtype=dtype)
+    return pa.Array.from_buffers(kind, len(values), [nulls, pa.py_buffer(data)])
+
+
 def write_geoparquet(path: str | os.PathLike[str], features: list[Feature], crs: str) -> None:
-    """Write features as GeoParquet 1.1 (WKB geometries in ``crs``, PROJJSON in the ``geo`` metadata)."""
+    """Write features as GeoParquet 1.1 (WKB geometries in ``crs``, PROJJSON in the ``geo`` metadata).
+
+    Properties hold ``str``, ``bytes``, ``int`` or ``float`` values (or ``None``).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns: dict[str, list[object]] = {k: [props.get(k) for _, props in features] for k in features[0][1]}
+    columns: dict[str, list[Any]] = {k: [props.get(k) for _, props in features] for k in features[0][1]}
     columns["geometry"] = [shapely.to_wkb(geom) for geom, _ in features]
     types = sorted({g.geom_type for g, _ in features})
     meta = {
@@ -154,5 +180,6 @@ def write_geoparquet(path: str | os.PathLike[str], features: list[Feature], crs:
             }
         },
     }
-    table = pa.table(columns).replace_schema_metadata({"geo": json.dumps(meta)})
+    arrays = [_arrow_column(v) for v in columns.values()]
+    table = pa.Table.from_arrays(arrays, names=list(columns)).replace_schema_metadata({"geo": json.dumps(meta)})
     pq.write_table(table, path)

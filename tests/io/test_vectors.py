@@ -123,3 +123,39 @@ def test_seam_polygons_partition_the_union_of_footprints(rects):
     assert abs(shapely.union_all(list(regions.values())).area - union.area) < pixel * len(regions)
     for k, region in regions.items():
         assert region.difference(shapes[k]).area < 1e-6  # inside its own footprint
+
+
+def test_geoparquet_keeps_every_property_type_and_reads_back_as_polygons(tmp_path):
+    from stacrrn.io.vectors import read_polygons, write_geoparquet
+
+    other = shapely.box(500000, 4998000, 500500, 4998500)
+    features = [
+        (UTM_POLYGON, {"image": "t00", "priority": 1.5, "pixels": 7, "note": None}),
+        (other, {"image": "té01", "priority": None, "pixels": 2**40, "note": b"\x00\xff"}),
+    ]
+    path = tmp_path / "seams.parquet"
+    write_geoparquet(path, features, "EPSG:32633")
+    table = pq.read_table(path)
+    assert table.schema.field("image").type == pa.string() and table.schema.field("pixels").type == pa.int64()
+    assert table.column("image").to_pylist() == ["t00", "té01"]
+    assert table.column("priority").to_pylist() == [1.5, None]
+    assert table.column("pixels").to_pylist() == [7, 2**40]
+    assert table.column("note").to_pylist() == [None, b"\x00\xff"]
+    geo = json.loads(table.schema.metadata[b"geo"])
+    assert geo["columns"]["geometry"]["geometry_types"] == ["Polygon"]
+    polygons, crs = read_polygons(path)
+    assert crs.to_epsg() == 32633
+    assert all(p.equals(q) for p, q in zip(polygons, [UTM_POLYGON, other], strict=True))
+
+
+def test_writing_geoparquet_does_not_import_pandas(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, shapely; from stacrrn.io.vectors import write_geoparquet; "
+        f"write_geoparquet({str(tmp_path / 'x.parquet')!r}, [(shapely.box(0, 0, 1, 1), {{'image': 'a', 'area': 1.0}})],"
+        " 'EPSG:32633'); print('pandas' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"  # pyarrow.array would import it (0.2 s of a mosaic)
