@@ -25,7 +25,12 @@ class CastResult:
 
 
 def correct(
-    values: NDArray[np.generic], gain: F64, offset: F64, field: F64 | None = None, shift: F64 | None = None
+    values: NDArray[np.generic],
+    gain: F64,
+    offset: F64,
+    field: F64 | None = None,
+    shift: F64 | None = None,
+    out: F64 | None = None,
 ) -> F64:
     """Apply ``field * gain * values + offset + shift`` band-wise.
 
@@ -40,18 +45,21 @@ def correct(
         Optional per-pixel multiplicative local field, same shape as ``values``.
     shift
         Optional per-band additive term of the local step, shape ``(bands,)``.
+    out
+        Optional float64 array of ``values``' shape receiving the result (``values`` itself
+        corrects in place).
 
     Returns
     -------
     numpy.ndarray
-        Corrected values in float64.
+        Corrected values in float64 (``out`` when given).
     """
     shape = (-1,) + (1,) * (values.ndim - 1)
-    out: F64 = np.multiply(values, gain.reshape(shape), dtype=np.float64)
+    result: F64 = np.multiply(values, gain.reshape(shape), out=out, dtype=np.float64)
     if field is not None:
-        out *= field
-    out += offset.reshape(shape) if shift is None else (offset + shift).reshape(shape)
-    return out
+        result *= field
+    result += offset.reshape(shape) if shift is None else (offset + shift).reshape(shape)
+    return result
 
 
 def _dtype_range(dtype: np.dtype[np.generic]) -> tuple[float, float]:

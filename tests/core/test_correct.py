@@ -82,3 +82,16 @@ def test_valid_pixels_never_land_on_nodata_whatever_the_range(dtype, nodata):
         landed = ((values == np.asarray(nodata, dtype)) & valid).reshape(3, -1).sum(axis=1)
         assert out.moved_off_nodata.tolist() == landed.tolist()
         assert (out.data[~valid] == np.asarray(nodata, dtype)).all()
+
+
+def test_correct_into_its_own_values_gives_the_same_numbers():
+    rng = np.random.default_rng(5)
+    values = rng.uniform(0, 4000, (3, 8, 9))
+    gain, offset = np.array([0.9, 1.1, 1.3]), np.array([-20.0, 5.0, 40.0])
+    field, shift = rng.uniform(0.95, 1.05, values.shape), np.array([1.0, -2.0, 0.5])
+    for args in ((None, None), (field, shift)):
+        expected = correct(values, gain, offset, *args)
+        own = values.copy()
+        result = correct(own, gain, offset, *args, out=own)
+        assert result is own and np.array_equal(result, expected)
+        assert not np.shares_memory(expected, values)  # without out, a new array
