@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Interleaving
 from rio_cogeo.cogeo import cog_validate
 
 from stacrrn.io.cog import overview_factors, write_cog
@@ -29,6 +30,8 @@ def test_written_cog_is_valid_with_averaged_overviews_of_data_and_mask(tmp_path)
     assert valid and not errors
     with rasterio.open(tmp_path / "a.tif") as src:
         assert src.overviews(1) == [2, 4]
+        assert src.interleaving == Interleaving.pixel  # a band-interleaved staging file does not leak through
+        np.testing.assert_array_equal(src.read(masked=True).filled(0), np.where(mask, data, 0))
     with rasterio.open(tmp_path / "a.tif", overview_level=0) as ovr:
         assert ovr.read_masks(1)[:100].max() == 0 and ovr.read_masks(1)[100:].min() == 255
         # the average of each 2 x 2 block of the full resolution (values stay below 2**16)
