@@ -17,6 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from stacrrn.core.seamlines import mask_window
+
 F64 = NDArray[np.float64]
 Mask = NDArray[np.bool_]
 
@@ -84,15 +86,6 @@ def _seam_pairs(valid: Mask, labels: NDArray[np.integer]) -> tuple[Mask, list[tu
     return seam_pixels, pairs
 
 
-def _around(mask: Mask, margin: int) -> tuple[slice, slice]:
-    """Bounding box of ``mask``'s pixels (some must be set), grown by ``margin`` within the array."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return (
-        slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
-        slice(max(cols[0] - margin, 0), cols[-1] + margin + 1),
-    )
-
-
 def seam_sums(values: F64, valid: Mask, labels: NDArray[np.integer], near: int = 3) -> SeamSums:
     """Sums of one window: ``values`` ``(bands, rows, cols)``, ``valid`` and seam ``labels`` ``(rows, cols)``.
 
@@ -103,7 +96,7 @@ def seam_sums(values: F64, valid: Mask, labels: NDArray[np.integer], near: int =
     seam_pixels, _ = _seam_pairs(valid, labels)
     if not seam_pixels.any():
         return out
-    rows, cols = _around(seam_pixels, near)
+    rows, cols = mask_window(seam_pixels, near)
     values, valid, labels = values[:, rows, cols], valid[rows, cols], labels[rows, cols]
     seam_pixels, pairs = _seam_pairs(valid, labels)
     nearby = ndimage.binary_dilation(seam_pixels, iterations=near)

@@ -37,8 +37,8 @@ NONE = -1
 Window = tuple[slice, slice]
 
 
-def _window(mask: Mask, margin: int) -> Window:
-    """Rows and columns of the bounding box of ``mask``, grown by ``margin`` within the grid."""
+def mask_window(mask: Mask, margin: int = 0) -> Window:
+    """Rows and columns of the bounding box of ``mask``'s pixels (some must be set), grown by ``margin`` within it."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return (
         slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, mask.shape[0])),
@@ -76,7 +76,7 @@ def edge_distance(valid: Mask, union: Mask) -> tuple[Window, F64]:
     if not (union & ~valid).any():
         edge = ~np.pad(valid, 1, constant_values=False)
         return everything, np.asarray(ndimage.distance_transform_edt(~edge)[1:-1, 1:-1], dtype=np.float64)
-    window = _window(valid, 1)
+    window = mask_window(valid, 1)
     others = union[window] & ~valid[window]
     if others.any():
         near = np.asarray(ndimage.distance_transform_edt(~others), dtype=np.float64)
@@ -173,7 +173,7 @@ def signed_distance(labels: Labels, image: int) -> F64:
     return np.asarray(inside - outside, dtype=np.float64)
 
 
-def owners(signed: Sequence[F64], valid: Sequence[Mask]) -> NDArray[np.int32]:
+def owners(signed: Sequence[F64], valid: Sequence[Mask]) -> Labels:
     """Position of the image that takes each pixel in a hard cut: the valid one deepest inside its region.
 
     Parameters
@@ -186,12 +186,12 @@ def owners(signed: Sequence[F64], valid: Sequence[Mask]) -> NDArray[np.int32]:
     Returns
     -------
     numpy.ndarray
-        Index into ``signed`` per pixel (the first image on ties; 0 where no image is valid).
-        Where the image a pixel belongs to has no data, the valid image deepest inside its
-        region takes it.
+        Index into ``signed`` per pixel (the first image on ties; :data:`NONE` where no image
+        is valid). Where the image a pixel belongs to has no data, the valid image deepest
+        inside its region takes it.
     """
     best = np.where(valid[0], signed[0], -np.inf)
-    owner = np.zeros(valid[0].shape, dtype=np.int32)
+    owner = np.where(valid[0], 0, NONE).astype(np.int32)
     for k in range(1, len(valid)):
         deeper = valid[k] & (signed[k] > best)
         np.copyto(best, signed[k], where=deeper)
@@ -219,8 +219,8 @@ def blend_weights(signed: Sequence[F64], valid: Sequence[Mask], width: float) ->
         pixel belongs to has no data, the valid image deepest inside its region takes it.
     """
     if width <= 0:
-        owner, any_valid = owners(signed, valid), np.logical_or.reduce(list(valid))
-        return [((owner == k) & any_valid).astype(np.float64) for k in range(len(signed))]
+        owner = owners(signed, valid)
+        return [(owner == k).astype(np.float64) for k in range(len(signed))]
     ok = np.stack(list(valid))
     s = np.where(ok, np.stack(list(signed)), -np.inf)
     w = np.clip(0.5 + s / width, 0.0, 1.0)

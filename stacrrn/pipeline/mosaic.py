@@ -27,7 +27,7 @@ from stacrrn import __version__
 from stacrrn.core.correct import cast
 from stacrrn.core.model import RRNModel
 from stacrrn.core.seam_metrics import SeamSums, seam_sums
-from stacrrn.core.seamlines import blend_weights, owners
+from stacrrn.core.seamlines import NONE, blend_weights, mask_window, owners
 from stacrrn.errors import ParameterError
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.stac import Search, stac_items_of
@@ -78,11 +78,24 @@ class MosaicResult:
     hrefs: dict[str, str]
 
 
-def _blend_chunk(plan: Plan, seams: Seams, box: Box, width: float) -> tuple[F64, NDArray[np.bool_], SeamSums]:
-    """The chunk's blended values (anything where no image is valid), validity and seam sums.
+def _first_valid(valid: Sequence[NDArray[np.bool_]]) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
+    """Per pixel, the first image valid there (:data:`NONE` where none), and where two or more are."""
+    first = np.full(valid[0].shape, NONE, dtype=np.int32)
+    seen, contested = np.zeros(valid[0].shape, bool), np.zeros(valid[0].shape, bool)
+    for k in reversed(range(len(valid))):
+        np.copyto(first, k, where=valid[k])
+        contested |= seen & valid[k]
+        seen |= valid[k]
+    return first, contested
 
-    A chunk inside one image is that image; a hard cut copies each pixel from its
-    :func:`~stacrrn.core.seamlines.owners` image, with no weights.
+
+def _blend_chunk(plan: Plan, seams: Seams, box: Box, width: float) -> tuple[F64, NDArray[np.bool_], SeamSums]:
+    """The chunk's blended values (0 where no image is valid), validity and seam sums.
+
+    Only the box around the pixels that two or more images cover is contested: there each
+    pixel goes to its :func:`~stacrrn.core.seamlines.owners` image (a hard cut) or blends
+    the images (:func:`~stacrrn.core.seamlines.blend_weights`); elsewhere it is the one
+    image valid there, and a chunk inside one image is that image.
     """
     images = plan.images_in(box)
     layers = plan.read_chunk(box, images)
@@ -92,18 +105,23 @@ def _blend_chunk(plan: Plan, seams: Seams, box: Box, width: float) -> tuple[F64,
     if len(images) == 1:
         only, inside = layers[images[0]]
         return only, inside, SeamSums(nb)
-    signed = [seams.signed_at(i, plan.grid, box) for i in images]
     valid = [layers[i][1] for i in images]
-    owner = owners(signed, valid)
+    owner, contested = _first_valid(valid)
+    if contested.any():
+        r, c = mask_window(contested)
+        sub = Box(box.row0 + r.start, box.col0 + c.start, box.row0 + r.stop, box.col0 + c.stop)
+        signed = [seams.signed_at(i, plan.grid, sub) for i in images]
+        owner[r, c] = owners(signed, [v[r, c] for v in valid])
     out = np.zeros((nb, box.height, box.width))
-    if width > 0:
-        for w, i, v in zip(blend_weights(signed, valid, width), images, valid, strict=True):
-            out += w * np.where(v, layers[i][0], 0.0)
-    else:
-        for k, i in enumerate(images):
-            np.copyto(out, layers[i][0], where=owner == k)
-    any_valid = np.logical_or.reduce(valid)
-    return out, any_valid, seam_sums(out, any_valid, owner)
+    for k, i in enumerate(images):
+        np.copyto(out, layers[i][0], where=owner == k)
+    if width > 0 and contested.any():
+        part = out[:, r, c]
+        part[...] = 0.0
+        for w, i in zip(blend_weights(signed, [v[r, c] for v in valid], width), images, strict=True):
+            part += w * np.where(layers[i][1][r, c], layers[i][0][:, r, c], 0.0)
+    inside = owner != NONE
+    return out, inside, seam_sums(out, inside, owner)
 
 
 def _mosaic_chunk(

@@ -163,12 +163,16 @@ def test_seam_sums_equal_a_pair_by_pair_count_when_the_seam_is_a_small_part_of_t
 def test_owners_give_each_pixel_to_the_valid_image_deepest_inside_its_region():
     from stacrrn.core.seamlines import owners
 
-    signed = [np.array([[3.0, -1.0, 2.0, -5.0]]), np.array([[-3.0, 1.0, 2.0, -4.0]]), np.full((1, 4), -9.0)]
-    valid = [np.array([[True, True, True, False]]), np.array([[True, False, True, False]]), np.ones((1, 4), bool)]
-    # 0 is deepest; 1 is deeper but has no data there; a tie goes to the first; only image 2 has data
-    assert owners(signed, valid).tolist() == [[0, 0, 0, 2]]
+    signed = [np.array([[3.0, -1.0, 2.0, -5.0, 1.0]]), np.array([[-3.0, 1.0, 2.0, -4.0, 1.0]]), np.full((1, 5), -9.0)]
+    valid = [
+        np.array([[True, True, True, False, False]]),
+        np.array([[True, False, True, False, False]]),
+        np.array([[True, True, True, True, False]]),
+    ]
+    # 0 is deepest; 1 is deeper but has no data there; a tie goes to the first; only 2 has data; none has
+    assert owners(signed, valid).tolist() == [[0, 0, 0, 2, NONE]]
     hard = blend_weights(signed, valid, width=0)
-    assert [w.tolist() for w in hard] == [[[1.0, 1.0, 1.0, 0.0]], [[0.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 1.0]]]
+    assert [w.tolist() for w in hard] == [[[1, 1, 1, 0, 0]], [[0, 0, 0, 0, 0]], [[0, 0, 0, 1, 0]]]
 
 
 def test_least_cost_seams_go_around_a_building_and_keep_the_partition():

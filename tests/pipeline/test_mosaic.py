@@ -11,6 +11,7 @@ import rasterio
 import shapely
 
 from stacrrn.core.model import RRNModel
+from stacrrn.core.seamlines import blend_weights
 from stacrrn.errors import InputError
 from stacrrn.pipeline.match import match
 from stacrrn.pipeline.mosaic import mosaic, mosaic_sources
@@ -56,6 +57,42 @@ def test_normalized_and_feathered_mosaic_has_the_least_visible_seams(distorted):
     assert jump[best] == min(jump.values()) and ratio[best] == min(ratio.values())
     assert jump[best] < 0.5 * jump[("raw", 0.0)]
     assert jump[("normalized", 0.0)] < jump[("raw", 0.0)] and jump[("raw", 24.0)] < jump[("raw", 0.0)]
+
+
+def _blend_everywhere(plan, seams, box, width):
+    """Reference blend: weights over every pixel of the chunk, each image's signed distance everywhere."""
+    images = plan.images_in(box)
+    layers = plan.read_chunk(box, images)
+    out = np.zeros((len(plan.bands), box.height, box.width))
+    if not images:
+        return out, np.zeros((box.height, box.width), bool)
+    signed = [seams.signed_at(i, plan.grid, box) for i in images]
+    valid = [layers[i][1] for i in images]
+    for w, i, v in zip(blend_weights(signed, valid, width), images, valid, strict=True):
+        out += w * np.where(v, layers[i][0], 0.0)
+    return out, np.logical_or.reduce(valid)
+
+
+@needs_shared
+@pytest.mark.parametrize("feather", [0.0, 24.0])
+def test_blending_only_where_images_compete_gives_the_blend_of_every_pixel(distorted, feather):
+    from stacrrn.pipeline.mosaic import _blend_chunk
+    from stacrrn.pipeline.seams import compute_seams
+    from stacrrn.types import Box
+
+    sources = mosaic_sources([str(p) for p in distorted[0]])
+    plan = sources.plan
+    seams = compute_seams(sources.coarse, [1.0] * len(plan.names))
+    kinds = set()
+    for row in range(0, plan.grid.height, 96):  # chunks inside one image, across seams, at the edge
+        for col in range(0, plan.grid.width, 96):
+            box = Box(row, col, min(row + 96, plan.grid.height), min(col + 96, plan.grid.width))
+            values, valid, sums = _blend_chunk(plan, seams, box, feather)
+            expected, expected_valid = _blend_everywhere(plan, seams, box, feather)
+            np.testing.assert_array_equal(valid, expected_valid)
+            np.testing.assert_allclose(values[:, valid], expected[:, valid], rtol=1e-12, atol=1e-9)
+            kinds.add((len(plan.images_in(box)), sums.seam_pairs > 0))
+    assert {(1, False), (2, True), (4, True)} <= kinds
 
 
 @needs_shared
