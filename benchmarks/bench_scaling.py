@@ -2,7 +2,7 @@
 
 One command::
 
-    .venv/bin/python benchmarks/bench_scaling.py [--scenes 16] [--size 2048] [--tiles 8] [--out DIR]
+    .venv/bin/python benchmarks/bench_scaling.py [--scenes 16] [--size 2048] [--tiles 8] [--repeat 1] [--out DIR]
 
 What it does and measures:
 
@@ -20,7 +20,9 @@ What it does and measures:
      ``--tiles`` tiles, ``solve``, ``apply`` for each item, ``collection``. Every call parses the
      payload and reads the items' headers again, as separate functions must.
 
-3. **Ratios**: scaling = time(dask-1) / time(dask-2) (2 is perfect on 2 cores; each worker
+3. **Ratios**: scaling = time(dask-1) / time(dask-2) (2 is perfect on 2 cores; with
+   ``--repeat R`` the two run R times in turn and the pair of median scaling is reported,
+   with every scaling in ``scalings``: the machine's speed drifts over minutes; each worker
    compresses its COGs on its one thread, see ``STACRRN_COG_THREADS``), with the cores busy
    on average in each Dask run (CPU time of the client and the workers over the run time;
    the scheduler runs in the client); serverless
@@ -45,7 +47,17 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mosaic import DEFAULT_OUT, RESULT_PREFIX, TAG, Layout, make_scenes, peak_rss_mb, print_summary, run_child
+from bench_mosaic import (
+    DEFAULT_OUT,
+    RESULT_PREFIX,
+    TAG,
+    Layout,
+    make_scenes,
+    paired,
+    peak_rss_mb,
+    print_summary,
+    run_child,
+)
 
 BANDS = ["blue", "green", "red", "nir"]
 ENGINES = ("threads", "dask-1", "dask-2", "serverless")
@@ -172,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=2048, help="scene edge in pixels (default 2048)")
     parser.add_argument("--tiles", type=int, default=8, help="statistics tiles of the serverless run (default 8)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="working folder (default benchmarks/out)")
+    parser.add_argument("--repeat", type=int, default=1, help="dask-1/dask-2 pairs run in turn; the median is reported")
     parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     work = args.out.resolve() / "scaling"
@@ -189,9 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     base = [sys.executable, str(Path(__file__).resolve()), "--scenes", str(args.scenes), "--size", str(args.size)]
     base += ["--tiles", str(args.tiles), "--out", str(args.out.resolve())]
     results = {}
-    for engine in ENGINES:
+    for engine in ("threads", "serverless"):
         print(f"running {engine} ...", flush=True)
         results[engine] = run_child([*base, "--engine", engine])
+    print(f"running dask-1 and dask-2 ({args.repeat}x) ...", flush=True)
+    runs = paired(lambda engine: run_child([*base, "--engine", engine]), "dask-1", "dask-2", args.repeat)
+    results["dask-1"], results["dask-2"] = runs["floor"], runs["engine"]
     gains = _injected_gains(paths)
     fitted = np.array(results["threads"]["gains"])
     summary = {
@@ -202,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "dask_startup_seconds": [round(results[e]["startup_seconds"], 2) for e in ("dask-1", "dask-2")],
         "dask_cores_busy": [round(results[e]["cores_busy"], 2) for e in ("dask-1", "dask-2")],
         "scaling_dask2_vs_dask1": round(results["dask-1"]["seconds"] / results["dask-2"]["seconds"], 2),
+        "scalings": [round(1 / r, 2) for r in runs["ratios"]],
         "dask2_vs_threads": round(results["threads"]["seconds"] / results["dask-2"]["seconds"], 2),
         "serverless_overhead": round(results["serverless"]["seconds"] / results["threads"]["seconds"], 2),
         "serverless_stage_seconds": {k: round(v, 2) for k, v in results["serverless"]["stage_seconds"].items()},

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
 from stacrrn.errors import ParameterError
 from stacrrn.io.cog import COG_THREADS_ENV, cog_options
-from stacrrn.pipeline.parallel import DaskWorkers, connect, imap_bounded, threads_of
+from stacrrn.pipeline.parallel import WARM_MODULES, DaskWorkers, connect, imap_bounded, threads_of
 
 
 def slow_square(x: int) -> int:
@@ -35,6 +36,9 @@ def test_threads_keep_order_and_propagate_errors(workers):
 def test_dask_cluster_keeps_order_forwards_settings_and_errors():
     with connect("local", 2) as cluster:
         assert isinstance(cluster, DaskWorkers) and threads_of(cluster) == 2
+        # the workers imported what the pixel tasks run before the first task
+        loaded = cluster.client.run(lambda: [name for name in WARM_MODULES if name in sys.modules])
+        assert list(loaded.values()) == [list(WARM_MODULES)] * 2
         assert list(imap_bounded(slow_square, range(40), cluster)) == [x * x for x in range(40)]
         # set after the workers started: it reaches them only with the tasks
         os.environ["GDAL_STACRRN_TEST"] = "forwarded"
