@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# bytecode as a regular pip install writes it (an editable install under PYTHONDONTWRITEBYTECODE
+# would otherwise be compiled again by every process: 0.1-0.15 s each)
 setup: $(STAMP)
+	$(BIN)/python -m compileall -q stacrrn
 
 # --system-site-packages sees QGIS's bindings; --ignore-installed keeps Debian's older packages
 # (attrs 22 breaks affine 3) out of stacrrn's way; -e: the tests run the working tree's stacrrn

@@ -53,7 +53,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mosaic import DEFAULT_OUT, ORIGIN, PIXEL, RESULT_PREFIX, Layout, Truth, make_scenes
+from bench_mosaic import DEFAULT_OUT, ORIGIN, PIXEL, RESULT_PREFIX, Layout, Truth, compile_stacrrn, make_scenes
 
 SM_VERSION = "1.0.4"
 """Newest spectralmatch on rasterio; 1.1.0 and later import ``osgeo`` (GDAL's Python bindings)."""
@@ -319,6 +319,7 @@ def run_jobs(args: argparse.Namespace, paths: list[Path], peers: dict[str, Peer]
     """Run every job whose tool is available; one record per job (timings, then quality)."""
     env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(args.workers), "OTB_MAX_RAM_HINT": str(OTB_RAM_MB)}
     records: list[dict[str, Any]] = []
+    compile_stacrrn()
     for tool, job in JOBS:
         rec: dict[str, Any] = {"tool": tool, "job": job}
         records.append(rec)

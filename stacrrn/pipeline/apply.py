@@ -23,7 +23,7 @@ from stacrrn.core.statistics import Layer, Statistics
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.cog import cog_writer, write_cog
 from stacrrn.io.grid import chunks, native_to_grid
-from stacrrn.io.raster import RasterInfo, read_window
+from stacrrn.io.raster import RasterInfo, datasets_held, read_window
 from stacrrn.pipeline.parallel import Workers, imap_bounded
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan
 from stacrrn.pipeline.progress import Progress, no_progress
@@ -216,8 +216,9 @@ def correct_raster(
     summary = BandSummary.empty(nb)
     fidelity = FidelitySums(nb, fidelity_every)
     tags = {MODEL_TAG: model.digest(), "STACRRN_SOURCE": info.path, "STACRRN_METHOD": model.method}
-    # inputs masked without a nodata value (alpha band, internal mask) keep their mask
-    with cog_writer(out, info.grid, nb, info.dtype, info.nodata, tags) as writer:
+    # inputs masked without a nodata value (alpha band, internal mask) keep their mask; the
+    # input stays open across its windows (one open, not one per window)
+    with cog_writer(out, info.grid, nb, info.dtype, info.nodata, tags) as writer, datasets_held():
         for box in chunks(info.grid, chunk_size):
             data, valid = read_window(info, box, src_bands)
             result = np.empty_like(data)
