@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from stacrrn.core.moments import pixels_where
 from stacrrn.core.seamlines import mask_window
 
 F64 = NDArray[np.float64]
@@ -105,6 +106,6 @@ def seam_sums(values: F64, valid: Mask, labels: NDArray[np.integer], near: int =
         close = both & ~seam & nearby[a] & nearby[b]
         out.seam_pairs += int(seam.sum())
         out.near_pairs += int(close.sum())
-        out.seam_sum += diff[:, seam].sum(axis=1)
-        out.near_sum += diff[:, close].sum(axis=1)
+        out.seam_sum += pixels_where(diff, seam).sum(axis=1)
+        out.near_sum += pixels_where(diff, close).sum(axis=1)
     return out

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments, RawSums
+from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments, RawSums, pixels_where
 from stacrrn.types import BlockGrid, Box
 
 F64 = NDArray[np.float64]
@@ -248,7 +248,7 @@ class _ChunkTerms:
 
     def image(self, out: ChunkStatistics, i: int, layer: Layer) -> None:
         xi, vi = layer
-        values = xi.reshape(xi.shape[0], -1) if vi.all() else xi[:, vi]
+        values = xi.reshape(xi.shape[0], -1) if vi.all() else pixels_where(xi, vi)
         raw = RawSums.of(values)
         out.images[i] = raw.moments()
         self.raw[i] = raw, values
@@ -274,7 +274,7 @@ class _ChunkTerms:
         else:
             r, c = _within(box, _valid_bbox(box, both))  # the overlap's bounding box: a strip of a mosaic chunk
             m = both[r, c]
-            out.pairs[(i, j)] = PairMoments.of(xi[:, r, c][:, m], xj[:, r, c][:, m])
+            out.pairs[(i, j)] = PairMoments.of(pixels_where(xi[:, r, c], m), pixels_where(xj[:, r, c], m))
         out.pair_blocks[(i, j)] = self._pair_blocks(i, j, li, lj, both, same)
 
 

@@ -78,3 +78,16 @@ def test_band_summary_is_exact_over_windows(dtype):
         assert out[b]["stddev"] == pytest.approx(v.std(), rel=1e-9)
         assert out[b]["valid_percent"] == pytest.approx(100 * v.size / data[b].size)
     assert out[2] == {"valid_percent": 0.0}
+
+
+def test_pixels_where_gathers_the_masked_pixels_in_order_into_contiguous_rows():
+    from stacrrn.core.moments import pixels_where
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (3, 7, 9))
+    mask = rng.random((7, 9)) > 0.4
+    got = pixels_where(x, mask)
+    assert got.flags["C_CONTIGUOUS"] and got.shape == (3, int(mask.sum()))
+    np.testing.assert_array_equal(got, x[:, mask])
+    window = x[:, 2:6, 1:8]  # a strided view, as a pair's overlap box
+    np.testing.assert_array_equal(pixels_where(window, mask[2:6, 1:8]), window[:, mask[2:6, 1:8]])

@@ -72,7 +72,9 @@ def test_pairs_covering_the_same_pixels_reuse_their_images_block_sums_exactly():
     stats = chunk_statistics(box, {0: (xi, valid), 1: (xj, valid)}, blocks)
     got = stats.pair_blocks[(0, 1)]
     # the pair moments reuse the images' means, spreads and centred values: identical to a direct computation
-    joint, alone = stats.pairs[(0, 1)], PairMoments.of(xi[:, valid], xj[:, valid])
+    # (pixels gathered into contiguous rows, as the engine sums them: the same order of additions)
+    joint = stats.pairs[(0, 1)]
+    alone = PairMoments.of(np.ascontiguousarray(xi[:, valid]), np.ascontiguousarray(xj[:, valid]))
     for name in ("mean_i", "mean_j", "m2_i", "m2_j", "c_ij"):
         np.testing.assert_array_equal(getattr(joint, name), getattr(alone, name))
     assert joint.n == alone.n == valid.sum()
