@@ -100,8 +100,8 @@ def _feathered(signed: list[F64], valid: list[NDArray[np.bool_]], values: list[F
 def _blend_chunk(plan: Plan, seams: Seams, box: Box, width: float) -> tuple[F64, NDArray[np.bool_], SeamSums]:
     """The chunk's blended values, validity and seam sums.
 
-    Values where no image is valid are left as read (0 outside every image); the cast writes
-    nodata there, or the output's mask hides them.
+    Where no image is valid the values are 0, or in a chunk inside one image that image's
+    values as read; the cast writes nodata there, or the output's mask hides them.
 
     Only the box around the pixels that two or more images cover is contested: there each
     pixel goes to its :func:`~stacrrn.core.seamlines.owners` image (a hard cut) or blends
