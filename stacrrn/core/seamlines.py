@@ -227,7 +227,7 @@ def blend_weights(signed: Sequence[F64], valid: Sequence[Mask], width: float) ->
     total = w.sum(axis=0)
     orphan = (total == 0) & ok.any(axis=0)
     if orphan.any():
-        deepest = np.argmax(s, axis=0)
+        deepest = owners(signed, valid)
         w[:, orphan] = (deepest[orphan][None, :] == np.arange(len(signed))[:, None]).astype(np.float64)
         total = w.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
