@@ -38,7 +38,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,18 +48,35 @@ from threadpoolctl import threadpool_limits
 
 from stacrrn.core.global_model import GlobalFit
 from stacrrn.core.statistics import Statistics
-from stacrrn.errors import SolveError
+from stacrrn.errors import ParameterError, SolveError
 from stacrrn.types import BlockGrid, Box
 
 F64 = NDArray[np.float64]
 
+LocalExtent = Literal["overlaps", "image"]
+LOCAL_EXTENTS: tuple[LocalExtent, ...] = ("overlaps", "image")
+"""Where the local step may correct: near the overlaps only (default) or across whole images."""
+
 
 @dataclass(frozen=True)
 class LocalParams:
-    """Weights of the local solve (dimensionless; defaults tested on real imagery).
+    """Extent and weights of the local solve (dimensionless; defaults tested on real imagery).
 
     Attributes
     ----------
+    extent
+        ``overlaps`` (default): an image's field is supported by its overlaps with other
+        images and is exactly 1 from ``decay`` blocks away from them, where no other image
+        says anything (Yu et al.'s reference map leaves single-image blocks as the global
+        step made them). ``image``: smooth fields across whole images, with constant shifts
+        and alternation with the global step, for distortions that really are image-wide
+        (vignetting, BRDF gradients across a swath).
+    decay
+        With ``extent="overlaps"``: distance in blocks from the nearest block with overlap
+        evidence at which the field reaches 1 (and stays 1 beyond).
+    cross_validate
+        Keep an image's field in a band only where it predicts held-out overlap blocks better
+        than the global model (two interleaved folds of overlap blocks).
     membrane
         Weight of first differences of the log-gain field between neighbouring nodes.
     thin_plate
@@ -77,6 +94,9 @@ class LocalParams:
         disables the reweighting (plain least squares).
     """
 
+    extent: LocalExtent = "overlaps"
+    decay: float = 2.0
+    cross_validate: bool = True
     membrane: float = 0.3
     thin_plate: float = 1.0
     ridge: float = 0.01
@@ -84,6 +104,19 @@ class LocalParams:
     min_fraction: float = 0.05
     iterations: int = 8
     huber: float = 1.345
+
+    def __post_init__(self) -> None:
+        """Reject an unknown extent or a decay that is not a finite number of blocks >= 1.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown ``extent`` or a ``decay`` below 1 block or not finite.
+        """
+        if self.extent not in LOCAL_EXTENTS:
+            raise ParameterError(f"unknown --local-extent {self.extent!r}; choose one of {', '.join(LOCAL_EXTENTS)}")
+        if not (isinstance(self.decay, int | float) and np.isfinite(self.decay) and self.decay >= 1):
+            raise ParameterError(f"--local-decay must be a finite number of blocks >= 1, got {self.decay!r}")
 
 
 @dataclass(frozen=True)
