@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, log
+from stacrrn.core.local_model import LocalExtent, LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import ParameterError, StacrrnError, report
 from stacrrn.pipeline.progress import Progress as ProgressCallback
@@ -78,6 +79,35 @@ FidelityEvery = Annotated[
         "in every N; 1 measures every pixel (about a quarter more pass-2 time).",
     ),
 ]
+
+LocalExtentOption = Annotated[
+    str,
+    typer.Option(
+        help="Where the local step corrects: overlaps (default; fields supported by overlaps, exactly 1 from "
+        "--local-decay blocks away from them) or image (smooth fields across whole images, for image-wide "
+        "distortions such as vignetting or BRDF gradients; opt-in).",
+    ),
+]
+
+LocalDecayOption = Annotated[
+    float,
+    typer.Option(
+        help="With --local-extent overlaps: distance in blocks from the nearest block with overlap evidence at "
+        "which the local field reaches 1 (at least 1).",
+    ),
+]
+
+
+def local_params(extent: str, decay: float) -> LocalParams:
+    """The :class:`LocalParams` of ``--local-extent`` and ``--local-decay``.
+
+    Raises
+    ------
+    ParameterError
+        For an extent not in ``LOCAL_EXTENTS`` or a decay that is not a finite number of blocks >= 1
+        (checked by :class:`LocalParams`).
+    """
+    return LocalParams(extent=cast(LocalExtent, extent), decay=decay)
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:

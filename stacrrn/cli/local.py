@@ -9,11 +9,14 @@ import typer
 
 from stacrrn.cli.common import (
     FidelityEvery,
+    LocalDecayOption,
+    LocalExtentOption,
     OverlapPixels,
     Scheduler,
     app,
     console,
     handle_errors,
+    local_params,
     print_fidelity_table,
     print_model_table,
     print_warnings,
@@ -76,6 +79,8 @@ def match_command(
     method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = "global+local",
     block_size: Annotated[float | None, typer.Option(help="Local block edge in CRS units.")] = None,
     blocks: Annotated[int | None, typer.Option(help="Local blocks along the longer side (default 32).")] = None,
+    local_extent: LocalExtentOption = "overlaps",
+    local_decay: LocalDecayOption = 2.0,
     bands: Annotated[str | None, typer.Option(help="Comma-separated 1-based bands, e.g. 1,2,3.")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first input's).")] = None,
     resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
@@ -103,6 +108,7 @@ def match_command(
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
     band_list = band_numbers(split(bands))
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
+    local = local_params(local_extent, local_decay)
     with connect(scheduler, workers) as engine:
         result = with_progress(
             quiet,
@@ -113,6 +119,7 @@ def match_command(
                 method=method,
                 block_size=block_size,
                 n_blocks=blocks,
+                local_params=local,
                 bands=band_list,
                 crs=crs,
                 resolution=resolution,

@@ -11,11 +11,14 @@ from rich.table import Table
 
 from stacrrn.cli.common import (
     FidelityEvery,
+    LocalDecayOption,
+    LocalExtentOption,
     OverlapPixels,
     Scheduler,
     app,
     console,
     handle_errors,
+    local_params,
     print_fidelity_table,
     print_model_table,
     print_warnings,
@@ -149,6 +152,8 @@ def run_command(
     method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = "global+local",
     block_size: Annotated[float | None, typer.Option(help="Local block edge in CRS units.")] = None,
     blocks: Annotated[int | None, typer.Option(help="Local blocks along the longer side (default 32).")] = None,
+    local_extent: LocalExtentOption = "overlaps",
+    local_decay: LocalDecayOption = 2.0,
     crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first item's).")] = None,
     resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
     collection_id: Annotated[str | None, typer.Option(help="Id of the output collection.")] = None,
@@ -198,6 +203,7 @@ def run_command(
 
     search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items)
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
+    local = local_params(local_extent, local_decay)
     with connect(scheduler, workers) as engine:
         result = with_progress(
             quiet,
@@ -212,6 +218,7 @@ def run_command(
                 method=method,
                 block_size=block_size,
                 n_blocks=blocks,
+                local_params=local,
                 crs=crs,
                 resolution=resolution,
                 workers=engine,

@@ -1,27 +1,49 @@
-"""Global and local steps solved alternately, so that each sees the other's correction.
+"""The global and local steps together: evidence-bounded fields by default, alternation for image-wide ones.
 
-Smooth gradients bias the global step: an overlap at the bright edge of one image and the
-dark edge of another yields a wrong gain and an offset that compensates it. The local
-fields then have to carry that error as well. Alternating removes the bias: after each
-local solve, the moments of every overlap and image are rescaled by the mean field the
-local model assigns there (the field multiplies the signal), the global model is solved
-again on these gradient-compensated moments, and the local model again on top of it.
+``extent="overlaps"`` (default): the global model is the global step's, unchanged, and the
+local fields live near the overlaps only (exactly 1 beyond ``decay`` blocks), so wherever no
+other image says anything the output is the global step's output.
+
+``extent="image"``: smooth gradients bias the global step: an overlap at the bright edge of
+one image and the dark edge of another yields a wrong gain and an offset that compensates
+it, and the local fields then have to carry that error as well. Alternating removes the
+bias: after each local solve, the moments of every overlap and image are rescaled by the
+mean field the local model assigns there (the field multiplies the signal), the global model
+is solved again on these gradient-compensated moments, and the local model again on top of
+it. The compensated moments carry the fields' common part, which no overlap constrains
+without a reference: the result is put back on the global step's gauge at the end
+(:func:`regauge`), so no gain drifts through the alternation.
+
+Either way the fields are cross-validated first (:mod:`stacrrn.core.local_validation`):
+an image keeps its field in a band only where it predicts held-out overlap blocks better
+than the global model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from stacrrn.core.fields import evaluate_field
 from stacrrn.core.global_model import GlobalFit, solve_global
-from stacrrn.core.local_model import LocalFit, LocalParams, evaluate_field, solve_local
-from stacrrn.core.metrics import overlap_consistency
+from stacrrn.core.local_model import LocalFit, LocalParams, LocalProblem, solve_local
+from stacrrn.core.local_validation import LocalValidation, cross_validate
 from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments
 from stacrrn.core.statistics import Statistics
 
 F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class GlobalLocalFit:
+    """The fitted global and local models and the cross-validation that chose the fields."""
+
+    global_fit: GlobalFit
+    local_fit: LocalFit
+    validation: LocalValidation
 
 
 def _mean_field(bs: BlockSums, local: LocalFit, i: int, rows: F64, cols: F64) -> F64:
@@ -37,12 +59,17 @@ def _block_centres(bs: BlockSums, local: LocalFit) -> tuple[F64, F64]:
     return (rr.ravel() + 0.5) * local.blocks.block_height, (cc.ravel() + 0.5) * local.blocks.block_width
 
 
-def compensate(stats: Statistics, local: LocalFit) -> tuple[list[ImageMoments], dict[tuple[int, int], PairMoments]]:
-    """Image and pair moments with each image's values scaled by its mean field there."""
+def compensated_images(stats: Statistics, local: LocalFit) -> list[ImageMoments]:
+    """Image moments with each image's values scaled by its mean field over its blocks."""
     images = []
     for i, (m, bs) in enumerate(zip(stats.images, stats.image_blocks, strict=True)):
         g = _mean_field(bs, local, i, *_block_centres(bs, local)) if m.n else np.ones(stats.n_bands)
         images.append(ImageMoments(m.n, m.mean * g, m.m2 * g * g))
+    return images
+
+
+def compensate(stats: Statistics, local: LocalFit) -> tuple[list[ImageMoments], dict[tuple[int, int], PairMoments]]:
+    """Image and pair moments with each image's values scaled by its mean field there."""
     pairs = {}
     for (i, j), pm in stats.pairs.items():
         bs = stats.pair_blocks[(i, j)]
@@ -51,7 +78,28 @@ def compensate(stats: Statistics, local: LocalFit) -> tuple[list[ImageMoments], 
         pairs[(i, j)] = PairMoments(
             pm.n, pm.mean_i * gi, pm.mean_j * gj, pm.m2_i * gi * gi, pm.m2_j * gj * gj, pm.c_ij * gi * gj
         )
-    return images, pairs
+    return compensated_images(stats, local), pairs
+
+
+def regauge(stats: Statistics, gfit: GlobalFit, local: LocalFit) -> GlobalFit:
+    """Put a global+local model back on the global step's gauge, per connected component and band.
+
+    The global step holds the mean of the anchors' corrected means and the mean of their
+    corrected spreads at the originals. One common affine map per component and band (it
+    changes no agreement between images) makes the same true of the whole model, the fields'
+    mean over each image included.
+    """
+    images = compensated_images(stats, local)
+    gains, offsets = gfit.gains.copy(), gfit.offsets.copy()
+    for component, anchors in zip(gfit.components, gfit.anchors, strict=True):
+        original_mean = np.mean([stats.images[k].mean for k in anchors], axis=0)
+        original_std = np.mean([stats.images[k].std for k in anchors], axis=0)
+        mean = np.mean([gains[k] * images[k].mean + offsets[k] for k in anchors], axis=0)
+        std = np.mean([np.abs(gains[k]) * images[k].std for k in anchors], axis=0)
+        scale = np.where(std > 0, original_std / np.where(std > 0, std, 1.0), 1.0)
+        gains[component] *= scale
+        offsets[component] = scale * offsets[component] + (original_mean - scale * mean)
+    return GlobalFit(gains, offsets, gfit.components, gfit.anchors, gfit.isolated)
 
 
 def fold_constants(stats: Statistics, gfit: GlobalFit, local: LocalFit) -> tuple[GlobalFit, LocalFit]:
@@ -73,41 +121,6 @@ def fold_constants(stats: Statistics, gfit: GlobalFit, local: LocalFit) -> tuple
     return folded, LocalFit(local.blocks, local.frames, fields, np.zeros_like(local.shifts))
 
 
-def keep_where_better(
-    stats: Statistics, global_only: GlobalFit, gfit: GlobalFit, local: LocalFit
-) -> tuple[GlobalFit, LocalFit, list[bool]]:
-    """Per band, keep the local model only where it makes overlapping blocks agree better.
-
-    Agreement is the RMS, over all overlap blocks, of the differences of block means and of
-    within-block standard deviations (what the local step fits).
-
-    Real change (clouds, seasons) can pull the local fields away from what the overlaps
-    agree on; a band whose overlap block means disagree more after the local step than
-    after the global step alone falls back to the global-only model (identity field).
-
-    Returns
-    -------
-    GlobalFit, LocalFit, list of bool
-        The chosen model and, per band, whether the local step was kept.
-    """
-    before = overlap_consistency(stats, global_only)
-    after = overlap_consistency(stats, gfit, local)
-    disagreement_before = np.hypot(before.block_mean_diff, before.block_std_diff)
-    disagreement_after = np.hypot(after.block_mean_diff, after.block_std_diff)
-    keep = [bool(a < b) for a, b in zip(disagreement_after, disagreement_before, strict=True)]
-    gains, offsets = gfit.gains.copy(), gfit.offsets.copy()
-    fields = [f.copy() for f in local.fields]
-    shifts = local.shifts.copy()
-    for b, kept in enumerate(keep):
-        if not kept:
-            gains[:, b], offsets[:, b] = global_only.gains[:, b], global_only.offsets[:, b]
-            shifts[:, b] = 0.0
-            for f in fields:
-                f[b] = 1.0
-    chosen = GlobalFit(gains, offsets, gfit.components, gfit.anchors, gfit.isolated)
-    return chosen, LocalFit(local.blocks, local.frames, fields, shifts), keep
-
-
 def solve_global_local(
     stats: Statistics,
     references: Sequence[int] | None = None,
@@ -115,8 +128,9 @@ def solve_global_local(
     params: LocalParams | None = None,
     rounds: int = 4,
     estimator: str = "spread",
-) -> tuple[GlobalFit, LocalFit]:
-    """Alternate global and local solves; return the final pair.
+    base: GlobalFit | None = None,
+) -> GlobalLocalFit:
+    """Fit the global model and cross-validated local fields on top of it.
 
     Parameters
     ----------
@@ -127,29 +141,39 @@ def solve_global_local(
     min_overlap
         Minimum overlap of the global step.
     params
-        Local solve weights.
+        Extent and weights of the local step.
     rounds
-        Most global/local alternations; they stop earlier at a fixed point (see
-        :data:`ROUND_TOLERANCE`).
+        With ``extent="image"``, most global/local alternations; they stop earlier at a fixed
+        point (see :data:`ROUND_TOLERANCE`).
     estimator
         Relative gain estimator of the global step (see :func:`solve_global`).
+    base
+        A fixed global model instead of the global step (``method="local"``: the identity);
+        it is then not solved again.
 
     Returns
     -------
-    GlobalFit, LocalFit
-        Corrected = field * gain * value + offset (+ shift, folded into the offset: zero);
-        each field has a geometric mean of 1 over its image.
+    GlobalLocalFit
+        Corrected = field * gain * value + offset. With ``extent="image"`` each field has a
+        geometric mean of 1 over its image and shifts are folded into the offsets; with
+        ``extent="overlaps"`` the global model is ``base`` or the global step's, unchanged.
     """
-    global_only = solve_global(stats.images, stats.pairs, references, min_overlap, estimator)
-    gfit, local = global_only, solve_local(stats, global_only, references, params)
-    for _ in range(rounds - 1):
+    p = params or LocalParams()
+    first = base or solve_global(stats.images, stats.pairs, references, min_overlap, estimator)
+    problem = LocalProblem.build(stats, first, references, p)
+    validation = cross_validate(problem) if p.cross_validate else LocalValidation.all_kept(*first.gains.shape)
+    local = solve_local(stats, first, references, p, validation.kept)
+    if p.extent == "overlaps":
+        return GlobalLocalFit(first, local, validation)
+    gfit = first
+    for _ in range(rounds - 1 if base is None else 0):
         images, pairs = compensate(stats, local)
         again = solve_global(images, pairs, references, min_overlap, estimator)
         if global_change(stats, gfit, again) < ROUND_TOLERANCE:  # a fixed point: another local solve adds nothing
             break
-        gfit, local = again, solve_local(stats, again, references, params)
-    gfit, local, _ = keep_where_better(stats, global_only, *fold_constants(stats, gfit, local))
-    return gfit, local
+        gfit, local = again, solve_local(stats, again, references, p, validation.kept)
+    folded, local = fold_constants(stats, gfit, local)
+    return GlobalLocalFit(regauge(stats, folded, local), local, validation)
 
 
 ROUND_TOLERANCE = 1e-5

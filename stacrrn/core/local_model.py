@@ -35,18 +35,20 @@ Scaling the data scales ``M`` and ``s`` alike and leaves ``g`` unchanged: unit-a
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from numpy.typing import NDArray
+from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
+from stacrrn.core.fields import bilinear_weights
 from stacrrn.core.global_model import GlobalFit
+from stacrrn.core.sparse_solve import coarse_space, solve_normal_equations
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import ParameterError, SolveError
 from stacrrn.types import BlockGrid, Box
@@ -151,73 +153,6 @@ class LocalFit:
         return cls(BlockGrid.from_dict(d["blocks"]), frames, fields, np.asarray(d["shifts"], float))
 
 
-def _axis(pos: F64, block: int, start: int, n: int) -> tuple[NDArray[np.intp], NDArray[np.intp], F64]:
-    """Lower and upper node index and upper weight along one axis (clamped at the edge nodes)."""
-    t = np.clip(pos / block - 0.5 - start, 0.0, n - 1)
-    i0 = np.minimum(np.floor(t).astype(np.intp), max(n - 2, 0))
-    return i0, np.minimum(i0 + 1, n - 1), t - i0
-
-
-def bilinear_weights(rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> tuple[NDArray[np.intp], F64]:
-    """Bilinear interpolation weights of frame nodes at grid positions.
-
-    Parameters
-    ----------
-    rows, cols
-        Positions in (fractional) pixel coordinates of the common grid; pixel centres are
-        at ``k + 0.5``.
-    blocks
-        The block grid; nodes sit at block centres.
-    frame
-        Box of block indices whose nodes are interpolated; positions outside the outer
-        node centres take the nearest edge value.
-
-    Returns
-    -------
-    index, weight
-        Arrays of shape ``(4, n)``: flat node indices into the frame and their weights.
-    """
-    v0, v1, fv = _axis(rows, blocks.block_height, frame.row0, frame.height)
-    u0, u1, fu = _axis(cols, blocks.block_width, frame.col0, frame.width)
-    w = frame.width
-    index = np.stack([v0 * w + u0, v0 * w + u1, v1 * w + u0, v1 * w + u1])
-    weight = np.stack([(1 - fv) * (1 - fu), (1 - fv) * fu, fv * (1 - fu), fv * fu])
-    return index, weight
-
-
-def evaluate_field(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> F64:
-    """Evaluate an image's gain field (``(bands, h, w)`` nodes) at grid positions -> ``(bands, n)``.
-
-    Interpolation is bilinear in the logarithm of the gain (geometric), matching the solve,
-    so the field is positive everywhere.
-    """
-    index, weight = bilinear_weights(rows, cols, blocks, frame)
-    flat = np.log(field.reshape(field.shape[0], -1))
-    return np.asarray(np.exp(np.einsum("bkn,kn->bn", flat[:, index], weight)), dtype=np.float64)
-
-
-def _axis_matrix(pos: F64, block: int, start: int, n: int) -> F64:
-    """Dense ``(len(pos), n)`` matrix of 1-D linear interpolation weights."""
-    i0, i1, f = _axis(pos, block, start, n)
-    mat = np.zeros((pos.size, n))
-    k = np.arange(pos.size)
-    np.add.at(mat, (k, i0), 1 - f)
-    np.add.at(mat, (k, i1), f)
-    return mat
-
-
-def evaluate_field_on_lattice(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> F64:
-    """Evaluate a gain field on the lattice ``rows x cols`` -> ``(bands, len(rows), len(cols))``.
-
-    Same values as :func:`evaluate_field` on every pair (bilinear weights factor into a
-    row and a column part), computed as two small matrix products: the fast path for
-    windows of inputs that share the common grid's CRS.
-    """
-    wr = _axis_matrix(rows, blocks.block_height, frame.row0, frame.height)
-    wc = _axis_matrix(cols, blocks.block_width, frame.col0, frame.width)
-    return np.asarray(np.exp(wr @ np.log(field) @ wc.T), dtype=np.float64)
-
-
 def _smoothness_rows(
     frame: Box, offset: int, membrane: float, thin_plate: float
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], F64]:
@@ -258,6 +193,32 @@ def _smoothness_rows(
     if not rows:
         return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+def evidence_nodes(stats: Statistics, frames: list[Box], min_fraction: float) -> list[NDArray[np.bool_]]:
+    """Per image, the nodes of its frame whose block holds a usable overlap with another image.
+
+    A block of an overlap is usable when at least ``min_fraction`` of the block is covered by
+    valid pixels of both images (after cloud and PIF masks): the only places where another
+    image says anything about this one.
+    """
+    area = stats.blocks.block_height * stats.blocks.block_width
+    out = [np.zeros((f.height, f.width), bool) for f in frames]
+    for (i, j), bs in stats.pair_blocks.items():
+        used = bs.n >= min_fraction * area
+        for k in (i, j):
+            f = frames[k]
+            rows = slice(bs.frame.row0 - f.row0, bs.frame.row1 - f.row0)
+            out[k][rows, bs.frame.col0 - f.col0 : bs.frame.col1 - f.col0] |= used
+    return out
+
+
+def unsupported_nodes(evidence: NDArray[np.bool_], decay: float) -> NDArray[np.bool_]:
+    """Nodes at ``decay`` blocks or more (Euclidean, node to node) from every evidence node."""
+    if not evidence.any():
+        return np.ones_like(evidence)
+    distance = np.asarray(ndimage.distance_transform_edt(~evidence), dtype=np.float64)
+    return np.asarray(distance >= decay)
 
 
 def _prior_matrix(frames: list[Box], starts: NDArray[np.intp], refs: set[int], p: LocalParams) -> sp.csr_matrix:
@@ -304,8 +265,8 @@ def _prior_matrix(frames: list[Box], starts: NDArray[np.intp], refs: set[int], p
 
 
 @dataclass(frozen=True)
-class _OverlapBlocks:
-    """Usable blocks of one overlap for one band: weights, signal parts and interpolation."""
+class OverlapBlocks:
+    """Usable blocks of one overlap for one band: weights, signal parts, interpolation and fold."""
 
     i: int
     j: int
@@ -320,11 +281,35 @@ class _OverlapBlocks:
     weights_i: F64
     cols_j: NDArray[np.intp]
     weights_j: F64
+    fold: NDArray[np.intp]
+
+    def subset(self, keep: NDArray[np.bool_]) -> OverlapBlocks:
+        """The same overlap restricted to the blocks ``keep`` marks."""
+        return OverlapBlocks(
+            self.i,
+            self.j,
+            self.weight[keep],
+            self.signal_i[keep],
+            self.signal_j[keep],
+            self.mean_i[keep],
+            self.mean_j[keep],
+            self.spread_i[keep],
+            self.spread_j[keep],
+            self.cols_i[:, keep],
+            self.weights_i[:, keep],
+            self.cols_j[:, keep],
+            self.weights_j[:, keep],
+            self.fold[keep],
+        )
+
+
+FOLD_CELL = 2
+"""Edge, in blocks, of the checkerboard cells that split overlap blocks into two folds."""
 
 
 def _overlap_blocks(
     stats: Statistics, fit: GlobalFit, b: int, frames: list[Box], starts: NDArray[np.intp], p: LocalParams
-) -> list[_OverlapBlocks]:
+) -> list[OverlapBlocks]:
     block_area = stats.blocks.block_height * stats.blocks.block_width
     nb = stats.n_bands
     out = []
@@ -341,8 +326,10 @@ def _overlap_blocks(
         sd_j = np.abs(fit.gains[j, b]) * np.sqrt(np.maximum(sums[3 * nb + b] / nn - m_j**2, 0.0))
         idx_i, wt_i = bilinear_weights(sums[-2] / nn, sums[-1] / nn, stats.blocks, frames[i])
         idx_j, wt_j = bilinear_weights(sums[-2] / nn, sums[-1] / nn, stats.blocks, frames[j])
+        block_rows, block_cols = np.divmod(np.flatnonzero(use), bs.frame.width)
+        fold = ((block_rows + bs.frame.row0) // FOLD_CELL + (block_cols + bs.frame.col0) // FOLD_CELL) % 2
         out.append(
-            _OverlapBlocks(
+            OverlapBlocks(
                 i,
                 j,
                 np.sqrt(nn / block_area),
@@ -356,30 +343,60 @@ def _overlap_blocks(
                 wt_i,
                 idx_j + starts[j],
                 wt_j,
+                fold.astype(np.intp),
             )
         )
     return out
 
 
-def _huber_weights(residuals: list[F64], k: float = 1.345) -> list[F64]:
-    """Huber weights ``min(1, k s / |r|)`` with ``s`` the robust (MAD) scale of all residuals."""
-    if k <= 0:
+def _robust_weights(residuals: list[F64], huber: float, redescend: bool) -> list[F64]:
+    """Huber weights ``min(1, k s / |r|)``, or Tukey's biweight ``(1 - (r / c s)^2)^2`` (zero beyond ``c s``).
+
+    ``s`` is the robust (MAD) scale of all residuals; ``c = 4.685`` (95 % efficiency under
+    Gaussian noise, as Huber's 1.345). The biweight gives blocks whose difference no smooth
+    field explains (snow, a new field, a missed cloud) no weight at all, where Huber still
+    lets them pull; it needs a robust start, so the first iterations use Huber.
+    """
+    if huber <= 0:
         return [np.ones_like(r) for r in residuals]
     r_all = np.abs(np.concatenate(residuals))
     s = 1.4826 * float(np.median(r_all)) if r_all.size else 0.0
     if s <= 0:
         return [np.ones_like(r) for r in residuals]
-    return [np.minimum(1.0, k * s / np.maximum(np.abs(r), 1e-300)) for r in residuals]
+    if redescend:
+        return [np.clip(1 - (r / (TUKEY * s)) ** 2, 0.0, None) ** 2 for r in residuals]
+    return [np.minimum(1.0, huber * s / np.maximum(np.abs(r), 1e-300)) for r in residuals]
+
+
+TUKEY = 4.685
+"""Tukey biweight threshold in robust standard deviations of the block residuals."""
+
+HUBER_ITERATIONS = 2
+"""Gauss-Newton iterations with Huber weights before the biweight takes over."""
+
+
+def block_residuals(x: F64, ob: OverlapBlocks, n_fields: int, scale: float) -> tuple[F64, F64, F64, F64]:
+    """Fields at the blocks and residuals of one overlap under the unknowns ``x``.
+
+    Returns ``(g_i, g_j, mean residual, spread residual)``: corrected block mean of ``j``
+    minus that of ``i`` (shifts included) and the same for block standard deviations.
+    """
+    g_i = np.exp(np.einsum("kn,kn->n", x[ob.cols_i], ob.weights_i))
+    g_j = np.exp(np.einsum("kn,kn->n", x[ob.cols_j], ob.weights_j))
+    s_i, s_j = x[n_fields + ob.i] * scale, x[n_fields + ob.j] * scale
+    mean_res = (g_j * ob.signal_j + ob.mean_j - ob.signal_j + s_j) - (g_i * ob.signal_i + ob.mean_i - ob.signal_i + s_i)
+    return g_i, g_j, mean_res, g_j * ob.spread_j - g_i * ob.spread_i
 
 
 def _gauss_newton_step(
     x: F64,
     prior: sp.csr_matrix,
-    overlaps: list[_OverlapBlocks],
+    overlaps: list[OverlapBlocks],
     n_fields: int,
     scale: float,
     spread: float,
-    huber: float,
+    weights: tuple[float, bool],
+    free: NDArray[np.bool_],
     coarse: sp.csr_matrix | None = None,
 ) -> F64:
     """One (robustly reweighted) Gauss-Newton update of ``x = [log-gains, shifts/scale, mean log-gains]``.
@@ -388,8 +405,11 @@ def _gauss_newton_step(
     here) divided by the band's value ``scale``, and a *spread row* (corrected within-block
     standard deviations agree; offsets and shifts cancel) divided by its pooled ``spread``:
     the spread rows separate a gain from a shift where block means alone cannot. Rows are
-    Huber-weighted on the current residuals, so blocks with real change (clouds, seasons,
-    new buildings) stop driving the fields.
+    robustly weighted on the current residuals (``weights``: Huber threshold, and whether the
+    biweight has taken over), so blocks with real change (clouds, seasons, new buildings)
+    stop driving the fields. Unknowns outside ``free`` stay exactly where they are (at 0:
+    fields of exactly 1, no shift); ``coarse`` is the preconditioner's coarse space on the
+    free unknowns.
     """
     rows: list[NDArray[np.intp]] = []
     cols: list[NDArray[np.intp]] = []
@@ -397,7 +417,7 @@ def _gauss_newton_step(
     rhs: list[F64] = []
     count = 0
 
-    def field_rows(ob: _OverlapBlocks, coef: F64) -> NDArray[np.intp]:
+    def field_rows(ob: OverlapBlocks, coef: F64) -> NDArray[np.intp]:
         """Rows with ``coef * (h_i - h_j)`` at the blocks' centroids; returns their ids."""
         nonlocal count
         ids = np.arange(count, count + coef.size)
@@ -408,123 +428,132 @@ def _gauss_newton_step(
         count += coef.size
         return ids
 
-    state = []
-    for ob in overlaps:
-        g_i = np.exp(np.einsum("kn,kn->n", x[ob.cols_i], ob.weights_i))
-        g_j = np.exp(np.einsum("kn,kn->n", x[ob.cols_j], ob.weights_j))
-        s_i, s_j = x[n_fields + ob.i] * scale, x[n_fields + ob.j] * scale
-        mean_res = (g_j * ob.signal_j + ob.mean_j - ob.signal_j + s_j) - (
-            g_i * ob.signal_i + ob.mean_i - ob.signal_i + s_i
-        )
-        spread_res = g_j * ob.spread_j - g_i * ob.spread_i
-        state.append((g_i, g_j, mean_res / scale, spread_res / spread))
-    mean_w = _huber_weights([st[2] for st in state], huber)
-    spread_w = _huber_weights([st[3] for st in state], huber)
+    state = [block_residuals(x, ob, n_fields, scale) for ob in overlaps]
+    mean_w = _robust_weights([st[2] / scale for st in state], *weights)
+    spread_w = _robust_weights([st[3] / spread for st in state], *weights)
     for ob, (g_i, g_j, mean_res, spread_res), wm, wsp in zip(overlaps, state, mean_w, spread_w, strict=True):
         w = ob.weight * np.sqrt(wm) / scale
         ids = field_rows(ob, w * 0.5 * (g_i * ob.signal_i + g_j * ob.signal_j))
         rows.extend([ids, ids])
         cols.extend([np.full(w.size, n_fields + ob.i), np.full(w.size, n_fields + ob.j)])
         vals.extend([w * scale, -w * scale])
-        rhs.append(w * scale * mean_res)
+        rhs.append(w * mean_res)
         ws = ob.weight * np.sqrt(wsp) / spread
         field_rows(ob, ws * 0.5 * (g_i * ob.spread_i + g_j * ob.spread_j))
-        rhs.append(ws * spread * spread_res)
+        rhs.append(ws * spread_res)
     data = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, x.size))
-    a_mat = sp.vstack([data, prior]).tocsr()
     target = np.concatenate([*rhs, -(prior @ x)])
-    return solve_normal_equations((a_mat.T @ a_mat).tocsr(), a_mat.T @ target, coarse)
-
-
-COARSE_STEP = 4
-"""Spacing, in blocks, of the coarse nodes of the local solve's two-level preconditioner."""
-
-
-def _hat(n: int, step: int) -> sp.csr_matrix:
-    """Linear interpolation ``(n, nodes)`` from nodes every ``step`` points (and the last) to ``n`` points."""
-    nodes = np.unique(np.r_[np.arange(0, max(n - 1, 1), step), n - 1])
-    if nodes.size == 1:
-        return sp.csr_matrix(np.ones((n, 1)))
-    pos = np.arange(n)
-    k = np.clip(np.searchsorted(nodes, pos, side="right") - 1, 0, nodes.size - 2)
-    t = (pos - nodes[k]) / (nodes[k + 1] - nodes[k])
-    rows, cols = np.r_[pos, pos], np.r_[k, k + 1]
-    return sp.csr_matrix((np.r_[1 - t, t], (rows, cols)), shape=(n, nodes.size))
-
-
-def coarse_space(frames: Sequence[Box], n_extra: int, step: int = COARSE_STEP) -> sp.csr_matrix:
-    """Prolongation from coarse unknowns to all unknowns: each field bilinear on nodes every ``step`` blocks.
-
-    The ``n_extra`` trailing unknowns (shifts, mean log-gains) are coarse unknowns themselves.
-    """
-    blocks = [sp.kron(_hat(f.height, step), _hat(f.width, step)) for f in frames]
-    return sp.block_diag([*blocks, sp.eye(n_extra)], format="csr")
-
-
-def solve_normal_equations(normal: sp.csr_matrix, rhs: F64, coarse: sp.csr_matrix | None = None) -> F64:
-    """Solve symmetric positive (semi)definite normal equations ``normal @ x = rhs``.
-
-    Conjugate gradients to a relative residual of 1e-8, preconditioned by Jacobi plus, with
-    ``coarse`` (:func:`coarse_space`), an exact solve on the coarse space (a two-level additive
-    preconditioner that takes out the smooth modes of the fields and the image-to-image
-    modes). Fields of many images on a block grid couple like a 3-D lattice, where sparse LU
-    fill-in explodes: 50 dates x 1024 blocks took 143 s per solve by LU, 2.7 s by Jacobi CG and
-    0.8 s two-level, to the same solution. LU remains the fallback when CG does not converge.
-    """
-    diag = normal.diagonal()
-    inv = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 1.0)
-
-    coarse_lu = None
-    if coarse is not None:
-        try:
-            coarse_lu = spla.splu((coarse.T @ normal @ coarse).tocsc())
-        except RuntimeError:  # a singular coarse problem: Jacobi alone still converges
-            coarse_lu = None
-
-    def apply(v: F64) -> F64:
-        out = inv * v
-        if coarse is not None and coarse_lu is not None:
-            out += coarse @ coarse_lu.solve(coarse.T @ v)
-        return np.asarray(out)
-
-    precondition = spla.LinearOperator(normal.shape, matvec=apply, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        x, info = spla.cg(normal, rhs, rtol=1e-8, atol=0.0, maxiter=max(2000, rhs.size), M=precondition)
-        if info != 0:
-            x = spla.spsolve(normal.tocsc(), rhs)
-    return np.asarray(x, dtype=np.float64)
+    a_mat = sp.vstack([data, prior]).tocsc()[:, free]
+    step = np.zeros_like(x)
+    step[free] = solve_normal_equations((a_mat.T @ a_mat).tocsr(), a_mat.T @ target, coarse)
+    return step
 
 
 @dataclass(frozen=True)
-class _LocalProblem:
-    """The local solve of one run, band by band (see :func:`solve_local`)."""
+class BandData:
+    """What the local solve of one band works on: its usable overlap blocks and scales."""
+
+    overlaps: list[OverlapBlocks]
+    scale: float
+    spread: float
+
+
+@dataclass(frozen=True)
+class LocalProblem:
+    """The local solve of one run, band by band: layout, prior and preconditioner.
+
+    Built once (:meth:`build`); :meth:`solve` then fits any subset of the overlap blocks of
+    a band, with any images' fields held at identity (cross-validation and the final fit).
+    """
 
     stats: Statistics
     fit: GlobalFit
     frames: list[Box]
-    starts: NDArray[np.int64]
+    starts: NDArray[np.intp]
     prior: sp.csr_matrix
     coarse: sp.csr_matrix
     params: LocalParams
+    fixed: NDArray[np.bool_]
 
-    def solve_band(self, b: int) -> tuple[F64, float]:
-        """Gauss-Newton on band ``b``: the unknowns (log-gain nodes, shifts over ``scale``) and ``scale``."""
-        stats, fit, p = self.stats, self.fit, self.params
+    @classmethod
+    def build(
+        cls, stats: Statistics, fit: GlobalFit, references: Sequence[int] | None, params: LocalParams
+    ) -> LocalProblem:
+        """Frames, prior rows, coarse space and fixed unknowns of a run.
+
+        With ``extent="overlaps"`` the nodes without evidence within ``decay`` blocks and all
+        shifts (a constant shift acts on the whole image) are fixed: fields exactly 1 there.
+        """
+        frames = [stats.blocks.blocks_of(fp) for fp in stats.footprints]
+        starts = np.cumsum([0] + [f.height * f.width for f in frames]).astype(np.intp)
+        fixed = np.zeros(int(starts[-1]) + 2 * stats.n_images, bool)
+        if params.extent == "overlaps":
+            evidence = evidence_nodes(stats, frames, params.min_fraction)
+            fixed[: starts[-1]] = np.concatenate([unsupported_nodes(e, params.decay).ravel() for e in evidence])
+            fixed[starts[-1] : starts[-1] + stats.n_images] = True
+        refs = set(references) if references is not None else set()
+        prior = _prior_matrix(frames, starts, refs, params)
+        return cls(stats, fit, frames, starts, prior, coarse_space(frames, 2 * stats.n_images), params, fixed)
+
+    @property
+    def n_fields(self) -> int:
+        """Number of field nodes (all images)."""
+        return int(self.starts[-1])
+
+    def band(self, b: int) -> BandData:
+        """Usable overlap blocks of band ``b`` and the band's value and spread scales."""
+        stats, fit = self.stats, self.fit
         mu = fit.gains[:, b] * np.array([m.mean[b] for m in stats.images]) + fit.offsets[:, b]
         sd = np.abs(fit.gains[:, b]) * np.array([m.std[b] for m in stats.images])
         scale = float(np.sqrt(np.mean(mu**2 + sd**2))) or 1.0
         spread = float(np.sqrt(np.mean(sd**2))) or 1.0
-        overlaps = _overlap_blocks(stats, fit, b, self.frames, self.starts, p)
-        n_fields = int(self.starts[-1])
-        x = np.zeros(n_fields + 2 * stats.n_images)
-        for _ in range(p.iterations if overlaps else 0):
-            step = _gauss_newton_step(x, self.prior, overlaps, n_fields, scale, spread, p.huber, self.coarse)
+        return BandData(_overlap_blocks(stats, fit, b, self.frames, self.starts, self.params), scale, spread)
+
+    def solve(self, b: int, data: BandData, identity: Sequence[int] = ()) -> F64:
+        """Gauss-Newton on band ``b``'s blocks in ``data``, the fields of ``identity`` held at 1.
+
+        Returns the unknowns: log-gain nodes, shifts over the band's scale, mean log-gains.
+        """
+        p = self.params
+        x = np.zeros(self.n_fields + 2 * self.stats.n_images)
+        overlaps = [ob for ob in data.overlaps if ob.weight.size]
+        free = ~self.fixed
+        for i in identity:
+            free[self.starts[i] : self.starts[i + 1]] = False
+            free[self.n_fields + i] = False
+        coarse = self.coarse[free]
+        coarse = coarse[:, np.flatnonzero(coarse.getnnz(axis=0))]
+        for it in range(p.iterations if overlaps and free.any() else 0):
+            weights = (p.huber, it >= HUBER_ITERATIONS)
+            step = _gauss_newton_step(
+                x, self.prior, overlaps, self.n_fields, data.scale, data.spread, weights, free, coarse
+            )
             if not np.all(np.isfinite(step)):
                 raise SolveError(f"local model: the least-squares system of band {b + 1} is singular")
             x += step
-            if np.max(np.abs(step)) < 1e-5:
+            if np.max(np.abs(step)) < 1e-5 and it >= HUBER_ITERATIONS:
                 break
-        return x, scale
+        return x
+
+    def to_fit(self, solutions: Sequence[tuple[F64, float]]) -> LocalFit:
+        """The :class:`LocalFit` of per-band solutions ``(unknowns, scale)``."""
+        nb, n = self.stats.n_bands, self.stats.n_images
+        fields = [np.ones((nb, f.height, f.width)) for f in self.frames]
+        shifts = np.zeros((n, nb))
+        for b, (x, scale) in enumerate(solutions):
+            for i, frame in enumerate(self.frames):
+                fields[i][b] = np.exp(x[self.starts[i] : self.starts[i + 1]]).reshape(frame.height, frame.width)
+            shifts[:, b] = x[self.n_fields : self.n_fields + n] * scale
+        return LocalFit(self.stats.blocks, self.frames, fields, shifts)
+
+
+T = TypeVar("T")
+
+
+def per_band(task: Callable[[int], T], n_bands: int) -> list[T]:
+    """``task(b)`` for every band, side by side on threads with one BLAS thread each."""
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(min(n_bands, os.cpu_count() or 1)) as pool:
+        return list(pool.map(task, range(n_bands)))
 
 
 def solve_local(
@@ -532,6 +561,7 @@ def solve_local(
     fit: GlobalFit,
     references: Sequence[int] | None = None,
     params: LocalParams | None = None,
+    kept: NDArray[np.bool_] | None = None,
 ) -> LocalFit:
     """Fit smooth gain fields (and constant shifts) removing what the global step left in overlaps.
 
@@ -544,7 +574,10 @@ def solve_local(
     references
         Images held at identity. ``None`` (default) treats all images alike.
     params
-        Weights of the solve.
+        Extent and weights of the solve.
+    kept
+        ``(images, bands)``: where ``False``, that image's field in that band is held at 1
+        (see :func:`stacrrn.core.local_validation.cross_validate`). Default: all free.
 
     Returns
     -------
@@ -557,21 +590,11 @@ def solve_local(
     SolveError
         If the sparse system cannot be solved.
     """
-    p = params or LocalParams()
-    frames = [stats.blocks.blocks_of(fp) for fp in stats.footprints]
-    starts = np.cumsum([0] + [f.height * f.width for f in frames])
-    refs = set(references) if references is not None else set()
-    prior, coarse = _prior_matrix(frames, starts, refs, p), coarse_space(frames, 2 * stats.n_images)
-    problem = _LocalProblem(stats, fit, frames, starts, prior, coarse, p)
-    nb = stats.n_bands
-    # bands are independent problems: solved side by side, with one BLAS thread each
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(min(nb, os.cpu_count() or 1)) as pool:
-        solutions = list(pool.map(problem.solve_band, range(nb)))
-    n_fields = int(starts[-1])
-    fields = [np.ones((nb, f.height, f.width)) for f in frames]
-    shifts = np.zeros((stats.n_images, nb))
-    for b, (x, scale) in enumerate(solutions):
-        for i, frame in enumerate(frames):
-            fields[i][b] = np.exp(x[starts[i] : starts[i + 1]]).reshape(frame.height, frame.width)
-        shifts[:, b] = x[n_fields : n_fields + stats.n_images] * scale
-    return LocalFit(stats.blocks, frames, fields, shifts)
+    problem = LocalProblem.build(stats, fit, references, params or LocalParams())
+
+    def solve_band(b: int) -> tuple[F64, float]:
+        data = problem.band(b)
+        identity = [] if kept is None else [int(i) for i in np.flatnonzero(~kept[:, b])]
+        return problem.solve(b, data, identity), data.scale
+
+    return problem.to_fit(per_band(solve_band, stats.n_bands))

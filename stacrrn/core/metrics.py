@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from stacrrn.core.fields import evaluate_field, evaluate_field_on_lattice
 from stacrrn.core.global_model import GlobalFit
-from stacrrn.core.local_model import LocalFit, evaluate_field, evaluate_field_on_lattice
+from stacrrn.core.local_model import LocalFit
 from stacrrn.core.statistics import Statistics
 
 F64 = NDArray[np.float64]

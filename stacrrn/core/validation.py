@@ -28,8 +28,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import fdtr, stdtr
 
+from stacrrn.core.fields import evaluate_field
 from stacrrn.core.global_model import GlobalFit
-from stacrrn.core.local_model import LocalFit, evaluate_field
+from stacrrn.core.local_model import LocalFit
 from stacrrn.core.moments import BlockSums
 from stacrrn.core.statistics import Statistics
 

@@ -15,7 +15,8 @@ from rasterio.errors import RasterioError
 
 from stacrrn.core.correct import cast, correct
 from stacrrn.core.fidelity import SAMPLE_EVERY, FidelitySums
-from stacrrn.core.local_model import LocalFit, evaluate_field, evaluate_field_on_lattice
+from stacrrn.core.fields import evaluate_field, evaluate_field_on_lattice
+from stacrrn.core.local_model import LocalFit
 from stacrrn.core.metrics import reference_block_map
 from stacrrn.core.model import RRNModel
 from stacrrn.core.moments import BandSummary

@@ -38,7 +38,12 @@ def _is_int(v: object) -> bool:
 
 
 def _is_number(v: object) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer beyond float range
+        return False
 
 
 def _are_strings(v: object) -> bool:
@@ -70,6 +75,35 @@ _KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "fidelity_every": (_is_int, "a whole number"),
 }
 """How each run parameter of a JSON payload must look (checked before the options are built)."""
+
+_LOCAL_KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (_is_int, "a whole number"),
+    "float": (_is_number, "a number"),
+}
+"""How a field of ``local_params`` must look, by its annotation (:class:`LocalParams` checks extent and decay)."""
+
+
+def _local_params(d: Mapping[str, Any]) -> LocalParams:
+    """The ``local_params`` object of a payload as :class:`LocalParams`.
+
+    Raises
+    ------
+    ParameterError
+        For a field whose value has the wrong type, an unknown extent or a decay below 1 block.
+    TypeError
+        For an unknown field (from the constructor; :meth:`RunOptions.from_dict` words it).
+    """
+    annotations = {
+        f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "") for f in fields(LocalParams)
+    }
+    for key, value in d.items():
+        kind = _LOCAL_KINDS.get(annotations.get(key, ""))
+        if kind is not None and not kind[0](value):
+            raise ParameterError(
+                f"run parameter 'local_params' field {key!r} must be {kind[1]}, got {json.dumps(value)[:60]}"
+            )
+    return LocalParams(**d)
 
 
 @dataclass(frozen=True)
@@ -138,7 +172,7 @@ class RunOptions:
                 pif["methods"], pif["exclude"] = tuple(pif.get("methods", ())), tuple(pif.get("exclude", ()))
                 values["pif"] = PifOptions(**pif)
             if values.get("local_params") is not None:
-                values["local_params"] = LocalParams(**values["local_params"])
+                values["local_params"] = _local_params(values["local_params"])
         except (TypeError, ValueError) as exc:
             raise ParameterError(f"malformed run parameters: {str(exc).splitlines()[0]!r}") from None
         return cls(**values)

@@ -7,16 +7,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from stacrrn.errors import OutputError
 from stacrrn.io.files import atomic_write_bytes, atomic_write_text, remove_temporary_folder
-from stacrrn.report.figures import figure_png
+from stacrrn.report.figures import GAIN_SCALE_FLOOR, figure_png
 from stacrrn.report.html import Section, image, page, paragraph
+from stacrrn.report.rasters import NO_CORRECTION, gain_mosaic
 from stacrrn.report.run_figures import (
     block_map_band,
     block_map_figure,
     display_labels,
+    local_gain_figure,
     overlap_figure,
     profile_figure,
     quicklook_figure,
@@ -29,6 +32,13 @@ from stacrrn.report.tables import metrics_html, parameters_table, summary_table
 REPORT_FILE = "report.html"
 MAX_QUICKLOOKS = 16
 """Quick-looks drawn by default (the first images in model order; the report says how many)."""
+LOCAL_CAPTION = (
+    "local gain of every band over the whole mosaic, one value per block (each image's field nodes placed on "
+    "the model's block grid); red: brightened, blue: darkened, white: unchanged, grey: no image. Each band has "
+    f"its own scale, symmetric around 1: 1 ± the band's largest departure from 1 (at least ± {GAIN_SCALE_FLOOR:g}). "
+    "Where several images cover a block, the gain departing most from 1 there is shown (largest |log gain|, sign "
+    "kept). Thin outlines: each image's frame of blocks, where its local field acts."
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,23 @@ class _Figures:
         return image(self.pngs[key], alt)
 
 
+def _local_correction(outputs: RunOutputs, figures: _Figures) -> str:
+    """Body of the "Local correction" section: the per-band mosaic of local gains, or why there is none."""
+    model = outputs.model
+    if model.local_fit is None:
+        return paragraph(f"method {model.method}: there is no local step, hence no local correction")
+    labels = display_labels(outputs)
+    flat = [labels[b] for b in np.flatnonzero(gain_mosaic(model.local_fit).uncorrected)]
+    if len(flat) == len(labels):
+        return paragraph(f"no local correction: every local gain field is 1 within {NO_CORRECTION:g} in every band")
+    body = paragraph(LOCAL_CAPTION)
+    if flat:
+        body += paragraph(f"no local correction in band {', '.join(flat)} (gains 1 within {NO_CORRECTION:g})")
+    return body + figures.add(
+        "local-correction", lambda: local_gain_figure(outputs), "local gain of every band over the mosaic"
+    )
+
+
 def _sections(outputs: RunOutputs, figures: _Figures, rgb: Sequence[str] | None, max_quicklooks: int,
               notes: list[str]) -> list[Section]:  # fmt: skip
     model = outputs.model
@@ -100,6 +127,7 @@ def _sections(outputs: RunOutputs, figures: _Figures, rgb: Sequence[str] | None,
         Section("profiles", "Spectral profiles", profiles),
         Section("parameters", "Parameters", parameters_table(model, labels)),
         Section("overlap-graph", "Overlap graph", graph),
+        Section("local-correction", "Local correction", _local_correction(outputs, figures)),
         Section("block-maps", "Block maps", blocks),
         Section("quicklooks", "Quick-looks", looks),
         Section("metrics", "Metrics", metrics_html(model.quality, labels)),

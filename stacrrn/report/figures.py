@@ -21,12 +21,16 @@ from matplotlib.patches import Polygon
 from matplotlib.ticker import ScalarFormatter
 from numpy.typing import NDArray
 
-from stacrrn.report.rasters import BlockMap
+from stacrrn.report.rasters import NO_CORRECTION, BlockMap, Extent, GainMosaic
 
 F64 = NDArray[np.float64]
 
 REFERENCE_COLOUR = "#d62728"
 EDGE_CMAP = "viridis"
+GAIN_CMAP = "RdBu_r"
+GAIN_SCALE_FLOOR = 0.005
+"""Smallest half-range of a gain colour scale: departures below half a percent stay pale."""
+NO_IMAGE_COLOUR = "0.82"
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,69 @@ def block_maps(fields: Sequence[BlockMap], reference: BlockMap | None = None, ba
         _bare(ax, f"reference block map {band_label}".strip())
         fig.colorbar(ref, ax=ax, label="block mean", shrink=0.8)
     return fig
+
+
+def local_gain_maps(
+    mosaic: GainMosaic,
+    extent: Extent,
+    band_labels: Sequence[str],
+    outlines: Sequence[F64] = (),
+    view: Extent | None = None,
+) -> Figure:
+    """Each band's local gain over the whole mosaic, one panel per band, on a scale symmetric around 1.
+
+    A band's scale is ``1 - d`` to ``1 + d`` with ``d`` its spread (at least
+    :data:`GAIN_SCALE_FLOOR`); a band without local correction gets a note, not a map.
+
+    Parameters
+    ----------
+    mosaic
+        Block mosaic of gains and spreads (:func:`~stacrrn.report.rasters.gain_mosaic`).
+    extent
+        ``(left, right, bottom, top)`` of the whole block grid.
+    band_labels
+        Label of each band (panel titles).
+    outlines
+        Closed outlines ``(points, 2)`` drawn thinly on every panel (e.g. the images' frames).
+    view
+        Limits of every panel (default ``extent``); grey where no image is.
+
+    Returns
+    -------
+    Figure
+        One axes per band, holding an AxesImage unless the band is uncorrected.
+    """
+    n = len(band_labels)
+    ncols = min(4, max(n, 1))
+    left, right, bottom, top = view or extent
+    aspect = min(max((top - bottom) / (right - left), 0.3), 2.0) if right > left else 1.0
+    fig = Figure(figsize=(3.3 * ncols + 0.4, (3.3 * aspect + 1.0) * math.ceil(n / ncols)), layout="constrained")
+    for b, ax in enumerate(_grid(fig, n, ncols)):
+        ax.set_facecolor(NO_IMAGE_COLOUR)
+        for ring in outlines:
+            ax.add_patch(Polygon(ring, closed=True, fill=False, lw=0.6, ec="0.15", alpha=0.7, zorder=3))
+        ax.set_xlim(left, right)
+        ax.set_ylim(bottom, top)
+        ax.set_aspect("equal")
+        _gain_panel(fig, ax, mosaic, b, extent, band_labels[b])
+    return fig
+
+
+def _gain_panel(fig: Figure, ax: Axes, mosaic: GainMosaic, band: int, extent: Extent, label: str) -> None:
+    """Band ``band`` of the mosaic with its colour bar, or a note when the band is uncorrected."""
+    if mosaic.uncorrected[band]:
+        ax.text(0.5, 0.5, f"no local correction\n(gains 1 within {NO_CORRECTION:g})", ha="center", va="center",
+                transform=ax.transAxes, bbox={"fc": "white", "ec": "0.5"}, zorder=4)  # fmt: skip
+        _bare(ax, label)
+        return
+    spread = float(mosaic.spread[band])
+    d = max(spread, GAIN_SCALE_FLOOR)
+    shown = ax.imshow(
+        mosaic.values[band], extent=extent, cmap=GAIN_CMAP, vmin=1 - d, vmax=1 + d, interpolation="nearest"
+    )
+    _bare(ax, f"{label}: gains within 1 ± {spread:.2g}")
+    bar = fig.colorbar(shown, ax=ax, orientation="horizontal", shrink=0.9, label="local gain")
+    bar.formatter = ScalarFormatter(useOffset=False)
 
 
 def _bare(ax: Axes, title: str) -> None:

@@ -1,5 +1,7 @@
 """Small reads for the report: decimated previews from COG overviews, footprints, block maps.
 
+Also the block-level mosaic of the local gain fields (:func:`gain_mosaic`), which reads nothing.
+
 Nothing here reads a raster at full resolution (except rasters already smaller than a
 preview): previews come from the smallest overview that is still at least ``target``
 pixels on its longer side, through rasterio's ``out_shape`` decimated reads.
@@ -20,16 +22,24 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.transform import array_bounds
 
+from stacrrn.core.local_model import LocalFit
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import UnreadableRasterError
 from stacrrn.io.stac import gdal_path
 from stacrrn.pipeline.apply import field_map
 from stacrrn.report.run_outputs import BandSource
+from stacrrn.types import Box
 
 F64 = NDArray[np.float64]
 
 PREVIEW_SIZE = 256
 """Smallest longer side (pixels) of a preview."""
+
+NO_CORRECTION = 1e-6
+"""A band whose every local gain is within this of 1 has no local correction."""
+
+Extent = tuple[float, float, float, float]
+"""``(left, right, bottom, top)`` in the model grid's CRS, as matplotlib's ``imshow`` takes it."""
 
 
 @dataclass(frozen=True)
@@ -175,3 +185,111 @@ def read_block_map(href: str, band: int, name: str = "reference") -> BlockMap:
     except RasterioError as exc:
         raise UnreadableRasterError(f"cannot read the block map {href}: {str(exc).splitlines()[0]}") from None
     return BlockMap(name, values, (left, right, bottom, top))
+
+
+@dataclass(frozen=True)
+class GainMosaic:
+    """Every band's local gain over the whole block grid (see :func:`gain_mosaic`).
+
+    Attributes
+    ----------
+    values
+        ``(bands, block rows, block cols)``: where frames overlap, the gain departing most
+        from 1 in log terms (largest ``|log g|``, its sign kept); NaN where no frame reaches.
+    spread
+        ``(bands,)``: the largest ``|g - 1|`` of the band over every image's nodes.
+    """
+
+    values: F64
+    spread: F64
+
+    @property
+    def uncorrected(self) -> NDArray[np.bool_]:
+        """``(bands,)``: True where every field of the band is 1 within :data:`NO_CORRECTION`."""
+        return np.asarray(self.spread <= NO_CORRECTION)
+
+
+def gain_spread(local: LocalFit) -> F64:
+    """The largest ``|g - 1|`` of every band over all images' field nodes (NaN nodes ignored)."""
+    spread = np.zeros(max((f.shape[0] for f in local.fields), default=0))
+    for f in local.fields:
+        departure = np.abs(f.reshape(f.shape[0], -1) - 1)
+        spread = np.maximum(spread, np.max(np.nan_to_num(departure, nan=0.0), axis=1, initial=0.0))
+    return spread
+
+
+def gain_mosaic(local: LocalFit) -> GainMosaic:
+    """Place every image's field nodes on the whole block grid, keeping the strongest per block.
+
+    Node ``(r, c)`` of image ``i`` is block ``(frames[i].row0 + r, frames[i].col0 + c)``.
+    Where frames overlap, the node with the largest ``|log g|`` wins (the first image on
+    ties), so a darkening and a brightening of the same size weigh alike. Pure: no pixel
+    is read.
+
+    Parameters
+    ----------
+    local
+        The model's local fit.
+
+    Returns
+    -------
+    GainMosaic
+        The per-band block mosaic of gains and each band's spread.
+    """
+    blocks = local.blocks
+    spread = gain_spread(local)
+    values = np.full((spread.size, blocks.n_rows, blocks.n_cols), np.nan)
+    strength = np.full(values.shape, -np.inf)
+    whole = Box(0, 0, blocks.n_rows, blocks.n_cols)
+    for frame, field in zip(local.frames, local.fields, strict=True):
+        inside = frame.intersect(whole)
+        if inside.empty:
+            continue
+        window = _window(inside)
+        nodes = field[_window(inside.shift(-frame.row0, -frame.col0))]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log = np.abs(np.log(nodes))
+        stronger = log > strength[window]  # False for NaN (and non-positive) nodes
+        values[window] = np.where(stronger, nodes, values[window])
+        strength[window] = np.where(stronger, log, strength[window])
+    return GainMosaic(values, spread)
+
+
+def _window(box: Box) -> tuple[slice, slice, slice]:
+    """Index of ``box`` in a ``(bands, rows, cols)`` array, all bands."""
+    return np.s_[:, box.row0 : box.row1, box.col0 : box.col1]
+
+
+def pixel_ring(model: RRNModel, box: Box) -> F64:
+    """Closed outline ``(5, 2)`` of x, y of a pixel box of the model grid, in its CRS."""
+    cols = np.array([box.col0, box.col1, box.col1, box.col0, box.col0], dtype=np.float64)
+    rows = np.array([box.row0, box.row0, box.row1, box.row1, box.row0], dtype=np.float64)
+    a, b, c, d, e, f = model.grid.transform
+    return np.column_stack([a * cols + b * rows + c, d * cols + e * rows + f])
+
+
+def ring_extent(ring: F64) -> Extent:
+    """``(left, right, bottom, top)`` of an outline."""
+    return float(ring[:, 0].min()), float(ring[:, 0].max()), float(ring[:, 1].min()), float(ring[:, 1].max())
+
+
+def block_pixels(model: RRNModel, blocks: Box, clip: bool = True) -> Box:
+    """The pixel box of a box of block indices (cut to the model grid with ``clip``)."""
+    if model.local_fit is None:
+        raise ValueError("the model has no local step")
+    bh, bw = model.local_fit.blocks.block_height, model.local_fit.blocks.block_width
+    box = Box(blocks.row0 * bh, blocks.col0 * bw, blocks.row1 * bh, blocks.col1 * bw)
+    return box.intersect(model.grid.box) if clip else box
+
+
+def frame_outlines(model: RRNModel) -> list[F64]:
+    """Every image's block frame as a closed outline in the model grid's CRS, cut to the grid.
+
+    Raises
+    ------
+    ValueError
+        If the model has no local step.
+    """
+    if model.local_fit is None:
+        raise ValueError("the model has no local step")
+    return [pixel_ring(model, block_pixels(model, frame)) for frame in model.local_fit.frames]

@@ -13,9 +13,32 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from stacrrn.errors import ParameterError, UnreadableRasterError
-from stacrrn.report.figures import BeforeAfter, block_maps, overlap_graph, quicklooks, spectral_profiles, stretch_limits
-from stacrrn.report.rasters import F64, PREVIEW_SIZE, band_means, field_maps, footprint, read_block_map, read_preview
+from stacrrn.report.figures import (
+    BeforeAfter,
+    block_maps,
+    local_gain_maps,
+    overlap_graph,
+    quicklooks,
+    spectral_profiles,
+    stretch_limits,
+)
+from stacrrn.report.rasters import (
+    F64,
+    PREVIEW_SIZE,
+    band_means,
+    block_pixels,
+    field_maps,
+    footprint,
+    frame_outlines,
+    gain_mosaic,
+    gain_spread,
+    pixel_ring,
+    read_block_map,
+    read_preview,
+    ring_extent,
+)
 from stacrrn.report.run_outputs import BandSource, RunOutputs, datetimes
+from stacrrn.types import Box
 
 RGB = ("red", "green", "blue")
 
@@ -150,8 +173,7 @@ def block_map_band(outputs: RunOutputs) -> int:
     local = outputs.model.local_fit
     if local is None or not local.fields:
         return 0
-    spread = np.max([np.nanmax(np.abs(f.reshape(f.shape[0], -1) - 1), axis=1) for f in local.fields], axis=0)
-    return int(np.argmax(spread))
+    return int(np.argmax(gain_spread(local)))
 
 
 def block_map_figure(outputs: RunOutputs, band: int | None = None, notes: list[str] | None = None) -> Figure | None:
@@ -177,6 +199,27 @@ def block_map_figure(outputs: RunOutputs, band: int | None = None, notes: list[s
             if notes is not None:
                 notes.append(str(exc))
     return block_maps(field_maps(outputs.model, k), reference, display_labels(outputs)[k])
+
+
+def local_gain_figure(outputs: RunOutputs) -> Figure | None:
+    """Every band's local gain over the whole mosaic (see :func:`local_gain_maps`); ``None`` without a local step.
+
+    Block-level: each image's field nodes placed on the model's block grid (where frames
+    overlap, the gain with the largest ``|log g|``), with each image's frame outlined.
+    Reads nothing.
+    """
+    model = outputs.model
+    if model.local_fit is None:
+        return None
+    blocks = model.local_fit.blocks
+    whole = block_pixels(model, Box(0, 0, blocks.n_rows, blocks.n_cols), clip=False)
+    return local_gain_maps(
+        gain_mosaic(model.local_fit),
+        ring_extent(pixel_ring(model, whole)),
+        display_labels(outputs),
+        frame_outlines(model),
+        ring_extent(pixel_ring(model, model.grid.box)),
+    )
 
 
 def rgb_bands(outputs: RunOutputs, rgb: Sequence[str] | None = None) -> list[int]:
