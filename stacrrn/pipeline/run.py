@@ -209,7 +209,8 @@ def run(
     estimator
         Relative gain estimator of the global step: ``spread`` or ``orthogonal``.
     local_params
-        Weights of the local solve.
+        Extent (``overlaps`` or ``image``), decay and weights of the local solve
+        (:class:`~stacrrn.core.local_model.LocalParams`; default ``LocalParams()``).
     overlap_pixels
         Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after
         the whole model (``quality["overlap_pixels"]`` of the model JSON); default when the
