@@ -291,7 +291,7 @@ def local_gain_maps(
     ncols = min(4, max(n, 1))
     left, right, bottom, top = view or extent
     aspect = min(max((top - bottom) / (right - left), 0.3), 2.0) if right > left else 1.0
-    fig = Figure(figsize=(3.3 * ncols + 0.4, (3.3 * aspect + 1.0) * math.ceil(n / ncols)), layout="constrained")
+    fig = Figure(figsize=(3.3 * ncols + 0.4, (3.3 * aspect + 1.3) * math.ceil(n / ncols)), layout="constrained")
     for b, ax in enumerate(_grid(fig, n, ncols)):
         ax.set_facecolor(NO_IMAGE_COLOUR)
         for ring in outlines:
@@ -305,19 +305,21 @@ def local_gain_maps(
 
 def _gain_panel(fig: Figure, ax: Axes, mosaic: GainMosaic, band: int, extent: Extent, label: str) -> None:
     """Band ``band`` of the mosaic with its colour bar, or a note when the band is uncorrected."""
-    if mosaic.uncorrected[band]:
-        ax.text(0.5, 0.5, f"no local correction\n(gains 1 within {NO_CORRECTION:g})", ha="center", va="center",
-                transform=ax.transAxes, bbox={"fc": "white", "ec": "0.5"}, zorder=4)  # fmt: skip
-        _bare(ax, label)
-        return
+    flat = bool(mosaic.uncorrected[band])
     spread = float(mosaic.spread[band])
     d = max(spread, GAIN_SCALE_FLOOR)
-    shown = ax.imshow(
-        mosaic.values[band], extent=extent, cmap=GAIN_CMAP, vmin=1 - d, vmax=1 + d, interpolation="nearest"
-    )
-    _bare(ax, f"{label}: gains within 1 ± {spread:.2g}")
+    norm = Normalize(1 - d, 1 + d)
+    if flat:
+        ax.text(0.5, 0.5, f"no local correction\n(gains 1 within {NO_CORRECTION:g})", ha="center", va="center",
+                transform=ax.transAxes, bbox={"fc": "white", "ec": "0.5"}, zorder=4)  # fmt: skip
+        ax.set_facecolor("white")  # unchanged everywhere, not "no image"
+        shown: ScalarMappable = ScalarMappable(norm, GAIN_CMAP)
+    else:
+        shown = ax.imshow(mosaic.values[band], extent=extent, cmap=GAIN_CMAP, norm=norm, interpolation="nearest")
+    _bare(ax, label if flat else f"{label}: gains within 1 ± {spread:.2g}")
     bar = fig.colorbar(shown, ax=ax, orientation="horizontal", shrink=0.9, label="local gain")
-    bar.formatter = ScalarFormatter(useOffset=False)
+    bar.set_ticks([1 - d, 1.0, 1 + d], labels=[f"{v:.4g}" for v in (1 - d, 1.0, 1 + d)])
+    bar.ax.set_visible(not flat)  # hidden, but keeping the panels the same size
 
 
 def _bare(ax: Axes, title: str) -> None:

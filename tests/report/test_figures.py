@@ -11,10 +11,14 @@ from matplotlib.patches import Polygon
 from stacrrn.report import (
     BeforeAfter,
     BlockMap,
+    GainMosaic,
     block_map_figure,
     block_maps,
     figure_png,
+    gain_mosaic,
     load_run,
+    local_gain_figure,
+    local_gain_maps,
     overlap_figure,
     overlap_graph,
     profile_figure,
@@ -22,7 +26,7 @@ from stacrrn.report import (
     quicklooks,
     spectral_profiles,
 )
-from stacrrn.report.figures import node_positions, stretch_limits, to_rgba
+from stacrrn.report.figures import GAIN_SCALE_FLOOR, node_positions, stretch_limits, to_rgba
 
 
 def images_of(ax):
@@ -136,3 +140,33 @@ def test_run_quicklooks_share_one_stretch_from_the_corrected_images():
     assert lo == pytest.approx(np.percentile(pooled, 2, axis=1))
     assert hi == pytest.approx(np.percentile(pooled, 98, axis=1))
     assert common_limits([BeforeAfter("c", after[0], None)], [0]) is None
+
+
+def test_local_gain_maps_one_symmetric_panel_per_band_and_a_note_for_uncorrected_bands():
+    values = np.array([[[1.1, 0.95, np.nan]], [[1.0, 1.0, np.nan]], [[1.0, 1.001, np.nan]]])
+    mosaic = GainMosaic(values, np.array([0.1, 0.0, 0.001]))
+    square = np.array([[0, 0], [2, 0], [2, 1], [0, 1], [0, 0]], float)
+    fig = local_gain_maps(mosaic, (0, 3, 0, 1), ["b1", "b2", "b3"], [square, square + 1], view=(0, 2.5, 0, 1))
+    panels = [ax for ax in fig.get_axes() if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 3 and [len(images_of(ax)) for ax in panels] == [1, 0, 1]
+    assert images_of(panels[0])[0].get_clim() == pytest.approx((0.9, 1.1))  # symmetric around 1, to the spread
+    assert images_of(panels[2])[0].get_clim() == pytest.approx((1 - GAIN_SCALE_FLOOR, 1 + GAIN_SCALE_FLOOR))
+    bars = [ax for ax in fig.get_axes() if ax.get_label() == "<colorbar>"]
+    assert [bar.get_visible() for bar in bars] == [True, False, True]  # the uncorrected band's is only kept for layout
+    assert [t.get_text() for t in bars[0].get_xticklabels()] == ["0.9", "1", "1.1"]
+    assert "no local correction" in " ".join(t.get_text() for t in panels[1].texts)
+    assert all(sum(isinstance(p, Polygon) for p in ax.patches) == 2 for ax in panels)  # every image outlined
+    assert panels[0].get_xlim() == (0, 2.5)
+    assert "b1" in panels[0].get_title() and panels[1].get_title() == "b2"
+
+
+def test_local_gain_figure_shows_the_block_mosaic_of_the_run(match_run):
+    outputs = load_run(match_run.out)
+    fig = local_gain_figure(outputs)
+    assert fig is not None
+    mosaic = gain_mosaic(outputs.model.local_fit)
+    panels = [ax for ax in fig.get_axes() if images_of(ax)]
+    assert len(panels) == int((~mosaic.uncorrected).sum()) > 0
+    np.testing.assert_array_equal(images_of(panels[0])[0].get_array().filled(np.nan), mosaic.values[0])
+    global_only = dataclasses.replace(outputs, model=dataclasses.replace(outputs.model, local_fit=None))
+    assert local_gain_figure(global_only) is None
