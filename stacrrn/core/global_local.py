@@ -14,7 +14,7 @@ it. The compensated moments carry the fields' common part, which no overlap cons
 without a reference: the result is put back on the global step's gauge at the end
 (:func:`regauge`), so no gain drifts through the alternation.
 
-Either way the fields are cross-validated first (:mod:`stacrrn.core.local_validation`):
+Fields bounded to the overlaps are cross-validated first (:mod:`stacrrn.core.local_validation`):
 an image keeps its field in a band only where it predicts held-out overlap blocks better
 than the global model.
 """
@@ -161,7 +161,8 @@ def solve_global_local(
     p = params or LocalParams()
     first = base or solve_global(stats.images, stats.pairs, references, min_overlap, estimator)
     problem = LocalProblem.build(stats, first, references, p)
-    validation = cross_validate(problem) if p.cross_validate else LocalValidation.all_kept(*first.gains.shape)
+    checked = p.cross_validate and p.extent == "overlaps"
+    validation = cross_validate(problem) if checked else LocalValidation.all_kept(*first.gains.shape)
     local = solve_local(stats, first, references, p, validation.kept)
     if p.extent == "overlaps":
         return GlobalLocalFit(first, local, validation)

@@ -95,24 +95,25 @@ def _score(problem: LocalProblem, x: F64, data: BandData, errors: F64, weights: 
             counts[k] += err.size
 
 
-def _validate_band(problem: LocalProblem, b: int) -> tuple[F64, F64, F64]:
-    """Held-out errors of band ``b`` (global, local) and scored blocks per image."""
+def _validate_band(problem: LocalProblem, b: int) -> tuple[F64, F64, F64, F64]:
+    """Summed held-out errors of band ``b`` (global, local), their pixel weights and scored blocks per image."""
     data = problem.band(b)
     n = problem.stats.n_images
     zero = np.zeros(problem.n_fields + 2 * n)
-    g_err, g_w, counts = np.zeros(n), np.zeros(n), np.zeros(n)
-    l_err, l_w, _ = np.zeros(n), np.zeros(n), np.zeros(n)
-    _score(problem, zero, data, g_err, g_w, counts)
+    g_err, weights, counts = np.zeros(n), np.zeros(n), np.zeros(n)
+    l_err = np.zeros(n)
+    _score(problem, zero, data, g_err, weights, counts)
     for fold in (0, 1):
         train = BandData([ob.subset(ob.fold != fold) for ob in data.overlaps], data.scale, data.spread)
         test = BandData([ob.subset(ob.fold == fold) for ob in data.overlaps], data.scale, data.spread)
-        _score(problem, problem.solve(b, train), test, l_err, l_w, np.zeros(n))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return g_err / g_w, l_err / l_w, counts
+        _score(problem, problem.solve(b, train), test, l_err, np.zeros(n), np.zeros(n))
+    return g_err, l_err, weights, counts
 
 
 def cross_validate(problem: LocalProblem) -> LocalValidation:
     """Two-fold held-out comparison of the local fields against the global model, per image and band.
+
+    Each image's field is judged on its own held-out blocks (those of all its overlaps).
 
     Parameters
     ----------
@@ -125,9 +126,9 @@ def cross_validate(problem: LocalProblem) -> LocalValidation:
         Errors, scored blocks and the per image and band decision.
     """
     results = per_band(lambda b: _validate_band(problem, b), problem.stats.n_bands)
-    global_error = np.stack([r[0] for r in results], axis=1)
-    local_error = np.stack([r[1] for r in results], axis=1)
-    blocks = np.stack([r[2] for r in results], axis=1).astype(np.int64)
-    with np.errstate(invalid="ignore"):
-        kept = (blocks > 0) & (local_error < global_error)
-    return LocalValidation(global_error, local_error, blocks, kept)
+    g_sum, l_sum, weights, counts = (np.stack([r[k] for r in results], axis=1) for k in range(4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        global_error, local_error = g_sum / weights, l_sum / weights
+        better = local_error < global_error
+    blocks = counts.astype(np.int64)
+    return LocalValidation(global_error, local_error, blocks, (blocks > 0) & better)

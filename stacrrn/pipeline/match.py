@@ -203,7 +203,7 @@ def fit_model(
         },
         **quality_tables(plan, stats),
     }
-    if both is not None and params.cross_validate:
+    if both is not None and params.cross_validate and params.extent == "overlaps":
         quality["local_validation"] = both.validation.to_dict(plan.names, plan.bands)
     if stats.holdout_blocks:
         quality["holdout"] = holdout_report(plan, validate_holdout(stats, gfit, lfit, list(references)))
@@ -221,7 +221,12 @@ def fit_model(
 
 def local_settings(params: LocalParams) -> dict[str, Any]:
     """What the model JSON records of the local step's options."""
-    return {"extent": params.extent, "decay": params.decay, "cross_validate": params.cross_validate}
+    bounded = params.extent == "overlaps"
+    return {
+        "extent": params.extent,
+        "decay": params.decay if bounded else None,
+        "cross_validate": params.cross_validate and bounded,
+    }
 
 
 def log_model(model: RRNModel) -> None:
