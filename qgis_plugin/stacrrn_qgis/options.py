@@ -89,10 +89,28 @@ def read_grid(alg: QgsProcessingAlgorithm, parameters: Parameters, context: QgsP
 
 
 def add_model(alg: QgsProcessingAlgorithm) -> None:
-    """Method, local block grid, estimator, minimum overlap, overlap pixels and the grid."""
+    """Method, local extent and decay, local block grid, estimator, minimum overlap, overlap pixels and the grid."""
     from stacrrn import ESTIMATORS, METHODS
+    from stacrrn.core.local_model import LOCAL_EXTENTS
 
     alg.addParameter(enum("METHOD", "Method", METHODS, "global+local"))
+    alg.addParameter(
+        enum(
+            "LOCAL_EXTENT",
+            "Local step corrects: overlaps (fields reach 1 at LOCAL_DECAY blocks from them) or image (whole images: "
+            "vignetting, BRDF gradients)",
+            LOCAL_EXTENTS,
+            LOCAL_EXTENTS[0],
+        )
+    )
+    alg.addParameter(
+        number(
+            "LOCAL_DECAY",
+            "Local step, overlaps: distance in blocks from the overlaps at which the fields reach 1",
+            default=2.0,
+            minimum=1,
+        )
+    )
     alg.addParameter(
         number(
             "BLOCKS",
@@ -130,8 +148,15 @@ def add_model(alg: QgsProcessingAlgorithm) -> None:
 
 def read_model(alg: QgsProcessingAlgorithm, parameters: Parameters, context: QgsProcessingContext) -> dict[str, Any]:
     """Keyword arguments of :func:`stacrrn.match` / :func:`stacrrn.run` for the model."""
+    from stacrrn import LocalParams
+
+    local = LocalParams(
+        extent=alg.parameterAsEnumString(parameters, "LOCAL_EXTENT", context),
+        decay=alg.parameterAsDouble(parameters, "LOCAL_DECAY", context),
+    )
     return {
         "method": alg.parameterAsEnumString(parameters, "METHOD", context),
+        "local_params": local,
         "n_blocks": optional_int(alg, parameters, "BLOCKS", context),
         "block_size": optional_number(alg, parameters, "BLOCK_SIZE", context),
         "estimator": alg.parameterAsEnumString(parameters, "ESTIMATOR", context),

@@ -185,6 +185,12 @@ CASES = [
     Case("two inputs with one name", same_name, ("both named",)),
     Case("unknown reference", lambda g, t: ["match", *_pair(g), "-r", "zzz"], ("zzz", "tile_00")),
     Case("unknown method", lambda g, t: ["match", *_pair(g), "--method", "magic"], ("magic",)),
+    Case(
+        "unknown --local-extent",
+        lambda g, t: ["match", *_pair(g), "--local-extent", "nope"],
+        ("--local-extent", "'nope'", "overlaps, image"),
+    ),
+    Case("local decay 0", lambda g, t: ["match", *_pair(g), "--local-decay", "0"], ("--local-decay", "0")),
     Case("blocks finer than pixels", lambda g, t: ["match", *_pair(g), "--blocks", "5000"], ("--blocks", "pixels")),
     Case("negative block size", lambda g, t: ["match", *_pair(g), "--block-size", "-5"], ("--block-size",)),
     Case("band 5 of 4", lambda g, t: ["match", *_pair(g), "--bands", "1,5"], ("band",)),
@@ -199,6 +205,8 @@ CASES = [
     Case("missing asset (404)", lambda g, t: ["run", *_items(g, t, _missing_asset)], ("tile_01", "image")),
     Case("unknown --on-error", lambda g, t: ["run", *_items(g, t), "--on-error", "retry"], ("--on-error",)),
     Case("fidelity sample -1", lambda g, t: ["run", *_items(g, t), "--fidelity-every", "-1"], ("--fidelity-every",)),
+    Case("run: unknown --local-extent", lambda g, t: ["run", *_items(g, t), "--local-extent", "all"], ("'all'",)),
+    Case("run: local decay inf", lambda g, t: ["run", *_items(g, t), "--local-decay", "inf"], ("--local-decay",)),
     Case(
         "STAC API not answering",
         lambda g, t: ["run", "--stac", f"http://127.0.0.1:{free_port()}"],
@@ -226,6 +234,18 @@ CASES = [
         "fidelity sample not a number",
         lambda g, t: ["solve", "--event", _event(t, _payload(g, t, fidelity_every="all"))],
         ("fidelity_every",),
+        serverless=True,
+    ),
+    Case(
+        "local_params extent unknown",
+        lambda g, t: ["solve", "--event", _event(t, _payload(g, t, local_params={"extent": "everywhere"}))],
+        ("--local-extent", "'everywhere'"),
+        serverless=True,
+    ),
+    Case(
+        "local_params decay not a number",
+        lambda g, t: ["solve", "--event", _event(t, _payload(g, t, local_params={"decay": "3"}))],
+        ("local_params", "'decay'", "a number"),
         serverless=True,
     ),
     Case(

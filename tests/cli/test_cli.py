@@ -11,8 +11,11 @@ import pytest
 import rasterio
 from typer.testing import CliRunner
 
+import stacrrn.cli.local
 from stacrrn.cli.app import app
+from stacrrn.core.local_model import LocalParams
 from stacrrn.samples import write_sample_mosaic
+from tests.conftest import BAHAMAS
 
 runner = CliRunner()
 
@@ -80,6 +83,38 @@ def test_resume_skips_current_outputs_and_redoes_damaged(mosaic, tmp_path):
     resumed = json.loads((out / "stacrrn-model.json").read_text())["quality"]
     for key in ("fidelity", "clipped", "images"):
         assert resumed[key] == quality[key], key
+
+
+@pytest.mark.skipif(not BAHAMAS, reason="../shared/data/landsat7_bahamas_quadrants is not present")
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [([], LocalParams()), (["--local-extent", "image", "--local-decay", "3"], LocalParams(extent="image", decay=3.0))],
+    ids=["defaults", "image-decay-3"],
+)
+def test_match_passes_local_extent_and_decay_to_match(tmp_path, monkeypatch, options, expected):
+    calls = []
+    real = stacrrn.cli.local.match
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["local_params"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stacrrn.cli.local, "match", spy)
+    out = tmp_path / "out"
+    # the four Landsat 7 quadrants of the Bahamas (400 x 400, 3 bands, uint8): a real, small run
+    result = runner.invoke(app, ["match", *map(str, BAHAMAS), "--out", str(out), "--blocks", "8", "-q", *options])
+    assert result.exit_code == 0, result.output
+    assert calls == [expected]
+    assert (out / "stacrrn-model.json").exists() and all((out / p.name).exists() for p in BAHAMAS)
+
+
+def test_local_options_are_listed_with_their_defaults():
+    for command in ("match", "run"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        assert "--local-extent" in text and "--local-decay" in text, command
+        assert "[default: overlaps]" in text and "[default: 2.0]" in text, command
 
 
 def test_unwritable_output(mosaic, tmp_path):

@@ -7,9 +7,13 @@ import json
 import pytest
 import s3fs
 
+import stacrrn.pipeline.run
+from stacrrn.cli.app import app
+from stacrrn.core.local_model import LocalParams
 from stacrrn.samples import write_sample_mosaic
 from stacrrn.services import RustacAPI, free_port
-from tests.cli.test_cli import assert_user_error, run_cli
+from tests.cli.test_cli import assert_user_error, run_cli, runner
+from tests.conftest import BAHAMAS
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,26 @@ def test_search_previews_items_and_run_publishes(catalogued, bucket):
     item = json.loads(fs.cat(f"{bucket}/out/tile_01/tile_01.json"))
     assert set(item["assets"]) == {"red", "nir08", "model"}
     assert item["properties"]["rrn:bands"] == ["red", "nir08"]
+
+
+@pytest.mark.skipif(not BAHAMAS, reason="../shared/data/landsat7_bahamas_quadrants is not present")
+def test_run_passes_local_extent_and_decay_to_run(tmp_path, monkeypatch):
+    calls = []
+    real = stacrrn.pipeline.run.run
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["local_params"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stacrrn.pipeline.run, "run", spy)  # run_command imports it when called
+    cat, out = tmp_path / "cat", tmp_path / "out"
+    made = runner.invoke(app, ["catalog", *map(str, BAHAMAS), "--out", str(cat), "--datetime", "2024-06-01T10:00:00Z"])
+    assert made.exit_code == 0, made.output
+    args = ["run", "--catalog", str(cat / "collection.json"), "--out", str(out), "--blocks", "8", "-q"]
+    result = runner.invoke(app, [*args, "--local-extent", "image", "--local-decay", "3"])
+    assert result.exit_code == 0, result.output
+    assert calls == [LocalParams(extent="image", decay=3.0)]
+    assert (out / "collection.json").exists()
 
 
 def broken_items(items: list[dict], bucket: str, tmp_path) -> list[str]:

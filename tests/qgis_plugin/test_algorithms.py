@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from tests.conftest import S2_TILES, SHARED, needs_shared
+from tests.conftest import BAHAMAS, S2_TILES, SHARED, needs_shared
 from tests.qgis_plugin.harness import needs_qgis, run_jobs
 
 pytestmark = [needs_qgis, needs_shared]
@@ -92,6 +92,25 @@ def test_match_gives_the_cli_pixels_and_loads_the_outputs(tmp_path):
     progress = job["progress"]
     assert progress == sorted(progress) and progress[-1] == 100.0 and len(progress) >= 4
     assert job["texts"][0] == "stacrrn: statistics" and "stacrrn: apply" in job["texts"]
+
+
+@pytest.mark.parametrize(("extent", "decay"), [("overlaps", 3.0), ("image", 2.0)])
+def test_match_local_extent_and_decay_give_the_cli_pixels(tmp_path, extent, decay):
+    quadrants = [str(p) for p in BAHAMAS]  # four small Landsat 7 RGB quadrants (uint8)
+    options = ["--local-extent", extent, "--local-decay", str(decay), "--blocks", "8"]
+    proc = cli("match", *quadrants, "--out", str(tmp_path / "cli"), *options)
+    params = {
+        "INPUT": quadrants,
+        "LOCAL_EXTENT": extent,
+        "LOCAL_DECAY": decay,
+        "BLOCKS": 8,
+        "OUTPUT_FOLDER": str(tmp_path / "qgis"),
+    }
+    (job,) = run_jobs(tmp_path, [{"alg": "stacrrn:match", "params": params}])
+    assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
+    assert job["ok"], job
+    assert assert_same_rasters(tmp_path / "cli", tmp_path / "qgis") >= len(quadrants)
+    assert_same_model(tmp_path / "cli", tmp_path / "qgis")
 
 
 def test_cancel_mid_run_leaves_no_outputs(tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import stacrrn
+from stacrrn.core.local_model import LOCAL_EXTENTS
 from stacrrn.core.masks import QA_DECODERS
 from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS
 from stacrrn.pipeline.pifs import PIF_KINDS
@@ -27,6 +28,7 @@ ALGORITHMS = {"match", "stac_search", "stac_run", "clouds", "pif", "seamlines", 
 REGISTRIES = {
     ("*", "METHOD"): stacrrn.METHODS,
     ("*", "ESTIMATOR"): stacrrn.ESTIMATORS,
+    ("*", "LOCAL_EXTENT"): LOCAL_EXTENTS,
     ("*", "PIF"): PIF_KINDS,
     ("*", "SEAMS"): SEAM_MODES,
     ("*", "MASK_KIND"): tuple(QA_DECODERS),
@@ -88,8 +90,13 @@ def test_provider_registers_every_algorithm_with_valid_parameters(tmp_path):
     match = {p["name"]: p for p in algorithms["stacrrn:match"]["parameters"]}
     assert match["INPUT"]["type"] == "multilayer" and match["REFERENCES"]["type"] == "multilayer"
     assert match["METHOD"]["default"] == "global+local" and match["OUTPUT_FOLDER"]["type"] == "folderDestination"
+    assert match["LOCAL_EXTENT"]["default"] == "overlaps" and not match["LOCAL_EXTENT"]["advanced"]
+    assert match["LOCAL_DECAY"]["default"] == 2.0 and match["LOCAL_DECAY"]["minimum"] == 1
+    names = [p["name"] for p in algorithms["stacrrn:match"]["parameters"]]
+    assert names.index("LOCAL_EXTENT") == names.index("METHOD") + 1 == names.index("LOCAL_DECAY") - 1
     search = {p["name"]: p for p in algorithms["stacrrn:stac_run"]["parameters"]}
     assert search["EXTENT"]["type"] == "extent" and search["START"]["type"] == "datetime"
+    assert search["LOCAL_EXTENT"]["default"] == "overlaps" and search["LOCAL_DECAY"]["default"] == 2.0
 
 
 # names the data defines (ids, keys, band names, a URL): text, validated by stacrrn where it reads them

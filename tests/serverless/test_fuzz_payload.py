@@ -109,7 +109,17 @@ PLAUSIBLE = {
     "reflectance": [[0.0001, 0.0], [1], "ab"],
     "pif": [{}, {"methods": ["imad"]}, {"methods": "imad"}, {"threshold": "x"}, {"nope": 1}, "ab", [["methods", []]]],
     "estimator": ["spread", "ols", "x"],
-    "local_params": [{}, {"ridge": 1.0}, {"nope": 1}, [], "ab"],
+    "local_params": [
+        {},
+        {"ridge": 1.0},
+        {"extent": "image", "decay": 3},
+        {"extent": "nope"},
+        {"decay": 0},
+        {"decay": True},
+        {"nope": 1},
+        [],
+        "ab",
+    ],
 }
 
 params = st.dictionaries(

@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
+from stacrrn.core.local_model import LocalParams
 from stacrrn.pipeline.catalog import catalog_rasters
 from stacrrn.samples import write_sample_mosaic
+from stacrrn.serverless.payload import Payload
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,19 @@ BAD = [
     ("statistics", lambda items, out: payload([{"id": 1}], out), ["--tile", "0"], "not a STAC item"),
     ("statistics", lambda items, out: payload(items, out, colour="red"), ["--tile", "0"], "unknown run parameter"),
     ("statistics", lambda items, out: payload(items, out, method="magic"), ["--tile", "0"], "method"),
+    *[
+        ("statistics", lambda items, out, local=local: payload(items, out, local_params=local), ["--tile", "0"], words)
+        for local, words in [
+            ({"extent": "nope"}, "unknown --local-extent 'nope'; choose one of overlaps, image"),
+            ({"decay": 0}, "--local-decay must be a finite number of blocks >= 1, got 0"),
+            ({"decay": True}, "'decay' must be a number, got true"),
+            ({"decay": 10**400}, "'decay' must be a number"),
+            ({"membrane": "x"}, "'membrane' must be a number"),
+            ({"iterations": 2.5}, "'iterations' must be a whole number"),
+            ({"cross_validate": "no"}, "'cross_validate' must be true or false"),
+            ({"span": 3}, "unexpected keyword argument 'span'"),
+        ]
+    ],
     ("statistics", lambda items, out: payload(items, out), [], "'tile'"),
     ("statistics", lambda items, out: payload(items, out, tiles=2), ["--tile", "5"], "tile 5 is not one of 2"),
     ("statistics", lambda items, out: payload(items, out, tiles=0), ["--tile", "0"], "tiles must be"),
@@ -64,6 +79,17 @@ def test_bad_event_exits_2_with_one_line(items, tmp_path, monkeypatch, name, mak
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], proc.stderr
     assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
+def test_local_params_of_the_payload_reach_the_solve(items, tmp_path, monkeypatch):
+    monkeypatch.delenv("STACRRN_OUTPUT", raising=False)
+    event = payload(items, tmp_path / "out", local_params={"extent": "image", "decay": 3})
+    assert Payload.from_event(event).options.local_params == LocalParams(extent="image", decay=3.0)
+    statistics = stage("statistics", event, "--tile", "0")
+    assert statistics.returncode == 0, statistics.stderr
+    solved = stage("solve", event)
+    assert solved.returncode == 0, solved.stderr
+    assert json.loads(solved.stdout)["model"]
 
 
 def test_unreadable_event_file(tmp_path):
