@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.windows
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -135,3 +136,24 @@ def validate_stac(obj: dict) -> list[str]:
 
 
 needs_schemas = pytest.mark.skipif(not SCHEMAS.exists(), reason="../shared/stac-schemas is not present")
+
+
+def cut_tiles(
+    scene: Path, out: Path, distortion: Distortion, size: int = 450, step: int = 320
+) -> tuple[list[Path], list[np.ndarray]]:
+    """2 x 2 overlapping tiles of a real scene (float32, nodata 0), each ``distortion(k, truth)``.
+
+    Returns the tile paths and the truths (0 where the scene is nodata).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    paths, truths = [], []
+    with rasterio.open(scene) as src:
+        for k, (row, col) in enumerate([(0, 0), (0, step), (step, 0), (step, step)]):
+            window = rasterio.windows.Window(col, row, size, size)
+            truth = src.read(window=window).astype(np.float64)
+            valid = src.read_masks(1, window=window) > 0
+            data = np.where(valid, np.maximum(distortion(k, truth), 1.0), 0.0).astype("float32")
+            path = write_raster(out / f"t{k}.tif", data, src.window_transform(window), 0.0, src.crs.to_string())
+            paths.append(path)
+            truths.append(np.where(valid, truth, 0.0))
+    return paths, truths

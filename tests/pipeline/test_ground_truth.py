@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from stacrrn import match
+from stacrrn.core.local_model import LocalParams
 from stacrrn.core.metrics import affine_residual
 from tests.conftest import BAHAMAS, S2_TILES, SHARED, distort_tiles, needs_shared, read, tile_grid_coords
 
@@ -102,28 +103,45 @@ def vignette(k, truth):
     return truth * (1 - 0.15 * (x**2 + y**2)) if k != 5 else truth
 
 
+MODELS = {
+    "global": ("global", None),
+    "default": ("global+local", None),
+    "image": ("global+local", LocalParams(extent="image")),
+}
+"""The global step alone, the default local step (bounded to the overlaps) and fields across whole images."""
+
+
 def truth_error_by_method(tmp_path, distortion, quality=None):
     paths, truths = distort_tiles(tmp_path, S2_TILES, BANDS, distortion)
     rel = {}
-    for method in ("global", "global+local"):
-        result = match(paths, tmp_path / method.replace("+", "_"), references=["t05"], method=method, workers=2)
-        _, rel[method] = affine_residual(*outputs_vs_truth(result, truths))
+    for name, (method, params) in MODELS.items():
+        result = match(paths, tmp_path / name, references=["t05"], method=method, local_params=params, workers=2)
+        _, rel[name] = affine_residual(*outputs_vs_truth(result, truths))
         if quality is not None:
-            quality[method] = result.model.quality
+            quality[name] = result.model.quality
     return {k: float(v.mean()) for k, v in rel.items()}
+
+
+# The Sentinel-2 tiles are the local step's tuning set: its prior weights, the Tukey biweight
+# for bounded fields and the choice not to cross-validate image-wide fields were chosen on
+# them. These tests keep those choices honest here; tests/pipeline/test_local_extent.py
+# scores the same models on Landsat scenes nothing was tuned on.
 
 
 def test_planar_gradients_global_plus_local(tmp_path):
     quality = {}
     rel = truth_error_by_method(tmp_path, plane, quality)
-    # measured: global 0.32, global+local 0.23 (bands 1, 3, 5, 8)
-    assert rel["global+local"] < 0.25
-    assert rel["global+local"] < 0.8 * rel["global"]
+    # image-wide planes: fields across whole images recover most of them
+    # (measured: global 0.316, image 0.237, default 0.311; bands 1, 3, 5, 8)
+    assert rel["image"] < 0.25
+    assert rel["image"] < 0.8 * rel["global"]
+    assert rel["default"] <= rel["global"]  # bounded fields never do harm
     # the overlaps' pixels agree better with the local fields than with the global model alone
     after = {m: np.array(q["overlap_pixels"]["after"]["mae"]) for m, q in quality.items()}
     before = np.array(quality["global"]["overlap_pixels"]["before"]["mae"])
     assert (after["global"] < before).all()
-    assert after["global+local"].mean() < 0.8 * after["global"].mean()
+    assert after["image"].mean() < 0.8 * after["global"].mean()
+    assert after["default"].mean() < after["global"].mean()
 
 
 def test_gradients_on_top_of_gains_and_offsets(tmp_path):
@@ -134,19 +152,18 @@ def test_gradients_on_top_of_gains_and_offsets(tmp_path):
     rel = truth_error_by_method(
         tmp_path, lambda k, t: plane(k, t * gains[k][:, None, None] + offsets[k][:, None, None])
     )
-    # a harder case than the issue's separate ones. Measured: global 0.38, global+local 0.31;
-    # it was 0.26 before the no-harm rule, which now keeps the global model for the coastal
-    # band, where the local fields fit the truth better but the overlap blocks worse
-    assert rel["global+local"] < 0.33
-    assert rel["global+local"] < 0.85 * rel["global"]
+    # a harder case than the separate ones. Measured: global 0.373, image 0.282, default 0.364
+    assert rel["image"] < 0.30
+    assert rel["image"] < 0.8 * rel["global"]
+    assert rel["default"] <= rel["global"]
 
 
 def test_vignetting_global_plus_local_does_no_harm(tmp_path):
     rel = truth_error_by_method(tmp_path, vignette)
-    # measured: global 0.18, global+local 0.17; the overlaps of equally vignetted tiles carry
-    # almost no information, so the local step must at least not invent trends
-    assert rel["global+local"] < 0.25
-    assert rel["global+local"] < 1.05 * rel["global"]
+    # measured: global 0.185, default 0.158, image 0.166; the overlaps of equally vignetted tiles
+    # carry little information, so neither local model may invent trends
+    assert rel["default"] <= rel["global"]
+    assert rel["image"] <= rel["global"]
 
 
 def test_identical_overlaps_need_no_correction(tmp_path):
@@ -176,9 +193,15 @@ def test_real_change_local_step_never_worsens_overlap_agreement(tmp_path):
     seasons = sorted((SHARED / "landsat8_montreal_seasons").glob("*.tif"))
     result = match(seasons, tmp_path, references=["cog2"], workers=2)
     q = result.model.quality
-    # snow vs summer: where the local fields cannot reconcile real change, the band falls back
+    # snow vs summer: where the fields do not predict held-out overlap blocks, the global model stays
     global_only = match(seasons, tmp_path / "g", references=["cog2"], method="global", workers=2)
     g = global_only.model.quality["after"]
     disagreement = np.hypot(q["after"]["block_mean_diff"], q["after"]["block_std_diff"])
     assert np.all(disagreement <= np.hypot(g["block_mean_diff"], g["block_std_diff"]) + 1e-6)
-    assert any("kept the global model" in w for w in result.warnings) or q["local_bands"]
+    table = q["local_validation"]["bands"]
+    for k, band in enumerate(table):
+        for row in band["images"]:
+            assert row["kept"] == (row["heldout_blocks"] > 0 and row["local_error"] < row["global_error"])
+            if not row["kept"]:
+                i = [im.name for im in result.model.images].index(row["image"])
+                np.testing.assert_array_equal(result.model.local_fit.fields[i][k], 1.0)
