@@ -144,7 +144,7 @@ def test_smooth_fields_without_reference(tmp_path, scene):
 
 
 def land_cover_change(k, truth):
-    """Gains and offsets on tiles 1-3 and, on tile 1, real change: its brightest quarter (roofs, bare soil) 30 % brighter."""
+    """Gains and offsets on tiles 1-3 and real change on tile 1: its brightest quarter (roofs, soil) 30 % brighter."""
     if k == 1:
         bright = truth[0] > np.quantile(truth[0][truth[0] > 0], 0.75)
         truth = np.where(bright[None], truth * 1.3, truth)
