@@ -199,7 +199,7 @@ def fit_model(
         "settings": {
             "estimator": estimator,
             "pif": None if plan.pif is None else plan.pif.options.describe(),
-            "local": None if lfit is None else local_settings(params),
+            **({} if lfit is None else {"local": local_settings(params)}),
         },
         **quality_tables(plan, stats),
     }
