@@ -7,7 +7,8 @@ with code 2 and print no traceback.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from statistics import fmean
 from typing import Annotated, ParamSpec, TypeVar, cast
 
 import typer
@@ -205,6 +206,37 @@ def print_model_table(model: RRNModel, labels: list[str], where: str) -> None:
             _before_after(q["before"]["block_mean_diff"][k], q["after"]["block_mean_diff"][k]),
         )
     table_console().print(table)
+    for line in local_step_lines(model, labels):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def local_step_lines(model: RRNModel, labels: Sequence[str] | None = None) -> list[str]:
+    """What the local step did, one line per band: images keeping a field and the held-out errors.
+
+    Empty for a model without a local step; one line for image-wide fields, which are not
+    cross-validated.
+    """
+    settings = model.quality.get("settings", {}).get("local")
+    if settings is None:
+        return []
+    table = model.quality.get("local_validation")
+    if not table:
+        return ["local step: fields across whole images (--local-extent image), not cross-validated"]
+    lines = [f"local step: fields within {settings['decay']:g} blocks of the overlaps, judged on held-out blocks"]
+    for k, band in enumerate(table["bands"]):
+        scored = [row for row in band["images"] if row["heldout_blocks"]]
+        kept = [row for row in scored if row["kept"]]
+        label = labels[k] if labels else str(band["band"])
+        if not scored:
+            lines.append(f"  band {label}: no usable overlap block; global model")
+            continue
+        g = fmean(row["global_error"] for row in scored)
+        loc = fmean(row["local_error"] for row in scored)
+        lines.append(
+            f"  band {label}: local fields kept for {len(kept)} of {len(scored)} images; held-out overlap error "
+            f"/ band spread, mean over images: global {g:.3f}, local {loc:.3f}"
+        )
+    return lines
 
 
 def _before_after(before: float | None, after: float | None) -> str:

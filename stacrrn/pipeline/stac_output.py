@@ -63,7 +63,14 @@ def rrn_properties(model: RRNModel, i: int, selection: BandSelection) -> dict[st
             "shift": _per_band(local.shifts[i], labels),
             "field_min": _per_band(field.reshape(field.shape[0], -1).min(axis=1), labels),
             "field_max": _per_band(field.reshape(field.shape[0], -1).max(axis=1), labels),
+            **model.quality.get("settings", {}).get("local", {}),
         }
+        table = model.quality.get("local_validation")
+        if table:  # this image's held-out overlap errors and the decision, per band
+            keys = ("heldout_blocks", "global_error", "local_error", "kept")
+            props["local"]["heldout"] = {
+                labels[k]: {key: band["images"][i][key] for key in keys} for k, band in enumerate(table["bands"])
+            }
         props["block_grid"] = local.blocks.to_dict() | {"crs": model.grid.crs, "transform": list(model.grid.transform)}
     settings = model.quality.get("settings", {})
     if settings.get("pif"):
