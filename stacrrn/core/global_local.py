@@ -161,9 +161,8 @@ def solve_global_local(
     p = params or LocalParams()
     first = base or solve_global(stats.images, stats.pairs, references, min_overlap, estimator)
     problem = LocalProblem.build(stats, first, references, p)
-    checked = p.cross_validate and p.extent == "overlaps"
-    validation = cross_validate(problem) if checked else LocalValidation.all_kept(*first.gains.shape)
-    local = solve_local(stats, first, references, p, validation.kept)
+    validation = cross_validate(problem) if p.validated else LocalValidation.all_kept(*first.gains.shape)
+    local = problem.solve_all(validation.kept)
     if p.extent == "overlaps":
         return GlobalLocalFit(first, local, validation)
     gfit = first

@@ -111,6 +111,11 @@ class LocalParams:
     iterations: int = 8
     huber: float = 1.345
 
+    @property
+    def validated(self) -> bool:
+        """Whether fields are cross-validated: asked for, and bounded to the overlaps."""
+        return self.cross_validate and self.extent == "overlaps"
+
     def __post_init__(self) -> None:
         """Reject an unknown extent or a decay that is not a finite number of blocks >= 1.
 
@@ -542,6 +547,16 @@ class LocalProblem:
                 break
         return x
 
+    def solve_all(self, kept: NDArray[np.bool_] | None = None) -> LocalFit:
+        """Solve every band on all its blocks; where ``kept`` is ``False`` that image's field stays 1."""
+
+        def solve_band(b: int) -> tuple[F64, float]:
+            data = self.band(b)
+            identity = [] if kept is None else [int(i) for i in np.flatnonzero(~kept[:, b])]
+            return self.solve(b, data, identity), data.scale
+
+        return self.to_fit(per_band(solve_band, self.stats.n_bands))
+
     def to_fit(self, solutions: Sequence[tuple[F64, float]]) -> LocalFit:
         """The :class:`LocalFit` of per-band solutions ``(unknowns, scale)``."""
         nb, n = self.stats.n_bands, self.stats.n_images
@@ -597,11 +612,4 @@ def solve_local(
     SolveError
         If the sparse system cannot be solved.
     """
-    problem = LocalProblem.build(stats, fit, references, params or LocalParams())
-
-    def solve_band(b: int) -> tuple[F64, float]:
-        data = problem.band(b)
-        identity = [] if kept is None else [int(i) for i in np.flatnonzero(~kept[:, b])]
-        return problem.solve(b, data, identity), data.scale
-
-    return problem.to_fit(per_band(solve_band, stats.n_bands))
+    return LocalProblem.build(stats, fit, references, params or LocalParams()).solve_all(kept)

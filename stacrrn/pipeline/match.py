@@ -203,7 +203,7 @@ def fit_model(
         },
         **quality_tables(plan, stats),
     }
-    if both is not None and params.cross_validate and params.extent == "overlaps":
+    if both is not None and params.validated:
         quality["local_validation"] = both.validation.to_dict(plan.names, plan.bands)
     if stats.holdout_blocks:
         quality["holdout"] = holdout_report(plan, validate_holdout(stats, gfit, lfit, list(references)))
@@ -225,7 +225,7 @@ def local_settings(params: LocalParams) -> dict[str, Any]:
     return {
         "extent": params.extent,
         "decay": params.decay if bounded else None,
-        "cross_validate": params.cross_validate and bounded,
+        "cross_validate": params.validated,
     }
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import stacrrn.core.global_local as global_local
 from stacrrn.core.global_model import GlobalFit, solve_global
-from stacrrn.core.local_model import LocalParams, evidence_nodes, unsupported_nodes
+from stacrrn.core.local_model import LocalParams, LocalProblem, evidence_nodes, unsupported_nodes
 from stacrrn.core.metrics import overlap_consistency
 from stacrrn.core.moments import ImageMoments
 from tests.core.test_local_model import two_strips
@@ -37,8 +37,8 @@ def test_rounds_stop_at_a_fixed_point_and_go_on_while_gradients_bias_the_global_
     monkeypatch, gradient, local_solves
 ):
     calls = []
-    solve_local = global_local.solve_local
-    monkeypatch.setattr(global_local, "solve_local", lambda *a, **k: calls.append(1) or solve_local(*a, **k))
+    solve_all = LocalProblem.solve_all
+    monkeypatch.setattr(LocalProblem, "solve_all", lambda *a, **k: calls.append(1) or solve_all(*a, **k))
     stats = two_strips(gradient)
     image_wide = LocalParams(extent="image", cross_validate=False)
     fit = global_local.solve_global_local(stats, [0], params=image_wide, rounds=4)
