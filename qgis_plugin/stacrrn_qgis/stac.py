@@ -102,7 +102,10 @@ class StacRunAlgorithm(StacrrnAlgorithm):
 
         add_search(self)
         self.addParameter(
-            text("ASSETS", "Bands: asset keys, asset.N or eo:common_name, comma-separated [default: all]")
+            text(
+                "ASSETS",
+                "Bands: asset keys, asset.N, band or common names, comma-separated [default: reflectance bands]",
+            )
         )
         self.addParameter(enum("MODE", "Mode", MODES, MODES[0]))
         self.addParameter(

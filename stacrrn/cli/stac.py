@@ -101,9 +101,9 @@ def search_command(
         typer.echo(json.dumps(fc))
         return
     table = Table(title=f"{len(items)} item(s) from {search.describe()}")
-    for col in ("id", "collection", "datetime", "cloud cover %", "raster assets", "footprint overlap %"):
+    for col in ("id", "collection", "datetime", "cloud cover %", "normalized assets", "footprint overlap %"):
         table.add_column(col, justify="right" if "%" in col else "left")
-    from stacrrn.io.stac import is_raster
+    from stacrrn.io.band_choice import choose_assets
 
     for it, share in zip(items, _overlap_share(items), strict=True):
         cloud = it.properties.get("eo:cloud_cover")
@@ -112,10 +112,17 @@ def search_command(
             it.collection_id or "",
             it.datetime.isoformat() if it.datetime else "",
             "" if cloud is None else f"{cloud:.1f}",
-            ",".join(k for k, a in it.assets.items() if is_raster(a)),
+            ",".join(c.key for c in choose_assets(it) if c.normalized),
             f"{100 * share:.0f}",
         )
-    table_console().print(table)
+    console = table_console()
+    console.print(table)
+    assets = Table(title=f"Assets of {items[0].id}: normalized by default, or why not (--assets overrides)")
+    for col in ("asset", "normalized", "why"):
+        assets.add_column(col)
+    for choice in choose_assets(items[0]):
+        assets.add_row(choice.key, "yes" if choice.normalized else "no", choice.reason)
+    console.print(assets)
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -137,7 +144,11 @@ def run_command(
     ids: Ids = None,
     max_items: MaxItems = None,
     assets: Annotated[
-        str | None, typer.Option(help="Bands: asset keys, asset.N or eo:common_name, comma-separated.")
+        str | None,
+        typer.Option(
+            help="Bands: asset keys, asset.N, band names or common names, comma-separated "
+            "(default: the spectral reflectance assets)."
+        ),
     ] = None,
     mode: Annotated[str, typer.Option(help=f"One of: {', '.join(MODES)}.")] = "mosaic",
     neighbours: Annotated[

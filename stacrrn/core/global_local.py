@@ -99,7 +99,7 @@ def regauge(stats: Statistics, gfit: GlobalFit, local: LocalFit) -> GlobalFit:
         scale = np.where(std > 0, original_std / np.where(std > 0, std, 1.0), 1.0)
         gains[component] *= scale
         offsets[component] = scale * offsets[component] + (original_mean - scale * mean)
-    return GlobalFit(gains, offsets, gfit.components, gfit.anchors, gfit.isolated)
+    return GlobalFit(gains, offsets, gfit.components, gfit.anchors, gfit.isolated, gfit.unfitted)
 
 
 def fold_constants(stats: Statistics, gfit: GlobalFit, local: LocalFit) -> tuple[GlobalFit, LocalFit]:
@@ -117,7 +117,7 @@ def fold_constants(stats: Statistics, gfit: GlobalFit, local: LocalFit) -> tuple
         scale = np.exp((np.log(field) * weights).sum(axis=(1, 2)))
         gains[i] *= scale
         fields.append(field / scale[:, None, None])
-    folded = GlobalFit(gains, offsets, gfit.components, gfit.anchors, gfit.isolated)
+    folded = GlobalFit(gains, offsets, gfit.components, gfit.anchors, gfit.isolated, gfit.unfitted)
     return folded, LocalFit(local.blocks, local.frames, fields, np.zeros_like(local.shifts))
 
 

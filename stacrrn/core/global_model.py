@@ -24,7 +24,7 @@ carry noise of equal variance. Both are symmetric in ``i`` and ``j``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +33,6 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
 from stacrrn.core.moments import ImageMoments, PairMoments
-from stacrrn.errors import SolveError
 
 F64 = NDArray[np.float64]
 
@@ -76,6 +75,10 @@ class GlobalFit:
         For each component, the image indices whose central tendency it keeps.
     isolated
         Images that overlap no other image; they keep the identity.
+    unfitted
+        Bands (0-based) that no overlap describes: constant over some overlap in an image
+        (an empty probability layer, a saturated band) or a singular system. Every image keeps
+        the identity there.
     """
 
     gains: F64
@@ -83,6 +86,7 @@ class GlobalFit:
     components: list[list[int]]
     anchors: list[list[int]]
     isolated: list[int]
+    unfitted: list[int] = field(default_factory=list)
 
 
 def overlap_components(
@@ -124,6 +128,7 @@ def _band_system(
     for row, ((i, j), pm) in enumerate(sorted(used.items())):
         w = np.sqrt(pm.n / n_max)
         spread_j = pm.std_j[b] if estimator == "spread" else orthogonal_slope(pm)[b] * pm.std_i[b]
+        ws = w if pm.m2_i[b] > 0 and pm.m2_j[b] > 0 else 0.0  # a side constant over the overlap: no spread row
         mrow, srow = 2 * row, 2 * row + 1
         r += [mrow, mrow, mrow, mrow, srow, srow]
         c += [i, n + i, j, n + j, i, j]
@@ -132,8 +137,8 @@ def _band_system(
             w,
             -w * pm.mean_j[b] / s,
             -w,
-            w * pm.std_i[b] / s,
-            -w * spread_j / s,
+            ws * pm.std_i[b] / s,
+            -ws * spread_j / s,
         ]
     a_mat = sp.csr_matrix((v, (r, c)), shape=(2 * len(used), 2 * n))
     cr, cc, cv, d = [], [], [], []
@@ -178,8 +183,6 @@ def solve_global(
 
     Raises
     ------
-    SolveError
-        If the sparse system is singular (degenerate statistics).
     ValueError
         For an unknown estimator.
     """
@@ -193,7 +196,8 @@ def solve_global(
     anchors = [sorted(ref_set.intersection(c)) or list(c) for c in components]
     gains = np.ones((n, n_bands))
     offsets = np.zeros((n, n_bands))
-    for b in range(n_bands):
+    unfitted = flat_bands(pairs, min_overlap, n_bands)
+    for b in (b for b in range(n_bands) if b not in unfitted):
         a_mat, c_mat, d, s = _band_system(b, images, pairs, min_overlap, anchors, estimator)
         h = (a_mat.T @ a_mat).tocsc()
         eps = 1e-9 * max(float(h.diagonal().mean()), 1.0)
@@ -203,7 +207,14 @@ def solve_global(
         with np.errstate(all="ignore"):
             sol = spla.spsolve(kkt, rhs)
         if not np.all(np.isfinite(sol)):
-            raise SolveError(f"global model: the least-squares system of band {b + 1} is singular")
+            unfitted.append(b)
+            continue
         gains[:, b] = sol[:n]
         offsets[:, b] = sol[n : 2 * n] * s
-    return GlobalFit(gains, offsets, components, anchors, isolated)
+    return GlobalFit(gains, offsets, components, anchors, isolated, sorted(unfitted))
+
+
+def flat_bands(pairs: Mapping[tuple[int, int], PairMoments], min_overlap: int, n_bands: int) -> list[int]:
+    """Bands that vary in no usable overlap (in both images at once): no spread relates any pair there."""
+    used = [pm for pm in pairs.values() if pm.n >= min_overlap]
+    return [b for b in range(n_bands) if not any(pm.m2_i[b] > 0 and pm.m2_j[b] > 0 for pm in used)]

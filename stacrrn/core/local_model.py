@@ -528,6 +528,8 @@ class LocalProblem:
         """
         p = self.params
         x = np.zeros(self.n_fields + 2 * self.stats.n_images)
+        if b in self.fit.unfitted:  # the global step found nothing to relate the images by in this band
+            return x
         overlaps = [ob for ob in data.overlaps if ob.weight.size]
         free = ~self.fixed
         for i in identity:

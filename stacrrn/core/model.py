@@ -80,6 +80,7 @@ class RRNModel:
                 "components": g.components,
                 "anchors": g.anchors,
                 "isolated": g.isolated,
+                **({"unfitted": g.unfitted} if g.unfitted else {}),
             },
             "local": None if self.local_fit is None else self.local_fit.to_dict(),
             "quality": self.quality,
@@ -97,6 +98,7 @@ class RRNModel:
             [list(c) for c in g["components"]],
             [list(a) for a in g["anchors"]],
             list(g["isolated"]),
+            [int(b) for b in g.get("unfitted", [])],
         )
         local = None if d["local"] is None else LocalFit.from_dict(d["local"])
         return cls(

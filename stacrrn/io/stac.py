@@ -18,6 +18,13 @@ import pystac.stac_io
 from pystac.utils import make_absolute_href, str_to_datetime
 
 from stacrrn.errors import InputError, ParameterError, TransientIOError
+from stacrrn.io.band_choice import (
+    asset_bands,
+    choose_assets,
+    common_name,
+    default_asset_keys,
+    is_categorical,
+)
 from stacrrn.io.retry import RETRY_STATUS, is_transient
 
 QUERY_OPERATORS = {">=": "gte", "<=": "lte", "!=": "neq", "=": "eq", "<": "lt", ">": "gt"}
@@ -28,8 +35,6 @@ COMMON_NAMES = frozenset(
     | {"rededge078", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir", "lwir11", "lwir12"}
 )
 """``eo:common_name`` values of the eo extension."""
-
-RASTER_MEDIA = ("image/tiff", "image/vnd.stac.geotiff", "image/jp2", "application/x-hdf")
 
 
 class EmptySearchError(InputError):
@@ -369,30 +374,36 @@ def sort_by_date(items: Iterable[pystac.Item]) -> list[pystac.Item]:
     return sorted(items, key=lambda it: (when(it), it.id))
 
 
-def asset_bands(asset: pystac.Asset, count: int | None = None) -> list[dict[str, Any]]:
-    """Band descriptions of an asset (STAC 1.1 ``bands``, else ``eo:bands``, else ``raster:bands``).
+ENCODING_FIELDS = ("scale", "offset", "unit", "spatial_resolution")
+"""``raster:bands`` fields that say what a band's values mean; STAC 1.1 ``bands`` prefix them with ``raster:``."""
 
-    Without any, ``count`` anonymous bands (the header's band count), or one.
+
+def band_encoding(asset: pystac.Asset, index: int) -> dict[str, Any]:
+    """The ``scale``, ``offset``, ``unit`` and ``spatial_resolution`` of band ``index`` (1-based), as given.
+
+    Read from ``raster:bands`` (raster extension 1.x) or STAC 1.1 ``bands`` (``raster:scale``...).
     """
-    for key in ("bands", "eo:bands", "raster:bands"):
-        value = asset.extra_fields.get(key)
-        if isinstance(value, list) and value:
-            return [b if isinstance(b, dict) else {} for b in value]
-    return [{} for _ in range(count or 1)]
+    out: dict[str, Any] = {}
+    for key, prefix in (("bands", "raster:"), ("raster:bands", "")):
+        bands = asset.extra_fields.get(key)
+        band = bands[index - 1] if isinstance(bands, list) and index <= len(bands) else None
+        if isinstance(band, dict):
+            for name in ENCODING_FIELDS:
+                value = band.get(prefix + name, band.get(name) if name == "unit" else None)
+                if value is not None:
+                    out.setdefault(name, value)
+    return out
 
 
 def band_scaling(asset: pystac.Asset, index: int) -> tuple[float, float] | None:
-    """``(scale, offset)`` of band ``index`` (1-based) from ``raster:bands``, or ``None`` if not given.
+    """``(scale, offset)`` of band ``index`` (1-based) from its encoding, or ``None`` if neither is given.
 
     Raises
     ------
     InputError
         If the scale or offset is not a finite number.
     """
-    bands = asset.extra_fields.get("raster:bands")
-    band: dict[str, Any] = {}
-    if isinstance(bands, list) and index <= len(bands) and isinstance(bands[index - 1], dict):
-        band = bands[index - 1]
+    band = band_encoding(asset, index)
     if "scale" not in band and "offset" not in band:
         return None
     try:
@@ -407,46 +418,72 @@ def band_scaling(asset: pystac.Asset, index: int) -> tuple[float, float] | None:
     return scale, offset
 
 
-def is_raster(asset: pystac.Asset) -> bool:
-    """True for data assets that GDAL can read as rasters (GeoTIFF/COG, JP2, ...)."""
-    media = (asset.media_type or "").lower()
-    roles = asset.roles or ["data"]
-    tiff_name = asset.href.lower().endswith((".tif", ".tiff"))
-    return "data" in roles and (media.startswith(RASTER_MEDIA) or (not media and tiff_name))
+def _ref_name(ref: BandRef, item: pystac.Item) -> str:
+    """``key`` of a single-band asset, ``key.N`` of a band in a multi-band one."""
+    return ref.asset if len(asset_bands(item.assets[ref.asset])) == 1 else f"{ref.asset}.{ref.index}"
+
+
+def _by_band_name(item: pystac.Item, name: str) -> list[BandRef]:
+    """Bands of ``item`` whose ``name`` (else common name) is ``name``: spectral and thermal assets first."""
+    choices = choose_assets(item)
+    pools = [
+        [c.key for c in choices if c.kind in ("spectral", "thermal")],
+        [c.key for c in choices if c.kind in ("auxiliary", "undescribed")],
+    ]
+    for keys in pools:
+        for field_of in (lambda b: b.get("name"), common_name):
+            found = [
+                BandRef(name, key, k)
+                for key in keys
+                for k, band in enumerate(asset_bands(item.assets[key]), start=1)
+                if field_of(band) == name
+            ]
+            if found:
+                return found
+    return []
 
 
 def _resolve(item: pystac.Item, name: str, counts: dict[str, int]) -> list[BandRef]:
     assets = item.assets
     key, _, index = name.partition(".") if name not in assets else (name, "", "")
     if key in assets:
+        if is_categorical(key, assets[key]):
+            raise ParameterError(
+                f"--assets {name!r}: asset {key!r} of item {item.id} holds class codes or quality bits, "
+                "which are never normalized (they are carried over unchanged)"
+            )
         n = len(asset_bands(assets[key], counts.get(key)))
         if index:
             if not index.isdigit() or not 1 <= int(index) <= n:
                 raise ParameterError(f"--assets {name!r}: asset {key!r} of item {item.id} has {n} band(s)")
             return [BandRef(name, key, int(index))]
         return [BandRef(key, key, 1)] if n == 1 else [BandRef(f"{key}.{k}", key, k) for k in range(1, n + 1)]
-    for akey, asset in assets.items():
-        for k, band in enumerate(asset_bands(asset), start=1):
-            if name in (band.get("name"), band.get("common_name"), band.get("eo:common_name")):
-                return [BandRef(name, akey, k)]
-    raster_keys = [k for k, a in assets.items() if is_raster(a)]
+    found = _by_band_name(item, name)
+    if len(found) > 1:
+        raise ParameterError(
+            f"--assets {name!r} matches {', '.join(_ref_name(r, item) for r in found)} of item {item.id}: name one"
+        )
+    if found:
+        return found
+    spectral = default_asset_keys(item)
     raise ParameterError(
         f"--assets {name!r} is neither an asset key nor a band name of item {item.id}; "
-        f"its raster assets are {', '.join(raster_keys) or 'none'}"
+        f"its spectral assets are {', '.join(spectral) or 'none'}"
     )
 
 
 def select_bands(
     items: Sequence[pystac.Item], names: Sequence[str] | None = None, counts: dict[str, int] | None = None
 ) -> BandSelection:
-    """Resolve band names (asset keys, ``asset.N`` or ``eo:common_name``) identically on every item.
+    """Resolve band names (asset keys, ``asset.N``, band names or common names) identically on every item.
 
     Parameters
     ----------
     items
         The searched items.
     names
-        Bands to normalize; default every band of every raster data asset of the first item.
+        Bands to normalize; default every band of the first item's spectral reflectance assets
+        (:func:`~stacrrn.io.band_choice.choose_assets`).
     counts
         Band count per asset key from the files' headers, for assets whose STAC metadata
         describes no bands.
@@ -454,12 +491,19 @@ def select_bands(
     Raises
     ------
     ParameterError
-        If a name resolves on no asset, or to different assets on different items.
+        If a name resolves on no asset, on several bands, to a categorical asset, or to
+        different assets on different items.
+    InputError
+        If no name is given and the first item has no spectral asset.
     """
     if not names:
-        names = [k for k, a in items[0].assets.items() if is_raster(a) and k.lower() not in QA_KINDS]
+        names = default_asset_keys(items[0])
         if not names:
-            raise InputError(f"item {items[0].id} has no raster data asset; choose bands with --assets")
+            why = "; ".join(f"{c.key}: {c.reason}" for c in choose_assets(items[0]))
+            raise InputError(
+                f"item {items[0].id} has no spectral reflectance asset to normalize ({why[:300]}); "
+                "choose bands with --assets"
+            )
     counts = counts or {}
     bands = [ref for name in names for ref in _resolve(items[0], name, counts)]
     for item in items[1:]:

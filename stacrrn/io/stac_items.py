@@ -39,6 +39,8 @@ class RasterAsset:
     title: str | None = None
     statistics: Sequence[Mapping[str, float]] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    encoding: Sequence[Mapping[str, Any]] = ()
+    """Per band, ``raster:bands`` fields saying what the values mean (``scale``, ``offset``, ``unit``...)."""
 
 
 def _bounds(info: RasterInfo) -> tuple[float, float, float, float]:
@@ -74,10 +76,12 @@ def json_nodata(value: float | None) -> float | str | None:
 
 
 def asset_of(spec: RasterAsset) -> pystac.Asset:
-    """A COG asset with projection, raster (data type, nodata, statistics) and eo band fields."""
+    """A COG asset with projection, raster (data type, nodata, encoding, statistics) and eo band fields."""
     raster_bands = []
     for k in range(spec.info.count):
         band: dict[str, Any] = {"data_type": spec.info.dtype}
+        if k < len(spec.encoding):
+            band |= dict(spec.encoding[k])
         if spec.info.nodata is not None:
             band["nodata"] = json_nodata(spec.info.nodata)
         if k < len(spec.statistics) and spec.statistics[k]:

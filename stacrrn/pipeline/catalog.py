@@ -38,12 +38,13 @@ def publish_raster(
     roles: tuple[str, ...] = ("data",),
     title: str | None = None,
     statistics: Sequence[Mapping[str, float]] = (),
+    encoding: Sequence[Mapping[str, Any]] = (),
 ) -> RasterAsset:
     """Publish a finished local COG at ``key`` and describe it (header, size, checksum); the local file goes."""
     extra = {"file:size": local.stat().st_size, "file:checksum": sha256_multihash(local)}
     header = open_raster(local)
     href = storage.move_file(local, key)
-    return RasterAsset(href, replace(header, path=href), bands, roles, title, statistics, extra)
+    return RasterAsset(href, replace(header, path=href), bands, roles, title, statistics, extra, encoding)
 
 
 def _publish_cog(storage: Storage, info: RasterInfo, bands: Sequence[int], key: str, tmp: Path) -> RasterAsset:

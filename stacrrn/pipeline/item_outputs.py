@@ -23,10 +23,11 @@ from stacrrn import __version__
 from stacrrn.core.masks import clear_from_qa
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import StacrrnError, report
+from stacrrn.io.band_choice import asset_bands, carried_keys
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.grid import chunks
 from stacrrn.io.raster import read_window
-from stacrrn.io.stac import BandRef, BandSelection, asset_bands, item_href
+from stacrrn.io.stac import BandRef, BandSelection, asset_href, band_encoding, item_href
 from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
 from stacrrn.io.storage import Storage
 from stacrrn.pipeline.apply import ApplyResult, correct_raster, field_map, record_outputs, write_block_map
@@ -85,6 +86,13 @@ def _band_metadata(source: pystac.Asset, refs: list[BandRef]) -> list[dict[str, 
         d = described[r.index - 1] if r.index <= len(described) else {}
         out.append({"name": r.label} | {k: v for k, v in d.items() if k in EO_BAND_FIELDS})
     return out
+
+
+def carried_asset(item: pystac.Item, key: str) -> pystac.Asset:
+    """A copy of an input asset that was not normalized, its href made absolute (it stays where it is)."""
+    asset = item.assets[key].clone()
+    asset.href = asset_href(item, key)
+    return asset
 
 
 def _publish_clear_mask(job: ItemJob, item_id: str, qa: QaAsset, folder: Path) -> tuple[RasterAsset, float]:
@@ -155,6 +163,7 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
             tuple(source.roles or ["data"]),
             source.title,
             result.statistics,
+            [band_encoding(source, i) for i in source_bands],
         )
     if job.model.local_fit is not None:
         local = write_block_map(
@@ -170,6 +179,7 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
             "local gain field per block",
         )
     rrn = rrn_properties(job.model, k, selection) | {
+        "rrn:assets": list(selection.assets),
         "rrn:clipped": dict(zip(selection.labels, clipped, strict=True)),
         "rrn:fidelity": item_fidelity(measured, selection.labels),
     }
@@ -190,6 +200,9 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
         )
         rrn["rrn:cloud_mask"] = {"kind": kind, "clear_percent": product.usable_percent}
     out = output_item(item, item_href(item), job.setup.collection_id, assets, rrn, __version__)
+    for key in carried_keys(item, selection.assets):
+        if key not in out.assets and key != "model":  # the run's own assets keep their keys
+            out.add_asset(key, carried_asset(item, key))
     d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
     previous = published_item(job.storage, item.id)
     job.storage.put_text(json.dumps(d), item_key(item.id))

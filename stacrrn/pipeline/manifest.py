@@ -49,6 +49,7 @@ class RunManifest:
     started: str = field(default_factory=_now)
     model: dict[str, str] = field(default_factory=dict)
     previous: dict[str, Any] | None = None
+    reason: str | None = None
     _saved: float = 0.0
 
     @classmethod
@@ -76,9 +77,10 @@ class RunManifest:
         self.items[item_id] = {"status": "skipped", "reason": reason}
         self.save()
 
-    def finish(self, status: str) -> None:
-        """Record how the run ended: ``complete`` or ``failed``."""
+    def finish(self, status: str, reason: str | None = None) -> None:
+        """Record how the run ended: ``complete``, or ``failed`` with the one-line reason."""
         self.status = status
+        self.reason = reason
         self.save()
 
     def skipped(self) -> dict[str, str]:
@@ -95,6 +97,7 @@ class RunManifest:
             "software": f"stacrrn {__version__}",
             "run_id": self.storage.run_id,
             "status": self.status,
+            **({"reason": self.reason} if self.reason else {}),
             "started": self.started,
             "updated": _now(),
             "resumed_from": None if self.previous is None else self.previous.get("run_id"),

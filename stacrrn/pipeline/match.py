@@ -122,11 +122,47 @@ def check_statistics(
         )
     check_connected(plan.names, linked, references)
     touched = {i for pair in linked for i in pair}
-    return [
-        f"{plan.names[i]} overlaps no other image; it is kept unchanged"
-        for i in range(len(plan.names))
-        if i not in touched
-    ]
+    lonely = [f"{plan.names[i]} overlaps no other image; it is kept unchanged" for i in range(len(plan.names))]
+    return [line for i, line in enumerate(lonely) if i not in touched] + sparse_reference_warnings(
+        stats, plan, references
+    )
+
+
+SPARSE_REFERENCE = 0.5
+"""A reference with valid pixels on less than this share of its footprint gets a warning."""
+
+
+def sparse_reference_warnings(stats: Statistics, plan: Plan, references: Sequence[int]) -> list[str]:
+    """Warn about reference images that are mostly nodata (or masked) within their footprint.
+
+    A reference anchors its neighbours' gains; when most of it is empty, the overlaps that
+    tie them to it are small or at its edges, and their gains rest on little.
+    """
+    lines = []
+    for i in references:
+        fp = plan.footprints[i]
+        share = stats.images[i].n / max(fp.height * fp.width, 1)
+        if share < SPARSE_REFERENCE:
+            lines.append(
+                f"reference {plan.names[i]} has valid pixels on only {100 * share:.0f} % of its footprint "
+                "(nodata, or masked as cloud); the gains tied to it rest on what is left: "
+                "prefer a fuller reference"
+            )
+    return lines
+
+
+def unfitted_band_warning(model: RRNModel, stats: Statistics, labels: Sequence[str] | None = None) -> list[str]:
+    """One line per band the global step could not fit (it varies in no overlap), naming the overlaps."""
+    lines = []
+    for b in model.global_fit.unfitted:
+        label = labels[b] if labels else str(model.bands[b])
+        used = sorted(stats.pairs.items(), key=lambda kv: -kv[1].n)[:3]
+        counts = ", ".join(f"{model.images[i].name}/{model.images[j].name}: {pm.n} px" for (i, j), pm in used)
+        lines.append(
+            f"band {label} is constant over every overlap in one of its images (valid overlap pixels {counts}); "
+            "it was left unchanged (gain 1, offset 0): is it a mask or an empty probability layer?"
+        )
+    return lines
 
 
 def _check_pif_pixels(stats: Statistics, plan: Plan, min_overlap: int, bands: str) -> None:
@@ -485,7 +521,7 @@ def match(
             save_statistics(stats, stats_path, fingerprint)
         model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
         log_model(model)
-        warnings += band_fallback_warning(model)
+        warnings += band_fallback_warning(model) + unfitted_band_warning(model, stats)
         record_overlap_pixels(plan, model, stats, overlap_pixels, workers, progress)
         model_path = out / MODEL_FILE
         try:

@@ -39,7 +39,7 @@ from stacrrn.core.fidelity import SAMPLE_EVERY
 from stacrrn.core.local_model import LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Statistics
-from stacrrn.errors import InputError, ParameterError
+from stacrrn.errors import InputError, ParameterError, StacrrnError, report
 from stacrrn.io.lock import OutputLock
 from stacrrn.io.stac import Search, asset_href, item_href, search_items, select_bands, sort_by_date
 from stacrrn.io.storage import Storage, configure_cloud
@@ -54,7 +54,13 @@ from stacrrn.pipeline.item_outputs import (
     write_collection,
 )
 from stacrrn.pipeline.manifest import RunManifest
-from stacrrn.pipeline.match import band_fallback_warning, check_statistics, fit_model, log_model
+from stacrrn.pipeline.match import (
+    band_fallback_warning,
+    check_statistics,
+    fit_model,
+    log_model,
+    unfitted_band_warning,
+)
 from stacrrn.pipeline.overlap_metrics import record_overlap_pixels
 from stacrrn.pipeline.parallel import Workers, check_workers, threads_of
 from stacrrn.pipeline.pifs import PifOptions
@@ -282,9 +288,9 @@ def run(
                 result, collection = _publish_run(
                     setup, stats, cached, storage, manifest, resume, skip, overlap_pixels, workers, progress, warnings
                 )
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(Exception):  # the run's own error matters more than the manifest's
-                    manifest.finish("failed")
+                    manifest.finish("failed", failure_reason(exc))
                 raise
             manifest.finish("complete")
     finally:
@@ -365,6 +371,14 @@ def _publish_run(
     return result, collection
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The manifest's one line on why a run failed (as the command line shows it, for stacrrn errors)."""
+    if isinstance(exc, StacrrnError):
+        error = report(exc)
+        return f"{error.error}: {error.message}"
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+
+
 def usable_statistics(setup: RunSetup, stats: Statistics) -> list[str]:
     """:func:`~stacrrn.pipeline.match.check_statistics` for a STAC run: raise on unusable ones, return warnings."""
     labels = setup.inputs.selection.labels
@@ -396,7 +410,7 @@ def solve(
     labels = setup.inputs.selection.labels
     model = fit_model(plan, stats, o.method, setup.references, o.min_overlap, o.local_params, o.estimator)
     log_model(model)
-    warnings += band_fallback_warning(model, labels)
+    warnings += band_fallback_warning(model, labels) + unfitted_band_warning(model, stats, labels)
     model_href = storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))
     if model.local_fit is None:
         return model, model_href, None

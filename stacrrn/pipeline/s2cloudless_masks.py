@@ -20,8 +20,9 @@ from rasterio.enums import Resampling
 from stacrrn.core.s2cloudless import S2CLOUDLESS_BANDS, s2cloudless_band_id, s2cloudless_clear
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError
+from stacrrn.io.band_choice import asset_bands, is_raster
 from stacrrn.io.raster import RasterInfo, open_raster, read_on_grid
-from stacrrn.io.stac import asset_bands, asset_href, band_scaling, gdal_path, is_raster
+from stacrrn.io.stac import asset_href, band_scaling, gdal_path
 from stacrrn.pipeline.plan import ChunkReader
 from stacrrn.pipeline.stac_inputs import StacInputs
 from stacrrn.types import Box, Grid

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 import pystac
 
 from stacrrn.errors import InputError, ParameterError
+from stacrrn.io.band_choice import asset_bands, common_name
 from stacrrn.io.raster import RasterInfo, open_raster
 from stacrrn.io.stac import (
     COMMON_NAMES,
     QA_KINDS,
     BandSelection,
-    asset_bands,
     asset_href,
     band_scaling,
     find_qa_asset,
@@ -152,9 +152,7 @@ def band_common_names(inputs: StacInputs) -> list[str | None]:
     for ref in inputs.selection.bands:
         described = asset_bands(inputs.items[0].assets[ref.asset])
         band = described[ref.index - 1] if ref.index <= len(described) else {}
-        out.append(
-            band.get("common_name") or band.get("eo:common_name") or (ref.label if ref.label in COMMON_NAMES else None)
-        )
+        out.append(common_name(band) or (ref.label if ref.label in COMMON_NAMES else None))
     return out
 
 

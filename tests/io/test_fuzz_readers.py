@@ -24,13 +24,12 @@ from rasterio.transform import from_origin
 
 from stacrrn.errors import InputError, StacrrnError, UnreadableRasterError
 from stacrrn.io.raster import RasterInfo, open_raster, read_on_grid, read_window
+from stacrrn.io.band_choice import asset_bands, choose_assets, is_raster
 from stacrrn.io.stac import (
     Search,
-    asset_bands,
     asset_href,
     band_scaling,
     find_qa_asset,
-    is_raster,
     search_items,
     select_bands,
     sort_by_date,
@@ -451,6 +450,7 @@ def exercise_items(source: Search, assets: list[str] | None) -> None:
         assert stac_items_of(items) is not None
         for item in items:
             find_qa_asset(item)
+            assert all(c.key in item.assets for c in choose_assets(item))
             for asset in item.assets.values():
                 is_raster(asset)
                 assert all(isinstance(b, dict) for b in asset_bands(asset))

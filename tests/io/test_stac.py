@@ -141,13 +141,13 @@ def test_static_catalog_and_item_files(tmp_path):
 
 
 def test_band_selection_by_key_common_name_and_index():
-    sel = select_bands(ITEMS[:2], ["red", "B08", "rgb.2"])
+    sel = select_bands(ITEMS[:2], ["nir", "B04", "rgb.2"])
     assert [(b.label, b.asset, b.index) for b in sel.bands] == [
-        ("red", "B04", 1),  # common name of a single-band asset, first match
-        ("B08", "B08", 1),
+        ("nir", "B08", 1),  # common name of a single-band asset
+        ("B04", "B04", 1),
         ("rgb.2", "rgb", 2),
     ]
-    assert sel.assets == {"B04": [0], "B08": [1], "rgb": [2]}
+    assert sel.assets == {"B08": [0], "B04": [1], "rgb": [2]}
     multi = select_bands(ITEMS[:1], ["rgb"])
     assert multi.labels == ["rgb.1", "rgb.2", "rgb.3"]
     default = select_bands(ITEMS[:1])  # raster data assets only: no visual, no thumbnail
@@ -155,15 +155,17 @@ def test_band_selection_by_key_common_name_and_index():
 
 
 def test_band_selection_errors():
-    with pytest.raises(ParameterError, match="B04, B08"):
+    with pytest.raises(ParameterError, match="its spectral assets are B04, B08, rgb"):
         select_bands(ITEMS[:1], ["swir16"])
+    with pytest.raises(ParameterError, match="'red' matches B04, rgb.1 of item a: name one"):
+        select_bands(ITEMS[:1], ["red"])
     with pytest.raises(ParameterError, match="has 3 band"):
         select_bands(ITEMS[:1], ["rgb.4"])
     with pytest.raises(ParameterError, match="twice"):
-        select_bands(ITEMS[:1], ["red", "B04"])
+        select_bands(ITEMS[:1], ["R", "rgb.1"])
     other = make_item("x", 1, 10.0, 0.0, {"red": {"href": "s3://b/x.tif", "type": pystac.MediaType.COG}})
     with pytest.raises(ParameterError, match="resolves differently"):
-        select_bands([ITEMS[0], other], ["red"])
+        select_bands([ITEMS[0], other], ["nir"])
 
 
 def test_query_bbox_and_paths():
