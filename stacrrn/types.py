@@ -44,6 +44,10 @@ class Box:
         """Return the box translated by ``(drow, dcol)``."""
         return Box(self.row0 + drow, self.col0 + dcol, self.row1 + drow, self.col1 + dcol)
 
+    def grow(self, pad: int, within: Box) -> Box:
+        """Return the box grown by ``pad`` pixels on every side, clipped to ``within``."""
+        return Box(self.row0 - pad, self.col0 - pad, self.row1 + pad, self.col1 + pad).intersect(within)
+
     def to_list(self) -> list[int]:
         """Serialize as ``[row0, col0, row1, col1]``."""
         return [self.row0, self.col0, self.row1, self.col1]

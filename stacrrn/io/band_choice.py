@@ -35,11 +35,11 @@ EXCLUDED_ROLES = frozenset(
 )
 """Roles of layers that are not surface reflectance (best-practices roles of the STAC spec and eo)."""
 
-CATEGORICAL_KEYS = frozenset({"scl", "qa", "qa_pixel", "qa_radsat", "qa_aerosol", "sr_qa_aerosol", "bqa", "fmask"})
+CATEGORICAL_KEYS = frozenset({"scl", "qa_pixel", "qa_radsat", "qa_aerosol", "sr_qa_aerosol", "bqa", "fmask"})
 """Keys (case-insensitive) of class-coded or bit-packed layers: Sentinel-2 SCL, Landsat QA bands."""
 
 AUXILIARY_KEYS = frozenset(
-    {"aot", "wvp", "visual", "preview", "rendered_preview", "thumbnail", "overview", "tilejson", "cloud", "snow"}
+    {"aot", "wvp", "qa", "visual", "preview", "rendered_preview", "thumbnail", "overview", "tilejson", "cloud", "snow"}
     | {"atran", "cdist", "drad", "emis", "emsd", "trad", "urad", "ang", "sr_atmos_opacity", "atmos_opacity"}
     | {"cloud_qa", "granule_metadata", "tileinfo_metadata", "product_metadata", "safe-manifest"}
 )
@@ -114,16 +114,22 @@ def is_raster(asset: pystac.Asset) -> bool:
     return asset.href.lower().split("?")[0].endswith(RASTER_SUFFIXES)
 
 
+def _stem(key: str) -> str:
+    """The key without an alternate-encoding suffix, lower case (``SCL-jp2`` -> ``scl``)."""
+    low = key.lower()
+    return next((low[: -len(s)] for s in ALTERNATE_SUFFIXES if low.endswith(s)), low)
+
+
 def is_categorical(key: str, asset: pystac.Asset) -> bool:
     """True for class-coded or bit-packed layers (classification extension, or a known quality key)."""
     described = [asset.extra_fields, *asset_bands(asset)]
     classified = any("classification:classes" in d or "classification:bitfields" in d for d in described)
-    return classified or key.lower() in CATEGORICAL_KEYS
+    return classified or _stem(key) in CATEGORICAL_KEYS
 
 
 def _is_auxiliary_key(key: str) -> bool:
-    low = key.lower()
-    return low in AUXILIARY_KEYS or low.startswith(AUXILIARY_PREFIXES) or low.endswith(AUXILIARY_SUFFIXES)
+    stem = _stem(key)
+    return stem in AUXILIARY_KEYS or stem.startswith(AUXILIARY_PREFIXES) or stem.endswith(AUXILIARY_SUFFIXES)
 
 
 def _kind(key: str, asset: pystac.Asset, described: bool) -> tuple[AssetKind, str]:

@@ -223,13 +223,14 @@ def check_bands(infos: Sequence[RasterInfo], bands: Sequence[int] | None) -> lis
 
 
 def _band_masks(
-    src: rasterio.io.DatasetReaderBase, data: NDArray[np.generic], bands: Sequence[int], window: Window
+    src: rasterio.io.DatasetReaderBase, data: NDArray[np.generic], bands: Sequence[int], window: Window | None
 ) -> Mask:
-    """Per-band validity ``(bands, rows, cols)``: not nodata, not masked, finite."""
+    """Per-band validity ``(bands, rows, cols)``: not nodata, not masked, finite (``window=None``: decimated)."""
     flags = [src.mask_flag_enums[b - 1] for b in bands]
     valid = _values_valid(data, src.nodata)
     if not all(f in ([MaskFlags.all_valid], [MaskFlags.nodata]) for f in flags):
-        valid &= src.read_masks(list(bands), window=window) > 0
+        shape = None if window is not None else data.shape
+        valid &= src.read_masks(list(bands), window=window, out_shape=shape) > 0
     return valid
 
 
@@ -314,6 +315,28 @@ def read_window(info: RasterInfo, window: Box, bands: Sequence[int]) -> tuple[ND
         with _opened(info.path) as src:
             data = src.read(list(bands), window=win)
             return data, _band_masks(src, data, bands, win)
+
+    try:
+        return _remote(info.path, "read", read)
+    except RasterioError as exc:
+        raise _read_error(info, exc) from None
+
+
+def valid_shares(info: RasterInfo, bands: Sequence[int], size: int = 64) -> list[float]:
+    """Share of valid pixels of each band, judged on a ``size``-pixel-wide decimated read (an overview of a COG).
+
+    Raises
+    ------
+    UnreadableRasterError
+        If GDAL fails to decode the raster.
+    """
+    scale = max(info.width, info.height) / size
+    shape = (len(bands), max(1, round(info.height / scale)), max(1, round(info.width / scale)))
+
+    def read() -> list[float]:
+        with _opened(info.path) as src:
+            data = src.read(list(bands), out_shape=shape)
+            return [float(v) for v in _band_masks(src, data, bands, None).mean(axis=(1, 2))]
 
     try:
         return _remote(info.path, "read", read)

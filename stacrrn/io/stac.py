@@ -91,6 +91,14 @@ class BandSelection:
         """Band labels in model order."""
         return [b.label for b in self.bands]
 
+    @classmethod
+    def of(cls, bands: Sequence[BandRef]) -> BandSelection:
+        """The selection of ``bands``, in this order."""
+        assets: dict[str, list[int]] = {}
+        for pos, ref in enumerate(bands):
+            assets.setdefault(ref.asset, []).append(pos)
+        return cls(list(bands), assets)
+
 
 def parse_query(expressions: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Parse ``prop<op>value`` strings (e.g. ``eo:cloud_cover<20``) into a query-extension dict.
@@ -514,10 +522,7 @@ def select_bands(
             )
     if len({(b.asset, b.index) for b in bands}) != len(bands):
         raise ParameterError("--assets names the same band twice")
-    assets: dict[str, list[int]] = {}
-    for pos, ref in enumerate(bands):
-        assets.setdefault(ref.asset, []).append(pos)
-    return BandSelection(bands, assets)
+    return BandSelection.of(bands)
 
 
 def gdal_path(href: str) -> str:

@@ -7,10 +7,12 @@ reads); ``s2cloudless`` lives in :mod:`stacrrn.pipeline.s2cloudless_masks`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
+from scipy import ndimage
 
 from stacrrn.core.masks import QA_DECODERS, SpectralThresholds, clear_from_qa, spectral_clear
 from stacrrn.core.statistics import Layer
@@ -24,25 +26,40 @@ from stacrrn.pipeline.stac_inputs import QaAsset
 from stacrrn.types import Box, Grid
 
 
-def with_quality_masks(reader: ChunkReader, quality: Sequence[QaAsset | None], grid: Grid) -> ChunkReader:
+def with_quality_masks(reader: ChunkReader, quality: Sequence[QaAsset | None], grid: Grid, pad: int = 0) -> ChunkReader:
     """Also mark pixels invalid where the image's quality raster flags cloud, shadow, snow, fill...
 
     Quality rasters may lie on another grid or CRS: they are resampled (nearest) to the
-    common grid; pixels they do not cover are not used.
+    common grid; pixels they do not cover are not used. With ``pad``, the flagged pixels grow
+    by that many pixels (a square), read across chunk borders so the mask does not depend on
+    the chunking: bands coarser than the grid, resampled bilinearly, carry a cloud's
+    brightness up to one of their pixels beyond it (see :func:`coarse_band_pad`).
     """
     if not any(quality):
         return reader
 
     def read_chunk(box: Box, images: list[int]) -> dict[int, Layer]:
         layers = reader(box, images)
+        padded = box.grow(pad, grid.box)
+        inner = box.shift(-padded.row0, -padded.col0)
         for i, (values, valid) in layers.items():
             qa = quality[i]
             if qa is not None:
-                flags, inside = read_on_grid(qa.info, grid, box, [1])  # nearest: flags are not numbers
-                layers[i] = (values, valid & inside & clear_from_qa(qa.kind, flags[0].astype(np.int64)))
+                flags, inside = read_on_grid(qa.info, grid, padded, [1])  # nearest: flags are not numbers
+                clear = clear_from_qa(qa.kind, flags[0].astype(np.int64))
+                if pad:
+                    clear = ~ndimage.binary_dilation(~clear, np.ones((2 * pad + 1, 2 * pad + 1), bool))
+                usable = (inside & clear)[inner.row0 : inner.row1, inner.col0 : inner.col1]
+                layers[i] = (values, valid & usable)
         return layers
 
     return read_chunk
+
+
+def coarse_band_pad(resolutions: Sequence[float], grid: Grid) -> int:
+    """Pixels to grow quality masks by: the coarsest band's pixel in grid pixels (0 if none is coarser)."""
+    factor = max(resolutions, default=0.0) / max(grid.resolution)
+    return math.ceil(factor - 1e-9) if factor > 1 + 1e-9 else 0
 
 
 def with_spectral_masks(reader: ChunkReader, bands: SpectralBands, grid: Grid) -> ChunkReader:

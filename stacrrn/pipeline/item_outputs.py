@@ -88,10 +88,20 @@ def _band_metadata(source: pystac.Asset, refs: list[BandRef]) -> list[dict[str, 
     return out
 
 
+PROJ_CRS_FIELDS = ("proj:code", "proj:epsg", "proj:wkt2", "proj:projjson")
+
+
 def carried_asset(item: pystac.Item, key: str) -> pystac.Asset:
-    """A copy of an input asset that was not normalized, its href made absolute (it stays where it is)."""
+    """A copy of an input asset that was not normalized, its href made absolute (it stays where it is).
+
+    An asset whose grid (``proj:shape``/``proj:transform``) relies on the item's CRS gets that
+    CRS: output items describe their own assets' projections, not the input item's.
+    """
     asset = item.assets[key].clone()
     asset.href = asset_href(item, key)
+    fields = asset.extra_fields
+    if "proj:transform" in fields and not any(f in fields for f in PROJ_CRS_FIELDS):
+        fields.update({f: item.properties[f] for f in PROJ_CRS_FIELDS if item.properties.get(f) is not None})
     return asset
 
 

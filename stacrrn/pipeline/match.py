@@ -159,8 +159,8 @@ def unfitted_band_warning(model: RRNModel, stats: Statistics, labels: Sequence[s
         used = sorted(stats.pairs.items(), key=lambda kv: -kv[1].n)[:3]
         counts = ", ".join(f"{model.images[i].name}/{model.images[j].name}: {pm.n} px" for (i, j), pm in used)
         lines.append(
-            f"band {label} is constant over every overlap in one of its images (valid overlap pixels {counts}); "
-            "it was left unchanged (gain 1, offset 0): is it a mask or an empty probability layer?"
+            f"band {label} varies in no overlap in both images at once, or its least-squares system is singular "
+            f"(largest overlaps: {counts}); it was left unchanged (gain 1, offset 0): is it a mask or a constant layer?"
         )
     return lines
 

@@ -277,7 +277,7 @@ def run(
         setup, stats = _first_pass(setup, items, skip, workers, progress, warnings)
     else:
         stats = cached
-    warnings[:0] = skip_warnings(setup.inputs.skipped)
+    warnings[:0] = skip_warnings(setup.inputs.skipped) + list(setup.inputs.left_out.values())
     warnings += usable_statistics(setup, stats)  # before anything is written
     try:
         with OutputLock(storage):

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pystac
 
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.band_choice import asset_bands, common_name
-from stacrrn.io.raster import RasterInfo, open_raster
+from stacrrn.io.raster import RasterInfo, open_raster, valid_shares
 from stacrrn.io.stac import (
     COMMON_NAMES,
     QA_KINDS,
@@ -40,6 +41,8 @@ class StacInputs:
     qa: list[QaAsset | None] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     """Items left out because an asset could not be opened (``skip_errors``), with the reasons."""
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Bands left out because they are mostly nodata in some item (:func:`leave_out_sparse_bands`), with why."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,48 @@ def open_assets(
                 raise InputError(
                     f"item {item.id}, asset {key!r} has {headers[k][key].count} band(s); band {need} was selected"
                 )
-    return StacInputs(list(items), selection, headers, identity, qa_assets, skipped)
+    selection, left_out = leave_out_sparse_bands(items, selection, headers, workers)
+    return StacInputs(list(items), selection, headers, identity, qa_assets, skipped, left_out)
+
+
+SPARSE_BAND = 0.1
+"""A band valid on less than this share of what its item's fullest selected band covers is left out."""
+
+
+def leave_out_sparse_bands(
+    items: Sequence[pystac.Item], selection: BandSelection, headers: Sequence[dict[str, RasterInfo]], workers: int
+) -> tuple[BandSelection, dict[str, str]]:
+    """The selection without bands that are (nearly) empty in some item, and a warning for each.
+
+    Pixels count in the statistics only where every band is valid, so one empty layer (a cloud
+    probability of 0 stored as nodata, a band missing from one item) would leave nothing to fit.
+    Validity is judged on a decimated read (an overview of a COG); such a band is not normalized
+    and is carried over unchanged.
+    """
+    jobs = [(k, key) for k in range(len(items)) for key in selection.assets]
+
+    def task(job: tuple[int, str]) -> tuple[int, str, list[float]]:
+        k, key = job
+        bands = [selection.bands[p].index for p in selection.assets[key]]
+        return k, key, valid_shares(headers[k][key], bands)
+
+    shares = np.zeros((len(items), len(selection.bands)))
+    for k, key, values in imap_bounded(task, jobs, max(1, workers)):
+        shares[k, selection.assets[key]] = values
+    fullest = shares.max(axis=1)
+    reasons = {}
+    for p, ref in enumerate(selection.bands):
+        sparse = [k for k in range(len(items)) if shares[k, p] < SPARSE_BAND * fullest[k]]
+        if sparse:
+            k = sparse[0]
+            reasons[ref.label] = (
+                f"band {ref.label} (asset {ref.asset!r}, band {ref.index}) is valid on only {100 * shares[k, p]:.1f} % "
+                f"of item {items[k].id} (its fullest band: {100 * fullest[k]:.0f} %)"
+                + (f" and {len(sparse) - 1} other item(s)" if len(sparse) > 1 else "")
+                + "; left out of the normalization (carried over unchanged)"
+            )
+    kept = [ref for ref in selection.bands if ref.label not in reasons]
+    return BandSelection.of(kept), reasons
 
 
 def band_common_names(inputs: StacInputs) -> list[str | None]:

@@ -26,14 +26,14 @@ from rasterio.errors import RasterioError
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError, UnreadableRasterError
 from stacrrn.io.grid import common_grid, footprint
-from stacrrn.io.raster import RasterInfo, forget_remote_reads, is_remote, read_on_grid, remote_fault
+from stacrrn.io.raster import RasterInfo, forget_remote_reads, is_remote, read_on_grid, remote_fault, same_crs
 from stacrrn.io.retry import is_transient, retrying
 from stacrrn.io.stac import (
     asset_href,
     item_href,
 )
 from stacrrn.io.stac_items import EXTENSIONS, json_nodata, projection_fields
-from stacrrn.pipeline.cloud_masks import with_quality_masks, with_spectral_masks
+from stacrrn.pipeline.cloud_masks import coarse_band_pad, with_quality_masks, with_spectral_masks
 from stacrrn.pipeline.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
 from stacrrn.pipeline.s2cloudless_masks import S2CLOUDLESS_SETTINGS, with_s2cloudless_masks
 from stacrrn.pipeline.stac_inputs import StacInputs, open_assets, spectral_bands
@@ -273,7 +273,13 @@ def make_stac_plan(
         if _per_asset(inputs)
         else _chunk_reader(load_lazy(inputs, grid, chunk_size), inputs, footprints)
     )
-    reader = with_quality_masks(reader, inputs.qa, grid)
+    resolutions = [
+        abs(h.transform[0])
+        for headers in inputs.assets
+        for key, h in headers.items()
+        if key in inputs.selection.assets and same_crs(h.crs, grid.crs)
+    ]
+    reader = with_quality_masks(reader, inputs.qa, grid, coarse_band_pad(resolutions, grid))
     if cloud_mask == "spectral":
         reader = with_spectral_masks(reader, spectral_bands(inputs, reflectance), grid)
     elif cloud_mask == "s2cloudless":

@@ -23,8 +23,8 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
 from stacrrn.errors import InputError, StacrrnError, UnreadableRasterError
-from stacrrn.io.raster import RasterInfo, open_raster, read_on_grid, read_window
 from stacrrn.io.band_choice import asset_bands, choose_assets, is_raster
+from stacrrn.io.raster import RasterInfo, open_raster, read_on_grid, read_window
 from stacrrn.io.stac import (
     Search,
     asset_href,
