@@ -7,7 +7,7 @@ The public Python API::
     result = stacrrn.run(search, "s3://bucket/prefix", assets=["red", "nir"])   # STAC in, STAC out
     result = stacrrn.match(["a.tif", "b.tif"], "out/", references=["a"])       # local files
 
-and the steps: :func:`search_items`, :func:`select_bands`, :func:`load_items`,
+and the steps: :func:`search_items`, :func:`choose_assets`, :func:`select_bands`, :func:`load_items`,
 :func:`make_plan`, :func:`compute_statistics`, :func:`solve_global`, :func:`solve_local`,
 :func:`fit_model`, :func:`apply_model`, :func:`catalog_rasters`; masks and PIFs:
 :class:`PifOptions`, :func:`fit_irmad`, :func:`validate_holdout`, :func:`mask_plans`,
@@ -42,6 +42,7 @@ _EXPORTS = {
     "Search": "stacrrn.io.stac",
     "search_items": "stacrrn.io.stac",
     "select_bands": "stacrrn.io.stac",
+    "choose_assets": "stacrrn.io.band_choice",
     "load_items": "stacrrn.pipeline.stac_plan",
     "run": "stacrrn.pipeline.run",
     "RunResult": "stacrrn.pipeline.run",
@@ -87,6 +88,7 @@ __all__ = [
     "Statistics",
     "apply_model",
     "catalog_rasters",
+    "choose_assets",
     "compute_seams",
     "compute_statistics",
     "fit_irmad",

@@ -397,9 +397,9 @@ def band_encoding(asset: pystac.Asset, index: int) -> dict[str, Any]:
         band = bands[index - 1] if isinstance(bands, list) and index <= len(bands) else None
         if isinstance(band, dict):
             for name in ENCODING_FIELDS:
-                value = band.get(prefix + name, band.get(name) if name == "unit" else None)
-                if value is not None:
-                    out.setdefault(name, value)
+                for field_name in (prefix + name, name) if name == "unit" else (prefix + name,):
+                    if field_name in band:
+                        out.setdefault(name, band[field_name])
     return out
 
 

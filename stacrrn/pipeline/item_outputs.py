@@ -173,7 +173,7 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
             tuple(source.roles or ["data"]),
             source.title,
             result.statistics,
-            [band_encoding(source, i) for i in source_bands],
+            [{k: v for k, v in band_encoding(source, i).items() if v is not None} for i in source_bands],
         )
     if job.model.local_fit is not None:
         local = write_block_map(

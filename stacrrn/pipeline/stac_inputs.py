@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pystac
 
-from stacrrn.errors import InputError, ParameterError
+from stacrrn.errors import InputError, ParameterError, StacrrnError
 from stacrrn.io.band_choice import asset_bands, common_name
 from stacrrn.io.raster import RasterInfo, open_raster, valid_shares
 from stacrrn.io.stac import (
@@ -169,7 +169,10 @@ def leave_out_sparse_bands(
     def task(job: tuple[int, str]) -> tuple[int, str, list[float]]:
         k, key = job
         bands = [selection.bands[p].index for p in selection.assets[key]]
-        return k, key, valid_shares(headers[k][key], bands)
+        try:
+            return k, key, valid_shares(headers[k][key], bands)
+        except StacrrnError:  # unreadable pixels are pass 1's to report (or skip): judge nothing here
+            return k, key, [1.0] * len(bands)
 
     shares = np.zeros((len(items), len(selection.bands)))
     for k, key, values in imap_bounded(task, jobs, max(1, workers)):

@@ -279,7 +279,8 @@ def make_stac_plan(
         for key, h in headers.items()
         if key in inputs.selection.assets and same_crs(h.crs, grid.crs)
     ]
-    reader = with_quality_masks(reader, inputs.qa, grid, coarse_band_pad(resolutions, grid))
+    qa_pad = coarse_band_pad(resolutions, grid)
+    reader = with_quality_masks(reader, inputs.qa, grid, qa_pad)
     if cloud_mask == "spectral":
         reader = with_spectral_masks(reader, spectral_bands(inputs, reflectance), grid)
     elif cloud_mask == "s2cloudless":
@@ -289,7 +290,7 @@ def make_stac_plan(
         for it, ids in zip(items, inputs.identity, strict=True)
     ]
     identity.append(inputs.selection.labels)
-    identity.append([None if q is None else [q.key, q.info.path] for q in inputs.qa])
+    identity.append([None if q is None else [q.key, q.info.path, qa_pad] for q in inputs.qa])
     detector = {"s2cloudless": S2CLOUDLESS_SETTINGS} if cloud_mask == "s2cloudless" else {}
     identity.append({"cloud_mask": cloud_mask, "reflectance": reflectance} | detector)
     return Plan(

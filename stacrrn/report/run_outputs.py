@@ -275,8 +275,16 @@ def _stac_run(root: str, collection_href: str, collection: dict[str, Any], model
 
 
 def data_assets(item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The corrected data assets of an output item of ``stacrrn run`` (role ``data``), as ``(key, asset)``."""
-    return [(k, a) for k, a in item.get("assets", {}).items() if "data" in (a.get("roles") or [])]
+    """The corrected data assets of an output item of ``stacrrn run``, as ``(key, asset)``.
+
+    Those ``rrn:assets`` names (the item also carries its input's other assets, uncorrected);
+    items without it (older outputs) hold only corrected data assets besides metadata.
+    """
+    assets = item.get("assets", {})
+    normalized = item.get("properties", {}).get("rrn:assets")
+    if isinstance(normalized, list):
+        return [(k, assets[k]) for k in normalized if k in assets]
+    return [(k, a) for k, a in assets.items() if "data" in (a.get("roles") or [])]
 
 
 def _item_image(

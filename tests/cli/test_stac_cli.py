@@ -63,7 +63,9 @@ def test_search_previews_items_and_run_publishes(catalogued, bucket):
         assert "4 kept from a previous run" in proc.stderr
     fs = s3fs.S3FileSystem()
     item = json.loads(fs.cat(f"{bucket}/out/tile_01/tile_01.json"))
-    assert set(item["assets"]) == {"red", "nir08", "model"}
+    assert set(item["assets"]) == {"red", "nir08", "model", "blue", "green"}  # blue, green carried uncorrected
+    assert item["properties"]["rrn:assets"] == ["red", "nir08"]
+    assert item["assets"]["blue"]["href"].startswith(f"s3://{bucket}/in/tile_01/")  # the input's, unchanged
     assert item["properties"]["rrn:bands"] == ["red", "nir08"]
 
 

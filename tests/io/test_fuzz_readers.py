@@ -473,7 +473,7 @@ def test_valid_items_read(tmp_path: Path) -> None:
     paths = (item_file(tmp_path, valid_item("b", 3)), item_file(tmp_path, valid_item("a", 1)))
     items = search_items(Search(item_files=paths))
     assert [it.id for it in items] == ["a", "b"]
-    selection = select_bands(items, ["red", "rgb.2"])
+    selection = select_bands(items, ["B04", "rgb.2"])
     assert [(b.asset, b.index) for b in selection.bands] == [("B04", 1), ("rgb", 2)]
     assert asset_href(items[0], "B04") == str(tmp_path / "B04.tif")
 

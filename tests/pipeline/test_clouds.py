@@ -60,7 +60,8 @@ def test_qa_masks_keep_clouds_out_of_the_model(s3, bucket, tmp_path):
     assert err_masked < 2e-3
     assert err_unmasked > 0.02  # the clouds bias the unmasked model measurably
     item = masked.items[1]
-    assert "qa_pixel" not in item["assets"]  # the QA asset is not a band to normalize
+    assert "qa_pixel" not in item["properties"]["rrn:assets"]  # the QA asset is not a band to normalize:
+    assert item["assets"]["qa_pixel"]["href"].startswith(f"s3://{bucket}/qa/")  # carried over, uncorrected
     mask_asset = item["assets"]["clear-mask"]
     with rasterio.open(gdal_path(mask_asset["href"])) as src:
         clear = src.read(1)
