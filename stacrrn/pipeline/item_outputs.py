@@ -79,12 +79,16 @@ EO_BAND_FIELDS = ("name", "common_name", "description", "center_wavelength", "fu
 
 
 def _band_metadata(source: pystac.Asset, refs: list[BandRef]) -> list[dict[str, Any]]:
-    """``eo:bands`` of a corrected asset: the source's descriptions of the bands it holds, in order."""
+    """``eo:bands`` of a corrected asset: the source's descriptions of the bands it holds, in order.
+
+    Read from ``eo:bands`` or STAC 1.1 ``bands`` (pystac migrates older items to the latter).
+    """
     described = asset_bands(source)
     out = []
     for r in refs:
         d = described[r.index - 1] if r.index <= len(described) else {}
-        out.append({"name": r.label} | {k: v for k, v in d.items() if k in EO_BAND_FIELDS})
+        fields = {k.removeprefix("eo:"): v for k, v in d.items()}  # STAC 1.1 ``bands`` say eo:common_name
+        out.append({"name": r.label} | {k: v for k, v in fields.items() if k in EO_BAND_FIELDS})
     return out
 
 

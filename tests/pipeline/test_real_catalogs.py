@@ -54,7 +54,16 @@ LANDSAT_BANDS = ["red", "blue", "green", "nir08", "swir16", "swir22", "coastal"]
 S2_SOURCE_BAND = {  # which band of the shared Sentinel-2 tile (B2 B3 B4 B5 B6 B7 B8 B8A B11 B12) plays each one
     "coastal": 0, "blue": 0, "green": 1, "red": 2, "rededge": 3, "rededge1": 3, "rededge2": 4, "rededge3": 5,
     "nir": 6, "nir08": 7, "nir09": 7, "swir16": 8, "swir22": 9,
+    "B01": 0, "B02": 0, "B03": 1, "B04": 2, "B05": 3, "B06": 4, "B07": 5, "B08": 6, "B8A": 7, "B09": 7,
+    "B11": 8, "B12": 9,
 }  # fmt: skip
+PC_S2 = "planetary-computer-sentinel-2-l2a-S2B_MSIL2A_20240419T095549_R122_T47XML_20240419T123458.json"
+PC_S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B11", "B12", "B8A"]
+USGS = [
+    "usgs-landsatlook-landsat-c2l2-sr-LC08_L2SP_028030_20200114_20200824_02_T1_SR.json",
+    "usgs-landsatlook-landsat-c2l2-sr-LC09_L2SP_092068_20230607_20230609_02_T1_SR.json",
+]
+USGS_BANDS = ["coastal", "blue", "green", "red", "nir08", "swir16", "swir22"]
 OLI_BAND = {"coastal": 0, "blue": 1, "green": 2, "red": 3, "nir08": 4, "swir16": 5, "swir22": 6}
 
 CLOUD_DN = 9000
@@ -108,8 +117,12 @@ def stage_item(
         asset |= {"href": href, "proj:shape": list(shape), "proj:transform": list(transform)[:6]}
     props = d["properties"]
     props["proj:epsg"] = epsg
-    for key in ("proj:shape", "proj:transform", "proj:bbox", "proj:centroid", "proj:geometry"):
+    for key in ("proj:bbox", "proj:centroid", "proj:geometry"):
         props.pop(key, None)
+    if "proj:transform" in props:  # an item-wide grid (USGS, Planetary Computer Landsat) moves too
+        res = float(props["proj:transform"][0])
+        props["proj:shape"] = [round(height / res), round(width / res)]
+        props["proj:transform"] = [res, 0.0, left, 0.0, -res, top]
     box = {"type": "Polygon", "coordinates": [[[left, top - height], [left + width, top - height],
            [left + width, top], [left, top], [left, top - height]]]}  # fmt: skip
     d["geometry"] = transform_geom(f"EPSG:{epsg}", "EPSG:4326", box)
@@ -169,7 +182,7 @@ def check_outputs(items: dict[str, dict], sources: dict[str, dict], normalized: 
             band = corrected["raster:bands"][0]
             assert {k: band[k] for k in kept} == kept and set(band) >= {"data_type", "nodata", "statistics"}
             assert ("scale" in band) == ("scale" in given.get("raster:bands", [{}])[0])
-            assert corrected["eo:bands"][0]["common_name"] == given["eo:bands"][0]["common_name"]
+            assert corrected["eo:bands"][0].get("common_name") == given["eo:bands"][0].get("common_name")
         crs = f"EPSG:{source['properties']['proj:epsg']}"
         for key in set(source["assets"]) - set(normalized) - alternates - ours:
             carried = dict(out["assets"][key])  # as published; a grid that relied on the item's CRS gets it
@@ -211,7 +224,7 @@ def s2_pixels(
         cloud = np.zeros((rows, cols), bool)
         if cloudy:  # over the overlap, on whole 60 m pixels
             cloud[96 // f : 156 // f, 12 // f : 48 // f] = True
-        if key == "scl":
+        if key.lower() == "scl":
             return np.where(cloud, SCL_CLOUD, SCL_CLEAR)
         if key in (constant or {}):
             return np.full(shape, (constant or {})[key])
@@ -290,6 +303,76 @@ def physical_means(groups: dict[str, list[dict]], band: str) -> dict[str, float]
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+@needs_shared
+@needs_schemas
+def test_planetary_computer_sentinel2_default_run(s3, bucket, tmp_path, s2_truth):
+    """Planetary Computer's layout: B01..B12 at 10/20/60 m, an upper-case SCL, AOT/WVP/visual, no raster:bands."""
+    rng = np.random.default_rng(47)
+    injected = dict(zip(PC_S2_BANDS, rng.uniform(0.85, 1.15, len(PC_S2_BANDS)), strict=True))
+    layout = published(PC_S2)
+    epsg, left, top = 32647, 400020.0, 8900040.0
+    url = f"s3://{bucket}/in"
+    staged = []
+    for k, (col0, gains) in enumerate([(0, dict.fromkeys(PC_S2_BANDS, 1.0)), (108, injected)]):
+        item = copy.deepcopy(layout) | {"id": f"{layout['id']}-{k}"}  # one layout, two positions
+        pixels = s2_pixels(s2_truth, col0, gains, cloudy=k == 1)
+        staged.append(stage_item(item, epsg, (left + 10 * col0, top), (1800, 2880), pixels, url, tmp_path))
+    sources = {it["id"]: it for it in staged}
+    out = f"s3://{bucket}/out"
+    with RustacAPI(collection("sentinel-2-l2a", staged), staged) as api:
+        ambiguous = run_cli("run", "--stac", api.url, "-c", "sentinel-2-l2a", "--assets", "rededge", "--out", out)
+        assert_user_error(ambiguous, "'rededge' matches B05, B06, B07, B8A", "name one")
+        proc = run_cli("run", "--stac", api.url, "-c", "sentinel-2-l2a", "--bbox", search_bbox(staged), "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    items = output_items(out, list(sources))
+    check_outputs(items, sources, PC_S2_BANDS)  # no raster:bands in, so no scale/offset invented out
+    assert_gains(items, staged[0]["id"], staged[1]["id"], injected)
+    assert all(it["properties"]["rrn:cloud_mask"]["asset"] == "SCL" for it in items.values())
+
+
+def usgs_pixels(truth: np.ndarray, gains: dict[str, float], cloudy: bool) -> Pixels:
+    """Pixels of a USGS Landsat item on a shared 30 m grid (a time series: same ground, another date)."""
+
+    def pixels(key: str, asset: dict, transform: Affine, shape: tuple[int, int]) -> np.ndarray | None:
+        cloud = np.zeros(shape, bool)
+        if cloudy:
+            cloud[100:180, 100:200] = True
+        if key == "qa_pixel":
+            return np.where(cloud, QA_CLOUD, QA_CLEAR)
+        if key not in gains:
+            return None
+        values = truth[OLI_BAND[key], : shape[0], : shape[1]]
+        return np.where(cloud, 30000, np.round(values * gains[key]))
+
+    return pixels
+
+
+@needs_shared
+@needs_schemas
+def test_usgs_landsat_time_series_from_item_files(s3, bucket, tmp_path, landsat_truth):
+    """Two published USGS Landsat C2 L2 items (2020, 2023) as a time series read from item files; the
+    2023 date has a cloud its own qa_pixel flags."""
+    truth, _ = landsat_truth
+    rng = np.random.default_rng(2023)
+    injected = dict(zip(USGS_BANDS, rng.uniform(0.85, 1.15, len(USGS_BANDS)), strict=True))
+    url = f"s3://{bucket}/in"
+    staged, files = [], []
+    for name, gains, cloudy in [(USGS[0], dict.fromkeys(USGS_BANDS, 1.0), False), (USGS[1], injected, True)]:
+        item = stage_item(published(name), 32615, (300000.0, 4500000.0), (9000, 12000),
+                          usgs_pixels(truth, gains, cloudy), url, tmp_path)  # fmt: skip
+        staged.append(item)
+        files.append(tmp_path / f"{item['id']}.json")
+        files[-1].write_text(json.dumps(item))
+    out = f"s3://{bucket}/out"
+    proc = run_cli("run", *map(str, files), "--mode", "timeseries", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    sources = {it["id"]: it for it in staged}
+    items = output_items(out, list(sources))
+    check_outputs(items, sources, USGS_BANDS)
+    assert_gains(items, staged[0]["id"], staged[1]["id"], injected)
+    assert items[staged[1]["id"]]["properties"]["rrn:cloud_mask"]["clear_percent"] < 100
 
 
 @needs_shared

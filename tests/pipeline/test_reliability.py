@@ -81,6 +81,21 @@ def test_an_item_that_fails_in_pass_2_is_skipped_and_the_rest_published(items, t
     assert not (out / "tile_01" / "tile_01.json").exists()
 
 
+def test_a_run_that_stops_in_pass_2_says_why_in_its_manifest(items, tmp_path):
+    victim = asset_path(items[1])
+
+    def lose_an_asset(stage: str, done: int, total: int) -> None:
+        if stage == "apply" and done == 0:
+            victim.unlink(missing_ok=True)
+
+    out = tmp_path / "out"
+    with pytest.raises(UnreadableRasterError) as caught:
+        run(items, str(out), workers=1, method="global", progress=lose_an_asset)
+    m = manifest(out)
+    assert m["status"] == "failed"
+    assert m["reason"] == f"UnreadableRasterError: {str(caught.value).splitlines()[0]}" and "tile_01" in m["reason"]
+
+
 def test_a_second_run_on_the_same_output_is_refused_and_writes_nothing(items, tmp_path):
     out = tmp_path / "out"
     seen: dict[str, object] = {}
