@@ -50,7 +50,7 @@ from stacrrn.core.fields import bilinear_weights
 from stacrrn.core.global_model import GlobalFit
 from stacrrn.core.sparse_solve import coarse_space, solve_normal_equations
 from stacrrn.core.statistics import Statistics
-from stacrrn.errors import ParameterError, SolveError
+from stacrrn.errors import ParameterError
 from stacrrn.types import BlockGrid, Box
 
 F64 = NDArray[np.float64]
@@ -542,8 +542,8 @@ class LocalProblem:
             step = _gauss_newton_step(
                 x, self.prior, overlaps, self.n_fields, data.scale, data.spread, weights, free, coarse
             )
-            if not np.all(np.isfinite(step)):
-                raise SolveError(f"local model: the least-squares system of band {b + 1} is singular")
+            if not np.all(np.isfinite(step)):  # degenerate blocks: the band keeps the global model (fields 1)
+                return np.zeros_like(x)
             x += step
             if np.max(np.abs(step)) < 1e-5 and (it >= HUBER_ITERATIONS or p.extent == "image"):
                 break
@@ -607,11 +607,7 @@ def solve_local(
     -------
     LocalFit
         Node gains and shifts per image and band;
-        corrected = field * gain * value + offset + shift.
-
-    Raises
-    ------
-    SolveError
-        If the sparse system cannot be solved.
+        corrected = field * gain * value + offset + shift. A band whose system is singular (or
+        that the global step left unfitted) keeps fields of 1.
     """
     return LocalProblem.build(stats, fit, references, params or LocalParams()).solve_all(kept)
