@@ -79,8 +79,20 @@ def asset_bands(asset: pystac.Asset, count: int | None = None) -> list[dict[str,
     for key in ("bands", "eo:bands", "raster:bands"):
         value = asset.extra_fields.get(key)
         if isinstance(value, list) and value:
-            return [b if isinstance(b, dict) else {} for b in value]
+            return [_band_entry(b, asset, key) for b in value]
     return [{} for _ in range(count or 1)]
+
+
+def _band_entry(entry: object, asset: pystac.Asset, key: str) -> dict[str, Any]:
+    """A band description; STAC 0.9/1.0-beta assets give an index into the item's own ``eo:bands``."""
+    if isinstance(entry, dict):
+        return entry
+    owner = asset.owner
+    described = owner.properties.get(key) if isinstance(owner, pystac.Item) else None
+    if isinstance(entry, int) and not isinstance(entry, bool) and isinstance(described, list):
+        found = described[entry] if 0 <= entry < len(described) else None
+        return found if isinstance(found, dict) else {}
+    return {}
 
 
 def common_name(band: dict[str, Any]) -> str | None:
@@ -114,9 +126,13 @@ def is_raster(asset: pystac.Asset) -> bool:
     return asset.href.lower().split("?")[0].endswith(RASTER_SUFFIXES)
 
 
-def _stem(key: str) -> str:
-    """The key without an alternate-encoding suffix, lower case (``SCL-jp2`` -> ``scl``)."""
+def key_stem(key: str) -> str:
+    """An asset key without a file suffix or alternate-encoding suffix, lower case.
+
+    ``SCL-jp2`` -> ``scl``; ``QA_PIXEL.TIF`` (USGS items before STAC 1.0) -> ``qa_pixel``.
+    """
     low = key.lower()
+    low = next((low[: -len(s)] for s in RASTER_SUFFIXES if low.endswith(s)), low)
     return next((low[: -len(s)] for s in ALTERNATE_SUFFIXES if low.endswith(s)), low)
 
 
@@ -124,11 +140,11 @@ def is_categorical(key: str, asset: pystac.Asset) -> bool:
     """True for class-coded or bit-packed layers (classification extension, or a known quality key)."""
     described = [asset.extra_fields, *asset_bands(asset)]
     classified = any("classification:classes" in d or "classification:bitfields" in d for d in described)
-    return classified or _stem(key) in CATEGORICAL_KEYS
+    return classified or key_stem(key) in CATEGORICAL_KEYS
 
 
 def _is_auxiliary_key(key: str) -> bool:
-    stem = _stem(key)
+    stem = key_stem(key)
     return stem in AUXILIARY_KEYS or stem.startswith(AUXILIARY_PREFIXES) or stem.endswith(AUXILIARY_SUFFIXES)
 
 

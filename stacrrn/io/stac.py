@@ -24,6 +24,7 @@ from stacrrn.io.band_choice import (
     common_name,
     default_asset_keys,
     is_categorical,
+    key_stem,
 )
 from stacrrn.io.retry import RETRY_STATUS, is_transient
 
@@ -546,14 +547,15 @@ def item_href(item: pystac.Item) -> str:
 
 
 QA_KINDS = ("qa_pixel", "scl")
-"""Quality assets recognised by key (case-insensitive): Landsat C2 ``qa_pixel``, Sentinel-2 ``scl``."""
+"""Quality assets recognised by key (case-insensitive, without a ``.TIF`` or ``-jp2`` suffix): Landsat C2
+``qa_pixel``, Sentinel-2 ``scl``."""
 
 
 def find_qa_asset(item: pystac.Item) -> tuple[str, str] | None:
     """The item's quality asset as ``(asset key, kind)``, or ``None``."""
     for key in item.assets:
-        if key.lower() in QA_KINDS:
-            return key, key.lower()
+        if key_stem(key) in QA_KINDS:
+            return key, key_stem(key)
     return None
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.band_choice import carried_keys, choose_assets, default_asset_keys
-from stacrrn.io.stac import BandRef, band_encoding, band_scaling, select_bands
+from stacrrn.io.stac import BandRef, band_encoding, band_scaling, find_qa_asset, select_bands
 
 CATALOGS = Path(__file__).parent.parent / "data" / "catalogs"
 
@@ -36,11 +36,14 @@ ES_BANDS += ["swir16", "swir22"]
 PC_S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B11", "B12", "B8A"]
 PC_LANDSAT_BANDS = ["red", "blue", "green", "nir08", "swir16", "swir22", "coastal"]  # the items' asset order
 USGS_LANDSAT_BANDS = ["coastal", "blue", "green", "red", "nir08", "swir16", "swir22"]
+USGS_BETA = "usgs-landsatlook-landsat-c2l2-sr-LC08_L2SR_081119_20200101_20200823_02_T2.json"
+USGS_BETA_BANDS = [f"SR_B{k}.TIF" for k in range(1, 8)]
 
 DEFAULTS = {ES_2023: ES_BANDS, ES_2025: ES_BANDS}
 DEFAULTS |= dict.fromkeys(PC_S2, PC_S2_BANDS)
 DEFAULTS |= dict.fromkeys(PC_LANDSAT, PC_LANDSAT_BANDS)
 DEFAULTS |= dict.fromkeys(USGS_LANDSAT, USGS_LANDSAT_BANDS)
+DEFAULTS[USGS_BETA] = USGS_BETA_BANDS
 
 
 def load(name: str) -> pystac.Item:
@@ -414,3 +417,18 @@ def test_of_several_encodings_of_the_same_band_the_cloud_optimized_geotiff_is_re
     assert select_bands([item], ["red"]).bands == [BandRef("red", "red_cog", 1)]
     assert select_bands([item], ["B04"]).bands == [BandRef("B04", "red_cog", 1)]
     assert carried_keys(item, ["red_cog"]) == []
+
+
+def test_a_usgs_item_from_before_stac_1_0_without_roles():
+    """STAC 1.0.0-beta.2 USGS layout: no roles, ``.TIF`` keys, asset ``eo:bands`` as indices into the item's."""
+    item = load(USGS_BETA)
+    expected = dict.fromkeys(USGS_BETA_BANDS, "spectral")
+    expected |= dict.fromkeys(["QA_PIXEL.TIF", "QA_RADSAT.TIF", "SR_QA_AEROSOL.TIF"], "categorical")
+    expected |= dict.fromkeys(["thumbnail", "reduced_resolution_browse", "index"], "not-raster")
+    expected |= dict.fromkeys(["ANG.txt", "MTL.txt", "MTL.xml", "MTL.json"], "not-raster")
+    assert kinds(item) == expected
+    assert find_qa_asset(item) == ("QA_PIXEL.TIF", "qa_pixel")
+    selection = select_bands([item], ["red", "SR_B5"])  # a common name and a band name, through the indices
+    assert [(b.asset, b.index) for b in selection.bands] == [("SR_B4.TIF", 1), ("SR_B5.TIF", 1)]
+    with pytest.raises(ParameterError, match="class codes"):
+        select_bands([item], ["QA_PIXEL.TIF"])
