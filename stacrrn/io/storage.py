@@ -305,10 +305,22 @@ class Storage:
             raise OutputError(f"cannot write {self.href(key)}: {exc}") from None
         return self.href(key)
 
-    def delete(self, hrefs: list[str]) -> None:
-        """Delete objects by href; hrefs outside this storage are never touched."""
+    def owns(self, href: str) -> bool:
+        """True if ``href`` names an object inside this storage: under its root, no ``..``, not the root."""
         prefix = self.href("")
-        paths = [self._path(h[len(prefix) :]) for h in hrefs if h.startswith(prefix)]
+        key = href[len(prefix) :] if href.startswith(prefix) else ""
+        parts = key.split("/")
+        if not key or any(p in ("", ".", "..") for p in parts) or "\\" in key:
+            return False
+        if self.is_s3:
+            return True
+        root = os.path.realpath(self.root)
+        return os.path.realpath(self._path(key)).startswith(root + os.sep)
+
+    def delete(self, hrefs: list[str]) -> None:
+        """Delete objects by href; hrefs that this storage does not own (:meth:`owns`) are never touched."""
+        prefix = self.href("")
+        paths = [self._path(h[len(prefix) :]) for h in hrefs if self.owns(h)]
         for path in paths:
             with contextlib.suppress(OSError, TransientIOError):  # gone already, or left unreferenced: nothing lost
                 self._call("delete a superseded object", functools.partial(self.fs.rm_file, path))

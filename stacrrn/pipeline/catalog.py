@@ -20,6 +20,7 @@ import rasterio
 
 from stacrrn.errors import ParameterError
 from stacrrn.io.cog import write_cog
+from stacrrn.io.output_keys import check_output_keys
 from stacrrn.io.raster import RasterInfo, open_raster
 from stacrrn.io.stac import COMMON_NAMES
 from stacrrn.io.stac_items import RasterAsset, collection_of, raster_item, to_json_dict
@@ -91,6 +92,7 @@ def catalog_rasters(
     configure_cloud()
     storage = Storage(out)
     infos = [open_raster(p) for p in paths]
+    check_output_keys([info.name for info in infos], [])
     names = list(band_names or [f"b{k}" for k in range(1, infos[0].count + 1)])
     if len(names) != infos[0].count:
         raise ParameterError(f"{len(names)} band names given for {infos[0].count} bands of {infos[0].path}")

@@ -26,6 +26,7 @@ from stacrrn.errors import StacrrnError, report
 from stacrrn.io.band_choice import asset_bands, carried_keys
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.grid import chunks
+from stacrrn.io.output_keys import RUN_ASSETS, asset_file_name
 from stacrrn.io.raster import read_window
 from stacrrn.io.stac import BandRef, BandSelection, asset_href, band_encoding, item_href
 from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
@@ -160,7 +161,7 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
     measured: list[tuple[list[int], dict[str, Any]]] = []
     for key, positions in selection.assets.items():
         info = inputs.assets[k][key]
-        local = folder / versioned(key, job.model, ".tif")
+        local = folder / versioned(asset_file_name(key), job.model, ".tif")
         source_bands = [selection.bands[p].index for p in positions]
         every = job.setup.options.fidelity_every
         result = correct_raster(job.model, k, info, local, chunk_size, positions, source_bands, every)
@@ -215,7 +216,7 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
         rrn["rrn:cloud_mask"] = {"kind": kind, "clear_percent": product.usable_percent}
     out = output_item(item, item_href(item), job.setup.collection_id, assets, rrn, __version__)
     for key in carried_keys(item, selection.assets):
-        if key not in out.assets and key != "model":  # the run's own assets keep their keys
+        if key not in out.assets and key not in RUN_ASSETS:  # the run's own assets keep their keys
             out.add_asset(key, carried_asset(item, key))
     d = item_json(out, job.storage.href(item_key(item.id)), job.model_href, job.storage.href(COLLECTION_KEY))
     previous = published_item(job.storage, item.id)

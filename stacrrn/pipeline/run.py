@@ -41,6 +41,7 @@ from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import InputError, ParameterError, StacrrnError, report
 from stacrrn.io.lock import OutputLock
+from stacrrn.io.output_keys import check_output_keys
 from stacrrn.io.stac import Search, asset_href, item_href, search_items, select_bands, sort_by_date
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.pipeline.apply import reference_map, write_block_map
@@ -266,7 +267,8 @@ def run(
     configure_cloud()
     items = search_items(search) if isinstance(search, Search) else sort_by_date(search)
     log.info("%d items to normalize, outputs to %s", len(items), out, extra={"fields": {"items": len(items)}})
-    select_bands(items, assets)  # fail on unknown band names before touching the output
+    # fail on unknown band names and ids that cannot name outputs before touching the output
+    check_output_keys([it.id for it in items], select_bands(items, assets).assets)
     storage = Storage(out)
     check_not_inputs(storage, items, search if isinstance(search, Search) else None)
     storage.check_writable()

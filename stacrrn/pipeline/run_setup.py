@@ -21,6 +21,8 @@ import pystac
 from stacrrn.core.fidelity import SAMPLE_EVERY
 from stacrrn.core.local_model import LocalParams
 from stacrrn.errors import ParameterError
+from stacrrn.io.output_keys import check_output_keys
+from stacrrn.io.stac import select_bands
 from stacrrn.pipeline.apply import check_fidelity_every
 from stacrrn.pipeline.checks import check_plan_graph, check_rasters
 from stacrrn.pipeline.match import check_method, resolve_references
@@ -239,6 +241,7 @@ def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4,
         Inputs, plan and references.
     """
     o = options
+    check_output_keys([it.id for it in items], select_bands(items, o.assets).assets)
     inputs = open_assets(items, o.assets, threads, o.cloud_mask, skip_errors)
     check_rasters([(key, info) for headers in inputs.assets for key, info in headers.items()])
     grid_options = (o.crs, o.resolution, o.block_size, o.n_blocks, o.chunk_size, o.mode, o.neighbours)
