@@ -81,8 +81,8 @@ def common_grid(infos: Sequence[RasterInfo], crs: str | None = None, resolution:
         target = CRS.from_user_input(crs) if crs else CRS.from_user_input(infos[0].crs)
     except Exception:
         raise ParameterError(f"unknown CRS {crs!r}; use e.g. EPSG:32618") from None
-    if resolution is not None and not resolution > 0:
-        raise ParameterError(f"resolution must be positive, got {resolution}")
+    if resolution is not None and not 0 < resolution < math.inf:
+        raise ParameterError(f"--resolution must be a positive number, got {resolution}")
     boxes = [_bounds_in(info, target) for info in infos]
     res = [_resolution_in(info, target) for info in infos]
     rx = resolution or min(r[0] for r in res)
@@ -98,7 +98,33 @@ def common_grid(infos: Sequence[RasterInfo], crs: str | None = None, resolution:
     y1 = ay + math.ceil((top - ay) / ry - 1e-6) * ry
     width = math.ceil((right - x0) / rx - 1e-6)
     height = math.ceil((y1 - bottom) / ry - 1e-6)
+    check_grid_size(width, height, sum(info.width * info.height for info in infos), rx)
     return Grid(target.to_wkt(), (rx, 0.0, x0, 0.0, -ry, y1), width, height)
+
+
+MAX_GRID_PIXELS = 10**12
+"""Most pixels a common grid may have (a 1,000,000² mosaic; chunk lists and masks grow with it)."""
+
+MAX_UPSAMPLING = 10_000
+"""Most common-grid pixels per input pixel (100x finer than the inputs on each axis)."""
+
+
+def check_grid_size(width: int, height: int, input_pixels: int, resolution: float) -> None:
+    """Refuse a common grid too large to plan, before anything is allocated for it.
+
+    Raises
+    ------
+    ParameterError
+        If the grid has more than :data:`MAX_GRID_PIXELS` pixels, or more than
+        :data:`MAX_UPSAMPLING` times the inputs' pixels.
+    """
+    pixels = width * height
+    if pixels > MAX_GRID_PIXELS or pixels > MAX_UPSAMPLING * max(input_pixels, 1):
+        raise ParameterError(
+            f"the common grid would be {width} x {height} pixels at resolution {resolution:g} "
+            f"({pixels / max(input_pixels, 1):.3g} x the inputs' pixels); choose a coarser --resolution "
+            "(in the units of --crs) or another --crs"
+        )
 
 
 def footprint(info: RasterInfo, grid: Grid) -> Box:
@@ -142,8 +168,8 @@ def block_grid(grid: Grid, block_size: float | None = None, n_blocks: int | None
     rx, ry = grid.resolution
     longest = max(grid.width * rx, grid.height * ry)
     if block_size is not None:
-        if not block_size > 0:
-            raise ParameterError(f"--block-size must be positive, got {block_size}")
+        if not 0 < block_size < math.inf:
+            raise ParameterError(f"--block-size must be a positive number, got {block_size}")
         edge, asked = block_size, f"--block-size {block_size:g}"
     else:
         n = 32 if n_blocks is None else n_blocks

@@ -142,6 +142,14 @@ def _missing_asset(d: dict) -> None:
     d["assets"]["image"]["href"] = "/nonexistent/tile_01.tif"
 
 
+def _escaping_id(d: dict) -> None:
+    d["id"] = "../../ESCAPE"
+
+
+def _run_file_id(d: dict) -> None:
+    d["id"] = "stacrrn-statistics.json"
+
+
 def all_nodata_item(good, tmp):
     empty = _spoil(good, tmp, np.zeros_like(_tile(good)))
 
@@ -193,6 +201,15 @@ CASES = [
     Case("local decay 0", lambda g, t: ["match", *_pair(g), "--local-decay", "0"], ("--local-decay", "0")),
     Case("blocks finer than pixels", lambda g, t: ["match", *_pair(g), "--blocks", "5000"], ("--blocks", "pixels")),
     Case("negative block size", lambda g, t: ["match", *_pair(g), "--block-size", "-5"], ("--block-size",)),
+    Case("infinite block size", lambda g, t: ["match", *_pair(g), "--block-size", "inf"], ("--block-size",)),
+    Case("infinite resolution", lambda g, t: ["match", *_pair(g), "--resolution", "inf"], ("--resolution",)),
+    Case(
+        "grid far finer than the inputs",
+        lambda g, t: ["match", *_pair(g), "--resolution", "0.001"],
+        ("common grid would be", "--resolution"),
+    ),
+    Case("item id leaving the output", lambda g, t: ["run", *_items(g, t, _escaping_id)], ("cannot name an output",)),
+    Case("item id of a run file", lambda g, t: ["run", *_items(g, t, _run_file_id)], ("stacrrn-statistics.json",)),
     Case("band 5 of 4", lambda g, t: ["match", *_pair(g), "--bands", "1,5"], ("band",)),
     Case("zero workers", lambda g, t: ["match", *_pair(g), "--workers", "0"], ("--workers",)),
     Case("fidelity sample 0", lambda g, t: ["match", *_pair(g), "--fidelity-every", "0"], ("--fidelity-every",)),
