@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
 
 from stacrrn.errors import ParameterError
+from stacrrn.io.retry import NETWORK_TIMEOUT
 from stacrrn.io.stac import Search, parse_bbox
 
 StacUrl = Annotated[str | None, typer.Option("--stac", help="STAC API URL to search.", rich_help_panel="Search")]
@@ -39,6 +41,13 @@ Filter = Annotated[
 ]
 Ids = Annotated[list[str] | None, typer.Option("--id", help="Item id; repeatable.", rich_help_panel="Search")]
 MaxItems = Annotated[int | None, typer.Option(help="Take at most this many items.", rich_help_panel="Search")]
+Timeout = Annotated[
+    float,
+    typer.Option(
+        help="Seconds to wait for the STAC API or a catalog over HTTP before another try (then exit 75).",
+        rich_help_panel="Search",
+    ),
+]
 
 
 def make_search(
@@ -52,10 +61,13 @@ def make_search(
     filter_: str | None,
     ids: list[str] | None,
     max_items: int | None,
+    timeout: float = NETWORK_TIMEOUT,
 ) -> Search:
-    """Build a :class:`Search` from command-line options (validating bbox and max items)."""
+    """Build a :class:`Search` from command-line options (validating bbox, max items and timeout)."""
     if max_items is not None and max_items < 1:
         raise ParameterError(f"--max-items must be at least 1, got {max_items}")
+    if not 0 < timeout < math.inf:
+        raise ParameterError(f"--timeout must be a positive number of seconds, got {timeout}")
     return Search(
         stac=stac,
         catalog=catalog,
@@ -67,4 +79,5 @@ def make_search(
         filter=filter_,
         ids=tuple(ids or ()),
         max_items=max_items,
+        timeout=timeout,
     )

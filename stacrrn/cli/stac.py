@@ -51,11 +51,13 @@ from stacrrn.cli.search_options import (
     MaxItems,
     Query,
     StacUrl,
+    Timeout,
     make_search,
 )
 from stacrrn.core.fidelity import SAMPLE_EVERY
 from stacrrn.core.model import METHODS
 from stacrrn.errors import ParameterError
+from stacrrn.io.retry import NETWORK_TIMEOUT
 from stacrrn.io.stac import search_items
 from stacrrn.pipeline.parallel import connect
 from stacrrn.pipeline.stac_inputs import CLOUD_MASKS
@@ -91,10 +93,11 @@ def search_command(
     filter_: Filter = None,
     ids: Ids = None,
     max_items: MaxItems = None,
+    timeout: Timeout = NETWORK_TIMEOUT,
     as_json: Annotated[bool, typer.Option("--json", help="Print the items as an ItemCollection.")] = False,
 ) -> None:
     """Preview what a search selects: items, dates, cloud cover, assets and footprint overlap."""
-    search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items)
+    search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items, timeout)
     items = search_items(search)
     if as_json:
         fc = {"type": "FeatureCollection", "features": [it.to_dict(transform_hrefs=False) for it in items]}
@@ -143,6 +146,7 @@ def run_command(
     filter_: Filter = None,
     ids: Ids = None,
     max_items: MaxItems = None,
+    timeout: Timeout = NETWORK_TIMEOUT,
     assets: Annotated[
         str | None,
         typer.Option(
@@ -212,7 +216,7 @@ def run_command(
     """Search, normalize and publish: corrected COGs, block maps, model and STAC items to OUT."""
     from stacrrn.pipeline.run import run
 
-    search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items)
+    search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items, timeout)
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
     local = local_params(local_extent, local_decay)
     with connect(scheduler, workers) as engine:

@@ -34,10 +34,15 @@ BASE_DELAY = 0.2
 
 MAX_DELAY = 5.0
 
+NETWORK_TIMEOUT = 60.0
+"""Default seconds to wait for a network read (connect, or the next bytes of an answer): ``--timeout``."""
+
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 """HTTP status codes worth another try (timeout, throttling, server errors)."""
 
 _TRANSIENT_WORDS = (
+    "max retries exceeded",
+    "too many 5",
     "timed out",
     "timeout",
     "connection reset",

@@ -26,7 +26,7 @@ from stacrrn.io.band_choice import (
     is_categorical,
     key_stem,
 )
-from stacrrn.io.retry import RETRY_STATUS, is_transient
+from stacrrn.io.retry import NETWORK_TIMEOUT, RETRY_STATUS, is_transient
 
 QUERY_OPERATORS = {">=": "gte", "<=": "lte", "!=": "neq", "=": "eq", "<": "lt", ">": "gt"}
 """``--query`` comparison operators and their STAC API query-extension names (longest first)."""
@@ -60,6 +60,8 @@ class Search:
     filter: str | None = None
     ids: tuple[str, ...] = ()
     max_items: int | None = None
+    timeout: float = NETWORK_TIMEOUT
+    """Seconds to wait for a STAC API or a catalog file over HTTP before another try."""
 
     def describe(self) -> str:
         """One line naming the source, for messages."""
@@ -201,7 +203,9 @@ def _search_api(search: Search) -> list[pystac.Item]:
         raise_on_status=True,
     )
     try:
-        client = pystac_client.Client.open(search.stac or "", stac_io=StacApiIO(max_retries=retry))
+        stac_io = StacApiIO(max_retries=retry)
+        # Client.open sets the I/O's timeout to its own argument (None unless given)
+        client = pystac_client.Client.open(search.stac or "", stac_io=stac_io, timeout=search.timeout)
         result = client.search(
             collections=list(search.collections) or None,
             bbox=search.bbox,
@@ -294,15 +298,26 @@ def _matches(item: pystac.Item, search: Search) -> bool:
 
 
 class FsspecStacIO(pystac.stac_io.DefaultStacIO):
-    """pystac I/O that also reads and writes ``s3://`` (through fsspec/s3fs)."""
+    """pystac I/O that also reads and writes ``s3://`` (through fsspec/s3fs), and reads HTTP with a timeout.
+
+    HTTP reads retry on connection faults, timeouts and 408/429/5xx answers, each try waiting at
+    most ``timeout`` seconds for the server: a server that accepts and never answers cannot hang
+    a run.
+    """
+
+    def __init__(self, timeout: float = NETWORK_TIMEOUT) -> None:
+        super().__init__()
+        self.timeout = timeout
 
     def read_text_from_href(self, href: str) -> str:
-        """Read ``href`` (``s3://`` through fsspec, anything else as pystac does)."""
+        """Read ``href`` (``s3://`` through fsspec, ``http(s)://`` with retries and a timeout, files as pystac)."""
         if href.startswith("s3://"):
             import fsspec
 
             with fsspec.open(href, "rt") as f:
                 return str(f.read())
+        if href.startswith(("http://", "https://")):
+            return _http_text(href, self.timeout)
         return str(super().read_text_from_href(href))
 
     def write_text_to_href(self, href: str, txt: str) -> None:
@@ -316,6 +331,20 @@ class FsspecStacIO(pystac.stac_io.DefaultStacIO):
         super().write_text_to_href(href, txt)
 
 
+def _http_text(href: str, timeout: float) -> str:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3 import Retry
+
+    retry = Retry(total=4, backoff_factor=0.3, status_forcelist=RETRY_STATUS, raise_on_status=True)
+    with requests.Session() as session:
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        response = session.get(href, timeout=timeout)
+        response.raise_for_status()
+        return response.text
+
+
 def _read_static(search: Search) -> list[pystac.Item]:
     if search.query or search.filter:
         raise ParameterError(
@@ -323,7 +352,7 @@ def _read_static(search: Search) -> list[pystac.Item]:
             "--collection, --ids, --bbox and --datetime"
         )
     items: list[pystac.Item] = []
-    io = FsspecStacIO()
+    io = FsspecStacIO(search.timeout)
     try:
         if search.catalog:
             root = pystac.read_file(search.catalog, stac_io=io)
@@ -340,6 +369,11 @@ def _read_static(search: Search) -> list[pystac.Item]:
                 items[-1].set_self_href(path)
     except Exception as exc:  # the edge where user files meet parsers: any failure is unusable input
         first = (str(exc).strip().splitlines() or [""])[0][:200]
+        if is_transient(exc) and "new connection" not in first.lower():  # nothing listening there: bad input
+            raise TransientIOError(
+                f"reading STAC items from {search.describe()} kept failing ({type(exc).__name__}: {first}); "
+                "run the same command again later"
+            ) from None
         raise InputError(f"cannot read STAC items from {search.describe()}: {type(exc).__name__}: {first}") from None
     for item in items:
         check_item(item, search.describe())

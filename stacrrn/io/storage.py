@@ -25,7 +25,7 @@ import fsspec
 
 from stacrrn.errors import OutputError, ParameterError, TransientIOError
 from stacrrn.io.files import TMP_DIR
-from stacrrn.io.retry import retrying
+from stacrrn.io.retry import NETWORK_TIMEOUT, retrying
 
 T = TypeVar("T")
 
@@ -39,6 +39,8 @@ def configure_cloud() -> dict[str, str]:
     what the user set. odc-stac gets them when it loads (:func:`~stacrrn.pipeline.stac_plan.load_lazy`).
     """
     env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "4", "GDAL_HTTP_RETRY_DELAY": "0.5"}
+    # a server that accepts and never answers fails the read after this long (then it is retried)
+    env |= {"GDAL_HTTP_TIMEOUT": str(round(NETWORK_TIMEOUT)), "GDAL_HTTP_CONNECTTIMEOUT": "30"}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         scheme, _, host = endpoint.partition("://")

@@ -183,3 +183,91 @@ def test_query_bbox_and_paths():
     assert gdal_path("s3://b/k.tif") == "/vsis3/b/k.tif"
     assert gdal_path("https://h/k.tif") == "/vsicurl/https://h/k.tif"
     assert gdal_path("file:///x/k.tif") == "/x/k.tif"
+
+
+class SilentServer:
+    """A TCP server on loopback that accepts connections and never answers (a hung service)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[object] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        for conn in self.held:
+            conn.close()  # type: ignore[attr-defined]
+        self.sock.close()
+
+
+@pytest.fixture
+def silent():
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def failing():
+    """An HTTP server on loopback that answers every request with 500."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+
+
+def test_a_stac_api_that_never_answers_is_a_temporary_error(silent):
+    from stacrrn.errors import TransientIOError
+
+    with pytest.raises(TransientIOError, match="kept failing"):
+        search_items(Search(stac=silent.url, timeout=0.2))
+
+
+@pytest.mark.parametrize("server", ["silent", "failing"])
+def test_a_catalog_over_http_that_hangs_or_keeps_failing_is_a_temporary_error(server, request):
+    from stacrrn.errors import TransientIOError
+
+    found = request.getfixturevalue(server)
+    url = found.url if server == "silent" else found
+    with pytest.raises(TransientIOError, match="kept failing"):
+        search_items(Search(catalog=f"{url}/catalog.json", timeout=0.2))
+
+
+def test_the_command_line_exits_75_on_a_catalog_server_that_never_answers(silent, tmp_path):
+    from tests.cli.test_cli import run_cli
+
+    proc = run_cli("run", "--catalog", f"{silent.url}/catalog.json", "--timeout", "0.2", "--out", str(tmp_path / "o"))
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 75, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:") and "kept failing" in lines[0]
+    assert not (tmp_path / "o").exists()
