@@ -176,6 +176,10 @@ class _ChunkTerms:
     place, or scenes that both cover a whole chunk) reuse what their images computed: the
     raw sums and values (only the cross products are new) and the block sums.
     The reused values are the same reductions over the same pixels, so they are identical.
+
+    An image's raw sums and value block sums are computed on first use, by :meth:`image`
+    or by the first pair that reuses them: a streamed chunk pairs an image loaded again
+    (after :meth:`forget`) without recording its image moments a second time.
     """
 
     def __init__(self, box: Box, blocks: BlockGrid, pair_mask: PairMask | None, holdout: Mask | None) -> None:
@@ -206,12 +210,27 @@ class _ChunkTerms:
         self.place_sums.append((valid, sums))
         return sums
 
+    def _raw(self, k: int, layer: Layer) -> tuple[RawSums, F64]:
+        """Raw sums of image ``k``'s valid pixels and those pixels ``(bands, pixels)``."""
+        if k not in self.raw:
+            x, valid = layer
+            values = x.reshape(x.shape[0], -1) if valid.all() else pixels_where(x, valid)
+            self.raw[k] = RawSums.of(values), values
+        return self.raw[k]
+
+    def _values(self, k: int, layer: Layer) -> BlockSums:
+        """Block sums of ``x`` over image ``k``'s own valid pixels."""
+        if k not in self.value_sums:
+            x, valid = layer
+            self.value_sums[k] = _block_sums(self.box, valid, list(x), self.blocks)
+        return self.value_sums[k]
+
     def _own(self, k: int, layer: Layer) -> BlockSums:
         """Block sums of ``x, x**2`` over image ``k``'s own valid pixels."""
         x, valid = layer
         if k not in self.own_sums:
             squares = _block_sums(self.box, valid, list(self.square(k, x)), self.blocks)
-            values = self.value_sums[k]
+            values = self._values(k, layer)
             self.own_sums[k] = BlockSums(values.frame, values.n, np.concatenate([values.sums, squares.sums]))
         return self.own_sums[k]
 
@@ -247,12 +266,8 @@ class _ChunkTerms:
         return np.array_equal(both, vi) and np.array_equal(both, vj)
 
     def image(self, out: ChunkStatistics, i: int, layer: Layer) -> None:
-        xi, vi = layer
-        values = xi.reshape(xi.shape[0], -1) if vi.all() else pixels_where(xi, vi)
-        raw = RawSums.of(values)
-        out.images[i] = raw.moments()
-        self.raw[i] = raw, values
-        self.value_sums[i] = out.image_blocks[i] = _block_sums(self.box, vi, list(xi), self.blocks)
+        out.images[i] = self._raw(i, layer)[0].moments()
+        out.image_blocks[i] = self._values(i, layer)
 
     def pair(self, out: ChunkStatistics, i: int, j: int, li: Layer, lj: Layer) -> None:
         (xi, vi), (xj, vj) = li, lj
@@ -268,7 +283,7 @@ class _ChunkTerms:
             return
         same = self._same_pixels(both, vi, vj)
         if same:
-            out.pairs[(i, j)] = PairMoments.joint(*self.raw[i], *self.raw[j])
+            out.pairs[(i, j)] = PairMoments.joint(*self._raw(i, li), *self._raw(j, lj))
         elif both.all():
             out.pairs[(i, j)] = PairMoments.of(xi.reshape(xi.shape[0], -1), xj.reshape(xj.shape[0], -1))
         else:
