@@ -10,6 +10,7 @@ The collection (:func:`write_collection`) is written last, from the published it
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from stacrrn.pipeline.progress import Progress, no_progress
 from stacrrn.pipeline.run_setup import RunSetup
 from stacrrn.pipeline.stac_inputs import QaAsset
 from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
+
+log = logging.getLogger(__name__)
 
 COLLECTION_KEY = "collection.json"
 
@@ -317,6 +320,7 @@ def apply_items(
             done[k] = d
             if manifest is not None:
                 manifest.item_done(items[k].id, job.storage.href(item_key(items[k].id)))
+            log.info("published item %s", items[k].id, extra={"fields": {"event": "item", "item": items[k].id}})
         progress("apply", len(done) + len(skipped), len(items))
     return [done[k] for k in sorted(done)], reused, skipped
 

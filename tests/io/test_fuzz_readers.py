@@ -119,17 +119,20 @@ def windows(info: RasterInfo) -> list[Box]:
     return [b for b in out if not b.empty]
 
 
-def exercise_raster(path: Path) -> None:
-    """Open and read ``path`` as the pipeline does; success must have the right shapes."""
+def exercise_raster(path: Path) -> Exception | None:
+    """Open and read ``path`` as the pipeline does; success must have the right shapes.
+
+    Returns the well-formed error that refused the file, or ``None`` when every read succeeded.
+    """
     try:
         info = open_raster(path)
     except Exception as exc:  # the check is the assertion
         check_error(exc)
-        return
+        return exc
     assert info.count >= 1 and info.width >= 1 and info.height >= 1
     bands = sorted(set(info.data_bands[:3] + info.data_bands[-1:]))  # a corrupt header may announce 65535
     if not bands:
-        return
+        return None
     boxes = windows(info)
     # every window with all bands (as the pipeline reads), then each band alone over the first 64x64
     for box, band_list in [(box, bands) for box in boxes] + [(boxes[0], [b]) for b in bands]:
@@ -137,7 +140,7 @@ def exercise_raster(path: Path) -> None:
             data, valid = read_window(info, box, band_list)
         except Exception as exc:
             check_error(exc)
-            return
+            return exc
         assert data.shape == (len(band_list), box.height, box.width)
         assert valid.shape == data.shape and valid.dtype == bool
     # the common grid: the raster's own (read directly) and a shifted one (warped)
@@ -149,9 +152,10 @@ def exercise_raster(path: Path) -> None:
             values, ok = read_on_grid(info, grid, box, bands[:1])
         except Exception as exc:
             check_error(exc)
-            return
+            return exc
         assert values.shape == (1, box.height, box.width) and values.dtype == np.float64
         assert ok.shape == (box.height, box.width)
+    return None
 
 
 def test_valid_geotiff_reads(tmp_path: Path) -> None:
@@ -159,7 +163,7 @@ def test_valid_geotiff_reads(tmp_path: Path) -> None:
     assert (info.count, info.width, info.height, info.nodata) == (COUNT, SIZE, SIZE, 0.0)
     data, valid = read_window(info, Box(0, 0, SIZE, SIZE), [1, 2, 3])
     assert data.shape == (3, SIZE, SIZE) and not valid[:, :5, :7].any() and valid[:, 5:, 7:].all()
-    exercise_raster(write(tmp_path, VALID))
+    assert exercise_raster(write(tmp_path, VALID)) is None  # a valid file reads in full
 
 
 @pytest.mark.parametrize(
@@ -181,7 +185,7 @@ def test_valid_geotiff_reads(tmp_path: Path) -> None:
     ids=lambda d: f"{len(d)}B",
 )
 def test_garbage_is_refused(tmp_path: Path, data: bytes) -> None:
-    exercise_raster(write(tmp_path, data))
+    assert exercise_raster(write(tmp_path, data)) is not None  # refused (with a well-formed error), never read
 
 
 def test_missing_file_is_refused(tmp_path: Path) -> None:
