@@ -62,3 +62,11 @@ def remove_temporary_folder(folder: Path) -> None:
     """Remove the hidden staging folder in ``folder`` if it is empty (left as is otherwise)."""
     with suppress(OSError):
         (folder / TMP_DIR).rmdir()
+
+
+def absolute_path(path: str | os.PathLike[str]) -> str:
+    """A local path made absolute (Dask workers may run in another folder); URLs and GDAL paths as given."""
+    text = os.fspath(path)
+    if "://" in text or text.startswith("/vsi"):
+        return text
+    return os.path.abspath(text)

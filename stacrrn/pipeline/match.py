@@ -497,7 +497,7 @@ def match(
     check_fidelity_every(fidelity_every)
     if cloud_mask not in LOCAL_CLOUD_MASKS:
         raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(LOCAL_CLOUD_MASKS)}")
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()  # workers of a cluster may run in another folder
     plan = make_plan(inputs, bands, crs, resolution, block_size, n_blocks, chunk_size)
     spectral = SpectralBands.named(band_names, [str(b) for b in plan.bands], reflectance)
     plan = with_local_masks(plan, cloud_mask, masks or {}, spectral, pif)

@@ -18,6 +18,7 @@ import numpy as np
 
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError
+from stacrrn.io.files import absolute_path
 from stacrrn.io.grid import block_grid, chunks, common_grid, footprint
 from stacrrn.io.raster import RasterInfo, check_bands, open_raster, read_on_grid
 from stacrrn.io.storage import object_identity
@@ -199,7 +200,7 @@ def make_plan(
         raise InputError("normalization needs at least two overlapping images; got " + str(len(paths)))
     if chunk_size < 16:
         raise ParameterError(f"chunk size must be at least 16 pixels, got {chunk_size}")
-    infos = [open_raster(p) for p in paths]
+    infos = [open_raster(absolute_path(p)) for p in paths]  # absolute: workers may run elsewhere
     check_rasters([("", info) for info in infos])
     unique_names([i.name for i in infos], [i.path for i in infos])
     band_list = check_bands(infos, bands)

@@ -60,3 +60,21 @@ def test_connect_defaults_to_threads_and_rejects_bad_settings(monkeypatch):
         pass
     with pytest.raises(ParameterError, match="cannot reach the Dask scheduler"), connect("tcp://127.0.0.1:9", 1):
         pass
+
+
+def test_relative_inputs_reach_workers_that_run_in_another_folder(tmp_path, monkeypatch):
+    """``match a.tif b.tif --scheduler tcp://...``: the workers started elsewhere still find the inputs."""
+    from distributed import LocalCluster
+
+    from stacrrn.pipeline.match import match
+    from stacrrn.samples import write_sample_mosaic
+
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    tiles = write_sample_mosaic(data, tiles=2, tile_size=64, overlap=24).paths[:2]
+    monkeypatch.chdir(elsewhere)  # the workers' folder, where the relative names mean nothing
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        monkeypatch.chdir(data)
+        with connect(cluster.scheduler_address, 1) as workers:
+            result = match([p.name for p in tiles], "out", method="global", workers=workers)
+    assert len(result.outputs) == 2 and all((data / "out" / f"{p.stem}.tif").exists() for p in tiles)
