@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stacrrn.io.hrefs import redact_text
+
 
 class StacrrnError(Exception):
     """Base class of every error stacrrn raises on purpose."""
@@ -130,7 +132,10 @@ def report(exc: StacrrnError) -> ErrorReport:
     """The exit code, name and one-line message of ``exc``: every front end goes through here.
 
     A message is cut to its first line (some parsers' messages span several); an empty one
-    becomes the error's name.
+    becomes the error's name. URLs in it lose their query strings, fragments and user info
+    (:func:`stacrrn.io.hrefs.redact_text`): a signed asset URL's token never reaches a
+    terminal, a log or a manifest.
     """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return ErrorReport(exc.exit_code, type(exc).__name__, lines[0] if lines else type(exc).__name__)
+    message = redact_text(lines[0]) if lines else type(exc).__name__
+    return ErrorReport(exc.exit_code, type(exc).__name__, message)
