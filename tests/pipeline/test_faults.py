@@ -50,3 +50,21 @@ def test_ten_percent_failed_requests_change_no_output_byte(s3, scenes, monkeypat
     assert_same_outputs(
         objects(direct, f"{bucket}/faulty"), f"{bucket}/faulty", objects(direct, f"{bucket}/clean"), f"{bucket}/clean"
     )
+
+
+def test_a_catalog_on_s3_that_keeps_failing_is_a_temporary_error(s3, scenes, monkeypatch):
+    """Every S3 request answered 503 (after botocore's and stacrrn's retries): exit 75, not 'bad input'."""
+    from stacrrn.errors import TransientIOError
+    from stacrrn.io.stac import Search, search_items
+
+    bucket, _ = scenes
+    catalog = f"s3://{bucket}/in/collection.json"
+    assert len(search_items(Search(catalog=catalog))) == 4
+    with FaultProxy(s3.env()["AWS_ENDPOINT_URL"], failure_rate=1.0, seed=3, modes=("status",)) as proxy:
+        for key, value in proxy.env().items():
+            monkeypatch.setenv(key, value)
+        s3fs.S3FileSystem.clear_instance_cache()  # the next read connects through the proxy
+        with pytest.raises(TransientIOError, match="kept failing"):
+            search_items(Search(catalog=catalog))
+        assert proxy.stats()["failed"]["status"] > 0
+    s3fs.S3FileSystem.clear_instance_cache()
