@@ -1,7 +1,8 @@
 """What every ``stacrrn`` command shares: the typer app, the error handler, progress bars.
 
 One handler maps the error tree to exit codes and one-line messages: user errors exit
-with code 2 and print no traceback.
+with code 2 and print no traceback, and what libraries would print meanwhile (Python
+warnings, GDAL and PROJ messages) goes to the log instead (:func:`~stacrrn.cli.logs.library_output`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, log
+from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, library_output, log
 from stacrrn.core.local_model import LocalExtent, LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import ParameterError, StacrrnError, report
+from stacrrn.io.hrefs import redact_text
 from stacrrn.pipeline.progress import Progress as ProgressCallback
 from stacrrn.pipeline.progress import no_progress
 
@@ -112,12 +114,17 @@ def local_params(extent: str, decay: float) -> LocalParams:
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn stacrrn errors into one line on stderr and the error's exit code."""
+    """Turn stacrrn errors into one line on stderr and the error's exit code.
+
+    The command runs inside :func:`~stacrrn.cli.logs.library_output`: library warnings and
+    GDAL/PROJ messages go to the log, so bad input prints the ``error:`` line and nothing else.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            with library_output():
+                return fn(*args, **kwargs)
         except StacrrnError as exc:
             err = report(exc)
             if OUTPUT.log_json:
@@ -280,8 +287,8 @@ def print_fidelity_table(model: RRNModel) -> None:
 
 
 def print_warnings(warnings: list[str]) -> None:
-    """One yellow line per warning on stderr (a warning record with ``--log-json``)."""
-    for w in warnings:
+    """One yellow line per warning on stderr (a warning record with ``--log-json``); URLs lose their queries."""
+    for w in map(redact_text, warnings):
         if OUTPUT.log_json:
             log.warning("%s", w, extra={"fields": {"event": "warning"}})
             continue

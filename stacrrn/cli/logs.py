@@ -5,6 +5,13 @@ rich on stderr. ``stacrrn --log-json ...`` writes one JSON object per line on st
 instead, for batch systems: every log record, progress events (at most one per stage and
 second, and the last one), warnings and the error that ended a run. Tables still go to
 stdout unless ``--quiet``.
+
+Libraries' own output goes to the log too, never raw to stderr: Python warnings (rasterio's
+``NotGeoreferencedWarning``, pystac-client's warnings about what an API returned) and GDAL and
+PROJ messages are log records (loggers ``py.warnings``, ``gdal``, ``rasterio...``) shown with
+``-v`` or ``--log-json`` and dropped otherwise (:func:`library_output`), so that bad input
+prints exactly one ``error:`` line. Every record's URLs lose their query strings
+(:func:`stacrrn.io.hrefs.redact_text`).
 """
 
 from __future__ import annotations
@@ -13,11 +20,17 @@ import json
 import logging
 import sys
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.logging import RichHandler
+
+from stacrrn.io.hrefs import redact_text
+from stacrrn.io.raster import gdal_messages_logged
 
 LOGGER = "stacrrn"
 
@@ -52,6 +65,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(d, default=str)
 
 
+class RedactFilter(logging.Filter):
+    """Drop the query strings, fragments and user info of URLs in a record's message (signed URLs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message in place; keep every record."""
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+class LibraryFilter(RedactFilter):
+    """A library's record on one line (PROJ messages carry whole JSON documents), redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Collapse the message's whitespace, then redact it."""
+        record.msg, record.args = " ".join(record.getMessage().split()), None
+        return super().filter(record)
+
+
+def _handler(log_json: bool) -> logging.Handler:
+    """A handler writing to the current stderr: JSON lines, or rich text."""
+    handler: logging.Handler
+    if log_json:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False)
+    return handler
+
+
 def configure_logging(verbose: int, log_json: bool) -> None:
     """Send the ``stacrrn`` loggers to stderr: JSON lines, or rich text at the chosen level.
 
@@ -64,15 +109,61 @@ def configure_logging(verbose: int, log_json: bool) -> None:
     """
     OUTPUT.verbose, OUTPUT.log_json = verbose, log_json
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 or log_json else logging.WARNING
-    handler: logging.Handler
-    if log_json:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False)
+    handler = _handler(log_json)
+    handler.addFilter(RedactFilter())
     log.handlers = [handler]
     log.setLevel(level)
     log.propagate = False
+
+
+WARNINGS_LOGGER = "py.warnings"
+"""Logger of Python warnings while a command runs (the name :func:`logging.captureWarnings` uses)."""
+
+
+def log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A :func:`warnings.showwarning` that logs the warning as one record instead of printing it.
+
+    The record says the warning's class and message (``NotGeoreferencedWarning: Dataset has no
+    geotransform...``); where it was raised goes to the record's ``fields`` (JSON logs).
+    """
+    fields = {"category": category.__name__, "source": f"{filename}:{lineno}"}
+    logging.getLogger(WARNINGS_LOGGER).warning("%s: %s", category.__name__, message, extra={"fields": fields})
+
+
+@contextmanager
+def library_output() -> Iterator[None]:
+    """While a command runs, send library warnings and GDAL/PROJ messages to the log, not to stderr.
+
+    * Python warnings: :func:`warnings.catch_warnings` with :func:`log_warning` as
+      ``showwarning`` (the warning filters stay as they are; both are restored afterwards);
+    * GDAL and PROJ messages: :func:`stacrrn.io.raster.gdal_messages_logged` (rasterio's own
+      handler logs them where a ``rasterio.Env`` is active);
+    * a handler on the root logger for library loggers: the log's format with ``-v`` or
+      ``--log-json`` (warnings and above), else a sink, so that Python's last-resort handler
+      does not print them either.
+    """
+    handler: logging.Handler
+    if OUTPUT.verbose or OUTPUT.log_json:
+        handler = _handler(OUTPUT.log_json)
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(LibraryFilter())
+    else:
+        handler = logging.NullHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(), gdal_messages_logged():
+            warnings.showwarning = log_warning
+            yield
+    finally:
+        root.removeHandler(handler)
 
 
 class JsonProgress:

@@ -17,7 +17,7 @@ from stacrrn.cli.common import (
     table_console,
     with_progress,
 )
-from stacrrn.cli.search_options import Bbox, Collections, Datetime, StacUrl, make_search
+from stacrrn.cli.search_options import AllowLocalHrefs, Bbox, Collections, Datetime, StacUrl, make_search
 from stacrrn.core.global_model import ESTIMATORS
 from stacrrn.core.masks import QA_DECODERS
 from stacrrn.core.model import RRNModel
@@ -155,12 +155,29 @@ Bands = Annotated[
 
 
 def source_of(
-    inputs: list[str] | None, stac: str | None, collection: list[str] | None, bbox: str | None, datetime: str | None
+    inputs: list[str] | None,
+    stac: str | None,
+    collection: list[str] | None,
+    bbox: str | None,
+    datetime: str | None,
+    allow_local_hrefs: bool = False,
 ) -> Any:
     """Local rasters (a list of paths) or a :class:`~stacrrn.io.stac.Search` (item files or ``--stac``)."""
     files = inputs or []
     if stac or any(f.endswith(".json") for f in files):
-        return make_search(stac, None, files or None, collection, bbox, datetime, None, None, None, None)
+        return make_search(
+            stac,
+            None,
+            files or None,
+            collection,
+            bbox,
+            datetime,
+            None,
+            None,
+            None,
+            None,
+            allow_local_hrefs=allow_local_hrefs,
+        )
     if len(files) < 1:
         raise ParameterError("give input rasters, STAC item files, or --stac URL with --collection/--bbox")
     return files
@@ -175,6 +192,7 @@ def clouds_command(
     collection: Collections = None,
     bbox: Bbox = None,
     datetime: Datetime = None,
+    allow_local_hrefs: AllowLocalHrefs = False,
     bands: Bands = None,
     cloud_mask: Annotated[str, typer.Option(help=f"{'|'.join(CLOUD_MASKS)}.")] = "auto",
     mask: Masks = None,
@@ -185,7 +203,7 @@ def clouds_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
 ) -> None:
     """Write each input's clear-sky mask (1 clear, 0 cloud/shadow/snow..., 255 no data) as a COG."""
-    source = source_of(inputs, stac, collection, bbox, datetime)
+    source = source_of(inputs, stac, collection, bbox, datetime, allow_local_hrefs)
     masks = parse_masks(mask)
     if isinstance(source, list):
         cloud_mask = local_cloud_mask(cloud_mask, split(band_names), masks)
@@ -212,6 +230,7 @@ def pif_command(
     collection: Collections = None,
     bbox: Bbox = None,
     datetime: Datetime = None,
+    allow_local_hrefs: AllowLocalHrefs = False,
     bands: Bands = None,
     pif: Pif = None,
     exclude: Exclude = None,
@@ -231,7 +250,7 @@ def pif_command(
     options = PifOptions.parse(pif or ["imad"], exclude or [], pif_threshold, 0.0, pif_min_share)
     if options is None:
         raise ParameterError("stacrrn pif needs a criterion: --pif imad, ndvi or a vector file")
-    source = source_of(inputs, stac, collection, bbox, datetime)
+    source = source_of(inputs, stac, collection, bbox, datetime, allow_local_hrefs)
     _, plan = mask_plans(
         source,
         bands=split(bands),

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from stacrrn.cli.common import app, console, handle_errors, parse_named, table_console, with_progress
 from stacrrn.cli.masking import Inputs, source_of, split
-from stacrrn.cli.search_options import Bbox, Collections, Datetime, StacUrl
+from stacrrn.cli.search_options import AllowLocalHrefs, Bbox, Collections, Datetime, StacUrl
 from stacrrn.errors import ParameterError
 from stacrrn.pipeline.apply import read_model
 from stacrrn.pipeline.mosaic import (
@@ -108,6 +108,7 @@ def seamlines_command(
     collection: Collections = None,
     bbox: Bbox = None,
     datetime: Datetime = None,
+    allow_local_hrefs: AllowLocalHrefs = False,
     bands: Annotated[str | None, typer.Option(help="Bands (local: numbers; STAC: assets/common names).")] = None,
     priority: Priority = None,
     priority_by: PriorityBy = None,
@@ -117,7 +118,7 @@ def seamlines_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
 ) -> None:
     """Write the seamlines (GeoJSON, GeoParquet) and valid-data footprints of the inputs."""
-    source = source_of(inputs, stac, collection, bbox, datetime)
+    source = source_of(inputs, stac, collection, bbox, datetime, allow_local_hrefs)
     weights = merged_priority(source, priority, priority_by)
     sources = mosaic_sources(source, bands=split(bands), seam_resolution=seam_resolution)
     seams, _ = write_seamlines(sources, out, priority=weights, seams=seams_mode, corridor=seam_corridor)
@@ -140,6 +141,7 @@ def mosaic_command(
     collection: Collections = None,
     bbox: Bbox = None,
     datetime: Datetime = None,
+    allow_local_hrefs: AllowLocalHrefs = False,
     bands: Annotated[str | None, typer.Option(help="Bands (local: numbers; STAC: assets/common names).")] = None,
     feather: Feather = 32.0,
     priority: Priority = None,
@@ -161,7 +163,7 @@ def mosaic_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
 ) -> None:
     """Blend the inputs across seamlines into a mosaic COG, with seamlines, footprints and a STAC item."""
-    source = source_of(inputs, stac, collection, bbox, datetime)
+    source = source_of(inputs, stac, collection, bbox, datetime, allow_local_hrefs)
     weights = merged_priority(source, priority, priority_by)
     fitted = read_model(model) if model else None
     sources = mosaic_sources(

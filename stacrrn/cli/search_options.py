@@ -48,6 +48,16 @@ Timeout = Annotated[
         rich_help_panel="Search",
     ),
 ]
+AllowLocalHrefs = Annotated[
+    bool,
+    typer.Option(
+        "--allow-local-hrefs",
+        help="Let items from a remote STAC API, catalog or item file point at local paths, file:// URLs or GDAL "
+        "/vsi... paths (refused by default: a remote source must not make stacrrn read files of this machine). "
+        "Local catalogs and item files may always point anywhere.",
+        rich_help_panel="Search",
+    ),
+]
 
 
 def make_search(
@@ -62,6 +72,7 @@ def make_search(
     ids: list[str] | None,
     max_items: int | None,
     timeout: float = NETWORK_TIMEOUT,
+    allow_local_hrefs: bool = False,
 ) -> Search:
     """Build a :class:`Search` from command-line options (validating bbox, max items and timeout)."""
     if max_items is not None and max_items < 1:
@@ -80,4 +91,5 @@ def make_search(
         ids=tuple(ids or ()),
         max_items=max_items,
         timeout=timeout,
+        allow_local_hrefs=allow_local_hrefs,
     )

@@ -41,6 +41,7 @@ from stacrrn.cli.masking import (
 )
 from stacrrn.cli.mosaic import Feather, Priority, SeamMode, parse_priority, print_mosaic
 from stacrrn.cli.search_options import (
+    AllowLocalHrefs,
     Bbox,
     Catalog,
     Collections,
@@ -94,10 +95,24 @@ def search_command(
     ids: Ids = None,
     max_items: MaxItems = None,
     timeout: Timeout = NETWORK_TIMEOUT,
+    allow_local_hrefs: AllowLocalHrefs = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the items as an ItemCollection.")] = False,
 ) -> None:
     """Preview what a search selects: items, dates, cloud cover, assets and footprint overlap."""
-    search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items, timeout)
+    search = make_search(
+        stac,
+        catalog,
+        item_files,
+        collection,
+        bbox,
+        datetime,
+        query,
+        filter_,
+        ids,
+        max_items,
+        timeout,
+        allow_local_hrefs=allow_local_hrefs,
+    )
     items = search_items(search)
     if as_json:
         fc = {"type": "FeatureCollection", "features": [it.to_dict(transform_hrefs=False) for it in items]}
@@ -147,6 +162,7 @@ def run_command(
     ids: Ids = None,
     max_items: MaxItems = None,
     timeout: Timeout = NETWORK_TIMEOUT,
+    allow_local_hrefs: AllowLocalHrefs = False,
     assets: Annotated[
         str | None,
         typer.Option(
@@ -216,7 +232,20 @@ def run_command(
     """Search, normalize and publish: corrected COGs, block maps, model and STAC items to OUT."""
     from stacrrn.pipeline.run import run
 
-    search = make_search(stac, catalog, item_files, collection, bbox, datetime, query, filter_, ids, max_items, timeout)
+    search = make_search(
+        stac,
+        catalog,
+        item_files,
+        collection,
+        bbox,
+        datetime,
+        query,
+        filter_,
+        ids,
+        max_items,
+        timeout,
+        allow_local_hrefs=allow_local_hrefs,
+    )
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
     local = local_params(local_extent, local_decay)
     with connect(scheduler, workers) as engine:
@@ -305,6 +334,7 @@ def catalog_command(
     """Publish local rasters as COGs with STAC items and a collection (to search them with `run`)."""
     from pystac.utils import str_to_datetime
 
+    from stacrrn.io.raster import open_raster, require_lonlat
     from stacrrn.pipeline.catalog import catalog_rasters
 
     when = None
@@ -313,6 +343,8 @@ def catalog_command(
             when = [str_to_datetime(datetime)] * len(inputs)
         except ValueError:
             raise ParameterError(f"--datetime {datetime!r} is not an RFC 3339 date-time") from None
+    for path in inputs:  # items need footprints in longitude/latitude: check before anything is written
+        require_lonlat(open_raster(path))
     _, items = catalog_rasters(
         [str(p) for p in inputs], out, collection_id, band_names=_split(bands), split_bands=split_bands, datetimes=when
     )

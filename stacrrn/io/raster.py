@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 import math
 import os
 import threading
@@ -28,9 +29,11 @@ from numpy.typing import NDArray
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from stacrrn.errors import BandMismatchError, MissingAssetError, MissingCRSError, UnreadableRasterError
+from stacrrn.io.hrefs import redact_href, redact_text
 from stacrrn.io.retry import is_missing, is_transient, retrying
 from stacrrn.types import Box, Grid
 
@@ -88,7 +91,13 @@ def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
     UnreadableRasterError
         If the file does not exist or GDAL cannot decode it.
     MissingCRSError
-        If the raster has no coordinate reference system.
+        If the raster has no coordinate reference system, or a projected one PROJ cannot
+        transform (a made-up or unknown projection).
+
+    Notes
+    -----
+    Messages name the raster by :func:`~stacrrn.io.hrefs.redact_href` of ``path``: a signed
+    URL's query string is never repeated.
     """
     p = os.fspath(path)
     try:
@@ -96,7 +105,7 @@ def open_raster(path: str | os.PathLike[str]) -> RasterInfo:
     except (RasterioError, UnicodeDecodeError) as exc:  # UnicodeDecodeError: a CRS or tag that is not UTF-8
         first = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).removeprefix(f"{p}: ")
         kind = MissingAssetError if is_missing(first) else UnreadableRasterError
-        raise kind(f"cannot read {p}: {first}") from None
+        raise kind(f"cannot read {redact_href(p)}: {redact_text(first)}") from None
 
 
 REMOTE_PREFIXES = ("/vsis3/", "/vsicurl/", "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/", "/vsiswift/", "http", "s3://")
@@ -123,7 +132,7 @@ def _remote(path: str, what: str, fn: Callable[[], T]) -> T:
     """``fn()``, retried on :func:`remote_fault` when ``path`` is read over the network."""
     if not is_remote(path):
         return fn()
-    return retrying(f"{what} {path}", fn, remote_fault, forget_remote_reads)
+    return retrying(f"{what} {redact_href(path)}", fn, remote_fault, forget_remote_reads)
 
 
 @functools.cache
@@ -141,6 +150,53 @@ def _gdal() -> ctypes.CDLL | None:
     wheel = os.path.dirname(rasterio.__file__) + ".libs"
     ours = sorted(paths, key=lambda path: (not path.startswith(wheel), "site-packages" in path, path))
     return ctypes.CDLL(ours[0]) if ours else None
+
+
+_GdalHandler = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_char_p)
+"""GDAL's ``CPLErrorHandler``: ``void (CPLErr eErrClass, CPLErrorNum nError, const char *pszErrorMsg)``."""
+
+GDAL_LEVELS = {1: logging.DEBUG, 2: logging.WARNING, 3: logging.WARNING, 4: logging.CRITICAL}
+"""Python logging levels of GDAL's ``CE_Debug``, ``CE_Warning``, ``CE_Failure`` and ``CE_Fatal``: a
+failure is a warning of the library's; whether it is an error is stacrrn's to say (and raise)."""
+
+GDAL_LOGGER = "gdal"
+"""Logger of GDAL and PROJ messages issued where rasterio has no handler of its own in place."""
+
+
+def _log_gdal_message(err_class: int, err_no: int, message: bytes | None) -> None:
+    text = (message or b"").decode("utf-8", "replace")
+    logging.getLogger(GDAL_LOGGER).log(GDAL_LEVELS.get(err_class, logging.INFO), "%s (CPLE %d)", text, err_no)
+
+
+_GDAL_HANDLER = _GdalHandler(_log_gdal_message)  # module-level: GDAL keeps a pointer to it
+_gdal_handler_lock = threading.Lock()
+
+
+@contextmanager
+def gdal_messages_logged() -> Iterator[None]:
+    """Send GDAL's (and PROJ's, through GDAL) errors and warnings to the ``gdal`` logger while the block runs.
+
+    rasterio routes GDAL messages to Python logging only inside its ``rasterio.Env``, which
+    is thread-local: GDAL calls outside one (``CRS.from_user_input`` in any thread, reads in
+    worker threads) fall back to GDAL's global handler, which prints ``ERROR 1: PROJ: ...``
+    straight to stderr. This installs a global handler (``CPLSetErrorHandler``) that logs
+    instead, and restores the previous one afterwards; rasterio's thread-local handlers keep
+    precedence where they are in place. Without a GDAL library found (see :func:`_gdal`),
+    nothing changes.
+    """
+    lib = _gdal()
+    if lib is None or not hasattr(lib, "CPLSetErrorHandler"):
+        yield
+        return
+    lib.CPLSetErrorHandler.restype = ctypes.c_void_p
+    lib.CPLSetErrorHandler.argtypes = [ctypes.c_void_p]
+    with _gdal_handler_lock:
+        previous = lib.CPLSetErrorHandler(ctypes.cast(_GDAL_HANDLER, ctypes.c_void_p))
+    try:
+        yield
+    finally:
+        with _gdal_handler_lock:
+            lib.CPLSetErrorHandler(previous)
 
 
 def forget_remote_reads() -> None:
@@ -172,18 +228,59 @@ def limit_block_cache(megabytes: int = BLOCK_CACHE_MB) -> None:
         lib.GDALSetCacheMax64(megabytes << 20)
 
 
+def _check_lonlat(crs: rasterio.crs.CRS | str, x: float, y: float, shown: str) -> None:
+    """Raise if PROJ cannot take the point ``(x, y)`` of ``crs`` to longitude/latitude.
+
+    Raises
+    ------
+    MissingCRSError
+        If the transform fails: a made-up projection (an unknown ``PROJECTION[...]`` in the WKT),
+        an engineering CRS (a GeoTIFF's unknown EPSG code becomes one).
+    """
+    try:
+        warp_transform(crs, "EPSG:4326", [x], [y])
+    except Exception:  # rasterio raises CRSError or a private CPLE class: any failure means "no way there"
+        wkt = crs if isinstance(crs, str) else crs.to_wkt()
+        name = wkt.split('"')[1] if wkt.count('"') >= 2 else "unnamed"
+        raise MissingCRSError(  # not PROJ's reason: it can quote a whole PROJJSON document
+            f"{shown}: its CRS ({name}) cannot be transformed to longitude/latitude by PROJ; assign a "
+            f"georeferenced CRS, e.g. `rio edit-info --crs EPSG:32633 {shown}`"
+        ) from None
+
+
+def require_lonlat(info: RasterInfo) -> None:
+    """Check that the raster's CRS can be transformed to longitude/latitude (STAC footprints need it).
+
+    :func:`open_raster` checks this for projected CRSs only: rasters in one engineering CRS
+    can still be matched with each other.
+
+    Raises
+    ------
+    MissingCRSError
+        If PROJ cannot transform the raster's centre to longitude/latitude.
+    """
+    x, y = Affine(*info.transform) @ (info.width / 2, info.height / 2)
+    _check_lonlat(info.crs, x, y, redact_href(info.path))
+
+
 def _open_info(p: str) -> RasterInfo:
+    shown = redact_href(p)
     with rasterio.open(p) as src:
         if src.crs is None:
-            raise MissingCRSError(f"{p} has no CRS: assign one first, e.g. `rio edit-info --crs EPSG:32618 {p}`")
+            raise MissingCRSError(
+                f"{shown} has no CRS: assign one first, e.g. `rio edit-info --crs EPSG:32618 {shown}`"
+            )
         t = src.transform
         if not (all(math.isfinite(v) for v in t[:6]) and t.a != 0 and t.e != 0):
             raise UnreadableRasterError(
-                f"{p} has a degenerate geotransform (pixel size {t.a} x {t.e}); "
-                f"set its bounds first, e.g. `gdal_edit.py -a_ullr ULX ULY LRX LRY {p}`"
+                f"{shown} has a degenerate geotransform (pixel size {t.a} x {t.e}); "
+                f"set its bounds first, e.g. `gdal_edit.py -a_ullr ULX ULY LRX LRY {shown}`"
             )
         if t.b != 0 or t.d != 0:
-            raise UnreadableRasterError(f"{p} is rotated; warp it north-up first (gdalwarp)")
+            raise UnreadableRasterError(f"{shown} is rotated; warp it north-up first (gdalwarp)")
+        if src.crs.is_projected:  # a made-up projection opens fine and fails only when the grid is laid out
+            x, y = t @ (src.width / 2, src.height / 2)
+            _check_lonlat(src.crs, x, y, shown)
         return RasterInfo(
             p,
             _raster_name(p),
@@ -244,7 +341,9 @@ def _values_valid(data: NDArray[np.generic], nodata: float | None) -> Mask:
 
 def _read_error(info: RasterInfo, exc: Exception) -> UnreadableRasterError:
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return UnreadableRasterError(f"cannot read pixels of {info.path} (corrupt or truncated?): {first}")
+    return UnreadableRasterError(
+        f"cannot read pixels of {redact_href(info.path)} (corrupt or truncated?): {redact_text(first)}"
+    )
 
 
 _held = threading.local()

@@ -2,6 +2,12 @@
 
 Everything here deals in :class:`pystac.Item`; pixels are read elsewhere (odc-stac for the
 common grid, rasterio for an asset's own grid).
+
+What a STAC API, a catalog or an item file says is untrusted input: whatever it holds ends
+in one :class:`~stacrrn.errors.InputError` line (never a traceback, never a recursion through
+a catalog whose links form a cycle); messages show hrefs through
+:func:`~stacrrn.io.hrefs.redact_href`; and items read from a remote source may not point
+stacrrn at files of this machine unless :attr:`Search.allow_local_hrefs` says so.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import pystac
 import pystac.stac_io
 from pystac.utils import make_absolute_href, str_to_datetime
 
-from stacrrn.errors import InputError, ParameterError, TransientIOError
+from stacrrn.errors import InputError, ParameterError, StacrrnError, TransientIOError
 from stacrrn.io.band_choice import (
     asset_bands,
     choose_assets,
@@ -26,6 +32,7 @@ from stacrrn.io.band_choice import (
     is_categorical,
     key_stem,
 )
+from stacrrn.io.hrefs import is_local_href, reads_this_machine, redact_href, redact_text
 from stacrrn.io.retry import NETWORK_TIMEOUT, RETRY_STATUS, is_transient
 
 QUERY_OPERATORS = {">=": "gte", "<=": "lte", "!=": "neq", "=": "eq", "<": "lt", ">": "gt"}
@@ -48,6 +55,12 @@ class Search:
 
     Exactly one of ``stac`` (a STAC API URL), ``catalog`` (a static catalog/collection
     JSON, path or URL) or ``item_files`` (item / ItemCollection JSON files) is the source.
+
+    Items read from a remote source (a STAC API, or a catalog or item file read over
+    ``http(s)://`` or from ``s3://``) may only point at remote assets, catalogs and items
+    (``http(s)://``, ``s3://``): a local path, ``file://`` URL or GDAL ``/vsi...`` path in
+    them is refused unless ``allow_local_hrefs``. Local catalogs and item files may point
+    anywhere.
     """
 
     stac: str | None = None
@@ -62,10 +75,16 @@ class Search:
     max_items: int | None = None
     timeout: float = NETWORK_TIMEOUT
     """Seconds to wait for a STAC API or a catalog file over HTTP before another try."""
+    allow_local_hrefs: bool = False
+    """Let items from a remote source point at local files, ``file://`` URLs and GDAL ``/vsi...`` paths."""
 
     def describe(self) -> str:
-        """One line naming the source, for messages."""
-        return self.stac or self.catalog or ", ".join(self.item_files) or "(no source)"
+        """One line naming the source, for messages (URLs without their query strings)."""
+        return (
+            redact_href(self.stac or "")
+            or redact_href(self.catalog or "")
+            or (", ".join(map(redact_href, self.item_files)) or "(no source)")
+        )
 
 
 @dataclass(frozen=True)
@@ -188,12 +207,13 @@ def _filter_arg(text: str | None) -> tuple[dict[str, Any] | str | None, str | No
 def _search_api(search: Search) -> list[pystac.Item]:
     import pystac_client
     import requests
-    from pystac_client.errors import ClientTypeError
     from pystac_client.exceptions import APIError
     from pystac_client.stac_api_io import StacApiIO
     from urllib3 import Retry
 
     flt, lang = _filter_arg(search.filter)
+    query = parse_query(search.query) or None
+    url = redact_href(search.stac or "")
     retry = Retry(
         total=5,
         connect=1,
@@ -210,7 +230,7 @@ def _search_api(search: Search) -> list[pystac.Item]:
             collections=list(search.collections) or None,
             bbox=search.bbox,
             datetime=search.datetime,
-            query=parse_query(search.query) or None,
+            query=query,
             filter=flt,
             filter_lang=lang,
             ids=list(search.ids) or None,
@@ -218,25 +238,62 @@ def _search_api(search: Search) -> list[pystac.Item]:
             method="GET" if lang == "cql2-text" else "POST",
         )
         items = list(result.items())
-    except (
-        APIError,
-        requests.RequestException,
-        pystac.STACError,
-        pystac.STACTypeError,
-        ClientTypeError,
-        ValueError,
-        OSError,
-    ) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except StacrrnError:
+        raise
+    except (APIError, requests.RequestException, OSError) as exc:  # the service, or the way there
+        first = _first_line(exc)
         text = first.lower()
         if "new connection" not in text and ("max retries exceeded" in text or is_transient(exc)):
             raise TransientIOError(
-                f"the STAC API {search.stac} kept failing ({first[:200]}); run the same command again later"
+                f"the STAC API {url} kept failing ({first[:200]}); run the same command again later"
             ) from None
-        raise InputError(f"the STAC API {search.stac} did not answer the search: {first[:200]}") from None
+        raise InputError(f"the STAC API {url} did not answer the search: {first[:200]}") from None
+    except Exception as exc:  # what the API answered is not STAC (a landing page `[]` or `null`, junk features...)
+        raise InputError(
+            f"the STAC API {url} did not answer the search with STAC stacrrn can use "
+            f"({type(exc).__name__}: {_first_line(exc)[:200]}); check that the URL is the API's landing page"
+        ) from None
     for item in items:
         check_item(item, search.describe())
+    if not search.allow_local_hrefs:
+        refuse_local_hrefs(items, search.describe())
     return items
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when empty), URLs redacted."""
+    lines = str(exc).strip().splitlines()
+    return redact_text(lines[0].strip()) if lines else type(exc).__name__
+
+
+def refuse_local_hrefs(items: Iterable[pystac.Item], where: str, base: str | None = None) -> None:
+    """Refuse items from a remote source whose assets point at this machine.
+
+    An asset href written as a local path, ``file://`` URL or GDAL ``/vsi...`` path, or one
+    that resolved against the item's location is not an ``http(s)://`` or ``s3://`` URL
+    (:func:`~stacrrn.io.hrefs.reads_this_machine`), would make stacrrn open a file of this
+    machine on behalf of whoever published the items. Checked before anything is opened;
+    hrefs that are not strings are left to :func:`check_item`. Relative hrefs resolve against
+    ``base`` when given (the ItemCollection file the items came in), else against each item's
+    own location.
+
+    Raises
+    ------
+    InputError
+        For the first such asset, naming the item, the asset and ``--allow-local-hrefs``.
+    """
+    for item in items:
+        for key, asset in item.assets.items():
+            if not isinstance(asset.href, str):
+                continue
+            resolved = make_absolute_href(asset.href, base) if base else asset_href(item, key)
+            if reads_this_machine(asset.href, resolved):
+                shown = asset.href if not is_local_href(resolved) else resolved
+                raise InputError(
+                    f"item {item.id!r:.80} of {where}: asset {key!r:.80} points at {redact_href(shown)!r:.160} "
+                    "on this machine, but the item was read from a remote source; refused "
+                    "(pass --allow-local-hrefs if you trust the source)"
+                )
 
 
 def check_item(item: pystac.Item, where: str) -> None:
@@ -345,6 +402,83 @@ def _http_text(href: str, timeout: float) -> str:
         return response.text
 
 
+MAX_CATALOG_DEPTH = 100
+"""Deepest chain of child catalogs followed from the root (real catalogs nest a few levels)."""
+
+
+def _is_remote(href: str) -> bool:
+    return not is_local_href(href)
+
+
+def _catalog_items(href: str, io: FsspecStacIO, allow_local: bool) -> list[pystac.Item]:
+    """The items of the catalog or collection at ``href`` and of all catalogs below it.
+
+    Walks the child links without recursion, each catalog once: a catalog reached again along
+    another path is not read twice, and a child link back to a catalog on the way from the
+    root (a cycle, which would make pystac recurse until Python's limit) is refused. In a
+    catalog read from a remote source, child and item links to this machine are refused unless
+    ``allow_local``.
+
+    Raises
+    ------
+    InputError
+        If the root is not a catalog or collection, the links form a cycle, nest deeper than
+        :data:`MAX_CATALOG_DEPTH`, or (without ``allow_local``) lead from a remote catalog to a
+        local file.
+    """
+    root = pystac.read_file(href, stac_io=io)
+    if not isinstance(root, pystac.Catalog):
+        raise InputError(
+            f"{redact_href(href)} is a STAC {type(root).__name__}, not a catalog or collection; "
+            "pass item files as arguments instead of --catalog"
+        )
+    start = root.get_self_href() or href
+    seen = {start}
+    stack: list[tuple[pystac.Catalog, tuple[str, ...]]] = [(root, (start,))]
+    items: list[pystac.Item] = []
+    while stack:
+        catalog, path = stack.pop()
+        remote = _is_remote(path[-1])
+        links = [link for link in catalog.links if link.rel in (pystac.RelType.CHILD, pystac.RelType.ITEM)]
+        children: list[tuple[pystac.Catalog, tuple[str, ...]]] = []
+        for link in links:
+            written = link.href
+            target = link.get_absolute_href() or written
+            if remote and not allow_local and reads_this_machine(written, target):
+                raise InputError(
+                    f"the catalog {redact_href(path[-1])} (read from a remote source) links to "
+                    f"{redact_href(written)!r:.160} on this machine; refused (pass --allow-local-hrefs if you "
+                    "trust the source)"
+                )
+            if link.rel == pystac.RelType.ITEM:
+                continue
+            if target in path:
+                raise InputError(
+                    f"the catalog {redact_href(start)} has a cycle: {redact_href(path[-1])} links to "
+                    f"{redact_href(target)} as a child, which is already on the way from the root; "
+                    "fix the catalog's child links"
+                )
+            if target in seen:
+                continue
+            if len(path) >= MAX_CATALOG_DEPTH:
+                raise InputError(
+                    f"the catalog {redact_href(start)} nests child catalogs more than {MAX_CATALOG_DEPTH} levels "
+                    f"deep (at {redact_href(target)}); point --catalog at a catalog further down"
+                )
+            seen.add(target)
+            link.resolve_stac_object(root=root)
+            child = link.target
+            if not isinstance(child, pystac.Catalog):
+                raise InputError(
+                    f"{redact_href(path[-1])} links to {redact_href(target)} as a child, but it is a STAC "
+                    f"{type(child).__name__}, not a catalog or collection; fix the catalog"
+                )
+            children.append((child, (*path, target)))
+        items.extend(catalog.get_items(recursive=False))
+        stack.extend(reversed(children))  # depth first, in link order
+    return items
+
+
 def _read_static(search: Search) -> list[pystac.Item]:
     if search.query or search.filter:
         raise ParameterError(
@@ -352,23 +486,32 @@ def _read_static(search: Search) -> list[pystac.Item]:
             "--collection, --ids, --bbox and --datetime"
         )
     items: list[pystac.Item] = []
+    untrusted: list[pystac.Item] = []  # items read from a remote source
     io = FsspecStacIO(search.timeout)
     try:
         if search.catalog:
-            root = pystac.read_file(search.catalog, stac_io=io)
-            items = list(root.get_items(recursive=True))  # type: ignore[attr-defined]
+            items = _catalog_items(search.catalog, io, search.allow_local_hrefs)
+            untrusted = [
+                it for it in items if _is_remote(search.catalog) or _is_remote(it.get_self_href() or search.catalog)
+            ]
         for path in search.item_files:
             obj = json.loads(io.read_text(path))
             if obj.get("type") == "FeatureCollection":
-                for item in pystac.ItemCollection.from_dict(obj, preserve_dict=False).items:
+                found = pystac.ItemCollection.from_dict(obj, preserve_dict=False).items
+                if _is_remote(path) and not search.allow_local_hrefs:  # before the hrefs are resolved
+                    refuse_local_hrefs(found, search.describe(), base=path)
+                for item in found:
                     for asset in item.assets.values():  # relative hrefs are relative to the file
                         asset.href = make_absolute_href(asset.href, path)
-                    items.append(item)
             else:
-                items.append(pystac.Item.from_dict(obj))
-                items[-1].set_self_href(path)
+                found = [pystac.Item.from_dict(obj)]
+                found[0].set_self_href(path)
+            items += found
+            untrusted += found if _is_remote(path) else []
+    except StacrrnError:
+        raise
     except Exception as exc:  # the edge where user files meet parsers: any failure is unusable input
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        first = _first_line(exc)[:200]
         if is_transient(exc) and "new connection" not in first.lower():  # nothing listening there: bad input
             raise TransientIOError(
                 f"reading STAC items from {search.describe()} kept failing ({type(exc).__name__}: {first}); "
@@ -377,6 +520,8 @@ def _read_static(search: Search) -> list[pystac.Item]:
         raise InputError(f"cannot read STAC items from {search.describe()}: {type(exc).__name__}: {first}") from None
     for item in items:
         check_item(item, search.describe())
+    if not search.allow_local_hrefs:
+        refuse_local_hrefs(untrusted, search.describe())
     items = [it for it in items if _matches(it, search)]
     return items[: search.max_items] if search.max_items else items
 
@@ -455,8 +600,8 @@ def band_scaling(asset: pystac.Asset, index: int) -> tuple[float, float] | None:
         scale = offset = math.nan
     if not (math.isfinite(scale) and math.isfinite(offset)):
         raise InputError(
-            f"asset {asset.href}: raster:bands scale {band.get('scale')!r:.40} or offset {band.get('offset')!r:.40} "
-            f"of band {index} is not a number; fix the item JSON"
+            f"asset {redact_href(asset.href)}: raster:bands scale {band.get('scale')!r:.40} or offset "
+            f"{band.get('offset')!r:.40} of band {index} is not a number; fix the item JSON"
         )
     return scale, offset
 

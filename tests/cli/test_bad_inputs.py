@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,20 +26,28 @@ from stacrrn.samples import write_sample_mosaic
 from stacrrn.serverless.__main__ import main as serverless_main
 from stacrrn.services import free_port
 from tests.conftest import write_like, write_raster
+from tests.io.web import Web
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory) -> dict[str, Path]:
-    """Two overlapping tiles, and a static catalog of them (one COG asset ``image`` per item)."""
+def web() -> Iterator[Web]:
+    """A loopback HTTP server the cases serve STAC answers from."""
+    with Web() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory, web: Web) -> dict[str, Any]:
+    """Two overlapping tiles, a static catalog of them (one COG asset ``image`` per item), a web server."""
     folder = tmp_path_factory.mktemp("good")
     tiles = write_sample_mosaic(folder, tiles=2, tile_size=96, overlap=32).paths[:2]
     result = runner.invoke(
         app, ["catalog", *map(str, tiles), "--out", str(folder / "cat"), "--datetime", "2024-06-01T10:00:00Z"]
     )
     assert result.exit_code == 0, result.output
-    return {"t0": tiles[0], "t1": tiles[1], "cat": folder / "cat" / "collection.json", "folder": folder}
+    return {"t0": tiles[0], "t1": tiles[1], "cat": folder / "cat" / "collection.json", "folder": folder, "web": web}
 
 
 @dataclass(frozen=True)
@@ -104,13 +113,14 @@ def truncated(good, tmp):
 
 
 def far_away(good, tmp):
-    far = write_raster(tmp / "far.tif", _tile(good), Affine(10, 0, 900000, 0, -10, 100000), nodata=0)
+    # 10 km east of the tiles (which start at 500000, 4500000): no overlap, and a common grid of a sane size
+    far = write_raster(tmp / "far.tif", _tile(good), Affine(10, 0, 510000, 0, -10, 4500000), nodata=0)
     return ["match", str(good["t0"]), str(far)]
 
 
 def two_groups(good, tmp):
-    a = write_raster(tmp / "far_a.tif", _tile(good), Affine(10, 0, 900000, 0, -10, 100000), nodata=0)
-    b = write_raster(tmp / "far_b.tif", _tile(good), Affine(10, 0, 900500, 0, -10, 100000), nodata=0)
+    a = write_raster(tmp / "far_a.tif", _tile(good), Affine(10, 0, 510000, 0, -10, 4500000), nodata=0)
+    b = write_raster(tmp / "far_b.tif", _tile(good), Affine(10, 0, 510500, 0, -10, 4500000), nodata=0)
     return ["match", str(good["t0"]), str(good["t1"]), str(a), str(b)]
 
 
@@ -163,6 +173,32 @@ def not_json(good, tmp):
     paths = _items(good, tmp)
     Path(paths[1]).write_text("{not json")
     return ["run", *paths]
+
+
+def _landing(body: str) -> Callable[[dict[str, Any], Path], list[str]]:
+    """A STAC API whose landing page is ``body``."""
+    return lambda g, t: ["search", "--stac", g["web"].serve(f"/landing-{len(body)}/", body)]
+
+
+def catalog_cycle(good, tmp):
+    """Catalog a links child b, b links child a."""
+    for name, other in (("a", "b"), ("b", "a")):
+        links = [{"rel": "root", "href": "./a.json"}, {"rel": "child", "href": f"./{other}.json"}]
+        body = {"type": "Catalog", "stac_version": "1.0.0", "id": name, "description": name, "links": links}
+        (tmp / f"{name}.json").write_text(json.dumps(body))
+    return ["run", "--catalog", str(tmp / "a.json")]
+
+
+def served_items(good: dict[str, Any], name: str, href: str) -> str:
+    """The catalog's two items as an ItemCollection on the web server, every asset at ``href``; its URL."""
+    features = []
+    for stem in ("tile_00", "tile_01"):
+        d = json.loads((good["cat"].parent / stem / f"{stem}.json").read_text())
+        d["links"] = []
+        for asset in d["assets"].values():
+            asset["href"] = href
+        features.append(d)
+    return good["web"].serve(f"/{name}/items.json", {"type": "FeatureCollection", "features": features})
 
 
 def _event(tmp: Path, event: object) -> str:
@@ -228,6 +264,19 @@ CASES = [
         "STAC API not answering",
         lambda g, t: ["run", "--stac", f"http://127.0.0.1:{free_port()}"],
         ("did not answer",),
+    ),
+    Case("STAC API landing page []", _landing("[]"), ("did not answer", "landing page")),
+    Case("STAC API landing page null", _landing("null"), ("did not answer", "landing page")),
+    Case("static catalog with a link cycle", catalog_cycle, ("cycle", "a.json", "b.json")),
+    Case(
+        "remote items pointing at /etc/passwd",
+        lambda g, t: ["run", served_items(g, "passwd", "/etc/passwd")],
+        ("'/etc/passwd'", "this machine", "--allow-local-hrefs"),
+    ),
+    Case(
+        "remote items pointing at a /vsicurl/ path",
+        lambda g, t: ["run", served_items(g, "vsicurl", f"/vsicurl/{g['web'].url}/vsicurl/tile.tif")],
+        ("/vsicurl/http://", "--allow-local-hrefs"),
     ),
     Case(
         "event not a FeatureCollection",

@@ -271,3 +271,103 @@ def test_the_command_line_exits_75_on_a_catalog_server_that_never_answers(silent
     assert proc.returncode == 75, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error:") and "kept failing" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def _catalog(cat_id: str, *links: tuple[str, str]) -> dict:
+    """A STAC catalog with ``(rel, href)`` links."""
+    return {
+        "type": "Catalog",
+        "stac_version": "1.0.0",
+        "id": cat_id,
+        "description": cat_id,
+        "links": [{"rel": rel, "href": href, "type": "application/json"} for rel, href in links],
+    }
+
+
+def _item_dict(item_id: str, href: str) -> dict:
+    d = make_item(item_id, 1, 10.0, 5.0, {"B04": {"href": href, "type": pystac.MediaType.COG}}).to_dict(
+        include_self_link=False
+    )
+    d["links"] = []
+    return d
+
+
+@pytest.fixture
+def web():
+    from tests.io.web import Web
+
+    with Web() as server:
+        yield server
+
+
+def test_a_catalog_with_a_link_cycle_is_bad_input_not_a_recursion(web, tmp_path):
+    """Catalog a links child b, b links child a: over HTTP and on disk, one InputError naming the cycle."""
+    web.serve("/a.json", _catalog("a", ("root", "./a.json"), ("child", "./b.json")))
+    web.serve("/b.json", _catalog("b", ("root", "./a.json"), ("child", "./a.json")))
+    with pytest.raises(InputError, match=r"has a cycle: http://127\.0\.0\.1:\d+/b\.json links to .*/a\.json"):
+        search_items(Search(catalog=f"{web.url}/a.json"))
+    (tmp_path / "a.json").write_text(json.dumps(_catalog("a", ("child", "./b.json"))))
+    (tmp_path / "b.json").write_text(json.dumps(_catalog("b", ("child", "./b.json"))))  # b is its own child
+    with pytest.raises(InputError, match=r"has a cycle: .*b\.json links to .*b\.json"):
+        search_items(Search(catalog=str(tmp_path / "a.json")))
+
+
+def test_a_catalog_reached_twice_is_read_once_and_deep_nesting_is_refused(tmp_path, monkeypatch):
+    import stacrrn.io.stac
+
+    (tmp_path / "root.json").write_text(json.dumps(_catalog("root", ("child", "./x.json"), ("child", "./y.json"))))
+    for name in ("x", "y"):
+        (tmp_path / f"{name}.json").write_text(json.dumps(_catalog(name, ("child", "./shared.json"))))
+    (tmp_path / "shared.json").write_text(json.dumps(_catalog("shared", ("item", "./a.json"))))
+    (tmp_path / "a.json").write_text(json.dumps(_item_dict("a", "./a.tif")))
+    assert [it.id for it in search_items(Search(catalog=str(tmp_path / "root.json")))] == ["a"]
+    monkeypatch.setattr(stacrrn.io.stac, "MAX_CATALOG_DEPTH", 2)
+    with pytest.raises(InputError, match="more than 2 levels deep"):
+        search_items(Search(catalog=str(tmp_path / "root.json")))
+
+
+def test_a_remote_catalog_may_not_lead_to_local_files(web, tmp_path):
+    local_item = tmp_path / "local.json"
+    local_item.write_text(json.dumps(_item_dict("local", str(tmp_path / "a.tif"))))
+    web.serve("/links-local.json", _catalog("r", ("item", local_item.as_uri())))
+    with pytest.raises(InputError, match=r"links to 'file:///.*local\.json' on this machine.*--allow-local-hrefs"):
+        search_items(Search(catalog=f"{web.url}/links-local.json"))
+    allowed = search_items(Search(catalog=f"{web.url}/links-local.json", allow_local_hrefs=True))
+    assert [it.id for it in allowed] == ["local"]
+    web.serve("/assets-local.json", _catalog("r", ("item", "./items/b.json")))
+    web.serve("/items/b.json", _item_dict("b", "/vsizip//etc/secrets.zip/b.tif"))
+    with pytest.raises(InputError, match=r"item 'b' of .*asset 'B04' points at '/vsizip//etc/secrets\.zip/b\.tif'"):
+        search_items(Search(catalog=f"{web.url}/assets-local.json"))
+    web.serve("/items/b.json", _item_dict("b", "../scenes/b.tif"))  # relative: resolved on the server
+    (found,) = search_items(Search(catalog=f"{web.url}/assets-local.json"))
+    assert found.assets["B04"].get_absolute_href() == f"{web.url}/scenes/b.tif"
+
+
+def test_a_stac_api_whose_items_point_at_local_files_is_refused(web):
+    links = [
+        {"rel": "self", "href": web.url + "/"},
+        {"rel": "root", "href": web.url + "/"},
+        {"rel": "search", "href": web.url + "/search", "type": "application/geo+json", "method": "POST"},
+    ]
+    conforms = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"]
+    web.serve("/", {**_catalog("api"), "conformsTo": conforms, "links": links})
+    features = [_item_dict("a", "s3://b/a.tif"), _item_dict("b", "/etc/passwd")]
+    web.serve("/search", {"type": "FeatureCollection", "features": features, "links": []})
+    with pytest.raises(InputError, match=r"item 'b' of http://127\.0\.0\.1:\d+: asset 'B04' points at '/etc/passwd'"):
+        search_items(Search(stac=web.url))
+    assert [it.id for it in search_items(Search(stac=web.url, allow_local_hrefs=True))] == ["a", "b"]
+
+
+@pytest.mark.parametrize("body", ["[]", "null", '"a string"', "42"])
+def test_a_stac_api_landing_page_that_is_not_an_object_is_bad_input(web, body):
+    url = web.serve("/", body)
+    with pytest.raises(InputError, match="did not answer the search with STAC stacrrn can use"):
+        search_items(Search(stac=url))
+
+
+def test_a_signed_item_collection_url_is_not_repeated_in_the_error(web):
+    secret = "se=2030-01-01&sig=SeCrEt"
+    with pytest.raises(InputError) as caught:
+        search_items(Search(item_files=(f"{web.url}/missing/items.json?{secret}",)))
+    assert f"{web.url}/missing/items.json" in str(caught.value) and "404" in str(caught.value)
+    assert "sig=" not in str(caught.value) and "SeCrEt" not in str(caught.value)
