@@ -32,6 +32,7 @@ from stacrrn.io.band_choice import (
     is_categorical,
     key_stem,
 )
+from stacrrn.io.files import absolute_path
 from stacrrn.io.hrefs import is_local_href, reads_this_machine, redact_href, redact_text
 from stacrrn.io.retry import NETWORK_TIMEOUT, RETRY_STATUS, is_transient
 
@@ -494,7 +495,8 @@ def _read_static(search: Search) -> list[pystac.Item]:
             untrusted = [
                 it for it in items if _is_remote(search.catalog) or _is_remote(it.get_self_href() or search.catalog)
             ]
-        for path in search.item_files:
+        for given in search.item_files:
+            path = absolute_path(given)  # relative hrefs resolve against where the file is, not the root
             obj = json.loads(io.read_text(path))
             if obj.get("type") == "FeatureCollection":
                 found = pystac.ItemCollection.from_dict(obj, preserve_dict=False).items

@@ -371,3 +371,15 @@ def test_a_signed_item_collection_url_is_not_repeated_in_the_error(web):
         search_items(Search(item_files=(f"{web.url}/missing/items.json?{secret}",)))
     assert f"{web.url}/missing/items.json" in str(caught.value) and "404" in str(caught.value)
     assert "sig=" not in str(caught.value) and "SeCrEt" not in str(caught.value)
+
+
+def test_relative_item_files_resolve_relative_hrefs_beside_them(tmp_path, monkeypatch):
+    """``stacrrn run items.json`` from the file's folder: ``b.tif`` is that folder's, not the root's."""
+    item = make_item("rel", 1, 10.0, 0.0, {"red": {"href": "b.tif", "type": pystac.MediaType.COG, "roles": ["data"]}})
+    d = item.to_dict(include_self_link=False)
+    (tmp_path / "fc.json").write_text(json.dumps({"type": "FeatureCollection", "features": [d]}))
+    (tmp_path / "one.json").write_text(json.dumps(d))
+    monkeypatch.chdir(tmp_path)
+    for name in ("fc.json", "one.json"):
+        (found,) = search_items(Search(item_files=(name,)))
+        assert found.assets["red"].get_absolute_href() == str(tmp_path / "b.tif")
