@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from stacrrn.errors import ParameterError
+from stacrrn.errors import ParameterError, UnreadableRasterError, report
 from stacrrn.io.cog import COG_THREADS_ENV, cog_options
 from stacrrn.pipeline.parallel import WARM_MODULES, DaskWorkers, connect, imap_bounded, threads_of
 
@@ -16,6 +16,10 @@ def slow_square(x: int) -> int:
     """``x * x`` after work that shrinks with ``x``: later tasks tend to finish first (no sleep)."""
     sum(range((40 - x) * 5000))
     return x * x
+
+
+def unreadable(x: int) -> int:
+    raise UnreadableRasterError(f"cannot read pixels of tile_0{x + 1}.tif (corrupt or truncated?)")
 
 
 def fail_on_three(x: int) -> int:
@@ -50,6 +54,10 @@ def test_dask_cluster_keeps_order_forwards_settings_and_errors():
         assert options == ["1", "1"] and cog_options()["NUM_THREADS"] == os.environ.get(COG_THREADS_ENV, "ALL_CPUS")
         with pytest.raises(ValueError, match="three"):
             list(imap_bounded(fail_on_three, range(10), cluster))
+        # an input error raised on a worker reaches the user as a local one: same type, one line, exit 2
+        with pytest.raises(UnreadableRasterError, match="tile_01") as caught:
+            list(imap_bounded(unreadable, range(2), cluster))
+        assert report(caught.value).exit_code == 2
 
 
 def test_connect_defaults_to_threads_and_rejects_bad_settings(monkeypatch):
