@@ -34,6 +34,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def one_error_line(stderr: str, *words: str) -> str:
+    """The only line on stderr, which is an ``error:`` line holding ``words``."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
 def assert_user_error(proc: subprocess.CompletedProcess[str], *words: str) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from stacrrn.cli.app import app
 from stacrrn.samples import write_sample_mosaic
-from tests.cli.test_cli import run_cli
+from tests.cli.test_cli import one_error_line, run_cli
 from tests.io.web import Web
 
 runner = CliRunner()
@@ -81,15 +81,6 @@ def item_files(tiles: dict[str, Any], folder: Path, href: str | None = None) -> 
         paths.append(str(folder / f"{d['id']}.json"))
         Path(paths[-1]).write_text(json.dumps(d))
     return paths
-
-
-def one_error_line(stderr: str, *words: str) -> str:
-    """The only line on stderr, which is an ``error:`` line holding ``words``."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("kind", ["png", "jpg"])

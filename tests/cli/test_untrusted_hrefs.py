@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from stacrrn.cli.app import app
 from stacrrn.samples import write_sample_mosaic
-from tests.cli.test_cli import run_cli
+from tests.cli.test_cli import one_error_line, run_cli
 from tests.io.web import Web
 
 runner = CliRunner()
@@ -56,14 +56,6 @@ def collection_of(items: list[dict[str, Any]], href: Any) -> dict[str, Any]:
         for asset in d["assets"].values():
             asset["href"] = href(asset["href"])
     return {"type": "FeatureCollection", "features": features}
-
-
-def one_error_line(stderr: str, *words: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def test_remote_items_pointing_at_etc_passwd_are_refused_before_anything_is_opened(items, web, tmp_path, monkeypatch):
