@@ -40,6 +40,7 @@ from stacrrn.core.local_model import LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import InputError, ParameterError, StacrrnError, report
+from stacrrn.io.hrefs import redact_text
 from stacrrn.io.lock import OutputLock
 from stacrrn.io.output_keys import check_output_keys
 from stacrrn.io.stac import Search, asset_href, item_href, search_items, select_bands, sort_by_date
@@ -374,11 +375,14 @@ def _publish_run(
 
 
 def failure_reason(exc: BaseException) -> str:
-    """The manifest's one line on why a run failed (as the command line shows it, for stacrrn errors)."""
+    """The manifest's one line on why a run failed (as the command line shows it, for stacrrn errors).
+
+    Either way URLs lose their query strings (:func:`~stacrrn.io.hrefs.redact_text`), as in every error line.
+    """
     if isinstance(exc, StacrrnError):
         error = report(exc)
         return f"{error.error}: {error.message}"
-    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+    return f"{type(exc).__name__}: {redact_text((str(exc).strip().splitlines() or [''])[0][:300])}"
 
 
 def usable_statistics(setup: RunSetup, stats: Statistics) -> list[str]:
