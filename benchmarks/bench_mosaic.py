@@ -311,8 +311,8 @@ def _first_valid(plan: Any, box: Box) -> tuple[Box, NDArray[np.uint16]]:
 
 def stage_mosaic_floor(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
     """Read every pixel once on the mosaic grid and write the mosaic COG once (no seams, no blending)."""
-    from stacrrn.pipeline.parallel import imap_bounded
-    from stacrrn.pipeline.plan import make_plan
+    from stacrrn.pipeline.execution.parallel import imap_bounded
+    from stacrrn.pipeline.inputs.plan import make_plan
 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -326,7 +326,7 @@ def stage_mosaic_floor(paths: list[Path], out: Path, workers: int) -> dict[str, 
 
 def stage_mosaic(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
     """``stacrrn`` seamlines and a feathered mosaic of ``paths``; seconds, peak RSS, seam jump."""
-    from stacrrn.pipeline.mosaic import mosaic, mosaic_sources
+    from stacrrn.pipeline.mosaic.mosaic import mosaic, mosaic_sources
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()

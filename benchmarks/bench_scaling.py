@@ -65,7 +65,7 @@ ENGINES = ("threads", "dask-1", "dask-2", "serverless")
 
 def catalog(paths: list[Path], folder: Path) -> list[dict[str, Any]]:
     """STAC items (one multi-band COG asset each) of the scenes, written once and reused."""
-    from stacrrn.pipeline.catalog import catalog_rasters
+    from stacrrn.pipeline.outputs.catalog import catalog_rasters
 
     index = folder / "items.json"
     stamp = [p.stat().st_mtime_ns for p in paths]
@@ -118,7 +118,7 @@ def stage_engine(engine: str, items: list[dict[str, Any]], out: Path, tiles: int
         return {"seconds": seconds, "digest": digest, "gains": gains, "peak_rss_mb": peak_rss_mb()}
     if engine == "serverless":
         return stage_serverless(items, out, tiles)
-    from stacrrn.pipeline.parallel import DaskWorkers, connect
+    from stacrrn.pipeline.execution.parallel import DaskWorkers, connect
 
     t0 = time.perf_counter()
     with connect("local", int(engine.split("-")[1])) as cluster:

@@ -130,7 +130,7 @@ def main() -> int:
         print(RESULT + json.dumps(stage_engine(payload["stac"], payload["workers"], payload["injected"])))
         return 0
 
-    from stacrrn.pipeline.catalog import catalog_rasters
+    from stacrrn.pipeline.outputs.catalog import catalog_rasters
     from stacrrn.services import LoopbackS3, RustacAPI
 
     layout = Layout(args.scenes, args.size)

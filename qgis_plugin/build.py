@@ -1,15 +1,16 @@
 """Build the installable plugin zip: ``python qgis_plugin/build.py [DIST]`` -> ``DIST/stacrrn_qgis-<version>.zip``.
 
 The zip holds the ``stacrrn_qgis/`` folder (what QGIS's "Install from ZIP" expects) without
-caches; the plugin's version in ``metadata.txt`` must be stacrrn's (``pyproject.toml``).
+caches; the plugin's version in ``metadata.txt`` must be stacrrn's (``stacrrn/_version.py``).
 Standard library only, so any Python 3.11 builds it.
 """
 
 from __future__ import annotations
 
+import ast
 import configparser
+import re
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def plugin_version() -> str:
     metadata = configparser.ConfigParser()
     metadata.read(PACKAGE / "metadata.txt", encoding="utf-8")
     version = metadata["general"]["version"]
-    project = tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]["version"]
+    source = (HERE.parent / "stacrrn" / "_version.py").read_text()
+    project = ast.literal_eval(re.findall(r"__version__ = (.+)", source)[0])
     if version != project:
         raise SystemExit(f"metadata.txt has version {version} but stacrrn is {project}: make them agree")
     return version

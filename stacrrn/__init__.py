@@ -20,44 +20,46 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from stacrrn._version import __version__
+
 _EXPORTS = {
     "METHODS": "stacrrn.core.model",
     "RRNModel": "stacrrn.core.model",
     "GlobalFit": "stacrrn.core.global_model",
     "solve_global": "stacrrn.core.global_model",
     "LocalFit": "stacrrn.core.local_model",
-    "LocalParams": "stacrrn.core.local_model",
+    "LocalParams": "stacrrn.core.local_params",
     "solve_local": "stacrrn.core.local_model",
     "solve_global_local": "stacrrn.core.global_local",
     "Statistics": "stacrrn.core.statistics",
     "InputError": "stacrrn.errors",
     "StacrrnError": "stacrrn.errors",
-    "apply_model": "stacrrn.pipeline.apply",
+    "apply_model": "stacrrn.pipeline.passes.apply",
     "MatchResult": "stacrrn.pipeline.match",
-    "fit_model": "stacrrn.pipeline.match",
+    "fit_model": "stacrrn.pipeline.passes.solve",
     "match": "stacrrn.pipeline.match",
-    "Plan": "stacrrn.pipeline.plan",
-    "make_plan": "stacrrn.pipeline.plan",
-    "compute_statistics": "stacrrn.pipeline.statistics",
+    "Plan": "stacrrn.pipeline.inputs.plan",
+    "make_plan": "stacrrn.pipeline.inputs.plan",
+    "compute_statistics": "stacrrn.pipeline.passes.statistics",
     "Search": "stacrrn.io.stac",
     "search_items": "stacrrn.io.stac",
     "select_bands": "stacrrn.io.stac",
     "choose_assets": "stacrrn.io.band_choice",
-    "load_items": "stacrrn.pipeline.stac_plan",
+    "load_items": "stacrrn.pipeline.loading.stac_plan",
     "run": "stacrrn.pipeline.run",
     "RunResult": "stacrrn.pipeline.run",
-    "catalog_rasters": "stacrrn.pipeline.catalog",
-    "PifOptions": "stacrrn.pipeline.pifs",
+    "catalog_rasters": "stacrrn.pipeline.outputs.catalog",
+    "PifOptions": "stacrrn.pipeline.inputs.pif_options",
     "ESTIMATORS": "stacrrn.core.global_model",
     "fit_irmad": "stacrrn.core.pif",
     "validate_holdout": "stacrrn.core.validation",
     "mask_plans": "stacrrn.pipeline.mask_products",
     "write_cloud_masks": "stacrrn.pipeline.mask_products",
     "write_pif_masks": "stacrrn.pipeline.mask_products",
-    "mosaic": "stacrrn.pipeline.mosaic",
-    "mosaic_sources": "stacrrn.pipeline.mosaic",
-    "mosaic_of_run": "stacrrn.pipeline.mosaic",
-    "compute_seams": "stacrrn.pipeline.seams",
+    "mosaic": "stacrrn.pipeline.mosaic.mosaic",
+    "mosaic_sources": "stacrrn.pipeline.mosaic.mosaic",
+    "mosaic_of_run": "stacrrn.pipeline.mosaic.mosaic",
+    "compute_seams": "stacrrn.pipeline.mosaic.seams",
     "partition": "stacrrn.core.seamlines",
 }
 
@@ -68,8 +70,6 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'stacrrn' has no attribute {name!r}")
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ESTIMATORS",
@@ -86,6 +86,7 @@ __all__ = [
     "Search",
     "StacrrnError",
     "Statistics",
+    "__version__",
     "apply_model",
     "catalog_rasters",
     "choose_assets",

@@ -16,7 +16,7 @@ MODULES = (
     "stacrrn.pipeline.match",
     "stacrrn.pipeline.run",
     "stacrrn.pipeline.mask_products",
-    "stacrrn.pipeline.mosaic",
+    "stacrrn.pipeline.mosaic.mosaic",
     "stacrrn.report",
 )
 """What the algorithms call: importing them imports every dependency they use."""

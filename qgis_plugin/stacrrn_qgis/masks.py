@@ -47,7 +47,7 @@ class CloudMasksAlgorithm(StacrrnAlgorithm):
 
     def define(self) -> None:
         """Inputs, the cloud test and mask rasters, workers, output folder."""
-        from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS
+        from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS
 
         add_inputs(self, "Rasters")
         add_cloud_masks(self, ("auto", *LOCAL_CLOUD_MASKS), "auto", local=True)
@@ -86,7 +86,7 @@ class PifAlgorithm(StacrrnAlgorithm):
 
     def define(self) -> None:
         """Inputs, PIF criteria, cloud masks, workers, output folder."""
-        from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS
+        from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS
 
         add_inputs(self, "Rasters")
         add_pif(self, default=("imad",), holdout=False)

@@ -40,7 +40,7 @@ class MatchAlgorithm(StacrrnAlgorithm):
 
     def define(self) -> None:
         """Inputs, references, model, masks, PIFs, workers and the output folder."""
-        from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS
+        from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS
 
         add_inputs(self)
         self.addParameter(layers("REFERENCES", "Reference images (among the inputs)", optional=True))
@@ -54,7 +54,7 @@ class MatchAlgorithm(StacrrnAlgorithm):
 
     def prepare(self, parameters: Parameters, context: QgsProcessingContext) -> Job:
         """Layers to paths, options to :func:`stacrrn.match` keywords."""
-        from stacrrn.pipeline.plan import band_numbers
+        from stacrrn.pipeline.inputs.plan import band_numbers
 
         inputs = read_inputs(self, parameters, context)
         references = raster_sources(self, parameters, "REFERENCES", context) if is_set(parameters, "REFERENCES") else []

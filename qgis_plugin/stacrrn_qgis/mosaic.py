@@ -67,9 +67,9 @@ class SeamlinesAlgorithm(StacrrnAlgorithm):
         return Job(self.parameterAsString(parameters, OUTPUT_FOLDER, context), args)
 
     def execute(self, job: Job, progress: StageProgress) -> Made:
-        """:func:`stacrrn.mosaic_sources`, then :func:`stacrrn.pipeline.mosaic.write_seamlines`."""
+        """:func:`stacrrn.mosaic_sources`, then :func:`stacrrn.pipeline.mosaic.mosaic.write_seamlines`."""
         from stacrrn import mosaic_sources
-        from stacrrn.pipeline.mosaic import write_seamlines
+        from stacrrn.pipeline.mosaic.mosaic import write_seamlines
 
         a = job.args
         sources = mosaic_sources(
@@ -132,7 +132,7 @@ class MosaicAlgorithm(StacrrnAlgorithm):
     def execute(self, job: Job, progress: StageProgress) -> Made:
         """:func:`stacrrn.mosaic_sources` (with the model, if any), then :func:`stacrrn.mosaic`."""
         from stacrrn import mosaic, mosaic_sources
-        from stacrrn.pipeline.apply import read_model
+        from stacrrn.pipeline.passes.apply import read_model
 
         a = job.args
         sources = mosaic_sources(

@@ -91,7 +91,7 @@ def read_grid(alg: QgsProcessingAlgorithm, parameters: Parameters, context: QgsP
 def add_model(alg: QgsProcessingAlgorithm) -> None:
     """Method, local extent and decay, local block grid, estimator, minimum overlap, overlap pixels and the grid."""
     from stacrrn import ESTIMATORS, METHODS
-    from stacrrn.core.local_model import LOCAL_EXTENTS
+    from stacrrn.core.local_params import LOCAL_EXTENTS
 
     alg.addParameter(enum("METHOD", "Method", METHODS, "global+local"))
     alg.addParameter(
@@ -244,7 +244,7 @@ def masks_by_input(masks: Sequence[str], inputs: Sequence[str], kind: str) -> di
 
 def add_pif(alg: QgsProcessingAlgorithm, *, default: Sequence[str] = (), holdout: bool = True) -> None:
     """Pseudo-invariant features: criteria, include and exclude polygons, thresholds, holdout."""
-    from stacrrn.pipeline.pifs import PIF_KINDS
+    from stacrrn.pipeline.inputs.pif_options import PIF_KINDS
 
     alg.addParameter(
         enum("PIF", "Pseudo-invariant features (PIFs)", PIF_KINDS, list(default), multiple=True, optional=True)
@@ -322,7 +322,7 @@ def read_search(alg: QgsProcessingAlgorithm, parameters: Parameters, context: Qg
 
 def add_seams(alg: QgsProcessingAlgorithm) -> None:
     """Seamline placement and priorities."""
-    from stacrrn.pipeline.seams import SEAM_MODES
+    from stacrrn.pipeline.mosaic.seams import SEAM_MODES
 
     alg.addParameter(enum("SEAMS", "Seamlines", SEAM_MODES, SEAM_MODES[0]))
     alg.addParameter(layers("PRIORITY", "Preferred images (they win more area)", optional=True))

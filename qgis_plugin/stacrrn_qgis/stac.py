@@ -95,10 +95,10 @@ class StacRunAlgorithm(StacrrnAlgorithm):
 
     def define(self) -> None:
         """Search, bands, mode, model, masks, PIFs, run options, output and mosaic."""
+        from stacrrn.pipeline.inputs.stac_inputs import CLOUD_MASKS
+        from stacrrn.pipeline.loading.stac_plan import MODES
+        from stacrrn.pipeline.mosaic.seams import SEAM_MODES
         from stacrrn.pipeline.run import ON_ERROR
-        from stacrrn.pipeline.seams import SEAM_MODES
-        from stacrrn.pipeline.stac_inputs import CLOUD_MASKS
-        from stacrrn.pipeline.stac_plan import MODES
 
         add_search(self)
         self.addParameter(

@@ -19,12 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, library_output, log
-from stacrrn.core.local_model import LocalExtent, LocalParams
+from stacrrn.core.local_params import LocalExtent, LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import ParameterError, StacrrnError, report
 from stacrrn.io.hrefs import redact_text
-from stacrrn.pipeline.progress import Progress as ProgressCallback
-from stacrrn.pipeline.progress import no_progress
+from stacrrn.pipeline.execution.progress import Progress as ProgressCallback
+from stacrrn.pipeline.execution.progress import no_progress
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,7 +138,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 class RichProgress:
-    """A :class:`stacrrn.pipeline.progress.Progress` drawn with rich (silent when quiet)."""
+    """A :class:`stacrrn.pipeline.execution.progress.Progress` drawn with rich (silent when quiet)."""
 
     def __init__(self, bar: Progress | None) -> None:
         self.bar = bar

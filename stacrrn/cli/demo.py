@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from stacrrn.cli.common import app, console, handle_errors, print_model_table, print_warnings, with_progress
-from stacrrn.pipeline.demo import run_demo
+from stacrrn.cli.demo_job import run_demo
 
 
 @app.command("demo")

@@ -42,9 +42,9 @@ from stacrrn.cli.masking import (
 )
 from stacrrn.core.fidelity import SAMPLE_EVERY
 from stacrrn.core.model import METHODS
+from stacrrn.pipeline.execution.parallel import connect
+from stacrrn.pipeline.inputs.plan import band_numbers
 from stacrrn.pipeline.match import MatchResult, match
-from stacrrn.pipeline.parallel import connect
-from stacrrn.pipeline.plan import band_numbers
 
 
 def print_summary(result: MatchResult) -> None:

@@ -22,6 +22,8 @@ from stacrrn.core.global_model import ESTIMATORS
 from stacrrn.core.masks import QA_DECODERS
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import ParameterError
+from stacrrn.pipeline.inputs.pif_options import PIF_KINDS, PifOptions
+from stacrrn.pipeline.inputs.stac_inputs import CLOUD_MASKS
 from stacrrn.pipeline.mask_products import (
     MaskProduct,
     local_cloud_mask,
@@ -29,8 +31,6 @@ from stacrrn.pipeline.mask_products import (
     write_cloud_masks,
     write_pif_masks,
 )
-from stacrrn.pipeline.pifs import PIF_KINDS, PifOptions
-from stacrrn.pipeline.stac_inputs import CLOUD_MASKS
 
 PANEL = "Masks and PIFs"
 

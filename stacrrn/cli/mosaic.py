@@ -12,8 +12,7 @@ from stacrrn.cli.common import app, console, handle_errors, parse_named, table_c
 from stacrrn.cli.masking import Inputs, source_of, split
 from stacrrn.cli.search_options import AllowLocalHrefs, Bbox, Collections, Datetime, StacUrl
 from stacrrn.errors import ParameterError
-from stacrrn.pipeline.apply import read_model
-from stacrrn.pipeline.mosaic import (
+from stacrrn.pipeline.mosaic.mosaic import (
     PRIORITY_BY,
     MosaicResult,
     item_priorities,
@@ -21,7 +20,8 @@ from stacrrn.pipeline.mosaic import (
     mosaic_sources,
     write_seamlines,
 )
-from stacrrn.pipeline.seams import SEAM_MODES
+from stacrrn.pipeline.mosaic.seams import SEAM_MODES
+from stacrrn.pipeline.passes.apply import read_model
 
 PANEL = "Mosaic"
 

@@ -60,9 +60,9 @@ from stacrrn.core.model import METHODS
 from stacrrn.errors import ParameterError
 from stacrrn.io.retry import NETWORK_TIMEOUT
 from stacrrn.io.stac import search_items
-from stacrrn.pipeline.parallel import connect
-from stacrrn.pipeline.stac_inputs import CLOUD_MASKS
-from stacrrn.pipeline.stac_plan import MODES
+from stacrrn.pipeline.execution.parallel import connect
+from stacrrn.pipeline.inputs.stac_inputs import CLOUD_MASKS
+from stacrrn.pipeline.loading.stac_plan import MODES
 
 
 def _overlap_share(items: list[Any]) -> list[float]:
@@ -282,7 +282,7 @@ def run_command(
         )
     made = None
     if mosaic:
-        from stacrrn.pipeline.mosaic import mosaic_of_run
+        from stacrrn.pipeline.mosaic.mosaic import mosaic_of_run
 
         made = with_progress(
             quiet,
@@ -335,7 +335,7 @@ def catalog_command(
     from pystac.utils import str_to_datetime
 
     from stacrrn.io.raster import open_raster, require_lonlat
-    from stacrrn.pipeline.catalog import catalog_rasters
+    from stacrrn.pipeline.outputs.catalog import catalog_rasters
 
     when = None
     if datetime:

@@ -36,7 +36,7 @@ def configure_cloud() -> dict[str, str]:
     With ``AWS_ENDPOINT_URL=http://host:port`` set (e.g. a local S3 server), GDAL needs
     ``AWS_S3_ENDPOINT=host:port``, ``AWS_HTTPS=NO`` and path-style addressing. The settings
     go to ``os.environ`` (so threads and spawned workers inherit them) without overriding
-    what the user set. odc-stac gets them when it loads (:func:`~stacrrn.pipeline.stac_plan.load_lazy`).
+    what the user set. odc-stac gets them when it loads (:func:`~stacrrn.pipeline.loading.stac_plan.load_lazy`).
     """
     env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "4", "GDAL_HTTP_RETRY_DELAY": "0.5"}
     # a server that accepts and never answers fails the read after this long (then it is retried)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pystac
 
-from stacrrn import __version__
+from stacrrn._version import __version__
 from stacrrn.core.masks import clear_from_qa
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import StacrrnError, report
@@ -32,15 +32,15 @@ from stacrrn.io.raster import read_window
 from stacrrn.io.stac import BandRef, BandSelection, asset_href, band_encoding, item_href
 from stacrrn.io.stac_items import COG, RasterAsset, collection_of, to_json_dict
 from stacrrn.io.storage import Storage
-from stacrrn.pipeline.apply import ApplyResult, correct_raster, field_map, record_outputs, write_block_map
-from stacrrn.pipeline.catalog import publish_raster
-from stacrrn.pipeline.manifest import RunManifest
+from stacrrn.pipeline.execution.parallel import Workers, imap_bounded
+from stacrrn.pipeline.execution.progress import Progress, no_progress
+from stacrrn.pipeline.inputs.stac_inputs import QaAsset
 from stacrrn.pipeline.mask_products import write_clear_mask
-from stacrrn.pipeline.parallel import Workers, imap_bounded
-from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.outputs.catalog import publish_raster
+from stacrrn.pipeline.outputs.manifest import RunManifest
+from stacrrn.pipeline.outputs.stac_output import item_json, output_item, rrn_properties
+from stacrrn.pipeline.passes.apply import ApplyResult, correct_raster, field_map, record_outputs, write_block_map
 from stacrrn.pipeline.run_setup import RunSetup
-from stacrrn.pipeline.stac_inputs import QaAsset
-from stacrrn.pipeline.stac_output import item_json, output_item, rrn_properties
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,11 @@ from stacrrn.errors import ParameterError
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.stac import Search, stac_items_of
 from stacrrn.io.storage import configure_cloud
-from stacrrn.pipeline.parallel import Workers, imap_bounded, threads_of
-from stacrrn.pipeline.pifs import PifOptions, PifSetup, candidate_pairs, prepare_pair_mask
-from stacrrn.pipeline.plan import Plan
-from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.execution.parallel import Workers, imap_bounded, threads_of
+from stacrrn.pipeline.execution.progress import Progress, no_progress
+from stacrrn.pipeline.inputs.pif_options import PifOptions, PifSetup
+from stacrrn.pipeline.inputs.plan import Plan
+from stacrrn.pipeline.masks.pifs import candidate_pairs, prepare_pair_mask
 from stacrrn.types import Box
 
 U8 = NDArray[np.uint8]
@@ -137,7 +138,7 @@ def local_cloud_mask(cloud_mask: str, band_names: Sequence[str] | None, masks: M
     Parameters
     ----------
     cloud_mask
-        ``auto`` or one of :data:`~stacrrn.pipeline.cloud_masks.LOCAL_CLOUD_MASKS`.
+        ``auto`` or one of :data:`~stacrrn.pipeline.masks.cloud_masks.LOCAL_CLOUD_MASKS`.
     band_names
         ``eo:common_name`` of each band used (the spectral test needs blue and red).
     masks
@@ -192,8 +193,8 @@ def mask_plans(
     configure_cloud()
     items = stac_items_of(source)
     if items is not None:
-        from stacrrn.pipeline.stac_inputs import open_assets, spectral_bands
-        from stacrrn.pipeline.stac_plan import make_stac_plan
+        from stacrrn.pipeline.inputs.stac_inputs import open_assets, spectral_bands
+        from stacrrn.pipeline.loading.stac_plan import make_stac_plan
 
         plain = make_stac_plan(
             open_assets(items, bands, threads_of(workers), "none"), crs, resolution, mode=mode, neighbours=neighbours
@@ -204,9 +205,9 @@ def mask_plans(
         )
         spectral = spectral_bands(inputs, reflectance)
     else:
-        from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
-        from stacrrn.pipeline.plan import band_numbers, make_plan
-        from stacrrn.pipeline.spectral import SpectralBands
+        from stacrrn.pipeline.inputs.plan import band_numbers, make_plan
+        from stacrrn.pipeline.inputs.spectral import SpectralBands
+        from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
 
         if cloud_mask not in (*LOCAL_CLOUD_MASKS, "auto"):
             raise ParameterError(

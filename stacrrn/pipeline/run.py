@@ -36,7 +36,7 @@ from typing import Any
 import pystac
 
 from stacrrn.core.fidelity import SAMPLE_EVERY
-from stacrrn.core.local_model import LocalParams
+from stacrrn.core.local_params import LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Statistics
 from stacrrn.errors import InputError, ParameterError, StacrrnError, report
@@ -45,7 +45,10 @@ from stacrrn.io.lock import OutputLock
 from stacrrn.io.output_keys import check_output_keys
 from stacrrn.io.stac import Search, asset_href, item_href, search_items, select_bands, sort_by_date
 from stacrrn.io.storage import Storage, configure_cloud
-from stacrrn.pipeline.apply import reference_map, write_block_map
+from stacrrn.pipeline.execution.parallel import Workers, check_workers, threads_of
+from stacrrn.pipeline.execution.progress import Progress, no_progress
+from stacrrn.pipeline.inputs.pif_options import PifOptions
+from stacrrn.pipeline.inputs.plan import DEFAULT_CHUNK, Plan
 from stacrrn.pipeline.item_outputs import (
     COLLECTION_KEY,
     ItemJob,
@@ -55,21 +58,18 @@ from stacrrn.pipeline.item_outputs import (
     versioned,
     write_collection,
 )
-from stacrrn.pipeline.manifest import RunManifest
-from stacrrn.pipeline.match import (
+from stacrrn.pipeline.outputs.manifest import RunManifest
+from stacrrn.pipeline.passes.apply import reference_map, write_block_map
+from stacrrn.pipeline.passes.overlap_metrics import record_overlap_pixels
+from stacrrn.pipeline.passes.solve import (
     band_fallback_warning,
     check_statistics,
     fit_model,
     log_model,
     unfitted_band_warning,
 )
-from stacrrn.pipeline.overlap_metrics import record_overlap_pixels
-from stacrrn.pipeline.parallel import Workers, check_workers, threads_of
-from stacrrn.pipeline.pifs import PifOptions
-from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
-from stacrrn.pipeline.progress import Progress, no_progress
+from stacrrn.pipeline.passes.statistics import STATISTICS_FILE, ImagesUnreadableError, compute_statistics
 from stacrrn.pipeline.run_setup import RunOptions, RunSetup, prepare
-from stacrrn.pipeline.statistics import STATISTICS_FILE, ImagesUnreadableError, compute_statistics
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def run(
     reflectance
         ``(scale, offset)`` from values to reflectance for the spectral cloud test and NDVI PIFs.
     pif
-        Pseudo-invariant feature selection and holdout (:class:`~stacrrn.pipeline.pifs.PifOptions`).
+        Pseudo-invariant feature selection and holdout (:class:`~stacrrn.pipeline.masks.pifs.PifOptions`).
     estimator
         Relative gain estimator of the global step: ``spread`` or ``orthogonal``.
     local_params
@@ -299,7 +299,7 @@ def run(
     finally:
         storage.cleanup()
     if publish:
-        from stacrrn.pipeline.publish import publish_items
+        from stacrrn.pipeline.outputs.publish import publish_items
 
         result.published = publish_items(publish, collection, result.items, progress)
     return result
@@ -386,7 +386,7 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def usable_statistics(setup: RunSetup, stats: Statistics) -> list[str]:
-    """:func:`~stacrrn.pipeline.match.check_statistics` for a STAC run: raise on unusable ones, return warnings."""
+    """:func:`~stacrrn.pipeline.passes.solve.check_statistics` for a STAC run: raise or return warnings."""
     labels = setup.inputs.selection.labels
     return check_statistics(stats, setup.plan, setup.options.min_overlap, labels, setup.references)
 

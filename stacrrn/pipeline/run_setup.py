@@ -19,17 +19,17 @@ from typing import Any
 import pystac
 
 from stacrrn.core.fidelity import SAMPLE_EVERY
-from stacrrn.core.local_model import LocalParams
+from stacrrn.core.local_params import LocalParams
 from stacrrn.errors import ParameterError
 from stacrrn.io.output_keys import check_output_keys
 from stacrrn.io.stac import select_bands
-from stacrrn.pipeline.apply import check_fidelity_every
-from stacrrn.pipeline.checks import check_plan_graph, check_rasters
-from stacrrn.pipeline.match import check_method, resolve_references
-from stacrrn.pipeline.pifs import PifOptions, PifSetup
-from stacrrn.pipeline.plan import DEFAULT_CHUNK, Plan
-from stacrrn.pipeline.stac_inputs import CLOUD_MASKS, StacInputs, open_assets, spectral_bands
-from stacrrn.pipeline.stac_plan import make_stac_plan, pair_graph
+from stacrrn.pipeline.inputs.checks import check_plan_graph, check_rasters
+from stacrrn.pipeline.inputs.pif_options import PifOptions, PifSetup
+from stacrrn.pipeline.inputs.plan import DEFAULT_CHUNK, Plan
+from stacrrn.pipeline.inputs.stac_inputs import CLOUD_MASKS, StacInputs, open_assets, spectral_bands
+from stacrrn.pipeline.loading.stac_plan import make_stac_plan, pair_graph
+from stacrrn.pipeline.passes.apply import check_fidelity_every
+from stacrrn.pipeline.passes.solve import check_method, resolve_references
 
 COMPUTED_MASKS = ("spectral", "s2cloudless")
 """Cloud masks computed from the pixels (published on the common grid) rather than decoded from QA assets."""

@@ -33,9 +33,9 @@ from stacrrn.pipeline.item_outputs import (
     record_item_quality,
     write_collection,
 )
+from stacrrn.pipeline.passes.statistics import chunk_statistics_of, merge_chunks, tile_chunks
 from stacrrn.pipeline.run import solve, usable_statistics
 from stacrrn.pipeline.run_setup import RunSetup
-from stacrrn.pipeline.statistics import chunk_statistics_of, merge_chunks, tile_chunks
 
 TILES_PREFIX = "stacrrn-statistics"
 

@@ -26,7 +26,7 @@ from stacrrn.core.local_model import LocalFit
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import UnreadableRasterError
 from stacrrn.io.stac import gdal_path
-from stacrrn.pipeline.apply import field_map
+from stacrrn.pipeline.passes.apply import field_map
 from stacrrn.report.run_outputs import BandSource
 from stacrrn.types import Box
 

@@ -22,9 +22,9 @@ from stacrrn.core.model import RRNModel
 from stacrrn.errors import InputError, StacrrnError
 from stacrrn.io.stac import asset_href, select_bands
 from stacrrn.io.storage import configure_cloud
-from stacrrn.pipeline.apply import read_model
 from stacrrn.pipeline.item_outputs import COLLECTION_KEY
 from stacrrn.pipeline.match import MODEL_FILE
+from stacrrn.pipeline.passes.apply import read_model
 
 
 @dataclass(frozen=True)

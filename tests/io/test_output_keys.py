@@ -10,7 +10,7 @@ import pytest
 from stacrrn.errors import InputError
 from stacrrn.io.output_keys import asset_file_name, check_item_id, check_output_keys
 from stacrrn.io.storage import Storage
-from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.pipeline.outputs.catalog import catalog_rasters
 from stacrrn.pipeline.run import run
 from stacrrn.samples import write_sample_mosaic
 

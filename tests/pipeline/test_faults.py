@@ -15,11 +15,11 @@ import pystac
 import pytest
 import s3fs
 
-from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.pipeline.outputs.catalog import catalog_rasters
 from stacrrn.pipeline.run import run
 from stacrrn.samples import write_sample_mosaic
 from stacrrn.services import FaultProxy
-from tests.pipeline.outputs import assert_same_outputs, assert_visible_items_whole, objects
+from tests.pipeline.run_comparison import assert_same_outputs, assert_visible_items_whole, objects
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stacrrn import match
-from stacrrn.core.local_model import LocalParams
+from stacrrn.core.local_params import LocalParams
 from stacrrn.core.metrics import affine_residual
 from tests.conftest import BAHAMAS, S2_TILES, SHARED, distort_tiles, needs_shared, read, tile_grid_coords
 

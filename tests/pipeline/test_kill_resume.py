@@ -21,9 +21,9 @@ import sys
 import pytest
 import s3fs
 
-from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.pipeline.outputs.catalog import catalog_rasters
 from stacrrn.samples import write_sample_mosaic
-from tests.pipeline.outputs import assert_same_outputs, assert_visible_items_whole, objects
+from tests.pipeline.run_comparison import assert_same_outputs, assert_visible_items_whole, objects
 
 
 def start_run(items: list[str], out: str) -> subprocess.Popen[str]:

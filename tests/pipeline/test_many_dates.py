@@ -1,6 +1,6 @@
 """A time series of more dates than a chunk holds at once, with every pair (issue 23).
 
-Over :data:`~stacrrn.pipeline.statistics.MAX_CHUNK_IMAGES` (6) dates a chunk is streamed, and
+Over :data:`~stacrrn.pipeline.passes.statistics.MAX_CHUNK_IMAGES` (6) dates a chunk is streamed, and
 with all pairs it goes block by block: a few dates held as rows, the later ones loaded in turn
 as columns. Co-registered dates cover the same pixels, so their pairs reuse the images' raw
 sums; a column date's sums were never computed (its image moments come from its own row
@@ -21,11 +21,11 @@ import pytest
 import rasterio
 import rasterio.windows
 
-import stacrrn.pipeline.statistics as pipeline_statistics
+import stacrrn.pipeline.passes.statistics as pipeline_statistics
 from stacrrn.core.statistics import chunk_statistics, streamed_chunk_statistics
+from stacrrn.pipeline.inputs.plan import make_plan
 from stacrrn.pipeline.match import match
-from stacrrn.pipeline.plan import make_plan
-from stacrrn.pipeline.statistics import MAX_CHUNK_IMAGES, compute_statistics
+from stacrrn.pipeline.passes.statistics import MAX_CHUNK_IMAGES, compute_statistics
 from stacrrn.types import BlockGrid, Box
 from tests.conftest import SHARED
 

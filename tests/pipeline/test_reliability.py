@@ -10,8 +10,8 @@ import pytest
 
 from stacrrn.errors import MissingAssetError, RunLockedError, UnreadableRasterError
 from stacrrn.io.lock import LOCK_KEY
-from stacrrn.pipeline.catalog import catalog_rasters
-from stacrrn.pipeline.manifest import MANIFEST_KEY
+from stacrrn.pipeline.outputs.catalog import catalog_rasters
+from stacrrn.pipeline.outputs.manifest import MANIFEST_KEY
 from stacrrn.pipeline.run import run
 from stacrrn.samples import write_sample_mosaic
 

@@ -15,7 +15,7 @@ import s3fs
 
 from stacrrn.io.stac import Search, gdal_path, search_items
 from stacrrn.io.storage import sha256_multihash
-from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.pipeline.outputs.catalog import catalog_rasters
 from stacrrn.pipeline.run import run
 from stacrrn.samples import landscape
 from stacrrn.services import RustacAPI

@@ -23,11 +23,11 @@ import s3fs
 from stacrrn.core.s2cloudless import S2CLOUDLESS_BANDS
 from stacrrn.errors import InputError
 from stacrrn.io.stac import Search, search_items
-from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.pipeline.inputs.stac_inputs import open_assets
+from stacrrn.pipeline.loading.stac_plan import make_stac_plan
+from stacrrn.pipeline.outputs.catalog import catalog_rasters
+from stacrrn.pipeline.passes.statistics import compute_statistics
 from stacrrn.pipeline.run import run
-from stacrrn.pipeline.stac_inputs import open_assets
-from stacrrn.pipeline.stac_plan import make_stac_plan
-from stacrrn.pipeline.statistics import compute_statistics
 from stacrrn.services import RustacAPI
 from stacrrn.types import Box
 from tests.conftest import S2_TILES, needs_shared, write_raster

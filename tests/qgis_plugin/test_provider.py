@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 import stacrrn
-from stacrrn.core.local_model import LOCAL_EXTENTS
+from stacrrn.core.local_params import LOCAL_EXTENTS
 from stacrrn.core.masks import QA_DECODERS
-from stacrrn.pipeline.cloud_masks import LOCAL_CLOUD_MASKS
-from stacrrn.pipeline.pifs import PIF_KINDS
+from stacrrn.pipeline.inputs.pif_options import PIF_KINDS
+from stacrrn.pipeline.inputs.stac_inputs import CLOUD_MASKS
+from stacrrn.pipeline.loading.stac_plan import MODES
+from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS
+from stacrrn.pipeline.mosaic.seams import SEAM_MODES
 from stacrrn.pipeline.run import ON_ERROR
-from stacrrn.pipeline.seams import SEAM_MODES
-from stacrrn.pipeline.stac_inputs import CLOUD_MASKS
-from stacrrn.pipeline.stac_plan import MODES
 from tests.qgis_plugin.harness import ARTIFACTS, ROOT, SYSTEM_PYTHON, drive, needs_qgis
 
 PLUGIN = ROOT / "qgis_plugin" / "stacrrn_qgis"

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pystac
 
-from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.pipeline.outputs.catalog import catalog_rasters
 from stacrrn.pipeline.run import run
 from stacrrn.report import build_report, load_run, rgb_bands
 

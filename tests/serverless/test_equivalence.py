@@ -17,7 +17,7 @@ import rasterio
 import s3fs
 
 from stacrrn.io.stac import Search, gdal_path, search_items
-from stacrrn.pipeline.parallel import connect
+from stacrrn.pipeline.execution.parallel import connect
 from stacrrn.pipeline.run import run
 from stacrrn.serverless import handlers
 from stacrrn.services import RustacAPI

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from stacrrn.core.local_model import LocalParams
-from stacrrn.pipeline.catalog import catalog_rasters
+from stacrrn.core.local_params import LocalParams
+from stacrrn.pipeline.outputs.catalog import catalog_rasters
 from stacrrn.samples import write_sample_mosaic
 from stacrrn.serverless.payload import Payload
 

@@ -1,0 +1,1 @@
+"""Execution: thread pools, Dask clusters and progress callbacks every pipeline step runs on."""

@@ -1,0 +1,1 @@
+"""Loading: STAC items read lazily through odc-stac into a masked plan."""

@@ -1,0 +1,1 @@
+"""Mosaics: seamlines and the blended mosaic of normalized images."""

@@ -1,0 +1,1 @@
+"""Outputs: one writer per product (catalog items, STAC output items, manifest, Transactions publish)."""

@@ -1,0 +1,188 @@
+"""Pass 1: read every chunk of the common grid once and merge its moments."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+from stacrrn.core.pif import holdout_cells
+from stacrrn.core.statistics import (
+    ChunkStatistics,
+    PairMask,
+    Statistics,
+    chunk_statistics,
+    streamed_chunk_statistics,
+)
+from stacrrn.errors import ParameterError, StacrrnError, UnreadableRasterError, report
+from stacrrn.io.files import atomic_write_text
+from stacrrn.io.raster import datasets_held
+from stacrrn.pipeline.execution.parallel import Workers, imap_bounded
+from stacrrn.pipeline.execution.progress import Progress, no_progress
+from stacrrn.pipeline.inputs.plan import Plan, chunk_runs
+from stacrrn.types import Box
+
+STATISTICS_FILE = "stacrrn-statistics.json"
+
+
+MAX_CHUNK_IMAGES = 6
+"""Images of one chunk held in memory at once; chunks under more images (time series) are streamed."""
+
+
+class ImagesUnreadableError(UnreadableRasterError):
+    """Pass 1 could not read a chunk; :attr:`images` says which images fail there (index -> reason)."""
+
+    def __init__(self, message: str, images: dict[int, str]) -> None:
+        super().__init__(message)
+        self.images = images
+
+    def __reduce__(self) -> tuple[type[ImagesUnreadableError], tuple[str, dict[int, str]]]:
+        return type(self), (str(self), self.images)  # Dask workers pickle it to the client
+
+
+def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float) -> ChunkStatistics:
+    try:
+        return _chunk_moments(plan, box, pair_mask, holdout)
+    except UnreadableRasterError as exc:
+        culprits = {}
+        for i in plan.images_in(box):  # read alone, which ones fail? (only after a failure)
+            try:
+                plan.read_chunk(box, [i])
+            except StacrrnError as failed:
+                culprits[i] = report(failed).message
+        raise ImagesUnreadableError(str(exc), culprits) from None
+
+
+def held_if_few(plan: Plan, boxes: Sequence[Box]) -> AbstractContextManager[None]:
+    """Hold the rasters open while ``boxes`` are read, unless a chunk meets many images.
+
+    :func:`~stacrrn.io.raster.datasets_held` when no chunk meets more than
+    :data:`MAX_CHUNK_IMAGES` images (a mosaic's); a time series' chunks read every date,
+    aligned with the grid, and holding them costs memory for nothing.
+    """
+    few = all(len(plan.images_in(box)) <= MAX_CHUNK_IMAGES for box in boxes)
+    return datasets_held() if few else nullcontext()
+
+
+def _run_task(plan: Plan, run: list[Box], pair_mask: PairMask | None, holdout: float) -> list[ChunkStatistics]:
+    with held_if_few(plan, run):
+        return [_chunk_task(plan, box, pair_mask, holdout) for box in run]
+
+
+def _chunk_moments(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float) -> ChunkStatistics:
+    images = plan.images_in(box)
+    held = holdout_cells(box, holdout) if holdout > 0 else None
+    if len(images) <= MAX_CHUNK_IMAGES:
+        return chunk_statistics(box, plan.read_chunk(box, images), plan.blocks, plan.pairs, pair_mask, held)
+    return streamed_chunk_statistics(
+        box,
+        images,
+        lambda i: plan.read_chunk(box, [i])[i],
+        plan.blocks,
+        plan.pairs,
+        pair_mask,
+        held,
+        MAX_CHUNK_IMAGES,
+    )
+
+
+def tile_chunks(n_chunks: int, tile: int, tiles: int) -> range:
+    """Indices of the chunks in tile ``tile`` of ``tiles``: contiguous runs of the plan's chunks.
+
+    Raises
+    ------
+    ParameterError
+        Unless ``0 <= tile < tiles``.
+    """
+    if not 0 <= tile < tiles:
+        raise ParameterError(f"tile {tile} is not one of {tiles} tiles (0..{tiles - 1})")
+    return range(tile * n_chunks // tiles, (tile + 1) * n_chunks // tiles)
+
+
+def chunk_statistics_of(
+    plan: Plan,
+    indices: Sequence[int] | None = None,
+    workers: Workers = 1,
+    progress: Progress = no_progress,
+    warnings: list[str] | None = None,
+) -> Iterator[ChunkStatistics]:
+    """Moments of the plan's chunks (all, or those at ``indices``), in chunk order (pass 1).
+
+    Parameters
+    ----------
+    plan
+        The run's layout (with its PIF selection and holdout, if any).
+    indices
+        Chunk indices to read (default all), e.g. one tile's (:func:`tile_chunks`).
+    workers
+        Threads, or a Dask cluster, reading and reducing chunks.
+    progress
+        Called with ``(stage, done, total)`` after each chunk (``pif samples`` then ``statistics``).
+    warnings
+        Receives warnings of the PIF selection (pairs too small to fit IR-MAD).
+
+    Yields
+    ------
+    ChunkStatistics
+        One per chunk, in the order of ``indices``.
+    """
+    pair_mask, holdout = None, 0.0
+    if plan.pif is not None:
+        from stacrrn.pipeline.masks.pifs import prepare_pair_mask
+
+        pair_mask, notes = prepare_pair_mask(plan, plan.pif, workers, progress)
+        holdout = plan.pif.options.holdout_share
+        if warnings is not None:
+            warnings.extend(notes)
+    boxes = plan.chunks if indices is None else [plan.chunks[k] for k in indices]
+    progress("statistics", 0, len(boxes))
+    runs = [[boxes[k] for k in run] for run in chunk_runs(boxes)]
+    tasks = imap_bounded(lambda run: _run_task(plan, run, pair_mask, holdout), runs, workers)
+    done = 0
+    for run in tasks:
+        for chunk in run:
+            yield chunk
+            done += 1
+        progress("statistics", done, len(boxes))
+
+
+def merge_chunks(plan: Plan, chunks: Iterable[ChunkStatistics]) -> Statistics:
+    """Sum chunk moments in the order given into the run's statistics."""
+    stats = Statistics.empty(len(plan.bands), plan.footprints, plan.blocks)
+    for chunk in chunks:
+        stats.add(chunk)
+    return stats
+
+
+def compute_statistics(
+    plan: Plan, workers: Workers = 1, progress: Progress = no_progress, warnings: list[str] | None = None
+) -> Statistics:
+    """Compute exact overlap, image and block moments of all inputs (pass 1).
+
+    Chunk moments are summed in chunk order whatever runs them, so the result is the same
+    bit for bit for any number of threads, on a Dask cluster, or tile by tile through the
+    serverless handlers. Arguments as for :func:`chunk_statistics_of`.
+
+    Returns
+    -------
+    Statistics
+        Merged moments; independent of chunking and workers.
+    """
+    return merge_chunks(plan, chunk_statistics_of(plan, None, workers, progress, warnings))
+
+
+def save_statistics(stats: Statistics, path: Path, fingerprint: str) -> None:
+    """Store statistics as JSON tagged with the plan's fingerprint (atomic rename)."""
+    atomic_write_text(path, json.dumps({"fingerprint": fingerprint, "statistics": stats.to_dict()}))
+
+
+def load_statistics(path: Path, fingerprint: str) -> Statistics | None:
+    """Load cached statistics if they exist and match ``fingerprint``, else ``None``."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if d.get("fingerprint") != fingerprint:
+        return None
+    return Statistics.from_dict(d["statistics"])
