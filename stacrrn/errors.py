@@ -6,12 +6,16 @@ prefix another run holds) derive from :class:`TemporaryError` (exit code 75, ``E
 rerunning the same command resumes the run. :class:`StacrrnError` is the root of all errors
 the library raises on purpose; anything else is a bug and keeps its traceback.
 
+Every error class stacrrn defines is here (and exported by :mod:`stacrrn`). This module is
+the bottom layer: it imports nothing of stacrrn but the leaf :mod:`stacrrn._redact`.
+
 ::
 
     StacrrnError (1)
     ├── InputError (2)
     │   ├── UnreadableRasterError
-    │   │   └── MissingAssetError
+    │   │   ├── MissingAssetError
+    │   │   └── ImagesUnreadableError
     │   ├── MissingCRSError
     │   ├── BandMismatchError
     │   ├── DataTypeError
@@ -21,20 +25,21 @@ the library raises on purpose; anything else is a bug and keeps its traceback.
     │   │   └── DisconnectedError
     │   ├── OutputError
     │   ├── ParameterError
-    │   │   └── PayloadError
-    │   └── EmptySearchError (stacrrn.io.stac)
+    │   │   ├── PayloadError
+    │   │   └── ArgumentError (also a ValueError)
+    │   └── EmptySearchError
     ├── TemporaryError (75)
     │   ├── TransientIOError
     │   └── RunLockedError
     ├── SolveError
-    └── ServiceError (stacrrn.services)
+    └── ServiceError (also a RuntimeError)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stacrrn.io.hrefs import redact_text
+from stacrrn._redact import redact_text
 
 
 class StacrrnError(Exception):
@@ -55,6 +60,17 @@ class UnreadableRasterError(InputError):
 
 class MissingAssetError(UnreadableRasterError):
     """A raster a STAC item or the command line names does not exist (404, no such file)."""
+
+
+class ImagesUnreadableError(UnreadableRasterError):
+    """Pass 1 could not read a chunk; :attr:`images` says which images fail there (index -> reason)."""
+
+    def __init__(self, message: str, images: dict[int, str]) -> None:
+        super().__init__(message)
+        self.images = images
+
+    def __reduce__(self) -> tuple[type[ImagesUnreadableError], tuple[str, dict[int, str]]]:
+        return type(self), (str(self), self.images)  # Dask workers pickle it to the client
 
 
 class MissingCRSError(InputError):
@@ -97,6 +113,19 @@ class PayloadError(ParameterError):
     """A serverless event is malformed."""
 
 
+class ArgumentError(ParameterError, ValueError):
+    """A library function got an argument value it cannot use (an unknown name, a bad number or shape).
+
+    Raised by the numerical core (:mod:`stacrrn.core`) on values a caller passes in; also a
+    :class:`ValueError`, which those functions raised before, so ``except ValueError`` still
+    catches it.
+    """
+
+
+class EmptySearchError(InputError):
+    """The search selected no item."""
+
+
 class TemporaryError(StacrrnError):
     """A fault a rerun may cure; rerunning the same command resumes where this run stopped."""
 
@@ -113,6 +142,14 @@ class RunLockedError(TemporaryError):
 
 class SolveError(StacrrnError):
     """The least-squares system could not be solved (a bug or degenerate statistics)."""
+
+
+class ServiceError(StacrrnError, RuntimeError):
+    """A loopback service could not be started, reached or stopped.
+
+    This is an environment or runtime failure, not bad user input; the message carries
+    the tail of the service's log when there is one.
+    """
 
 
 @dataclass(frozen=True)
@@ -133,8 +170,8 @@ def report(exc: StacrrnError) -> ErrorReport:
 
     A message is cut to its first line (some parsers' messages span several); an empty one
     becomes the error's name. URLs in it lose their query strings, fragments and user info
-    (:func:`stacrrn.io.hrefs.redact_text`): a signed asset URL's token never reaches a
-    terminal, a log or a manifest.
+    (:func:`stacrrn.io.hrefs.redact_text`, defined in :mod:`stacrrn._redact`): a signed asset
+    URL's token never reaches a terminal, a log or a manifest.
     """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     message = redact_text(lines[0]) if lines else type(exc).__name__

@@ -47,10 +47,10 @@ class CloudMasksAlgorithm(StacrrnAlgorithm):
 
     def define(self) -> None:
         """Inputs, the cloud test and mask rasters, workers, output folder."""
-        from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS
+        from stacrrn.options import LOCAL_CLOUD_MASKS
 
         add_inputs(self, "Rasters")
-        add_cloud_masks(self, ("auto", *LOCAL_CLOUD_MASKS), "auto", local=True)
+        add_cloud_masks(self, LOCAL_CLOUD_MASKS, "auto", local=True)
         add_workers_and_output(self)
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", "Clear-sky masks"))
 
@@ -86,11 +86,11 @@ class PifAlgorithm(StacrrnAlgorithm):
 
     def define(self) -> None:
         """Inputs, PIF criteria, cloud masks, workers, output folder."""
-        from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS
+        from stacrrn.options import LOCAL_CLOUD_MASKS
 
         add_inputs(self, "Rasters")
         add_pif(self, default=("imad",), holdout=False)
-        add_cloud_masks(self, ("auto", *LOCAL_CLOUD_MASKS), "auto", local=True)
+        add_cloud_masks(self, LOCAL_CLOUD_MASKS, "auto", local=True)
         add_workers_and_output(self)
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", "PIF masks"))
 

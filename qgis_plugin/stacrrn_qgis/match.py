@@ -40,14 +40,14 @@ class MatchAlgorithm(StacrrnAlgorithm):
 
     def define(self) -> None:
         """Inputs, references, model, masks, PIFs, workers and the output folder."""
-        from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS
+        from stacrrn.options import LOCAL_CLOUD_MASKS, ExecutionOptions, MaskOptions
 
         add_inputs(self)
         self.addParameter(layers("REFERENCES", "Reference images (among the inputs)", optional=True))
         add_model(self)
-        add_cloud_masks(self, LOCAL_CLOUD_MASKS, "none", local=True)
+        add_cloud_masks(self, LOCAL_CLOUD_MASKS, MaskOptions.cloud_mask, local=True)
         add_pif(self)
-        flag(self, "RESUME", "Keep outputs already made with the same model", False)
+        flag(self, "RESUME", "Keep outputs already made with the same model", ExecutionOptions.resume)
         add_workers_and_output(self)
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", "Normalized rasters"))
         self.addOutput(QgsProcessingOutputFile("MODEL", "Model JSON"))

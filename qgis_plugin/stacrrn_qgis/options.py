@@ -63,9 +63,12 @@ def read_inputs(alg: QgsProcessingAlgorithm, parameters: Parameters, context: Qg
 
 def add_workers_and_output(alg: QgsProcessingAlgorithm, output: str = "Output folder", optional: bool = False) -> None:
     """``WORKERS`` (threads) and the ``OUTPUT_FOLDER`` destination (a temporary folder by default)."""
-    alg.addParameter(
-        advanced(number("WORKERS", "Threads for the pixel passes", integer=True, default=2, minimum=1, maximum=64))
+    from stacrrn.options import ExecutionOptions
+
+    workers = number(
+        "WORKERS", "Threads for the pixel passes", integer=True, default=ExecutionOptions.workers, minimum=1, maximum=64
     )
+    alg.addParameter(advanced(workers))
     folder = QgsProcessingParameterFolderDestination(OUTPUT_FOLDER, output, QgsProcessing.TEMPORARY_OUTPUT, optional)
     alg.addParameter(folder)
 
@@ -90,24 +93,24 @@ def read_grid(alg: QgsProcessingAlgorithm, parameters: Parameters, context: QgsP
 
 def add_model(alg: QgsProcessingAlgorithm) -> None:
     """Method, local extent and decay, local block grid, estimator, minimum overlap, overlap pixels and the grid."""
-    from stacrrn import ESTIMATORS, METHODS
-    from stacrrn.core.local_params import LOCAL_EXTENTS
+    from stacrrn.core.settings import ESTIMATORS, LOCAL_EXTENTS, METHODS, LocalParams
+    from stacrrn.options import ModelOptions
 
-    alg.addParameter(enum("METHOD", "Method", METHODS, "global+local"))
+    alg.addParameter(enum("METHOD", "Method", METHODS, ModelOptions.method))
     alg.addParameter(
         enum(
             "LOCAL_EXTENT",
             "Local step corrects: overlaps (fields reach 1 at LOCAL_DECAY blocks from them) or image (whole images: "
             "vignetting, BRDF gradients)",
             LOCAL_EXTENTS,
-            LOCAL_EXTENTS[0],
+            LocalParams.extent,
         )
     )
     alg.addParameter(
         number(
             "LOCAL_DECAY",
             "Local step, overlaps: distance in blocks from the overlaps at which the fields reach 1",
-            default=2.0,
+            default=LocalParams.decay,
             minimum=1,
         )
     )
@@ -129,9 +132,17 @@ def add_model(alg: QgsProcessingAlgorithm) -> None:
             optional=True,
         )
     )
-    alg.addParameter(advanced(enum("ESTIMATOR", "Relative gain of a pair", ESTIMATORS, "spread")))
+    alg.addParameter(advanced(enum("ESTIMATOR", "Relative gain of a pair", ESTIMATORS, ModelOptions.estimator)))
     alg.addParameter(
-        advanced(number("MIN_OVERLAP", "Ignore overlaps with fewer valid pixels", integer=True, default=64, minimum=1))
+        advanced(
+            number(
+                "MIN_OVERLAP",
+                "Ignore overlaps with fewer valid pixels",
+                integer=True,
+                default=ModelOptions.min_overlap,
+                minimum=1,
+            )
+        )
     )
     alg.addParameter(
         advanced(
@@ -244,7 +255,7 @@ def masks_by_input(masks: Sequence[str], inputs: Sequence[str], kind: str) -> di
 
 def add_pif(alg: QgsProcessingAlgorithm, *, default: Sequence[str] = (), holdout: bool = True) -> None:
     """Pseudo-invariant features: criteria, include and exclude polygons, thresholds, holdout."""
-    from stacrrn.pipeline.inputs.pif_options import PIF_KINDS
+    from stacrrn.options import PIF_KINDS, PifOptions
 
     alg.addParameter(
         enum("PIF", "Pseudo-invariant features (PIFs)", PIF_KINDS, list(default), multiple=True, optional=True)
@@ -253,7 +264,13 @@ def add_pif(alg: QgsProcessingAlgorithm, *, default: Sequence[str] = (), holdout
     alg.addParameter(layers("EXCLUDE", "Never use pixels inside these polygons", False, optional=True))
     alg.addParameter(
         advanced(
-            number("PIF_THRESHOLD", "IR-MAD: minimum no-change probability", default=0.5, minimum=0, maximum=0.999)
+            number(
+                "PIF_THRESHOLD",
+                "IR-MAD: minimum no-change probability",
+                default=PifOptions.threshold,
+                minimum=0,
+                maximum=0.999,
+            )
         )
     )
     alg.addParameter(
@@ -261,7 +278,7 @@ def add_pif(alg: QgsProcessingAlgorithm, *, default: Sequence[str] = (), holdout
             number(
                 "PIF_MIN_SHARE",
                 "IR-MAD: keep at least this share of each overlap",
-                default=0.1,
+                default=PifOptions.min_share,
                 minimum=0,
                 maximum=0.999,
             )

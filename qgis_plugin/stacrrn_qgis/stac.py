@@ -95,10 +95,16 @@ class StacRunAlgorithm(StacrrnAlgorithm):
 
     def define(self) -> None:
         """Search, bands, mode, model, masks, PIFs, run options, output and mosaic."""
-        from stacrrn.pipeline.inputs.stac_inputs import CLOUD_MASKS
-        from stacrrn.pipeline.loading.stac_plan import MODES
+        from stacrrn.options import (
+            CLOUD_MASKS,
+            MODES,
+            ON_ERROR,
+            ExecutionOptions,
+            InputOptions,
+            MaskOptions,
+            OutputOptions,
+        )
         from stacrrn.pipeline.mosaic.seams import SEAM_MODES
-        from stacrrn.pipeline.run import ON_ERROR
 
         add_search(self)
         self.addParameter(
@@ -107,7 +113,7 @@ class StacRunAlgorithm(StacrrnAlgorithm):
                 "Bands: asset keys, asset.N, band or common names, comma-separated [default: reflectance bands]",
             )
         )
-        self.addParameter(enum("MODE", "Mode", MODES, MODES[0]))
+        self.addParameter(enum("MODE", "Mode", MODES, InputOptions.mode))
         self.addParameter(
             advanced(
                 number(
@@ -119,14 +125,15 @@ class StacRunAlgorithm(StacrrnAlgorithm):
                 )
             )
         )
-        flag(self, "STAR", "Time series: pair every date with the reference dates", False)
+        flag(self, "STAR", "Time series: pair every date with the reference dates", InputOptions.star)
         self.addParameter(text("REFERENCES", "Reference item ids, comma-separated [default: all items]"))
         add_model(self)
-        add_cloud_masks(self, CLOUD_MASKS, "auto", local=False)
+        add_cloud_masks(self, CLOUD_MASKS, MaskOptions.cloud_mask, local=False)
         add_pif(self)
         self.addParameter(advanced(text("COLLECTION_ID", "Output collection id [default: <input collection>-rrn]")))
-        self.addParameter(advanced(enum("ON_ERROR", "An item that cannot be read or written", ON_ERROR, ON_ERROR[0])))
-        flag(self, "RESUME", "Reuse cached statistics and items made with the same model", True)
+        on_error = enum("ON_ERROR", "An item that cannot be read or written", ON_ERROR, OutputOptions.on_error)
+        self.addParameter(advanced(on_error))
+        flag(self, "RESUME", "Reuse cached statistics and items made with the same model", ExecutionOptions.resume)
         self.addParameter(text("S3_PREFIX", "Output to s3://bucket/prefix instead of a folder"))
         add_workers_and_output(self, "Output folder (unless an S3 prefix is given)", optional=True)
         flag(self, "MOSAIC", "Then a mosaic of the corrected scenes (OUT/mosaic/)", False, advanced_=False)

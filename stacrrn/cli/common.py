@@ -19,8 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, library_output, log
-from stacrrn.core.local_params import LocalExtent, LocalParams
 from stacrrn.core.model import RRNModel
+from stacrrn.core.settings import LocalExtent, LocalParams
 from stacrrn.errors import ParameterError, StacrrnError, report
 from stacrrn.io.hrefs import redact_text
 from stacrrn.pipeline.execution.progress import Progress as ProgressCallback
@@ -72,6 +72,14 @@ OverlapPixels = Annotated[
         help="Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after the whole model "
         "[default: when the overlaps hold no more pixels than the images: mosaics, not time series].",
         show_default=False,
+    ),
+]
+
+ChunkSize = Annotated[
+    int,
+    typer.Option(
+        help="Edge of the square chunks (common-grid pixels) processed as one task; memory per worker grows "
+        "with its square, results do not change.",
     ),
 ]
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stacrrn.cli.common import (
+    ChunkSize,
     FidelityEvery,
     LocalDecayOption,
     LocalExtentOption,
@@ -40,8 +41,16 @@ from stacrrn.cli.masking import (
     reflectance,
     split,
 )
-from stacrrn.core.fidelity import SAMPLE_EVERY
-from stacrrn.core.model import METHODS
+from stacrrn.core.settings import METHODS, LocalParams
+from stacrrn.options import (
+    LOCAL_CLOUD_MASKS,
+    ExecutionOptions,
+    MaskOptions,
+    ModelOptions,
+    OutputOptions,
+    PifOptions,
+    RunOptions,
+)
 from stacrrn.pipeline.execution.parallel import connect
 from stacrrn.pipeline.inputs.plan import band_numbers
 from stacrrn.pipeline.match import MatchResult, match
@@ -76,65 +85,81 @@ def match_command(
         list[str] | None,
         typer.Option("--reference", "-r", help="Reference image (name, file name or path); repeatable."),
     ] = None,
-    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = "global+local",
+    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = ModelOptions.method,
     block_size: Annotated[float | None, typer.Option(help="Local block edge in CRS units.")] = None,
     blocks: Annotated[int | None, typer.Option(help="Local blocks along the longer side (default 32).")] = None,
-    local_extent: LocalExtentOption = "overlaps",
-    local_decay: LocalDecayOption = 2.0,
+    local_extent: LocalExtentOption = LocalParams.extent,
+    local_decay: LocalDecayOption = LocalParams.decay,
     bands: Annotated[str | None, typer.Option(help="Comma-separated 1-based bands, e.g. 1,2,3.")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first input's).")] = None,
     resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
-    workers: Annotated[int, typer.Option(help="Threads (or Dask workers) for the pixel passes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Threads (or Dask workers) for the pixel passes.")
+    ] = ExecutionOptions.workers,
     scheduler: Scheduler = None,
-    resume: Annotated[bool, typer.Option(help="Keep outputs already made with the same model.")] = False,
-    min_overlap: Annotated[int, typer.Option(help="Ignore overlaps with fewer valid pixels.")] = 64,
+    resume: Annotated[
+        bool, typer.Option(help="Keep outputs already made with the same model.")
+    ] = ExecutionOptions.resume,
+    min_overlap: Annotated[
+        int, typer.Option(help="Ignore overlaps with fewer valid pixels.")
+    ] = ModelOptions.min_overlap,
     cloud_mask: Annotated[
-        str, typer.Option(help="none | spectral (cloud test on --band-names blue and red).", rich_help_panel=PANEL)
-    ] = "none",
+        str,
+        typer.Option(
+            help=f"{' | '.join(LOCAL_CLOUD_MASKS)}: the --mask files (auto), none, or a cloud test on "
+            "--band-names blue and red (spectral).",
+            rich_help_panel=PANEL,
+        ),
+    ] = MaskOptions.cloud_mask,
     mask: Masks = None,
     band_names: BandNames = None,
     reflectance_scale: ReflectanceScale = None,
     reflectance_offset: ReflectanceOffset = 0.0,
     pif: Pif = None,
     exclude: Exclude = None,
-    pif_threshold: PifThreshold = 0.5,
-    pif_min_share: PifMinShare = 0.1,
+    pif_threshold: PifThreshold = PifOptions.threshold,
+    pif_min_share: PifMinShare = PifOptions.min_share,
     holdout: Holdout = None,
-    estimator: Estimator = "spread",
+    estimator: Estimator = ModelOptions.estimator,
     overlap_pixels: OverlapPixels = None,
-    fidelity_every: FidelityEvery = SAMPLE_EVERY,
+    fidelity_every: FidelityEvery = OutputOptions.fidelity_every,
+    chunk_size: ChunkSize = ExecutionOptions.chunk_size,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
     band_list = band_numbers(split(bands))
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
-    local = local_params(local_extent, local_decay)
+    options = RunOptions.of(
+        references=reference,
+        method=method,
+        block_size=block_size,
+        n_blocks=blocks,
+        local_params=local_params(local_extent, local_decay),
+        crs=crs,
+        resolution=resolution,
+        workers=workers,
+        resume=resume,
+        min_overlap=min_overlap,
+        cloud_mask=cloud_mask,
+        reflectance=reflectance(reflectance_scale, reflectance_offset),
+        pif=pifs,
+        estimator=estimator,
+        overlap_pixels=overlap_pixels,
+        fidelity_every=fidelity_every,
+        chunk_size=chunk_size,
+    )
     with connect(scheduler, workers) as engine:
         result = with_progress(
             quiet,
             lambda progress: match(
                 [str(p) for p in inputs],
                 out,
-                references=reference,
-                method=method,
-                block_size=block_size,
-                n_blocks=blocks,
-                local_params=local,
+                options,
                 bands=band_list,
-                crs=crs,
-                resolution=resolution,
-                workers=engine,
-                resume=resume,
-                min_overlap=min_overlap,
-                cloud_mask=cloud_mask,
                 masks=parse_masks(mask),
                 band_names=split(band_names),
-                reflectance=reflectance(reflectance_scale, reflectance_offset),
-                pif=pifs,
-                estimator=estimator,
-                overlap_pixels=overlap_pixels,
+                workers=engine,
                 progress=progress,
-                fidelity_every=fidelity_every,
             ),
         )
     if not quiet:

@@ -18,12 +18,11 @@ from stacrrn.cli.common import (
     with_progress,
 )
 from stacrrn.cli.search_options import AllowLocalHrefs, Bbox, Collections, Datetime, StacUrl, make_search
-from stacrrn.core.global_model import ESTIMATORS
 from stacrrn.core.masks import QA_DECODERS
 from stacrrn.core.model import RRNModel
+from stacrrn.core.settings import ESTIMATORS
 from stacrrn.errors import ParameterError
-from stacrrn.pipeline.inputs.pif_options import PIF_KINDS, PifOptions
-from stacrrn.pipeline.inputs.stac_inputs import CLOUD_MASKS
+from stacrrn.options import CLOUD_MASKS, PIF_KINDS, PifOptions
 from stacrrn.pipeline.mask_products import (
     MaskProduct,
     local_cloud_mask,

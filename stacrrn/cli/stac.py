@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from stacrrn.cli.common import (
+    ChunkSize,
     FidelityEvery,
     LocalDecayOption,
     LocalExtentOption,
@@ -55,14 +56,23 @@ from stacrrn.cli.search_options import (
     Timeout,
     make_search,
 )
-from stacrrn.core.fidelity import SAMPLE_EVERY
-from stacrrn.core.model import METHODS
+from stacrrn.core.settings import METHODS, LocalParams
 from stacrrn.errors import ParameterError
 from stacrrn.io.retry import NETWORK_TIMEOUT
 from stacrrn.io.stac import search_items
+from stacrrn.options import (
+    CLOUD_MASKS,
+    MODES,
+    ON_ERROR,
+    ExecutionOptions,
+    InputOptions,
+    MaskOptions,
+    ModelOptions,
+    OutputOptions,
+    PifOptions,
+    RunOptions,
+)
 from stacrrn.pipeline.execution.parallel import connect
-from stacrrn.pipeline.inputs.stac_inputs import CLOUD_MASKS
-from stacrrn.pipeline.loading.stac_plan import MODES
 
 
 def _overlap_share(items: list[Any]) -> list[float]:
@@ -170,29 +180,35 @@ def run_command(
             "(default: the spectral reflectance assets)."
         ),
     ] = None,
-    mode: Annotated[str, typer.Option(help=f"One of: {', '.join(MODES)}.")] = "mosaic",
+    mode: Annotated[str, typer.Option(help=f"One of: {', '.join(MODES)}.")] = InputOptions.mode,
     neighbours: Annotated[
         int | None, typer.Option(help="Time series: pair each date with this many nearest dates (default all).")
-    ] = None,
+    ] = InputOptions.neighbours,
     star: Annotated[
         bool, typer.Option(help="Time series: pair every date with the reference dates (with --neighbours: also).")
-    ] = False,
+    ] = InputOptions.star,
     reference: Annotated[
         list[str] | None, typer.Option("--reference", "-r", help="Reference item id; repeatable.")
     ] = None,
-    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = "global+local",
+    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = ModelOptions.method,
     block_size: Annotated[float | None, typer.Option(help="Local block edge in CRS units.")] = None,
     blocks: Annotated[int | None, typer.Option(help="Local blocks along the longer side (default 32).")] = None,
-    local_extent: LocalExtentOption = "overlaps",
-    local_decay: LocalDecayOption = 2.0,
+    local_extent: LocalExtentOption = LocalParams.extent,
+    local_decay: LocalDecayOption = LocalParams.decay,
     crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first item's).")] = None,
     resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
     collection_id: Annotated[str | None, typer.Option(help="Id of the output collection.")] = None,
     publish: Annotated[str | None, typer.Option(help="STAC API URL (transactions) to add the outputs to.")] = None,
-    workers: Annotated[int, typer.Option(help="Concurrent chunks and items (threads or Dask workers).")] = 2,
+    workers: Annotated[
+        int, typer.Option(help="Concurrent chunks and items (threads or Dask workers).")
+    ] = ExecutionOptions.workers,
     scheduler: Scheduler = None,
-    resume: Annotated[bool, typer.Option(help="Reuse cached statistics and items made with the same model.")] = True,
-    min_overlap: Annotated[int, typer.Option(help="Ignore overlaps with fewer valid pixels.")] = 64,
+    resume: Annotated[
+        bool, typer.Option(help="Reuse cached statistics and items made with the same model.")
+    ] = ExecutionOptions.resume,
+    min_overlap: Annotated[
+        int, typer.Option(help="Ignore overlaps with fewer valid pixels.")
+    ] = ModelOptions.min_overlap,
     cloud_mask: Annotated[
         str,
         typer.Option(
@@ -200,24 +216,25 @@ def run_command(
             "s2cloudless on Sentinel-2 L1C).",
             rich_help_panel=PANEL,
         ),
-    ] = "auto",
+    ] = MaskOptions.cloud_mask,
     reflectance_scale: ReflectanceScale = None,
     reflectance_offset: ReflectanceOffset = 0.0,
     pif: Pif = None,
     exclude: Exclude = None,
-    pif_threshold: PifThreshold = 0.5,
-    pif_min_share: PifMinShare = 0.1,
+    pif_threshold: PifThreshold = PifOptions.threshold,
+    pif_min_share: PifMinShare = PifOptions.min_share,
     holdout: Holdout = None,
-    estimator: Estimator = "spread",
+    estimator: Estimator = ModelOptions.estimator,
     overlap_pixels: OverlapPixels = None,
-    fidelity_every: FidelityEvery = SAMPLE_EVERY,
+    fidelity_every: FidelityEvery = OutputOptions.fidelity_every,
+    chunk_size: ChunkSize = ExecutionOptions.chunk_size,
     on_error: Annotated[
         str,
         typer.Option(
-            help="fail|skip: stop at the first item that cannot be read or written, or leave such items out, "
-            "finish the rest and list them (warnings and OUT/stacrrn-manifest.json).",
+            help=f"{'|'.join(ON_ERROR)}: stop at the first item that cannot be read or written, or leave such "
+            "items out, finish the rest and list them (warnings and OUT/stacrrn-manifest.json).",
         ),
-    ] = "fail",
+    ] = OutputOptions.on_error,
     mosaic: Annotated[
         bool,
         typer.Option(
@@ -247,39 +264,34 @@ def run_command(
         allow_local_hrefs=allow_local_hrefs,
     )
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
-    local = local_params(local_extent, local_decay)
+    options = RunOptions.of(
+        assets=_split(assets),
+        mode=mode,
+        neighbours=neighbours,
+        star=star,
+        references=reference,
+        method=method,
+        block_size=block_size,
+        n_blocks=blocks,
+        local_params=local_params(local_extent, local_decay),
+        crs=crs,
+        resolution=resolution,
+        workers=workers,
+        min_overlap=min_overlap,
+        collection_id=collection_id,
+        publish=publish,
+        resume=resume,
+        cloud_mask=cloud_mask,
+        reflectance=reflectance(reflectance_scale, reflectance_offset),
+        pif=pifs,
+        estimator=estimator,
+        overlap_pixels=overlap_pixels,
+        on_error=on_error,
+        fidelity_every=fidelity_every,
+        chunk_size=chunk_size,
+    )
     with connect(scheduler, workers) as engine:
-        result = with_progress(
-            quiet,
-            lambda progress: run(
-                search,
-                out,
-                assets=_split(assets),
-                mode=mode,
-                neighbours=neighbours,
-                star=star,
-                references=reference,
-                method=method,
-                block_size=block_size,
-                n_blocks=blocks,
-                local_params=local,
-                crs=crs,
-                resolution=resolution,
-                workers=engine,
-                min_overlap=min_overlap,
-                collection_id=collection_id,
-                publish=publish,
-                resume=resume,
-                cloud_mask=cloud_mask,
-                reflectance=reflectance(reflectance_scale, reflectance_offset),
-                pif=pifs,
-                estimator=estimator,
-                overlap_pixels=overlap_pixels,
-                on_error=on_error,
-                progress=progress,
-                fidelity_every=fidelity_every,
-            ),
-        )
+        result = with_progress(quiet, lambda progress: run(search, out, options, workers=engine, progress=progress))
     made = None
     if mosaic:
         from stacrrn.pipeline.mosaic.mosaic import mosaic_of_run

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stacrrn.core.moments import PairMoments
+from stacrrn.errors import ArgumentError
 
 F64 = NDArray[np.float64]
 F32 = NDArray[np.float32]
@@ -47,15 +48,6 @@ ONES = np.ones(SSIM_WINDOW)
 
 K1, K2 = 0.01, 0.03
 """SSIM's stabilizing constants (Wang et al. 2004)."""
-
-SAMPLE_EVERY = 4
-"""Default of pass 2: fidelity measured on one row of SSIM windows (8 image rows) in every four.
-
-The kernel is memory bound and cost about a quarter of pass 2 on every pixel (11.6 of
-38.8 s in the 50-date benchmark); a quarter of the rows, spread over the whole image, moved
-SSIM by 1.5e-4 and the after-means by 0.1 % on a 2048² benchmark date (``every=1``
-measures every pixel).
-"""
 
 
 @dataclass
@@ -80,7 +72,7 @@ class FidelitySums:
 
     def __post_init__(self) -> None:
         if self.every < 1:
-            raise ValueError(f"fidelity sample: every must be at least 1, got {self.every}")
+            raise ArgumentError(f"fidelity sample: every must be at least 1, got {self.every}")
         self.moments = PairMoments.empty(self.n_bands)
         self.minimum = np.full(self.n_bands, np.inf)
         self.maximum = np.full(self.n_bands, -np.inf)

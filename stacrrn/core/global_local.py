@@ -30,9 +30,9 @@ from numpy.typing import NDArray
 from stacrrn.core.fields import evaluate_field
 from stacrrn.core.global_model import GlobalFit, solve_global
 from stacrrn.core.local_model import LocalFit, LocalProblem, solve_local
-from stacrrn.core.local_params import LocalParams
 from stacrrn.core.local_validation import LocalValidation, cross_validate
 from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments
+from stacrrn.core.settings import LocalParams
 from stacrrn.core.statistics import Statistics
 
 F64 = NDArray[np.float64]

@@ -33,11 +33,10 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
 from stacrrn.core.moments import ImageMoments, PairMoments
+from stacrrn.core.settings import ESTIMATORS
+from stacrrn.errors import ArgumentError
 
 F64 = NDArray[np.float64]
-
-ESTIMATORS = ("spread", "orthogonal")
-"""Relative gain of a pair: ratio of standard deviations (Yu et al.) or orthogonal regression."""
 
 
 MIN_ORTHOGONAL_CORRELATION = 0.3
@@ -183,11 +182,11 @@ def solve_global(
 
     Raises
     ------
-    ValueError
+    ArgumentError
         For an unknown estimator.
     """
     if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+        raise ArgumentError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     n = len(images)
     n_bands = images[0].mean.shape[0]
     ref_set = set(range(n)) if references is None else set(references)

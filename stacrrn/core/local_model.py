@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from stacrrn.core.fields import bilinear_weights
 from stacrrn.core.global_model import GlobalFit
-from stacrrn.core.local_params import LocalParams
+from stacrrn.core.settings import LocalParams
 from stacrrn.core.sparse_solve import coarse_space, solve_normal_equations
 from stacrrn.core.statistics import Statistics
 from stacrrn.types import BlockGrid, Box

@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from stacrrn.errors import ArgumentError
+
 Mask = NDArray[np.bool_]
 
 QA_PIXEL_BITS = {
@@ -61,13 +63,13 @@ def qa_pixel_clear(qa: NDArray[np.integer], exclude: Iterable[str] = QA_PIXEL_EX
 
     Raises
     ------
-    ValueError
+    ArgumentError
         For an unknown flag name.
     """
     bits = 0
     for name in exclude:
         if name not in QA_PIXEL_BITS:
-            raise ValueError(f"unknown QA_PIXEL flag {name!r}; known: {', '.join(QA_PIXEL_BITS)}")
+            raise ArgumentError(f"unknown QA_PIXEL flag {name!r}; known: {', '.join(QA_PIXEL_BITS)}")
         bits |= 1 << QA_PIXEL_BITS[name]
     return np.asarray((qa.astype(np.uint32) & bits) == 0)
 
@@ -100,11 +102,11 @@ def clear_from_qa(kind: str, values: NDArray[np.integer]) -> Mask:
 
     Raises
     ------
-    ValueError
+    ArgumentError
         For an unknown kind.
     """
     if kind not in QA_DECODERS:
-        raise ValueError(f"unknown quality asset kind {kind!r}; known: {', '.join(QA_DECODERS)}")
+        raise ArgumentError(f"unknown quality asset kind {kind!r}; known: {', '.join(QA_DECODERS)}")
     return QA_DECODERS[kind](values)
 
 

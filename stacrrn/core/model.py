@@ -15,7 +15,6 @@ from stacrrn.types import Grid
 
 MODEL_VERSION = 1
 
-METHODS = ("global", "local", "global+local")
 """Registered normalization methods; the CLI builds its choices from this tuple."""
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import linalg, special
 
+from stacrrn.core.settings import SpectralPifThresholds
+from stacrrn.errors import ArgumentError
 from stacrrn.types import Box
 
 F64 = NDArray[np.float64]
@@ -89,14 +91,14 @@ def fit_irmad(x: F64, y: F64, max_iter: int = 50, tol: float = 1e-6) -> IrmadMod
 
     Raises
     ------
-    ValueError
+    ArgumentError
         For mismatched shapes or fewer pixels than ``4 * bands``.
     """
     p, n = x.shape
     if y.shape != x.shape:
-        raise ValueError(f"IR-MAD needs the same bands and pixels in both images, got {x.shape} and {y.shape}")
+        raise ArgumentError(f"IR-MAD needs the same bands and pixels in both images, got {x.shape} and {y.shape}")
     if n < 4 * p:
-        raise ValueError(f"IR-MAD needs at least {4 * p} pixels, got {n}")
+        raise ArgumentError(f"IR-MAD needs at least {4 * p} pixels, got {n}")
     z = np.vstack([x, y]).astype(np.float64)
     w = np.ones(n)
     rho = np.zeros(p)
@@ -158,22 +160,6 @@ def irmad_invariant(model: IrmadModel, x: F64, y: F64, cutoff: float) -> Mask:
     chi = model.chi_square(x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1))
     with np.errstate(invalid="ignore"):
         return (chi <= cutoff).reshape(shape)
-
-
-@dataclass(frozen=True)
-class SpectralPifThresholds:
-    """NDVI and brightness limits of spectrally stable pixels (reflectance units).
-
-    Defaults select sparsely vegetated, moderately bright surfaces (rock, soil, built-up,
-    roads: the classic PIFs of Schott et al. 1988) and leave out vegetation, whose
-    phenology changes between dates (NDVI above ``ndvi_max``), water and shadow (NIR
-    below ``nir_min``), and cloud, snow and saturated pixels (NIR above ``nir_max``).
-    """
-
-    ndvi_min: float = -0.1
-    ndvi_max: float = 0.3
-    nir_min: float = 0.08
-    nir_max: float = 0.5
 
 
 def spectral_invariant(red: F64, nir: F64, limits: SpectralPifThresholds | None = None) -> Mask:

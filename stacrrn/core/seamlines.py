@@ -23,6 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from stacrrn.errors import ArgumentError
+
 F64 = NDArray[np.float64]
 Mask = NDArray[np.bool_]
 Labels = NDArray[np.int32]
@@ -107,12 +109,17 @@ def partition(
     -------
     numpy.ndarray
         ``int32`` labels (image indices in the given order).
+
+    Raises
+    ------
+    ArgumentError
+        If two keys are equal or a priority is not positive.
     """
     if len(set(keys)) != len(keys):
-        raise ValueError("image keys must be unique")
+        raise ArgumentError("image keys must be unique")
     weights = np.ones(len(valid)) if priority is None else np.asarray(priority, dtype=np.float64)
     if np.any(weights <= 0):
-        raise ValueError("priorities must be positive")
+        raise ArgumentError("priorities must be positive")
     order = sorted(range(len(valid)), key=lambda k: keys[k])
     union = np.logical_or.reduce(list(valid))
     best = np.full(valid[0].shape, -np.inf)

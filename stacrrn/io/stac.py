@@ -23,6 +23,7 @@ import pystac
 import pystac.stac_io
 from pystac.utils import make_absolute_href, str_to_datetime
 
+from stacrrn.errors import EmptySearchError as EmptySearchError  # defined with the error tree; importable here too
 from stacrrn.errors import InputError, ParameterError, StacrrnError, TransientIOError
 from stacrrn.io.band_choice import (
     asset_bands,
@@ -44,10 +45,6 @@ COMMON_NAMES = frozenset(
     | {"rededge078", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir", "lwir11", "lwir12"}
 )
 """``eo:common_name`` values of the eo extension."""
-
-
-class EmptySearchError(InputError):
-    """The search selected no item."""
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def _publish_clear_mask(job: ItemJob, item_id: str, qa: QaAsset, folder: Path) -
     local = folder / versioned("clear-mask", job.model, ".tif")
     clear = 0
     with cog_writer(local, qa.info.grid, 1, "uint8", 255) as writer:
-        for box in chunks(qa.info.grid, job.setup.options.chunk_size):
+        for box in chunks(qa.info.grid, job.setup.options.execution.chunk_size):
             flags, valid = read_window(qa.info, box, [1])
             ok = clear_from_qa(qa.kind, flags[0].astype(np.int64))
             clear += int((ok & valid[0]).sum())
@@ -158,7 +158,7 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
     inputs = job.setup.inputs
     item = inputs.items[k]
     selection: BandSelection = inputs.selection
-    chunk_size = job.setup.options.chunk_size
+    chunk_size = job.setup.options.execution.chunk_size
     assets: dict[str, RasterAsset] = {}
     clipped = [0] * len(selection.bands)
     measured: list[tuple[list[int], dict[str, Any]]] = []
@@ -166,7 +166,7 @@ def _correct_item_in(job: ItemJob, k: int, folder: Path) -> dict[str, Any]:
         info = inputs.assets[k][key]
         local = folder / versioned(asset_file_name(key), job.model, ".tif")
         source_bands = [selection.bands[p].index for p in positions]
-        every = job.setup.options.fidelity_every
+        every = job.setup.options.output.fidelity_every
         result = correct_raster(job.model, k, info, local, chunk_size, positions, source_bands, every)
         for p, c in zip(positions, result.clipped, strict=True):
             clipped[p] = c

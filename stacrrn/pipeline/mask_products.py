@@ -19,9 +19,10 @@ from stacrrn.errors import ParameterError
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.stac import Search, stac_items_of
 from stacrrn.io.storage import configure_cloud
+from stacrrn.options import PifOptions
 from stacrrn.pipeline.execution.parallel import Workers, imap_bounded, threads_of
 from stacrrn.pipeline.execution.progress import Progress, no_progress
-from stacrrn.pipeline.inputs.pif_options import PifOptions, PifSetup
+from stacrrn.pipeline.inputs.pif_options import PifSetup
 from stacrrn.pipeline.inputs.plan import Plan
 from stacrrn.pipeline.masks.pifs import candidate_pairs, prepare_pair_mask
 from stacrrn.types import Box
@@ -138,7 +139,7 @@ def local_cloud_mask(cloud_mask: str, band_names: Sequence[str] | None, masks: M
     Parameters
     ----------
     cloud_mask
-        ``auto`` or one of :data:`~stacrrn.pipeline.masks.cloud_masks.LOCAL_CLOUD_MASKS`.
+        One of :data:`~stacrrn.options.LOCAL_CLOUD_MASKS`.
     band_names
         ``eo:common_name`` of each band used (the spectral test needs blue and red).
     masks
@@ -205,11 +206,12 @@ def mask_plans(
         )
         spectral = spectral_bands(inputs, reflectance)
     else:
+        from stacrrn.options import LOCAL_CLOUD_MASKS
         from stacrrn.pipeline.inputs.plan import band_numbers, make_plan
         from stacrrn.pipeline.inputs.spectral import SpectralBands
-        from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
+        from stacrrn.pipeline.masks.cloud_masks import with_local_masks
 
-        if cloud_mask not in (*LOCAL_CLOUD_MASKS, "auto"):
+        if cloud_mask not in LOCAL_CLOUD_MASKS:
             raise ParameterError(
                 f"--cloud-mask {cloud_mask} needs STAC items; for local rasters give --mask NAME=PATH[:KIND] "
                 "or --cloud-mask spectral"

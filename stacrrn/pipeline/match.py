@@ -7,25 +7,23 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from stacrrn.core.fidelity import SAMPLE_EVERY
-from stacrrn.core.local_params import LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import InputError, OutputError, ParameterError
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
 from stacrrn.io.lock import OutputLock
 from stacrrn.io.storage import Storage
+from stacrrn.options import LOCAL_CLOUD_MASKS, RunOptions, default_of
 from stacrrn.pipeline.execution.parallel import Workers, check_workers
 from stacrrn.pipeline.execution.progress import Progress, no_progress
 from stacrrn.pipeline.inputs.checks import check_plan_graph
-from stacrrn.pipeline.inputs.pif_options import PifOptions
-from stacrrn.pipeline.inputs.plan import DEFAULT_CHUNK, Plan, make_plan
+from stacrrn.pipeline.inputs.plan import Plan, make_plan
 from stacrrn.pipeline.inputs.spectral import SpectralBands
-from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS, with_local_masks
+from stacrrn.pipeline.masks.cloud_masks import with_local_masks
 from stacrrn.pipeline.passes.apply import (
     ApplyResult,
     apply_model,
-    check_fidelity_every,
     read_model,
     record_outputs,
     write_block_maps,
@@ -33,7 +31,6 @@ from stacrrn.pipeline.passes.apply import (
 from stacrrn.pipeline.passes.overlap_metrics import record_overlap_pixels
 from stacrrn.pipeline.passes.solve import (
     band_fallback_warning,
-    check_method,
     check_statistics,
     fit_model,
     log_model,
@@ -103,31 +100,39 @@ def prepare_output(out_dir: Path) -> None:
         raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
 
 
+STAC_ONLY = ("assets", "mode", "neighbours", "star", "collection_id", "on_error", "publish")
+"""Options that only a STAC run uses; local jobs refuse them (bands of local files: ``bands``)."""
+
+
+def check_local_options(options: RunOptions) -> None:
+    """Refuse STAC-only options and cloud masks local files cannot have.
+
+    Raises
+    ------
+    ParameterError
+        For a STAC-only option that is set, or a ``cloud_mask`` not in :data:`LOCAL_CLOUD_MASKS`.
+    """
+    flat = options.flat()
+    if set_ := [name for name in STAC_ONLY if flat[name] != default_of(name)]:
+        raise ParameterError(f"option(s) {', '.join(set_)} apply to STAC runs only, not to local files")
+    if options.masks.cloud_mask not in LOCAL_CLOUD_MASKS:
+        raise ParameterError(
+            f"--cloud-mask {options.masks.cloud_mask!r} needs STAC items; for local files choose one of "
+            f"{', '.join(LOCAL_CLOUD_MASKS)} (quality rasters: --mask NAME=PATH[:KIND])"
+        )
+
+
 def match(
     inputs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
+    options: RunOptions | None = None,
     *,
-    references: Sequence[str] | None = None,
-    method: str = "global+local",
     bands: Sequence[int] | None = None,
-    block_size: float | None = None,
-    n_blocks: int | None = None,
-    crs: str | None = None,
-    resolution: float | None = None,
-    workers: Workers = 1,
-    resume: bool = False,
-    min_overlap: int = 64,
-    chunk_size: int = DEFAULT_CHUNK,
-    local_params: LocalParams | None = None,
-    cloud_mask: str = "none",
-    masks: Mapping[str, str] | None = None,
     band_names: Sequence[str] | None = None,
-    reflectance: tuple[float, float] | None = None,
-    pif: PifOptions | None = None,
-    estimator: str = "spread",
-    overlap_pixels: bool | None = None,
+    masks: Mapping[str, str] | None = None,
+    workers: Workers | None = None,
     progress: Progress = no_progress,
-    fidelity_every: int = SAMPLE_EVERY,
+    **values: Any,
 ) -> MatchResult:
     """Normalize overlapping rasters radiometrically (Yu et al. 2017 global-to-local).
 
@@ -138,69 +143,47 @@ def match(
     out_dir
         Folder receiving ``<name>.tif`` per input, ``stacrrn-model.json``, the cached
         statistics and ``blockmaps/<name>_field.tif``.
-    references
-        Names (file stems), file names or paths of reference images. Default: all
-        images, i.e. normalization towards their central tendency.
-    method
-        ``global`` (gain/offset), ``local`` (block fields only) or ``global+local``.
+    options
+        The job's options (:class:`~stacrrn.options.RunOptions`); the STAC-only ones
+        (``assets``, ``mode``, ``neighbours``, ``star``, ``collection_id``, ``on_error``,
+        ``publish``) must keep their defaults. ``references`` are names (file stems), file
+        names or paths; ``cloud_mask`` is ``auto`` (the ``masks`` files, if any), ``none``
+        or ``spectral`` (needs ``band_names`` with blue and red, and ``reflectance``).
     bands
         1-based band indexes (default: all, counts must match).
-    block_size, n_blocks
-        Block grid of the local step: edge in CRS units, or number of blocks along
-        the longer side of the union (default 32).
-    crs, resolution
-        Common grid for the statistics (default: first input's CRS, finest resolution).
-    workers
-        Threads for the pixel passes.
-    resume
-        Keep outputs that already exist and were made with the same model.
-    min_overlap
-        Overlaps with fewer valid pixels are ignored.
-    chunk_size
-        Chunk edge in pixels.
-    local_params
-        Weights of the local solve.
-    cloud_mask
-        ``none`` or ``spectral`` (the spectral cloud test on the bands; needs
-        ``band_names`` with blue and red, and ``reflectance``).
-    masks
-        Mask rasters per input name, ``"path[:kind]"``: ``clear`` (non-zero = usable,
-        default), ``qa_pixel`` or ``scl``; on any grid or CRS (resampled, nearest).
     band_names
         ``eo:common_name`` of each selected band (``blue``, ``red``, ``nir``...), for the
         spectral cloud test and NDVI PIFs.
-    reflectance
-        ``(scale, offset)``: reflectance = value * scale + offset.
-    pif
-        Pseudo-invariant feature selection and holdout (:class:`PifOptions`).
-    estimator
-        Relative gain estimator of the global step: ``spread`` or ``orthogonal``.
-    overlap_pixels
-        Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after
-        the whole model (``quality["overlap_pixels"]``); default when the overlaps hold no
-        more pixels than the images (a mosaic, not a time series).
+    masks
+        Mask rasters per input name, ``"path[:kind]"``: ``clear`` (non-zero = usable,
+        default), ``qa_pixel`` or ``scl``; on any grid or CRS (resampled, nearest).
+    workers
+        Threads (a number) or a Dask client for the pixel passes (default
+        ``options.execution.workers``).
     progress
         Progress callback ``(stage, done, total)``.
-    fidelity_every
-        Pass 2 measures the outputs' fidelity (correlation, spectral angle, SSIM) on one
-        row of 8 x 8 windows (8 image rows) in every ``fidelity_every`` (default 4; 1: every
-        pixel).
+    **values
+        Options by flat name (``method="global"``), applied on top of ``options``.
 
     Returns
     -------
     MatchResult
         The model, per-output results, paths and warnings.
     """
-    check_method(method, estimator)
+    o = (options or RunOptions()).updated(**values)
+    o.check()
+    check_local_options(o)
+    workers = o.execution.workers if workers is None else workers
     check_workers(workers)
-    check_fidelity_every(fidelity_every)
-    if cloud_mask not in LOCAL_CLOUD_MASKS:
-        raise ParameterError(f"unknown --cloud-mask {cloud_mask!r}; choose one of {', '.join(LOCAL_CLOUD_MASKS)}")
+    cloud_mask = "none" if o.masks.cloud_mask == "auto" else o.masks.cloud_mask
+    method, estimator, min_overlap = o.model.method, o.model.estimator, o.model.min_overlap
+    chunk_size, resume, fidelity_every = o.execution.chunk_size, o.execution.resume, o.output.fidelity_every
     out = Path(out_dir).absolute()  # workers of a cluster may run in another folder
-    plan = make_plan(inputs, bands, crs, resolution, block_size, n_blocks, chunk_size)
-    spectral = SpectralBands.named(band_names, [str(b) for b in plan.bands], reflectance)
-    plan = with_local_masks(plan, cloud_mask, masks or {}, spectral, pif)
-    refs = resolve_references(plan, references)
+    i, m = o.inputs, o.model
+    plan = make_plan(inputs, bands, i.crs, i.resolution, m.block_size, m.n_blocks, chunk_size)
+    spectral = SpectralBands.named(band_names, [str(b) for b in plan.bands], o.masks.reflectance)
+    plan = with_local_masks(plan, cloud_mask, masks or {}, spectral, o.masks.pif)
+    refs = resolve_references(plan, m.references)
     check_plan_graph(plan.names, plan.footprints, plan.pairs, refs)
     check_output(out, plan)
     fingerprint = plan.fingerprint()
@@ -218,10 +201,10 @@ def match(
     with OutputLock(Storage(str(out))):
         if not reused:
             save_statistics(stats, stats_path, fingerprint)
-        model = fit_model(plan, stats, method, refs, min_overlap, local_params, estimator)
+        model = fit_model(plan, stats, method, refs, min_overlap, m.local_params, estimator)
         log_model(model)
         warnings += band_fallback_warning(model) + unfitted_band_warning(model, stats)
-        record_overlap_pixels(plan, model, stats, overlap_pixels, workers, progress)
+        record_overlap_pixels(plan, model, stats, o.output.overlap_pixels, workers, progress)
         model_path = out / MODEL_FILE
         try:
             block_maps = write_block_maps(model, stats, out, resume)

@@ -35,20 +35,18 @@ from typing import Any
 
 import pystac
 
-from stacrrn.core.fidelity import SAMPLE_EVERY
-from stacrrn.core.local_params import LocalParams
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Statistics
-from stacrrn.errors import InputError, ParameterError, StacrrnError, report
+from stacrrn.errors import ImagesUnreadableError, InputError, ParameterError, StacrrnError, report
 from stacrrn.io.hrefs import redact_text
 from stacrrn.io.lock import OutputLock
 from stacrrn.io.output_keys import check_output_keys
 from stacrrn.io.stac import Search, asset_href, item_href, search_items, select_bands, sort_by_date
 from stacrrn.io.storage import Storage, configure_cloud
+from stacrrn.options import RunOptions
 from stacrrn.pipeline.execution.parallel import Workers, check_workers, threads_of
 from stacrrn.pipeline.execution.progress import Progress, no_progress
-from stacrrn.pipeline.inputs.pif_options import PifOptions
-from stacrrn.pipeline.inputs.plan import DEFAULT_CHUNK, Plan
+from stacrrn.pipeline.inputs.plan import Plan
 from stacrrn.pipeline.item_outputs import (
     COLLECTION_KEY,
     ItemJob,
@@ -68,13 +66,10 @@ from stacrrn.pipeline.passes.solve import (
     log_model,
     unfitted_band_warning,
 )
-from stacrrn.pipeline.passes.statistics import STATISTICS_FILE, ImagesUnreadableError, compute_statistics
-from stacrrn.pipeline.run_setup import RunOptions, RunSetup, prepare
+from stacrrn.pipeline.passes.statistics import STATISTICS_FILE, compute_statistics
+from stacrrn.pipeline.run_setup import RunSetup, check_run_options, prepare
 
 log = logging.getLogger(__name__)
-
-ON_ERROR = ("fail", "skip")
-"""What a run does with an item it cannot read or write: stop, or leave it out and go on."""
 
 
 @dataclass
@@ -140,32 +135,11 @@ def check_not_inputs(storage: Storage, items: Sequence[pystac.Item], search: Sea
 def run(
     search: Search | Sequence[pystac.Item],
     out: str,
+    options: RunOptions | None = None,
     *,
-    assets: Sequence[str] | None = None,
-    mode: str = "mosaic",
-    neighbours: int | None = None,
-    star: bool = False,
-    references: Sequence[str] | None = None,
-    method: str = "global+local",
-    block_size: float | None = None,
-    n_blocks: int | None = None,
-    crs: str | None = None,
-    resolution: float | None = None,
-    workers: Workers = 2,
-    min_overlap: int = 64,
-    chunk_size: int = DEFAULT_CHUNK,
-    collection_id: str | None = None,
-    publish: str | None = None,
-    resume: bool = True,
-    cloud_mask: str = "auto",
-    reflectance: tuple[float, float] | None = None,
-    pif: PifOptions | None = None,
-    estimator: str = "spread",
-    local_params: LocalParams | None = None,
-    overlap_pixels: bool | None = None,
-    on_error: str = "fail",
+    workers: Workers | None = None,
     progress: Progress = no_progress,
-    fidelity_every: int = SAMPLE_EVERY,
+    **values: Any,
 ) -> RunResult:
     """Normalize the scenes a STAC search selects and publish corrected COGs and items.
 
@@ -175,107 +149,39 @@ def run(
         A :class:`~stacrrn.io.stac.Search` (STAC API, static catalog or item files), or items.
     out
         Output location: a folder or ``s3://bucket/prefix``.
-    assets
-        Bands to normalize: asset keys, ``asset.N`` or ``eo:common_name`` values
-        (default: every band of every raster data asset).
-    mode, neighbours
-        ``mosaic`` (adjacent scenes) or ``timeseries`` (one place, many dates; each date
-        paired with its ``neighbours`` nearest dates, default all pairs).
-    star
-        Time series: also (or only) pair every date with each reference date.
-    references
-        Item ids held fixed (default: all items' central tendency).
-    method
-        ``global``, ``local`` or ``global+local``.
-    block_size, n_blocks, crs, resolution
-        Block grid and common grid (see :func:`stacrrn.match`).
+    options
+        The run's options (:class:`~stacrrn.options.RunOptions`: inputs, model, masks,
+        output, execution; each field documented there). Default: every default.
     workers
-        Concurrent chunks in pass 1 and items in pass 2.
-    min_overlap
-        Overlaps with fewer valid pixels are ignored.
-    chunk_size
-        Chunk edge in pixels.
-    collection_id
-        Id of the output collection (default ``<first input collection>-rrn``).
-    publish
-        STAC API URL (transactions extension) to add the collection and items to.
-    resume
-        Reuse cached statistics and items already written with the same model.
-    cloud_mask
-        ``auto`` (the items' quality assets, Landsat ``qa_pixel`` / Sentinel-2 ``scl``, when
-        every item has one), ``qa`` (required) or ``none``. Masks restrict the statistics
-        (pass 1) and are published as each item's ``clear-mask`` asset; output pixels are
-        corrected everywhere. ``spectral`` runs a cloud test on the bands themselves (needs
-        blue and red, and reflectance: ``reflectance=(scale, offset)`` or the bands'
-        ``raster:bands`` scale/offset); ``s2cloudless`` runs Sentinel Hub's detector on the
-        10 bands of Sentinel-2 L1C items (optional extra). Computed masks are published on
-        the common grid.
-    reflectance
-        ``(scale, offset)`` from values to reflectance for the spectral cloud test and NDVI PIFs.
-    pif
-        Pseudo-invariant feature selection and holdout (:class:`~stacrrn.pipeline.masks.pifs.PifOptions`).
-    estimator
-        Relative gain estimator of the global step: ``spread`` or ``orthogonal``.
-    local_params
-        Extent (``overlaps`` or ``image``), decay and weights of the local solve
-        (:class:`~stacrrn.core.local_model.LocalParams`; default ``LocalParams()``).
-    overlap_pixels
-        Read the overlaps once more for the pixelwise overlap RMSE and MAE before and after
-        the whole model (``quality["overlap_pixels"]`` of the model JSON); default when the
-        overlaps hold no more pixels than the images (a mosaic, not a time series).
-    on_error
-        ``fail`` (default): the first item that cannot be read or written stops the run.
-        ``skip``: such items (a missing or unreadable asset, faults that outlast the
-        retries) are left out, the run finishes the rest and reports them in
-        ``RunResult.skipped``, its warnings and the run manifest.
+        Threads (a number) or a Dask client for the pixel passes (default
+        ``options.execution.workers``).
     progress
         Progress callback ``(stage, done, total)``.
-    fidelity_every
-        Pass 2 measures each output's fidelity on one row of 8 x 8 windows (8 image rows)
-        in every ``fidelity_every`` (default 4; 1: every pixel).
+    **values
+        Options by flat name (``method="global"``, ``assets=["red", "nir"]``), applied
+        on top of ``options`` (:data:`~stacrrn.options.OPTION_FIELDS` lists them).
 
     Returns
     -------
     RunResult
         The model, the output items (as JSON dicts), hrefs and warnings.
     """
-    options = RunOptions(
-        tuple(assets) if assets is not None else None,
-        mode,
-        neighbours,
-        star,
-        tuple(references) if references is not None else None,
-        method,
-        block_size,
-        n_blocks,
-        crs,
-        resolution,
-        min_overlap,
-        chunk_size,
-        collection_id,
-        cloud_mask,
-        reflectance,
-        pif,
-        estimator,
-        local_params,
-        fidelity_every,
-    )
-    options.check()
+    o = (options or RunOptions()).updated(**values)
+    check_run_options(o)
+    workers = o.execution.workers if workers is None else workers
     check_workers(workers)
-    if on_error not in ON_ERROR:
-        raise ParameterError(f"unknown --on-error {on_error!r}; choose one of {', '.join(ON_ERROR)}")
-    skip = on_error == "skip"
+    skip = o.output.on_error == "skip"
     configure_cloud()
     items = search_items(search) if isinstance(search, Search) else sort_by_date(search)
     log.info("%d items to normalize, outputs to %s", len(items), out, extra={"fields": {"items": len(items)}})
     # fail on unknown band names and ids that cannot name outputs before touching the output
-    check_output_keys([it.id for it in items], select_bands(items, assets).assets)
+    check_output_keys([it.id for it in items], select_bands(items, o.inputs.assets).assets)
     storage = Storage(out)
     check_not_inputs(storage, items, search if isinstance(search, Search) else None)
     storage.check_writable()
-    setup = prepare(items, options, 2 * threads_of(workers), skip)
+    setup = prepare(items, o, 2 * threads_of(workers), skip)
     warnings: list[str] = []
-    cached = _cached_statistics(setup.plan, storage) if resume else None
+    cached = _cached_statistics(setup.plan, storage) if o.execution.resume else None
     if cached is None:
         setup, stats = _first_pass(setup, items, skip, workers, progress, warnings)
     else:
@@ -289,7 +195,7 @@ def run(
             manifest = RunManifest.begin(storage, [it.id for it in items], setup.inputs.skipped)
             try:
                 result, collection = _publish_run(
-                    setup, stats, cached, storage, manifest, resume, skip, overlap_pixels, workers, progress, warnings
+                    setup, stats, cached, storage, manifest, skip, workers, progress, warnings
                 )
             except BaseException as exc:
                 with contextlib.suppress(Exception):  # the run's own error matters more than the manifest's
@@ -298,10 +204,10 @@ def run(
             manifest.finish("complete")
     finally:
         storage.cleanup()
-    if publish:
+    if o.output.publish:
         from stacrrn.pipeline.outputs.publish import publish_items
 
-        result.published = publish_items(publish, collection, result.items, progress)
+        result.published = publish_items(o.output.publish, collection, result.items, progress)
     return result
 
 
@@ -334,9 +240,7 @@ def _publish_run(
     cached: Statistics | None,
     storage: Storage,
     manifest: RunManifest,
-    resume: bool,
     skip: bool,
-    overlap_pixels: bool | None,
     workers: Workers,
     progress: Progress,
     warnings: list[str],
@@ -349,9 +253,9 @@ def _publish_run(
     if cached is None:
         _save_statistics(setup.plan, storage, stats)
     manifest.model_known(model.digest(), model_href)
-    record_overlap_pixels(setup.plan, model, stats, overlap_pixels, workers, progress)
+    record_overlap_pixels(setup.plan, model, stats, setup.options.output.overlap_pixels, workers, progress)
     job = ItemJob(setup, model, storage, model_href)
-    dicts, reused, skipped = apply_items(job, resume, workers, progress, manifest, skip)
+    dicts, reused, skipped = apply_items(job, setup.options.execution.resume, workers, progress, manifest, skip)
     if not dicts:
         first = next(iter(skipped.items()))
         raise InputError(f"every item failed, none was published; item {first[0]}: {first[1]}")
@@ -388,7 +292,7 @@ def failure_reason(exc: BaseException) -> str:
 def usable_statistics(setup: RunSetup, stats: Statistics) -> list[str]:
     """:func:`~stacrrn.pipeline.passes.solve.check_statistics` for a STAC run: raise or return warnings."""
     labels = setup.inputs.selection.labels
-    return check_statistics(stats, setup.plan, setup.options.min_overlap, labels, setup.references)
+    return check_statistics(stats, setup.plan, setup.options.model.min_overlap, labels, setup.references)
 
 
 def solve(
@@ -412,9 +316,9 @@ def solve(
     tuple
         The model, its href, and the reference block map's href (``None`` without a local step).
     """
-    o, plan = setup.options, setup.plan
+    m, plan = setup.options.model, setup.plan
     labels = setup.inputs.selection.labels
-    model = fit_model(plan, stats, o.method, setup.references, o.min_overlap, o.local_params, o.estimator)
+    model = fit_model(plan, stats, m.method, setup.references, m.min_overlap, m.local_params, m.estimator)
     log_model(model)
     warnings += band_fallback_warning(model, labels) + unfitted_band_warning(model, stats, labels)
     model_href = storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))

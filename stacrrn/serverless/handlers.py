@@ -97,7 +97,7 @@ def apply(event: dict[str, Any], context: object | None = None) -> dict[str, Any
 def collection(event: dict[str, Any], context: object | None = None) -> dict[str, Any]:
     """Final step: the run's collection, once every item is published with the model."""
     p = _payload(event)
-    model_href, collection_id = p.field("model", str), collection_id_of(p.items, p.options.collection_id)
+    model_href, collection_id = p.field("model", str), collection_id_of(p.items, p.options.output.collection_id)
     with p.storage() as storage:
         href, _ = write_run_collection(p.items, storage, model_href, collection_id, p.raw.get("reference_blockmap"))
     return {"collection": href, "items": len(p.items), "model": model_href}

@@ -15,7 +15,8 @@ import pystac
 from stacrrn.errors import ParameterError
 from stacrrn.io.stac import check_item, sort_by_date
 from stacrrn.io.storage import Storage
-from stacrrn.pipeline.run_setup import RunOptions, RunSetup, prepare
+from stacrrn.options import RunOptions
+from stacrrn.pipeline.run_setup import RunSetup, prepare
 
 TASK = "stacrrn"
 """Name of the task block holding the run parameters: ``process.tasks.stacrrn``."""

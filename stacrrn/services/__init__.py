@@ -13,7 +13,8 @@ Each is a context manager that starts the service on entry and stops it on exit.
 
 from __future__ import annotations
 
-from stacrrn.services.common import ServiceError, free_port
+from stacrrn.errors import ServiceError
+from stacrrn.services.common import free_port
 from stacrrn.services.fault_proxy import FaultProxy
 from stacrrn.services.pgstac import PgstacAPI, pgstac_unavailable_reason
 from stacrrn.services.rustac import RustacAPI

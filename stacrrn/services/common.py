@@ -22,20 +22,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from stacrrn.errors import StacrrnError
+from stacrrn.errors import ServiceError
 
 LOOPBACK = "127.0.0.1"
 """The only address the services bind to."""
 
 _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class ServiceError(StacrrnError, RuntimeError):
-    """A loopback service could not be started, reached or stopped.
-
-    This is an environment or runtime failure, not bad user input; the message carries
-    the tail of the service's log when there is one.
-    """
 
 
 class LoopbackService:

@@ -306,7 +306,7 @@ class FaultProxy(LoopbackService):
 
     @property
     def port(self) -> int:
-        """The bound port (:class:`~stacrrn.services.common.ServiceError` if not running)."""
+        """The bound port (:class:`~stacrrn.errors.ServiceError` if not running)."""
         return running_port(None if self._server is None else self._server.server_port, "FaultProxy")
 
     @property

@@ -29,10 +29,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from stacrrn.errors import ServiceError
 from stacrrn.services.common import (
     LOOPBACK,
     LoopbackService,
-    ServiceError,
     find_executable,
     free_port,
     http_json,

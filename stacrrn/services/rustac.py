@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from stacrrn.errors import ServiceError
 from stacrrn.services.common import (
     LOOPBACK,
     LoopbackService,
-    ServiceError,
     free_port,
     log_tail,
     require_executable,

@@ -13,7 +13,8 @@ import sys
 from types import TracebackType
 from typing import Any, Self
 
-from stacrrn.services.common import LOOPBACK, LoopbackService, ServiceError, running_port, wait_http
+from stacrrn.errors import ServiceError
+from stacrrn.services.common import LOOPBACK, LoopbackService, running_port, wait_http
 
 DUMMY_KEY = "testing"
 """The access key id and secret moto accepts (any value works; a value must be set)."""

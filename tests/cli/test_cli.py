@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import stacrrn.cli.local
 from stacrrn.cli.app import app
-from stacrrn.core.local_params import LocalParams
+from stacrrn.core.settings import LocalParams
 from stacrrn.samples import write_sample_mosaic
 from tests.conftest import BAHAMAS
 

@@ -9,7 +9,7 @@ import s3fs
 
 import stacrrn.pipeline.run
 from stacrrn.cli.app import app
-from stacrrn.core.local_params import LocalParams
+from stacrrn.core.settings import LocalParams
 from stacrrn.samples import write_sample_mosaic
 from stacrrn.services import RustacAPI, free_port
 from tests.cli.test_cli import assert_user_error, run_cli, runner

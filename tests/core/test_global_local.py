@@ -10,9 +10,9 @@ import pytest
 import stacrrn.core.global_local as global_local
 from stacrrn.core.global_model import GlobalFit, solve_global
 from stacrrn.core.local_model import LocalProblem, evidence_nodes, unsupported_nodes
-from stacrrn.core.local_params import LocalParams
 from stacrrn.core.metrics import overlap_consistency
 from stacrrn.core.moments import ImageMoments
+from stacrrn.core.settings import LocalParams
 from tests.core.test_local_model import two_strips
 
 

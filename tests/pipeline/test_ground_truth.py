@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from stacrrn import match
-from stacrrn.core.local_params import LocalParams
 from stacrrn.core.metrics import affine_residual
+from stacrrn.core.settings import LocalParams
 from tests.conftest import BAHAMAS, S2_TILES, SHARED, distort_tiles, needs_shared, read, tile_grid_coords
 
 pytestmark = needs_shared

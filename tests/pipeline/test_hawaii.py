@@ -18,7 +18,7 @@ import rasterio
 
 from stacrrn.core.masks import spectral_clear
 from stacrrn.core.pif import fit_irmad, invariant_cutoff, irmad_invariant
-from stacrrn.pipeline.inputs.pif_options import PifOptions
+from stacrrn.options import PifOptions
 from stacrrn.pipeline.match import match
 from tests.conftest import SHARED, needs_shared
 

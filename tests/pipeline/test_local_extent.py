@@ -14,8 +14,8 @@ from rasterio.warp import reproject
 from scipy import ndimage
 
 from stacrrn import match
-from stacrrn.core.local_params import LocalParams
 from stacrrn.core.metrics import affine_residual
+from stacrrn.core.settings import LocalParams
 from tests.conftest import SHARED, cut_tiles, needs_shared, read, tile_grid_coords
 
 pytestmark = needs_shared

@@ -11,14 +11,20 @@ import numpy as np
 import pytest
 
 import stacrrn
-from stacrrn.core.local_params import LOCAL_EXTENTS
 from stacrrn.core.masks import QA_DECODERS
-from stacrrn.pipeline.inputs.pif_options import PIF_KINDS
-from stacrrn.pipeline.inputs.stac_inputs import CLOUD_MASKS
-from stacrrn.pipeline.loading.stac_plan import MODES
-from stacrrn.pipeline.masks.cloud_masks import LOCAL_CLOUD_MASKS
+from stacrrn.core.settings import LOCAL_EXTENTS, LocalParams
+from stacrrn.options import (
+    CLOUD_MASKS,
+    LOCAL_CLOUD_MASKS,
+    MODES,
+    ON_ERROR,
+    OPTION_FIELDS,
+    PIF_KINDS,
+    PifOptions,
+    default_of,
+)
+from stacrrn.pipeline.match import STAC_ONLY
 from stacrrn.pipeline.mosaic.seams import SEAM_MODES
-from stacrrn.pipeline.run import ON_ERROR
 from tests.qgis_plugin.harness import ARTIFACTS, ROOT, SYSTEM_PYTHON, drive, needs_qgis
 
 PLUGIN = ROOT / "qgis_plugin" / "stacrrn_qgis"
@@ -33,8 +39,8 @@ REGISTRIES = {
     ("*", "SEAMS"): SEAM_MODES,
     ("*", "MASK_KIND"): tuple(QA_DECODERS),
     ("stacrrn:match", "CLOUD_MASK"): LOCAL_CLOUD_MASKS,
-    ("stacrrn:clouds", "CLOUD_MASK"): ("auto", *LOCAL_CLOUD_MASKS),
-    ("stacrrn:pif", "CLOUD_MASK"): ("auto", *LOCAL_CLOUD_MASKS),
+    ("stacrrn:clouds", "CLOUD_MASK"): LOCAL_CLOUD_MASKS,
+    ("stacrrn:pif", "CLOUD_MASK"): LOCAL_CLOUD_MASKS,
     ("stacrrn:stac_run", "CLOUD_MASK"): CLOUD_MASKS,
     ("stacrrn:stac_run", "MODE"): MODES,
     ("stacrrn:stac_run", "ON_ERROR"): ON_ERROR,
@@ -97,6 +103,47 @@ def test_provider_registers_every_algorithm_with_valid_parameters(tmp_path):
     search = {p["name"]: p for p in algorithms["stacrrn:stac_run"]["parameters"]}
     assert search["EXTENT"]["type"] == "extent" and search["START"]["type"] == "datetime"
     assert search["LOCAL_EXTENT"]["default"] == "overlaps" and search["LOCAL_DECAY"]["default"] == 2.0
+    for alg_id, covered in (("stacrrn:match", MATCH_OPTIONS), ("stacrrn:stac_run", RUN_OPTIONS)):
+        params = {p["name"]: p for p in algorithms[alg_id]["parameters"]}
+        assert set(covered) | NOT_IN_PLUGIN | (set(STAC_ONLY) if alg_id == "stacrrn:match" else set()) == set(
+            OPTION_FIELDS
+        ), f"{alg_id}: which parameter offers the new option?"
+        for field, names in covered.items():
+            for name, default in names.items():
+                assert name in params, f"{alg_id} misses {name} (option {field})"
+                assert params[name]["default"] == default, f"{alg_id} {name}: the library's default is {default!r}"
+
+
+# each option of stacrrn.options and the plugin parameter(s) offering it, with the library's default
+MATCH_OPTIONS = {
+    "references": {"REFERENCES": None},
+    "method": {"METHOD": default_of("method")},
+    "estimator": {"ESTIMATOR": default_of("estimator")},
+    "min_overlap": {"MIN_OVERLAP": default_of("min_overlap")},
+    "block_size": {"BLOCK_SIZE": None},
+    "n_blocks": {"BLOCKS": None},
+    "local_params": {"LOCAL_EXTENT": LocalParams.extent, "LOCAL_DECAY": LocalParams.decay},
+    "crs": {"CRS": None},
+    "resolution": {"RESOLUTION": None},
+    "cloud_mask": {"CLOUD_MASK": default_of("cloud_mask")},
+    "reflectance": {"REFLECTANCE_SCALE": None, "REFLECTANCE_OFFSET": 0.0},
+    "pif": {"PIF": None, "PIF_THRESHOLD": PifOptions.threshold, "PIF_MIN_SHARE": PifOptions.min_share},
+    "overlap_pixels": {"OVERLAP_PIXELS": "auto"},
+    "workers": {"WORKERS": default_of("workers")},
+    "resume": {"RESUME": default_of("resume")},
+}
+RUN_OPTIONS = {
+    **MATCH_OPTIONS,
+    "assets": {"ASSETS": None},
+    "mode": {"MODE": default_of("mode")},
+    "neighbours": {"NEIGHBOURS": None},
+    "star": {"STAR": default_of("star")},
+    "collection_id": {"COLLECTION_ID": None},
+    "on_error": {"ON_ERROR": default_of("on_error")},
+}
+# options the plugin leaves at the library's default: tuning (chunks, fidelity sampling) and
+# publishing to a STAC API (a QGIS user loads the outputs instead)
+NOT_IN_PLUGIN = {"chunk_size", "fidelity_every", "publish"}
 
 
 # names the data defines (ids, keys, band names, a URL): text, validated by stacrrn where it reads them

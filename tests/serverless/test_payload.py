@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from stacrrn.core.local_params import LocalParams
+from stacrrn.core.settings import LocalParams
 from stacrrn.pipeline.outputs.catalog import catalog_rasters
 from stacrrn.samples import write_sample_mosaic
 from stacrrn.serverless.payload import Payload
@@ -56,7 +56,7 @@ BAD = [
             ({"membrane": "x"}, "'membrane' must be a number"),
             ({"iterations": 2.5}, "'iterations' must be a whole number"),
             ({"cross_validate": "no"}, "'cross_validate' must be true or false"),
-            ({"span": 3}, "unexpected keyword argument 'span'"),
+            ({"span": 3}, "unknown field(s) 'span'"),
         ]
     ],
     ("statistics", lambda items, out: payload(items, out), [], "'tile'"),
@@ -84,7 +84,7 @@ def test_bad_event_exits_2_with_one_line(items, tmp_path, monkeypatch, name, mak
 def test_local_params_of_the_payload_reach_the_solve(items, tmp_path, monkeypatch):
     monkeypatch.delenv("STACRRN_OUTPUT", raising=False)
     event = payload(items, tmp_path / "out", local_params={"extent": "image", "decay": 3})
-    assert Payload.from_event(event).options.local_params == LocalParams(extent="image", decay=3.0)
+    assert Payload.from_event(event).options.model.local_params == LocalParams(extent="image", decay=3.0)
     statistics = stage("statistics", event, "--tile", "0")
     assert statistics.returncode == 0, statistics.stderr
     solved = stage("solve", event)

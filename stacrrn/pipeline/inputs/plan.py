@@ -21,12 +21,10 @@ from stacrrn.io.files import absolute_path
 from stacrrn.io.grid import block_grid, chunks, common_grid, footprint
 from stacrrn.io.raster import RasterInfo, check_bands, open_raster, read_on_grid
 from stacrrn.io.storage import object_identity
+from stacrrn.options import DEFAULT_CHUNK
 from stacrrn.pipeline.inputs.checks import check_rasters
 from stacrrn.pipeline.inputs.pif_options import PifSetup
 from stacrrn.types import BlockGrid, Box, Grid
-
-DEFAULT_CHUNK = 1024
-"""Edge of the square chunks (common-grid pixels) processed as one task."""
 
 ChunkReader = Callable[[Box, list[int]], dict[int, Layer]]
 """Reads images (by index) on a chunk of the common grid -> ``{index: (values, valid)}``."""
@@ -85,7 +83,7 @@ class Plan:
             "grid": self.grid.to_dict(),
             "blocks": self.blocks.to_dict(),
             "pairs": None if self.pairs is None else sorted(self.pairs),
-            "pif": None if self.pif is None else self.pif.options.describe(),
+            "pif": None if self.pif is None else self.pif.describe(),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -26,6 +26,7 @@ from stacrrn.io.stac import (
     select_bands,
 )
 from stacrrn.io.storage import object_identity
+from stacrrn.options import CLOUD_MASKS
 from stacrrn.pipeline.execution.parallel import imap_bounded
 from stacrrn.pipeline.inputs.spectral import SpectralBands
 
@@ -52,13 +53,6 @@ class QaAsset:
     key: str
     kind: str
     info: RasterInfo
-
-
-CLOUD_MASKS = ("auto", "qa", "spectral", "s2cloudless", "none")
-"""``--cloud-mask`` choices: the items' QA assets when every item has one / always, the
-spectral test on the bands themselves, the ``s2cloudless`` detector on the items' ten
-Sentinel-2 L1C bands (B01 B02 B04 B05 B08 B8A B09 B10 B11 B12, normalized or not; needs the
-``s2cloudless`` extra), or nothing."""
 
 
 def quality_assets(items: Sequence[pystac.Item], cloud_mask: str) -> list[tuple[str, str] | None]:

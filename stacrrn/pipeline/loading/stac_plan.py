@@ -33,14 +33,12 @@ from stacrrn.io.stac import (
     item_href,
 )
 from stacrrn.io.stac_items import EXTENSIONS, json_nodata, projection_fields
-from stacrrn.pipeline.inputs.plan import DEFAULT_CHUNK, ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
+from stacrrn.options import DEFAULT_CHUNK, MODES
+from stacrrn.pipeline.inputs.plan import ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
 from stacrrn.pipeline.inputs.stac_inputs import StacInputs, open_assets, spectral_bands
 from stacrrn.pipeline.masks.cloud_masks import coarse_band_pad, with_quality_masks, with_spectral_masks
 from stacrrn.pipeline.masks.s2cloudless_masks import S2CLOUDLESS_SETTINGS, with_s2cloudless_masks
 from stacrrn.types import Box, Grid
-
-MODES = ("mosaic", "timeseries")
-"""Run modes: adjacent scenes (overlap graph) or one place at many dates (date graph)."""
 
 
 def pair_graph(

@@ -19,7 +19,8 @@ from stacrrn.core.statistics import Layer
 from stacrrn.errors import ParameterError
 from stacrrn.io.raster import open_raster, read_on_grid
 from stacrrn.io.storage import object_identity
-from stacrrn.pipeline.inputs.pif_options import PifOptions, PifSetup
+from stacrrn.options import PifOptions
+from stacrrn.pipeline.inputs.pif_options import PifSetup
 from stacrrn.pipeline.inputs.plan import ChunkReader, Plan
 from stacrrn.pipeline.inputs.spectral import SpectralBands
 from stacrrn.pipeline.inputs.stac_inputs import QaAsset
@@ -113,10 +114,6 @@ def mask_files(names: Sequence[str], masks: Mapping[str, str]) -> list[QaAsset |
             raise ParameterError(f"--mask {name}={spec}: unknown kind; choose one of {', '.join(QA_DECODERS)}")
         out[names.index(name)] = QaAsset(path, kind, open_raster(path))
     return out
-
-
-LOCAL_CLOUD_MASKS = ("none", "spectral")
-"""``--cloud-mask`` choices for local rasters (quality rasters come through ``masks``)."""
 
 
 def with_local_masks(

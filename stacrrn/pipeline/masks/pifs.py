@@ -23,19 +23,13 @@ import math
 
 import numpy as np
 
-from stacrrn.core.pif import (
-    IrmadModel,
-    fit_irmad,
-    holdout_cells,
-    invariant_cutoff,
-    irmad_invariant,
-    spectral_invariant,
-)
+from stacrrn.core.pif import IrmadModel, fit_irmad, holdout_cells, invariant_cutoff, irmad_invariant, spectral_invariant
 from stacrrn.core.statistics import F64, Mask, PairMask
 from stacrrn.io.vectors import VectorMask
+from stacrrn.options import PifOptions
 from stacrrn.pipeline.execution.parallel import Workers, imap_bounded
 from stacrrn.pipeline.execution.progress import Progress, no_progress
-from stacrrn.pipeline.inputs.pif_options import PifOptions, PifSetup
+from stacrrn.pipeline.inputs.pif_options import PifSetup
 from stacrrn.pipeline.inputs.plan import Plan
 from stacrrn.types import Box
 

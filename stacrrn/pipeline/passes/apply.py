@@ -14,20 +14,22 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
 from stacrrn.core.correct import cast, correct
-from stacrrn.core.fidelity import SAMPLE_EVERY, FidelitySums
+from stacrrn.core.fidelity import FidelitySums
 from stacrrn.core.fields import evaluate_field, evaluate_field_on_lattice
 from stacrrn.core.local_model import LocalFit
 from stacrrn.core.metrics import reference_block_map
 from stacrrn.core.model import RRNModel
 from stacrrn.core.moments import BandSummary
+from stacrrn.core.settings import SAMPLE_EVERY
 from stacrrn.core.statistics import Layer, Statistics
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.cog import cog_writer, write_cog
 from stacrrn.io.grid import chunks, native_to_grid
 from stacrrn.io.raster import RasterInfo, datasets_held, read_window
+from stacrrn.options import DEFAULT_CHUNK
 from stacrrn.pipeline.execution.parallel import Workers, imap_bounded
 from stacrrn.pipeline.execution.progress import Progress, no_progress
-from stacrrn.pipeline.inputs.plan import DEFAULT_CHUNK, ChunkReader, Plan
+from stacrrn.pipeline.inputs.plan import ChunkReader, Plan
 from stacrrn.types import Box, Grid
 
 F64 = NDArray[np.float64]

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from stacrrn.core.global_local import GlobalLocalFit, solve_global_local
-from stacrrn.core.global_model import ESTIMATORS, GlobalFit, solve_global
-from stacrrn.core.local_params import LocalParams
+from stacrrn.core.global_model import GlobalFit, solve_global
 from stacrrn.core.metrics import overlap_consistency
-from stacrrn.core.model import METHODS, ImageRef, RRNModel
+from stacrrn.core.model import ImageRef, RRNModel
+from stacrrn.core.settings import ESTIMATORS, METHODS, LocalParams
 from stacrrn.core.statistics import Statistics
 from stacrrn.core.validation import ImageValidation, validate_holdout
 from stacrrn.errors import EmptyImageError, NoOverlapError, ParameterError
@@ -203,7 +203,7 @@ def fit_model(
         else [band for k, band in enumerate(plan.bands) if any(np.any(f[k] != 1.0) for f in lfit.fields)],
         "settings": {
             "estimator": estimator,
-            "pif": None if plan.pif is None else plan.pif.options.describe(),
+            "pif": None if plan.pif is None else plan.pif.describe(),
             **({} if lfit is None else {"local": local_settings(params)}),
         },
         **quality_tables(plan, stats),

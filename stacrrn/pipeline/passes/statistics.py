@@ -15,6 +15,7 @@ from stacrrn.core.statistics import (
     chunk_statistics,
     streamed_chunk_statistics,
 )
+from stacrrn.errors import ImagesUnreadableError as ImagesUnreadableError  # defined with the error tree
 from stacrrn.errors import ParameterError, StacrrnError, UnreadableRasterError, report
 from stacrrn.io.files import atomic_write_text
 from stacrrn.io.raster import datasets_held
@@ -28,17 +29,6 @@ STATISTICS_FILE = "stacrrn-statistics.json"
 
 MAX_CHUNK_IMAGES = 6
 """Images of one chunk held in memory at once; chunks under more images (time series) are streamed."""
-
-
-class ImagesUnreadableError(UnreadableRasterError):
-    """Pass 1 could not read a chunk; :attr:`images` says which images fail there (index -> reason)."""
-
-    def __init__(self, message: str, images: dict[int, str]) -> None:
-        super().__init__(message)
-        self.images = images
-
-    def __reduce__(self) -> tuple[type[ImagesUnreadableError], tuple[str, dict[int, str]]]:
-        return type(self), (str(self), self.images)  # Dask workers pickle it to the client
 
 
 def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float) -> ChunkStatistics:

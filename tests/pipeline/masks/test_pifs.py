@@ -19,7 +19,7 @@ import shapely
 
 from stacrrn.errors import EmptyImageError
 from stacrrn.io.stac import Search
-from stacrrn.pipeline.inputs.pif_options import PifOptions
+from stacrrn.options import PifOptions
 from stacrrn.pipeline.match import match
 from stacrrn.pipeline.outputs.catalog import catalog_rasters
 from stacrrn.pipeline.run import run

@@ -220,7 +220,7 @@ def test_least_cost_seams_avoid_a_building_that_only_one_image_shows(distorted, 
 @needs_shared
 def test_real_seasonal_change_montreal_seam_quality(tmp_path):
     """Landsat 8 over Montreal, snow vs summer: what normalization, PIFs and seams can and cannot do."""
-    from stacrrn.pipeline.inputs.pif_options import PifOptions
+    from stacrrn.options import PifOptions
     from tests.conftest import SHARED
 
     paths = sorted((SHARED / "landsat8_montreal_seasons").glob("cog*.tif"))
