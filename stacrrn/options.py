@@ -242,7 +242,8 @@ class RunOptions:
     def updated(self, *, what: str = "option", **values: Any) -> RunOptions:
         """A copy with the named fields (flat names, from any group) replaced and checked.
 
-        Lists become tuples; ``local_params`` and ``pif`` may be given as dicts (JSON).
+        ``None`` means the option's default; lists become tuples; ``local_params`` and ``pif``
+        may be given as dicts (JSON).
         ``what`` names options in messages (``run parameter`` for a serverless payload).
 
         Raises
@@ -258,13 +259,15 @@ class RunOptions:
         grouped: dict[str, dict[str, Any]] = {}
         for key, value in values.items():
             group, f = OPTION_FIELDS[key]
-            label = _Name(f"{what} {key!r}", "--" + key.replace("_", "-"))
-            grouped.setdefault(group, {})[key] = _check_kind(label, f.type, value)
+            flag = "--" + key.replace("_", "-")
+            label = _Name(flag if what == "option" else f"{what} {key!r}", flag)
+            checked = default_of(key) if value is None else _check_kind(label, f.type, value)
+            grouped.setdefault(group, {})[key] = checked
         return replace(self, **{g: replace(getattr(self, g), **v) for g, v in grouped.items()})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunOptions:
-        """Options from JSON (a serverless event's ``parameters``): flat field names (``null``: unset).
+        """Options from JSON (a serverless event's ``parameters``): flat field names (``null``: the default).
 
         Raises
         ------

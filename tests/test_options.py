@@ -98,12 +98,13 @@ def test_flat_names_reach_their_group_and_are_checked():
     assert o.model.method == "global" and o.inputs.assets == ("red", "nir") and o.execution.workers == 4
     assert o.model.local_params == LocalParams(extent="image")
     assert o.flat()["method"] == "global" and RunOptions.of(**o.flat()) == o
+    assert RunOptions.of(method=None, local_params=None) == RunOptions()  # None: the default
     for bad, words in [
         ({"method": "magic"}, "unknown --method 'magic'; choose one of global, local, global+local"),
-        ({"workers": 1.5}, "option 'workers' must be a whole number, got 1.5"),
-        ({"star": "yes"}, "option 'star' must be true or false"),
-        ({"reflectance": [1.0]}, "option 'reflectance' must be a list of 2 values"),
-        ({"local_params": {"decay": "far"}}, "option 'local_params' field 'decay' must be a number"),
+        ({"workers": 1.5}, "--workers must be a whole number, got 1.5"),
+        ({"star": "yes"}, "--star must be true or false"),
+        ({"reflectance": [1.0]}, "--reflectance must be a list of 2 values"),
+        ({"local_params": {"decay": "far"}}, "--local-params field 'decay' must be a number"),
         ({"local_params": {"extent": "all"}}, "unknown --local-extent 'all'"),
         ({"resolutoin": 10.0}, "unknown option(s) 'resolutoin'"),
     ]:

@@ -105,7 +105,7 @@ def test_match_passes_local_extent_and_decay_to_match(tmp_path, monkeypatch, opt
     real = stacrrn.cli.local.match
 
     def spy(*args, **kwargs):
-        calls.append(kwargs["local_params"])
+        calls.append(args[2].model.local_params)  # match(inputs, out, options, ...)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(stacrrn.cli.local, "match", spy)

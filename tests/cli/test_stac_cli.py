@@ -75,7 +75,7 @@ def test_run_passes_local_extent_and_decay_to_run(tmp_path, monkeypatch):
     real = stacrrn.pipeline.run.run
 
     def spy(*args, **kwargs):
-        calls.append(kwargs["local_params"])
+        calls.append(args[2].model.local_params)  # run(search, out, options, ...)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(stacrrn.pipeline.run, "run", spy)  # run_command imports it when called
