@@ -2,7 +2,7 @@
 #   make demo   set everything up, start loopback S3 + STAC API with sample scenes, run the
 #               STAC pipeline end to end, print where the results are and the scores
 #               (make demo DATA=../shared/data/sentinel2_aber_tiles_4x4 for real imagery)
-#   make test   set everything up and run the full test suite (lint + tests)
+#   make test   set everything up and run the full test suite (lint, import layers, docs site, tests)
 #   make plugin build the QGIS plugin zip (dist/stacrrn_qgis-<version>.zip), see docs/qgis.md
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +13,7 @@ QGIS_PYTHON ?= /usr/bin/python3
 QGIS_VENV := .qgis-venv
 QGIS_STAMP := $(QGIS_VENV)/.installed
 
-.PHONY: setup demo test lint bench clean plugin qgis-venv qgis-test-env
+.PHONY: setup demo test lint docs bench clean plugin qgis-venv qgis-test-env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -47,10 +47,17 @@ demo: setup
 	$(BIN)/stacrrn demo --out demo-output $(if $(DATA),--data $(DATA))
 
 lint: setup
-	$(BIN)/ruff check stacrrn tests benchmarks qgis_plugin
+	$(BIN)/ruff check stacrrn tests benchmarks qgis_plugin docs/hooks
+	$(BIN)/ruff format --check stacrrn tests benchmarks qgis_plugin docs/hooks
 	$(BIN)/mypy --strict stacrrn
+	$(BIN)/lint-imports --no-cache
 
-test: lint qgis-test-env
+# the documentation site (mkdocs-material + mkdocstrings), built strictly outside the repository;
+# `$(BIN)/mkdocs serve` shows it on http://127.0.0.1:8000
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d $$(mktemp -d)
+
+test: lint docs qgis-test-env
 	$(BIN)/python -m pytest -n 2 -q tests
 
 bench: setup
