@@ -17,6 +17,7 @@ field). The module imports no numpy, rasterio or pystac, so ``stacrrn --help`` s
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -47,6 +48,14 @@ ON_ERROR: tuple[OnError, ...] = get_args(OnError)
 PifKind = Literal["imad", "ndvi"]
 """Named pseudo-invariant feature criteria; any other ``--pif`` value is a vector file."""
 PIF_KINDS: tuple[PifKind, ...] = get_args(PifKind)
+
+SeamMode = Literal["center", "least-cost"]
+"""Seamline placement: distance-transform centre lines, or moved onto the cheapest cut."""
+SEAM_MODES: tuple[SeamMode, ...] = get_args(SeamMode)
+
+PriorityBy = Literal["cloud-cover", "date"]
+"""Item properties that can set mosaic priorities: clearer items, or more recent ones, win more area."""
+PRIORITY_BY: tuple[PriorityBy, ...] = get_args(PriorityBy)
 
 DEFAULT_CHUNK = 1024
 """Edge of the square chunks (common-grid pixels) processed as one task."""
@@ -328,13 +337,12 @@ def choices_of(name: str) -> tuple[str, ...]:
     return tuple(a for a in get_args(kind) if isinstance(a, str)) if get_origin(kind) is Literal else ()
 
 
-def help_of(name: str) -> str:
-    """The first sentence of an option's field docstring (the CLI's and the plugin's help text)."""
-    return FIELD_DOCS[name].split(". ")[0].rstrip(".").replace("\n", " ") + "."
+@functools.cache
+def field_docs() -> dict[str, str]:
+    """Each option's field docstring (the string literal after the field), whitespace collapsed.
 
-
-def _field_docs() -> dict[str, str]:
-    """Attribute docstrings (the string literal after each field) of the option groups."""
+    Read from this module's source on first use (not at import: ``stacrrn --help`` stays fast).
+    """
     import ast
     import inspect
     import textwrap
@@ -349,10 +357,6 @@ def _field_docs() -> dict[str, str]:
                 assert isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
                 docs[stmt.target.id] = " ".join(str(nxt.value.value).split())
     return docs
-
-
-FIELD_DOCS: dict[str, str] = _field_docs()
-"""Each option's field docstring, whitespace collapsed."""
 
 
 def _is_number(v: object) -> bool:
@@ -445,13 +449,14 @@ __all__ = [
     "CLOUD_MASKS",
     "DEFAULT_CHUNK",
     "DEFAULT_HOLDOUT",
-    "FIELD_DOCS",
     "GROUPS",
     "LOCAL_CLOUD_MASKS",
     "MODES",
     "ON_ERROR",
     "OPTION_FIELDS",
     "PIF_KINDS",
+    "PRIORITY_BY",
+    "SEAM_MODES",
     "CloudMask",
     "ExecutionOptions",
     "InputOptions",
@@ -462,8 +467,10 @@ __all__ = [
     "OutputOptions",
     "PifKind",
     "PifOptions",
+    "PriorityBy",
     "RunOptions",
+    "SeamMode",
     "choices_of",
     "default_of",
-    "help_of",
+    "field_docs",
 ]

@@ -16,7 +16,6 @@ from stacrrn.core.settings import ESTIMATORS, LOCAL_EXTENTS, METHODS, LocalParam
 from stacrrn.errors import ParameterError
 from stacrrn.options import (
     CLOUD_MASKS,
-    FIELD_DOCS,
     LOCAL_CLOUD_MASKS,
     MODES,
     ON_ERROR,
@@ -25,6 +24,7 @@ from stacrrn.options import (
     RunOptions,
     choices_of,
     default_of,
+    field_docs,
 )
 from stacrrn.pipeline.match import STAC_ONLY
 
@@ -56,8 +56,8 @@ def _cli_defaults(command: str) -> dict[str, tuple[Any, str]]:
 def test_every_option_has_one_group_a_docstring_and_literal_choices_match_the_registries():
     groups = [getattr(RunOptions(), g.name) for g in dataclasses.fields(RunOptions)]
     assert set(OPTION_FIELDS) == {f.name for g in groups for f in dataclasses.fields(g)}
-    assert set(FIELD_DOCS) == set(OPTION_FIELDS)
-    assert all(len(doc) > 20 for doc in FIELD_DOCS.values())
+    assert set(field_docs()) == set(OPTION_FIELDS)
+    assert all(len(doc) > 20 for doc in field_docs().values())
     assert choices_of("method") == METHODS and choices_of("estimator") == ESTIMATORS
     assert choices_of("mode") == MODES and choices_of("cloud_mask") == CLOUD_MASKS
     assert choices_of("on_error") == ON_ERROR and set(LOCAL_CLOUD_MASKS) <= set(CLOUD_MASKS)

@@ -339,7 +339,7 @@ def read_search(alg: QgsProcessingAlgorithm, parameters: Parameters, context: Qg
 
 def add_seams(alg: QgsProcessingAlgorithm) -> None:
     """Seamline placement and priorities."""
-    from stacrrn.pipeline.mosaic.seams import SEAM_MODES
+    from stacrrn.options import SEAM_MODES
 
     alg.addParameter(enum("SEAMS", "Seamlines", SEAM_MODES, SEAM_MODES[0]))
     alg.addParameter(layers("PRIORITY", "Preferred images (they win more area)", optional=True))

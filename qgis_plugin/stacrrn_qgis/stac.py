@@ -99,12 +99,12 @@ class StacRunAlgorithm(StacrrnAlgorithm):
             CLOUD_MASKS,
             MODES,
             ON_ERROR,
+            SEAM_MODES,
             ExecutionOptions,
             InputOptions,
             MaskOptions,
             OutputOptions,
         )
-        from stacrrn.pipeline.mosaic.seams import SEAM_MODES
 
         add_search(self)
         self.addParameter(

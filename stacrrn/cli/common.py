@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from statistics import fmean
-from typing import Annotated, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -18,13 +18,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stacrrn._version import __version__
 from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, library_output, log
-from stacrrn.core.model import RRNModel
 from stacrrn.core.settings import LocalExtent, LocalParams
 from stacrrn.errors import ParameterError, StacrrnError, report
 from stacrrn.io.hrefs import redact_text
 from stacrrn.pipeline.execution.progress import Progress as ProgressCallback
 from stacrrn.pipeline.execution.progress import no_progress
+
+if TYPE_CHECKING:
+    from stacrrn.core.model import RRNModel
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,12 +38,24 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help: rich panels cost ~0.15 s per start (benchmarks/bench_startup.py)
 )
 console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: print the version and stop."""
+    if value:
+        typer.echo(f"stacrrn {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="Show what the pipeline does (-vv: also debug).")
     ] = 0,

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from stacrrn.cli.common import app, console, handle_errors, print_model_table, print_warnings, with_progress
-from stacrrn.cli.demo_job import run_demo
 
 
 @app.command("demo")
@@ -32,6 +31,8 @@ def demo_command(
     workers: Annotated[int, typer.Option(help="Concurrent chunks and items.")] = 2,
 ) -> None:
     """Publish scenes to a loopback S3 + STAC API, normalize them from a STAC search, and score the result."""
+    from stacrrn.cli.demo_job import run_demo
+
     folder = out or Path(tempfile.mkdtemp(prefix="stacrrn-demo-"))
     env_data = os.environ.get("STACRRN_DEMO_DATA")
     source = data or (Path(env_data) if env_data else None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -51,9 +51,9 @@ from stacrrn.options import (
     PifOptions,
     RunOptions,
 )
-from stacrrn.pipeline.execution.parallel import connect
-from stacrrn.pipeline.inputs.plan import band_numbers
-from stacrrn.pipeline.match import MatchResult, match
+
+if TYPE_CHECKING:
+    from stacrrn.pipeline.match import MatchResult
 
 
 def print_summary(result: MatchResult) -> None:
@@ -127,6 +127,10 @@ def match_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Normalize INPUTS and write OUT/<name>.tif (COG) for each, plus the model JSON."""
+    from stacrrn.pipeline.execution.parallel import connect
+    from stacrrn.pipeline.inputs.plan import band_numbers
+    from stacrrn.pipeline.match import match
+
     band_list = band_numbers(split(bands))
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
     options = RunOptions.of(

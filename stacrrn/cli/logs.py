@@ -30,7 +30,6 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from stacrrn.io.hrefs import redact_text
-from stacrrn.io.raster import gdal_messages_logged
 
 LOGGER = "stacrrn"
 
@@ -159,6 +158,8 @@ def library_output() -> Iterator[None]:
     root = logging.getLogger()
     root.addHandler(handler)
     try:
+        from stacrrn.io.raster import gdal_messages_logged  # rasterio only once a command runs
+
         with warnings.catch_warnings(), gdal_messages_logged():
             warnings.showwarning = log_warning
             yield

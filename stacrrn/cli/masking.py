@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -18,18 +18,13 @@ from stacrrn.cli.common import (
     with_progress,
 )
 from stacrrn.cli.search_options import AllowLocalHrefs, Bbox, Collections, Datetime, StacUrl, make_search
-from stacrrn.core.masks import QA_DECODERS
-from stacrrn.core.model import RRNModel
-from stacrrn.core.settings import ESTIMATORS
+from stacrrn.core.settings import ESTIMATORS, QA_KINDS
 from stacrrn.errors import ParameterError
-from stacrrn.options import CLOUD_MASKS, PIF_KINDS, PifOptions
-from stacrrn.pipeline.mask_products import (
-    MaskProduct,
-    local_cloud_mask,
-    mask_plans,
-    write_cloud_masks,
-    write_pif_masks,
-)
+from stacrrn.options import CLOUD_MASKS, MODES, PIF_KINDS, ExecutionOptions, InputOptions, MaskOptions, PifOptions
+
+if TYPE_CHECKING:
+    from stacrrn.core.model import RRNModel
+    from stacrrn.pipeline.mask_products import MaskProduct
 
 PANEL = "Masks and PIFs"
 
@@ -70,7 +65,7 @@ Masks = Annotated[
     list[str] | None,
     typer.Option(
         "--mask",
-        help=f"NAME=PATH[:KIND] mask raster of input NAME, any grid/CRS; KIND {'|'.join(QA_DECODERS)} "
+        help=f"NAME=PATH[:KIND] mask raster of input NAME, any grid/CRS; KIND {'|'.join(QA_KINDS)} "
         "(clear: non-zero = usable); repeatable.",
         rich_help_panel=PANEL,
     ),
@@ -193,15 +188,17 @@ def clouds_command(
     datetime: Datetime = None,
     allow_local_hrefs: AllowLocalHrefs = False,
     bands: Bands = None,
-    cloud_mask: Annotated[str, typer.Option(help=f"{'|'.join(CLOUD_MASKS)}.")] = "auto",
+    cloud_mask: Annotated[str, typer.Option(help=f"{'|'.join(CLOUD_MASKS)}.")] = MaskOptions.cloud_mask,
     mask: Masks = None,
     band_names: BandNames = None,
     reflectance_scale: ReflectanceScale = None,
     reflectance_offset: ReflectanceOffset = 0.0,
-    workers: Annotated[int, typer.Option(help="Concurrent images.")] = 2,
+    workers: Annotated[int, typer.Option(help="Concurrent images.")] = ExecutionOptions.workers,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
 ) -> None:
     """Write each input's clear-sky mask (1 clear, 0 cloud/shadow/snow..., 255 no data) as a COG."""
+    from stacrrn.pipeline.mask_products import local_cloud_mask, mask_plans, write_cloud_masks
+
     source = source_of(inputs, stac, collection, bbox, datetime, allow_local_hrefs)
     masks = parse_masks(mask)
     if isinstance(source, list):
@@ -233,19 +230,21 @@ def pif_command(
     bands: Bands = None,
     pif: Pif = None,
     exclude: Exclude = None,
-    pif_threshold: PifThreshold = 0.5,
-    pif_min_share: PifMinShare = 0.1,
-    mode: Annotated[str, typer.Option(help="mosaic | timeseries (STAC).")] = "mosaic",
+    pif_threshold: PifThreshold = PifOptions.threshold,
+    pif_min_share: PifMinShare = PifOptions.min_share,
+    mode: Annotated[str, typer.Option(help=f"{' | '.join(MODES)} (STAC).")] = InputOptions.mode,
     neighbours: Annotated[int | None, typer.Option(help="Time series: nearest dates paired.")] = None,
-    cloud_mask: Annotated[str, typer.Option(help=f"{'|'.join(CLOUD_MASKS)}.")] = "auto",
+    cloud_mask: Annotated[str, typer.Option(help=f"{'|'.join(CLOUD_MASKS)}.")] = MaskOptions.cloud_mask,
     mask: Masks = None,
     band_names: BandNames = None,
     reflectance_scale: ReflectanceScale = None,
     reflectance_offset: ReflectanceOffset = 0.0,
-    workers: Annotated[int, typer.Option(help="Concurrent pairs.")] = 2,
+    workers: Annotated[int, typer.Option(help="Concurrent pairs.")] = ExecutionOptions.workers,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
 ) -> None:
     """Write each overlapping pair's pseudo-invariant pixels (1 PIF, 0 not, 255 outside the overlap)."""
+    from stacrrn.pipeline.mask_products import mask_plans, write_pif_masks
+
     options = PifOptions.parse(pif or ["imad"], exclude or [], pif_threshold, 0.0, pif_min_share)
     if options is None:
         raise ParameterError("stacrrn pif needs a criterion: --pif imad, ndvi or a vector file")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,16 +12,10 @@ from stacrrn.cli.common import app, console, handle_errors, parse_named, table_c
 from stacrrn.cli.masking import Inputs, source_of, split
 from stacrrn.cli.search_options import AllowLocalHrefs, Bbox, Collections, Datetime, StacUrl
 from stacrrn.errors import ParameterError
-from stacrrn.pipeline.mosaic.mosaic import (
-    PRIORITY_BY,
-    MosaicResult,
-    item_priorities,
-    mosaic,
-    mosaic_sources,
-    write_seamlines,
-)
-from stacrrn.pipeline.mosaic.seams import SEAM_MODES
-from stacrrn.pipeline.passes.apply import read_model
+from stacrrn.options import PRIORITY_BY, SEAM_MODES, ExecutionOptions
+
+if TYPE_CHECKING:
+    from stacrrn.pipeline.mosaic.mosaic import MosaicResult
 
 PANEL = "Mosaic"
 
@@ -78,6 +72,7 @@ def parse_priority(values: list[str] | None) -> dict[str, float]:
 def merged_priority(source: Any, values: list[str] | None, by: str | None) -> dict[str, float]:
     """Priorities from ``--priority-by`` (STAC items), overridden by explicit ``--priority`` values."""
     from stacrrn.io.stac import Search, search_items
+    from stacrrn.pipeline.mosaic.mosaic import item_priorities
 
     base = {}
     if by:
@@ -118,6 +113,8 @@ def seamlines_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
 ) -> None:
     """Write the seamlines (GeoJSON, GeoParquet) and valid-data footprints of the inputs."""
+    from stacrrn.pipeline.mosaic.mosaic import mosaic_sources, write_seamlines
+
     source = source_of(inputs, stac, collection, bbox, datetime, allow_local_hrefs)
     weights = merged_priority(source, priority, priority_by)
     sources = mosaic_sources(source, bands=split(bands), seam_resolution=seam_resolution)
@@ -159,10 +156,13 @@ def mosaic_command(
             rich_help_panel=PANEL,
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Concurrent chunks.")] = 2,
+    workers: Annotated[int, typer.Option(help="Concurrent chunks.")] = ExecutionOptions.workers,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
 ) -> None:
     """Blend the inputs across seamlines into a mosaic COG, with seamlines, footprints and a STAC item."""
+    from stacrrn.pipeline.mosaic.mosaic import mosaic, mosaic_sources
+    from stacrrn.pipeline.passes.apply import read_model
+
     source = source_of(inputs, stac, collection, bbox, datetime, allow_local_hrefs)
     weights = merged_priority(source, priority, priority_by)
     fitted = read_model(model) if model else None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stacrrn.errors import ParameterError
 from stacrrn.io.retry import NETWORK_TIMEOUT
-from stacrrn.io.stac import Search, parse_bbox
+
+if TYPE_CHECKING:
+    from stacrrn.io.stac import Search
 
 StacUrl = Annotated[str | None, typer.Option("--stac", help="STAC API URL to search.", rich_help_panel="Search")]
 Catalog = Annotated[
@@ -75,6 +77,8 @@ def make_search(
     allow_local_hrefs: bool = False,
 ) -> Search:
     """Build a :class:`Search` from command-line options (validating bbox, max items and timeout)."""
+    from stacrrn.io.stac import Search, parse_bbox
+
     if max_items is not None and max_items < 1:
         raise ParameterError(f"--max-items must be at least 1, got {max_items}")
     if not 0 < timeout < math.inf:

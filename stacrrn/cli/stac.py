@@ -59,7 +59,6 @@ from stacrrn.cli.search_options import (
 from stacrrn.core.settings import METHODS, LocalParams
 from stacrrn.errors import ParameterError
 from stacrrn.io.retry import NETWORK_TIMEOUT
-from stacrrn.io.stac import search_items
 from stacrrn.options import (
     CLOUD_MASKS,
     MODES,
@@ -72,7 +71,6 @@ from stacrrn.options import (
     PifOptions,
     RunOptions,
 )
-from stacrrn.pipeline.execution.parallel import connect
 
 
 def _overlap_share(items: list[Any]) -> list[float]:
@@ -123,6 +121,8 @@ def search_command(
         timeout,
         allow_local_hrefs=allow_local_hrefs,
     )
+    from stacrrn.io.stac import search_items
+
     items = search_items(search)
     if as_json:
         fc = {"type": "FeatureCollection", "features": [it.to_dict(transform_hrefs=False) for it in items]}
@@ -247,6 +247,7 @@ def run_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Search, normalize and publish: corrected COGs, block maps, model and STAC items to OUT."""
+    from stacrrn.pipeline.execution.parallel import connect
     from stacrrn.pipeline.run import run
 
     search = make_search(

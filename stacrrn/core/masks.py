@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from stacrrn.core.settings import QA_KINDS
 from stacrrn.errors import ArgumentError
 
 Mask = NDArray[np.bool_]
@@ -89,12 +90,10 @@ def nonzero_clear(mask: NDArray[np.integer]) -> Mask:
     return np.asarray(mask != 0)
 
 
-QA_DECODERS: dict[str, Callable[[NDArray[np.integer]], Mask]] = {
-    "qa_pixel": qa_pixel_clear,
-    "scl": scl_clear,
-    "clear": nonzero_clear,
-}
-"""Quality-asset kinds stacrrn decodes, by the asset key they are usually published under."""
+QA_DECODERS: dict[str, Callable[[NDArray[np.integer]], Mask]] = dict(
+    zip(QA_KINDS, (qa_pixel_clear, scl_clear, nonzero_clear), strict=True)
+)
+"""Decoder of each quality-asset kind of :data:`~stacrrn.core.settings.QA_KINDS`."""
 
 
 def clear_from_qa(kind: str, values: NDArray[np.integer]) -> Mask:

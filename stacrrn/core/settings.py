@@ -19,6 +19,9 @@ Estimator = Literal["spread", "orthogonal"]
 """Relative gain of each overlap in the global step: ratio of spreads, or orthogonal regression."""
 ESTIMATORS: tuple[Estimator, ...] = get_args(Estimator)
 
+QA_KINDS = ("qa_pixel", "scl", "clear")
+"""Quality-asset kinds stacrrn decodes (:data:`stacrrn.core.masks.QA_DECODERS`), by their usual asset key."""
+
 SAMPLE_EVERY = 4
 """Default of pass 2: fidelity measured on one row of SSIM windows (8 image rows) in every four.
 

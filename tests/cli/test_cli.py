@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from typer.testing import CliRunner
 
-import stacrrn.cli.local
+import stacrrn.pipeline.match
 from stacrrn.cli.app import app
 from stacrrn.core.settings import LocalParams
 from stacrrn.samples import write_sample_mosaic
@@ -102,13 +102,13 @@ def test_resume_skips_current_outputs_and_redoes_damaged(mosaic, tmp_path):
 )
 def test_match_passes_local_extent_and_decay_to_match(tmp_path, monkeypatch, options, expected):
     calls = []
-    real = stacrrn.cli.local.match
+    real = stacrrn.pipeline.match.match
 
     def spy(*args, **kwargs):
         calls.append(args[2].model.local_params)  # match(inputs, out, options, ...)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(stacrrn.cli.local, "match", spy)
+    monkeypatch.setattr(stacrrn.pipeline.match, "match", spy)  # match_command imports it when called
     out = tmp_path / "out"
     # the four Landsat 7 quadrants of the Bahamas (400 x 400, 3 bands, uint8): a real, small run
     result = runner.invoke(app, ["match", *map(str, BAHAMAS), "--out", str(out), "--blocks", "8", "-q", *options])

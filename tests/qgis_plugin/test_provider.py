@@ -20,11 +20,11 @@ from stacrrn.options import (
     ON_ERROR,
     OPTION_FIELDS,
     PIF_KINDS,
+    SEAM_MODES,
     PifOptions,
     default_of,
 )
 from stacrrn.pipeline.match import STAC_ONLY
-from stacrrn.pipeline.mosaic.seams import SEAM_MODES
 from tests.qgis_plugin.harness import ARTIFACTS, ROOT, SYSTEM_PYTHON, drive, needs_qgis
 
 PLUGIN = ROOT / "qgis_plugin" / "stacrrn_qgis"

@@ -34,6 +34,7 @@ from stacrrn.io.stac import Search, stac_items_of
 from stacrrn.io.stac_items import raster_item, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.io.vectors import write_geojson, write_geoparquet
+from stacrrn.options import PRIORITY_BY
 from stacrrn.pipeline.execution.parallel import Workers, imap_bounded, threads_of
 from stacrrn.pipeline.execution.progress import Progress, no_progress
 from stacrrn.pipeline.inputs.plan import Plan
@@ -431,10 +432,6 @@ def mosaic_sources(
     plan = replace(plan, read_chunk=normalizing_reader(plan, model))
     coarse = replace(coarse, read_chunk=normalizing_reader(coarse, model))
     return Sources(plan, coarse, dtype, nodata, names, when, lineage, model.digest())
-
-
-PRIORITY_BY = ("cloud-cover", "date")
-"""Item properties that can set mosaic priorities: clearer items, or more recent ones, win more area."""
 
 
 def item_priorities(items: Sequence[pystac.Item | Mapping[str, Any]], by: str) -> dict[str, float]:

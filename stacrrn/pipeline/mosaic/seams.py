@@ -29,6 +29,7 @@ from stacrrn.core.seamlines import (
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.vectors import Feature, polygonize
+from stacrrn.options import SEAM_MODES
 from stacrrn.pipeline.inputs.plan import Plan
 from stacrrn.types import Box, Grid
 
@@ -114,10 +115,6 @@ def priorities(names: Sequence[str], given: Mapping[str, float] | None) -> list[
         if not value > 0:
             raise ParameterError(f"--priority {name}={value}: priorities must be positive")
     return [float(given.get(n, 1.0)) for n in names]
-
-
-SEAM_MODES = ("center", "least-cost")
-"""Seamline placement: distance-transform centre lines, or moved onto the cheapest cut."""
 
 
 class _Disagreement:
