@@ -25,7 +25,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, NamedTuple, get_args, get_origin
 
 from stacrrn.core.settings import SAMPLE_EVERY, Estimator, LocalParams, Method, SpectralPifThresholds
 from stacrrn.errors import ParameterError
@@ -224,10 +224,6 @@ class ExecutionOptions:
     """Reuse cached statistics and outputs already written with the same model."""
 
 
-GROUPS = ("inputs", "model", "masks", "output", "execution")
-"""The option groups of :class:`RunOptions`, in order."""
-
-
 @dataclass(frozen=True, kw_only=True)
 class RunOptions:
     """Every option of a job (:func:`stacrrn.run`, :func:`stacrrn.match`, the serverless stages)."""
@@ -267,11 +263,11 @@ class RunOptions:
             )
         grouped: dict[str, dict[str, Any]] = {}
         for key, value in values.items():
-            group, f = OPTION_FIELDS[key]
+            option = OPTION_FIELDS[key]
             flag = "--" + key.replace("_", "-")
             label = _Name(flag if what == "option" else f"{what} {key!r}", flag)
-            checked = default_of(key) if value is None else _check_kind(label, f.type, value)
-            grouped.setdefault(group, {})[key] = checked
+            checked = default_of(key) if value is None else _check_kind(label, option.kind, value)
+            grouped.setdefault(option.group, {})[key] = checked
         return replace(self, **{g: replace(getattr(self, g), **v) for g, v in grouped.items()})
 
     @classmethod
@@ -287,7 +283,7 @@ class RunOptions:
 
     def flat(self) -> dict[str, Any]:
         """Every field by its flat name (the inverse of :meth:`of`)."""
-        return {name: getattr(getattr(self, group), name) for name, (group, _) in OPTION_FIELDS.items()}
+        return {name: getattr(getattr(self, option.group), name) for name, option in OPTION_FIELDS.items()}
 
     def check(self) -> None:
         """Checks that a field's type cannot make.
@@ -298,42 +294,47 @@ class RunOptions:
             For a fidelity step below 1.
         """
         if self.output.fidelity_every < 1:
-            raise ParameterError(f"--fidelity-every must be at least 1, got {self.output.fidelity_every}")
+            every = self.output.fidelity_every
+            raise ParameterError(f"--fidelity-every must be a whole number >= 1 (1 measures every pixel), got {every}")
 
 
-def _group_fields() -> dict[str, tuple[str, Field[Any]]]:
-    table: dict[str, tuple[str, Field[Any]]] = {}
-    hints = {g: typing.get_type_hints(t) for g, t in _GROUP_TYPES.items()}
-    for group, kind in _GROUP_TYPES.items():
+class OptionField(NamedTuple):
+    """Where an option lives in :class:`RunOptions` and what it accepts."""
+
+    group: str
+    """Its group: a field name of :class:`RunOptions` (``model`` for ``method``)."""
+    field: Field[Any]
+    """Its dataclass field (default, default factory)."""
+    kind: Any
+    """Its type, resolved (``Literal["global", ...]``, ``int | None``...)."""
+
+
+def _option_fields() -> dict[str, OptionField]:
+    table: dict[str, OptionField] = {}
+    defaults = RunOptions()
+    for group in fields(RunOptions):
+        kind = type(getattr(defaults, group.name))
+        hints = typing.get_type_hints(kind)
         for f in fields(kind):
             if f.name in table:
-                raise AssertionError(f"option {f.name!r} is in groups {table[f.name][0]} and {group}")
-            f.type = hints[group][f.name]
-            table[f.name] = (group, f)
+                raise AssertionError(f"option {f.name!r} is in groups {table[f.name].group} and {group.name}")
+            table[f.name] = OptionField(group.name, f, hints[f.name])
     return table
 
 
-_GROUP_TYPES: dict[str, type] = {
-    "inputs": InputOptions,
-    "model": ModelOptions,
-    "masks": MaskOptions,
-    "output": OutputOptions,
-    "execution": ExecutionOptions,
-}
-
-OPTION_FIELDS: dict[str, tuple[str, Field[Any]]] = _group_fields()
-"""Each option's flat name -> (its group in :class:`RunOptions`, its dataclass field with resolved type)."""
+OPTION_FIELDS: dict[str, OptionField] = _option_fields()
+"""Each option's flat name and where it lives (names are unique across the groups)."""
 
 
 def default_of(name: str) -> Any:
     """The default value of an option, by flat name."""
-    f = OPTION_FIELDS[name][1]
+    f = OPTION_FIELDS[name].field
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
 def choices_of(name: str) -> tuple[str, ...]:
     """The allowed values of a ``Literal`` option (empty for other options)."""
-    kind = OPTION_FIELDS[name][1].type
+    kind = OPTION_FIELDS[name].kind
     return tuple(a for a in get_args(kind) if isinstance(a, str)) if get_origin(kind) is Literal else ()
 
 
@@ -348,7 +349,7 @@ def field_docs() -> dict[str, str]:
     import textwrap
 
     docs: dict[str, str] = {}
-    for kind in _GROUP_TYPES.values():
+    for kind in {type(getattr(RunOptions(), g.name)) for g in fields(RunOptions)}:
         body = ast.parse(textwrap.dedent(inspect.getsource(kind))).body[0]
         assert isinstance(body, ast.ClassDef)
         for stmt, nxt in zip(body.body, body.body[1:], strict=False):
@@ -449,7 +450,6 @@ __all__ = [
     "CLOUD_MASKS",
     "DEFAULT_CHUNK",
     "DEFAULT_HOLDOUT",
-    "GROUPS",
     "LOCAL_CLOUD_MASKS",
     "MODES",
     "ON_ERROR",
@@ -464,6 +464,7 @@ __all__ = [
     "Mode",
     "ModelOptions",
     "OnError",
+    "OptionField",
     "OutputOptions",
     "PifKind",
     "PifOptions",

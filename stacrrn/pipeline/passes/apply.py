@@ -22,7 +22,7 @@ from stacrrn.core.model import RRNModel
 from stacrrn.core.moments import BandSummary
 from stacrrn.core.settings import SAMPLE_EVERY
 from stacrrn.core.statistics import Layer, Statistics
-from stacrrn.errors import InputError, ParameterError
+from stacrrn.errors import InputError
 from stacrrn.io.cog import cog_writer, write_cog
 from stacrrn.io.grid import chunks, native_to_grid
 from stacrrn.io.raster import RasterInfo, datasets_held, read_window
@@ -78,18 +78,6 @@ def _field_on_window(local: LocalFit, i: int, rows: F64, cols: F64) -> F64:
         return evaluate_field_on_lattice(local.fields[i], rows, cols, local.blocks, local.frames[i])
     values = evaluate_field(local.fields[i], rows.ravel(), cols.ravel(), local.blocks, local.frames[i])
     return values.reshape(-1, *rows.shape)
-
-
-def check_fidelity_every(every: int) -> None:
-    """Reject a fidelity sample step below 1 (``--fidelity-every``).
-
-    Raises
-    ------
-    ParameterError
-        If ``every`` is not a whole number of at least 1.
-    """
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ParameterError(f"--fidelity-every must be a whole number >= 1 (1 measures every pixel), got {every!r}")
 
 
 def read_model(href: str) -> RRNModel:
