@@ -57,6 +57,23 @@ PriorityBy = Literal["cloud-cover", "date"]
 """Item properties that can set mosaic priorities: clearer items, or more recent ones, win more area."""
 PRIORITY_BY: tuple[PriorityBy, ...] = get_args(PriorityBy)
 
+Sensor = Literal["landsat-c2-l1", "landsat-c2-l2", "sentinel-2-l1c", "sentinel-2-l2a"]
+"""Products whose pixel values map to reflectance by a published scale and offset."""
+
+SENSOR_REFLECTANCE: dict[Sensor, tuple[float, float]] = {
+    "landsat-c2-l1": (2.0e-5, -0.1),  # Collection 2 Level-1 TOA: REFLECTANCE_MULT/ADD_BAND_n of the MTL
+    "landsat-c2-l2": (2.75e-5, -0.2),  # Collection 2 Level-2 surface reflectance (USGS product guide)
+    "sentinel-2-l1c": (1.0e-4, -0.1),  # processing baseline 04.00 and later: RADIO_ADD_OFFSET -1000
+    "sentinel-2-l2a": (1.0e-4, -0.1),  # processing baseline 04.00 and later: BOA_ADD_OFFSET -1000
+}
+"""``(scale, offset)`` from pixel values to reflectance of each :data:`Sensor` preset (``--sensor``).
+
+Sentinel-2 products of processing baselines before 04.00 (before 25 January 2022) have no
+offset: give ``--reflectance-scale 1e-4`` instead. STAC items that carry ``raster:bands``
+scale/offset need no preset: runs read them.
+"""
+SENSORS: tuple[Sensor, ...] = get_args(Sensor)
+
 DEFAULT_CHUNK = 1024
 """Edge of the square chunks (common-grid pixels) processed as one task."""
 
@@ -457,6 +474,8 @@ __all__ = [
     "PIF_KINDS",
     "PRIORITY_BY",
     "SEAM_MODES",
+    "SENSORS",
+    "SENSOR_REFLECTANCE",
     "CloudMask",
     "ExecutionOptions",
     "InputOptions",
@@ -471,6 +490,7 @@ __all__ = [
     "PriorityBy",
     "RunOptions",
     "SeamMode",
+    "Sensor",
     "choices_of",
     "default_of",
     "field_docs",

@@ -258,7 +258,7 @@ def local_step_lines(model: RRNModel, labels: Sequence[str] | None = None) -> li
         kept = [row for row in scored if row["kept"]]
         label = labels[k] if labels else str(band["band"])
         if not scored:
-            lines.append(f"  band {label}: no usable overlap block; global model")
+            lines.append(f"  band {label}: {_no_local_reason(model, k)}; global model")
             continue
         g = fmean(row["global_error"] for row in scored)
         loc = fmean(row["local_error"] for row in scored)
@@ -267,6 +267,14 @@ def local_step_lines(model: RRNModel, labels: Sequence[str] | None = None) -> li
             f"/ band spread, mean over images: global {g:.3f}, local {loc:.3f}"
         )
     return lines
+
+
+def _no_local_reason(model: RRNModel, band: int) -> str:
+    """Why no image of a band could be judged: its overlaps already agree, or no block qualified."""
+    before = model.quality.get("before", {}).get("block_mean_diff", [None] * (band + 1))[band]
+    if before is not None and before == 0.0:
+        return "the overlaps already agree (block-mean RMS difference 0)"
+    return "no overlap block with enough valid pixels to judge local fields"
 
 
 def _before_after(before: float | None, after: float | None) -> str:

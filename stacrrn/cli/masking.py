@@ -20,7 +20,17 @@ from stacrrn.cli.common import (
 from stacrrn.cli.search_options import AllowLocalHrefs, Bbox, Collections, Datetime, StacUrl, make_search
 from stacrrn.core.settings import ESTIMATORS, QA_KINDS
 from stacrrn.errors import ParameterError
-from stacrrn.options import CLOUD_MASKS, MODES, PIF_KINDS, ExecutionOptions, InputOptions, MaskOptions, PifOptions
+from stacrrn.options import (
+    CLOUD_MASKS,
+    MODES,
+    PIF_KINDS,
+    SENSOR_REFLECTANCE,
+    SENSORS,
+    ExecutionOptions,
+    InputOptions,
+    MaskOptions,
+    PifOptions,
+)
 
 if TYPE_CHECKING:
     from stacrrn.core.model import RRNModel
@@ -79,6 +89,15 @@ ReflectanceScale = Annotated[
     ),
 ]
 ReflectanceOffset = Annotated[float, typer.Option(help="See --reflectance-scale.", rich_help_panel=PANEL)]
+SensorPreset = Annotated[
+    str | None,
+    typer.Option(
+        "--sensor",
+        help=f"{'|'.join(SENSORS)}: the product's published reflectance scale and offset (instead of "
+        "--reflectance-scale/--reflectance-offset; Sentinel-2: processing baseline 04.00 and later).",
+        rich_help_panel=PANEL,
+    ),
+]
 
 
 def pif_options(
@@ -88,9 +107,21 @@ def pif_options(
     return PifOptions.parse(pif or [], exclude or [], threshold, holdout, min_share)
 
 
-def reflectance(scale: float | None, offset: float) -> tuple[float, float] | None:
-    """``(scale, offset)`` or ``None``."""
-    return None if scale is None else (scale, offset)
+def reflectance(scale: float | None, offset: float, sensor: str | None = None) -> tuple[float, float] | None:
+    """``(scale, offset)`` from ``--reflectance-scale/--reflectance-offset`` or a ``--sensor`` preset, or ``None``.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown sensor, or a sensor together with an explicit scale.
+    """
+    if sensor is None:
+        return None if scale is None else (scale, offset)
+    if scale is not None:
+        raise ParameterError("--sensor sets the reflectance scale and offset: drop --reflectance-scale, or --sensor")
+    if sensor not in SENSOR_REFLECTANCE:
+        raise ParameterError(f"unknown --sensor {sensor!r}; choose one of {', '.join(SENSORS)}")
+    return SENSOR_REFLECTANCE[sensor]
 
 
 def split(values: str | None) -> list[str] | None:
@@ -193,12 +224,14 @@ def clouds_command(
     band_names: BandNames = None,
     reflectance_scale: ReflectanceScale = None,
     reflectance_offset: ReflectanceOffset = 0.0,
+    sensor: SensorPreset = None,
     workers: Annotated[int, typer.Option(help="Concurrent images.")] = ExecutionOptions.workers,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
 ) -> None:
     """Write each input's clear-sky mask (1 clear, 0 cloud/shadow/snow..., 255 no data) as a COG."""
     from stacrrn.pipeline.mask_products import local_cloud_mask, mask_plans, write_cloud_masks
 
+    scaling = reflectance(reflectance_scale, reflectance_offset, sensor)
     source = source_of(inputs, stac, collection, bbox, datetime, allow_local_hrefs)
     masks = parse_masks(mask)
     if isinstance(source, list):
@@ -209,7 +242,7 @@ def clouds_command(
         cloud_mask=cloud_mask,
         masks=masks,
         band_names=split(band_names),
-        reflectance=reflectance(reflectance_scale, reflectance_offset),
+        reflectance=scaling,
         workers=workers,
     )
     products = with_progress(quiet, lambda progress: write_cloud_masks(plain, masked, out, workers, progress))
@@ -239,12 +272,14 @@ def pif_command(
     band_names: BandNames = None,
     reflectance_scale: ReflectanceScale = None,
     reflectance_offset: ReflectanceOffset = 0.0,
+    sensor: SensorPreset = None,
     workers: Annotated[int, typer.Option(help="Concurrent pairs.")] = ExecutionOptions.workers,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table.")] = False,
 ) -> None:
     """Write each overlapping pair's pseudo-invariant pixels (1 PIF, 0 not, 255 outside the overlap)."""
     from stacrrn.pipeline.mask_products import mask_plans, write_pif_masks
 
+    scaling = reflectance(reflectance_scale, reflectance_offset, sensor)
     options = PifOptions.parse(pif or ["imad"], exclude or [], pif_threshold, 0.0, pif_min_share)
     if options is None:
         raise ParameterError("stacrrn pif needs a criterion: --pif imad, ndvi or a vector file")
@@ -255,7 +290,7 @@ def pif_command(
         cloud_mask=cloud_mask,
         masks=parse_masks(mask),
         band_names=split(band_names),
-        reflectance=reflectance(reflectance_scale, reflectance_offset),
+        reflectance=scaling,
         pif=options,
         mode=mode,
         neighbours=neighbours,

@@ -58,9 +58,8 @@ from stacrrn.pipeline.item_outputs import (
 )
 from stacrrn.pipeline.outputs.manifest import RunManifest
 from stacrrn.pipeline.passes.apply import reference_map, write_block_map
-from stacrrn.pipeline.passes.overlap_metrics import record_overlap_pixels
+from stacrrn.pipeline.passes.overlap_metrics import pixel_rise_warnings, record_overlap_pixels
 from stacrrn.pipeline.passes.solve import (
-    band_fallback_warning,
     check_statistics,
     fit_model,
     log_model,
@@ -254,6 +253,7 @@ def _publish_run(
         _save_statistics(setup.plan, storage, stats)
     manifest.model_known(model.digest(), model_href)
     record_overlap_pixels(setup.plan, model, stats, setup.options.output.overlap_pixels, workers, progress)
+    warnings += pixel_rise_warnings(model, setup.inputs.selection.labels)
     job = ItemJob(setup, model, storage, model_href)
     dicts, reused, skipped = apply_items(job, setup.options.execution.resume, workers, progress, manifest, skip)
     if not dicts:
@@ -320,7 +320,7 @@ def solve(
     labels = setup.inputs.selection.labels
     model = fit_model(plan, stats, m.method, setup.references, m.min_overlap, m.local_params, m.estimator)
     log_model(model)
-    warnings += band_fallback_warning(model, labels) + unfitted_band_warning(model, stats, labels)
+    warnings += unfitted_band_warning(model, stats, labels)
     model_href = storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))
     if model.local_fit is None:
         return model, model_href, None

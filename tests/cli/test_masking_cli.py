@@ -135,3 +135,29 @@ def test_vector_without_polygons_and_clouds_with_nothing_to_mask(tmp_path):
         "band numbers",
     )
     assert not out.exists()
+
+
+@needs_shared
+def test_sensor_preset_gives_the_same_masks_as_its_published_scale_and_offset(tmp_path):
+    # the Hawaii dates are Landsat Collection 2 Level-1: TOA reflectance = 2e-5 x DN - 0.1
+    explicit, preset = tmp_path / "explicit", tmp_path / "preset"
+    common = [*dates("20220313", "20240302"), "--cloud-mask", "spectral", "--band-names", NAMES]
+    assert run_cli("clouds", *common, "-o", str(explicit), *SPECTRAL[2:]).returncode == 0
+    proc = run_cli("clouds", *common, "-o", str(preset), "--sensor", "landsat-c2-l1")
+    assert proc.returncode == 0, proc.stderr
+    for name in (f"{CLOUDY}-clear.tif", "Landsat_20240302-clear.tif"):
+        with rasterio.open(explicit / name) as a, rasterio.open(preset / name) as b:
+            assert np.array_equal(a.read(1), b.read(1))
+    with rasterio.open(preset / f"{CLOUDY}-clear.tif") as src:
+        assert (src.read(1)[in_boxes(CLOUDY, "cloud", (src.height, src.width))] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--sensor", "landsat-9"], "unknown --sensor 'landsat-9'; choose one of landsat-c2-l1, landsat-c2-l2"),
+        (["--sensor", "landsat-c2-l2", "--reflectance-scale", "2e-5"], "--sensor sets the reflectance scale"),
+    ],
+)
+def test_bad_sensor_preset_is_one_line_exit_2(tmp_path, args, words):
+    assert_user_error(run_cli("clouds", str(tmp_path / "a.tif"), "-o", str(tmp_path / "o"), *args), words)

@@ -13,7 +13,7 @@ pixel of a time series lies in several pairs and the pass would read it all agai
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from stacrrn.core.metrics import OverlapDifferences
@@ -48,6 +48,39 @@ def record_overlap_pixels(
     """
     if wanted or (wanted is None and worth_comparing(stats)):
         model.quality["overlap_pixels"] = overlap_pixel_metrics(plan, model, stats.pairs.keys(), workers, progress)
+
+
+RISE = 0.01
+"""A pixelwise overlap RMSE this much (relative) above its value before the model gets explained."""
+
+
+def pixel_rise_warnings(model: RRNModel, labels: Sequence[str] | None = None) -> list[str]:
+    """Explain bands whose pixelwise overlap RMSE rose while their block means came to agree.
+
+    The model matches the overlaps' block statistics; pixels that differ for real (clouds the
+    masks missed, shadows, land change between dates) keep differing after any radiometric
+    correction, and a gain that stretches them can raise the pixelwise error. One line per
+    such band, with both numbers.
+    """
+    pixels, q = model.quality.get("overlap_pixels"), model.quality
+    if not pixels:
+        return []
+    lines = []
+    for k, band in enumerate(model.bands):
+        before, after = pixels["before"]["rmse"][k], pixels["after"]["rmse"][k]
+        blocks_before, blocks_after = q["before"]["block_mean_diff"][k], q["after"]["block_mean_diff"][k]
+        if None in (before, after, blocks_before, blocks_after) or after <= before * (1 + RISE):
+            continue
+        if blocks_after >= blocks_before:
+            continue
+        label = labels[k] if labels else str(band)
+        lines.append(
+            f"band {label}: pixelwise overlap RMSE rose ({before:.4g} -> {after:.4g}) while the overlaps' block "
+            f"means came to agree ({blocks_before:.4g} -> {blocks_after:.4g} RMS difference): pixels that differ "
+            "for real (clouds or shadows the masks missed, land change between dates) dominate the pixelwise "
+            "error; mask them (--cloud-mask, --mask, --pif) to measure the stable ground"
+        )
+    return lines
 
 
 def overlap_pixel_metrics(

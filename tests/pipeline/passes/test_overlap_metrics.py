@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import numpy as np
 import pytest
 import rasterio
 
 from stacrrn import match
+from stacrrn.pipeline.passes.overlap_metrics import pixel_rise_warnings
 from stacrrn.samples import write_sample_mosaic
+from tests.conftest import BAHAMAS, needs_shared
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +51,26 @@ def test_time_series_skips_it_unless_asked(stack, tmp_path):
     assert max(pixels["after"]["mae"]) < 1.0 < min(pixels["before"]["mae"])
     skipped = match(stack[:2], tmp_path / "off", method="global", overlap_pixels=False)  # 2 dates: on by default
     assert "overlap_pixels" not in skipped.model.quality
+
+
+def test_a_pixelwise_rise_next_to_a_block_mean_fall_is_explained_with_both_numbers(stack, tmp_path):
+    model = match(stack, tmp_path, method="global", references=["date0"], overlap_pixels=True).model
+    assert pixel_rise_warnings(model) == []  # gains only: every metric falls
+    q = copy.deepcopy(model.quality)
+    before = q["overlap_pixels"]["before"]["rmse"][1]
+    q["overlap_pixels"]["after"]["rmse"][1] = 1.5 * before  # as clouds left in the overlaps would
+    risen = dataclasses.replace(model, quality=q)
+    (line,) = pixel_rise_warnings(risen, ["b1", "green", "b3", "b4"])
+    assert line.startswith("band green: pixelwise overlap RMSE rose") and f"{1.5 * before:.4g}" in line
+    blocks = q["before"]["block_mean_diff"][1], q["after"]["block_mean_diff"][1]
+    assert f"{blocks[0]:.4g} -> {blocks[1]:.4g}" in line
+    q["after"]["block_mean_diff"][1] = q["before"]["block_mean_diff"][1]  # block means no better: no excuse
+    assert pixel_rise_warnings(dataclasses.replace(model, quality=q)) == []
+
+
+@needs_shared
+def test_identical_overlaps_give_no_warning(tmp_path):
+    # the Bahamas quadrants cut from one scene: every overlap difference is exactly 0
+    result = match([str(p) for p in BAHAMAS], tmp_path)
+    assert result.model.quality["before"]["block_mean_diff"] == [0.0, 0.0, 0.0]
+    assert result.warnings == []
