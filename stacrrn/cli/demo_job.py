@@ -9,6 +9,8 @@ items are written back to S3 (and mirrored to a local folder to look at afterwar
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import rasterio
 from numpy.typing import NDArray
 
 from stacrrn.core.metrics import affine_residual
-from stacrrn.errors import InputError
+from stacrrn.errors import InputError, OutputError
 from stacrrn.io.stac import Search, gdal_path
 from stacrrn.pipeline.execution.parallel import Workers
 from stacrrn.pipeline.execution.progress import Progress, no_progress
@@ -62,6 +64,27 @@ class DemoResult:
     gain_error: float | None
     truth_error: NDArray[np.float64] | None
     report: Path
+
+
+MARK = ".stacrrn-demo"
+"""File marking a folder the demo made, so a later demo may replace it (and no other)."""
+
+
+def _replace_folder(made: Path, target: Path) -> Path:
+    """Put the folder ``made`` at ``target``, replacing what an earlier demo left there.
+
+    Raises
+    ------
+    OutputError
+        If ``target`` exists but was not made by the demo (it is never deleted then).
+    """
+    (made / MARK).touch()
+    if target.exists():
+        if not (target / MARK).exists():
+            raise OutputError(f"{target} exists and was not written by stacrrn demo; choose another --out")
+        shutil.rmtree(target)
+    made.rename(target)
+    return target
 
 
 def _scenes(folder: Path, data: Path | None, gradient: float, distort: bool) -> tuple[SampleMosaic | None, list[Path]]:
@@ -175,7 +198,11 @@ def run_demo(
 
             from stacrrn.report import build_report
 
-            mirror = folder / "normalized"
-            s3fs.S3FileSystem().get(f"{BUCKET}/normalized/", str(mirror), recursive=True)
-            report = build_report(result.collection_href, folder / "report").html
+            # this run's outputs and report replace an earlier demo's, never sit beside them
+            with tempfile.TemporaryDirectory(prefix=".stacrrn-demo-", dir=folder) as tmp:
+                s3fs.S3FileSystem().get(f"{BUCKET}/normalized/", f"{tmp}/normalized", recursive=True)
+                report_html = build_report(result.collection_href, Path(tmp) / "report").html
+                mirror = _replace_folder(Path(tmp) / "normalized", folder / "normalized")
+                report_dir = _replace_folder(Path(tmp) / "report", folder / "report")
+            report = report_dir / report_html.relative_to(Path(tmp) / "report")
             return DemoResult(result, api.url, s3.endpoint, mirror, sample, gain_error, truth_error, report)

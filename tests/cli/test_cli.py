@@ -140,6 +140,10 @@ def test_output_folder_holding_the_inputs_is_refused(mosaic):
 
 
 def test_demo_runs_end_to_end_on_loopback_services(tmp_path):
+    earlier = tmp_path / "normalized"  # what an earlier demo left: replaced, never kept beside the new run
+    earlier.mkdir()
+    (earlier / ".stacrrn-demo").touch()
+    (earlier / "stacrrn-model-0123456789abcdef.json").write_text("{}")
     proc = run_cli("demo", "--out", str(tmp_path), "--gradient", "0")
     assert proc.returncode == 0, proc.stderr
     assert "recovered gains" in proc.stderr and "STAC API" in proc.stderr
@@ -147,6 +151,8 @@ def test_demo_runs_end_to_end_on_loopback_services(tmp_path):
     assert gain_error < 0.05  # percent, on uint16 tiles with gains 0.8..1.2
     assert len(list((tmp_path / "normalized").glob("tile_*/tile_*.json"))) == 9
     assert (tmp_path / "normalized" / "collection.json").exists()
+    assert not (earlier / "stacrrn-model-0123456789abcdef.json").exists()
+    assert not list(tmp_path.glob(".stacrrn-demo-*"))  # no temporary folder left
     html = (tmp_path / "report" / "report.html").read_text()
     assert 'id="profiles"' in html and "tile_08" in html and f"report: {tmp_path}" in proc.stderr.replace("\n", "")
 
