@@ -20,7 +20,7 @@ from rich.table import Table
 
 from stacrrn._version import __version__
 from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, library_output, log
-from stacrrn.core.settings import LocalExtent, LocalParams
+from stacrrn.core.settings import LOCAL_EXTENTS, LocalExtent, LocalParams
 from stacrrn.errors import ParameterError, StacrrnError, report
 from stacrrn.io.hrefs import redact_text
 from stacrrn.pipeline.execution.progress import Progress as ProgressCallback
@@ -70,9 +70,15 @@ def options(
     configure_logging(verbose, log_json)
 
 
+def choices(values: Sequence[str]) -> str:
+    """A metavar listing an option's choices: ``[a|b|c]``."""
+    return f"[{'|'.join(values)}]"
+
+
 Scheduler = Annotated[
     str | None,
     typer.Option(
+        metavar="threads|local|ADDRESS",
         help="Where the pixel passes run: 'threads' (--workers threads here), 'local' (a Dask LocalCluster of "
         "--workers processes) or a Dask scheduler address such as tcp://10.0.0.5:8786 "
         "[default: $DASK_SCHEDULER_ADDRESS, else threads].",
@@ -93,6 +99,7 @@ OverlapPixels = Annotated[
 ChunkSize = Annotated[
     int,
     typer.Option(
+        metavar="PIXELS",
         help="Edge of the square chunks (common-grid pixels) processed as one task; memory per worker grows "
         "with its square, results do not change.",
     ),
@@ -101,6 +108,7 @@ ChunkSize = Annotated[
 FidelityEvery = Annotated[
     int,
     typer.Option(
+        metavar="N",
         help="Measure the outputs' fidelity (correlation, spectral angle, SSIM) on one row of 8x8 windows "
         "in every N; 1 measures every pixel (about a quarter more pass-2 time).",
     ),
@@ -109,6 +117,7 @@ FidelityEvery = Annotated[
 LocalExtentOption = Annotated[
     str,
     typer.Option(
+        metavar=choices(LOCAL_EXTENTS),
         help="Where the local step corrects: overlaps (default; fields supported by overlaps, exactly 1 from "
         "--local-decay blocks away from them) or image (smooth fields across whole images, for image-wide "
         "distortions such as vignetting or BRDF gradients; opt-in).",
@@ -118,6 +127,7 @@ LocalExtentOption = Annotated[
 LocalDecayOption = Annotated[
     float,
     typer.Option(
+        metavar="BLOCKS",
         help="With --local-extent overlaps: distance in blocks from the nearest block with overlap evidence at "
         "which the local field reaches 1 (at least 1).",
     ),

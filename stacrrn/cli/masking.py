@@ -10,6 +10,7 @@ from rich.table import Table
 
 from stacrrn.cli.common import (
     app,
+    choices,
     console,
     handle_errors,
     parse_named,
@@ -42,6 +43,7 @@ Pif = Annotated[
     list[str] | None,
     typer.Option(
         "--pif",
+        metavar=f"{'|'.join(PIF_KINDS)}|VECTOR|none",
         help=f"{'|'.join(PIF_KINDS)}|VECTOR|none: pseudo-invariant pixels for the statistics; repeatable, combined "
         "(VECTOR: GeoJSON/GeoPackage/GeoParquet of include polygons).",
         rich_help_panel=PANEL,
@@ -49,24 +51,42 @@ Pif = Annotated[
 ]
 Exclude = Annotated[
     list[str] | None,
-    typer.Option(help="Vector file of polygons never used by the statistics; repeatable.", rich_help_panel=PANEL),
+    typer.Option(
+        metavar="VECTOR",
+        help="Vector file of polygons never used by the statistics; repeatable.",
+        rich_help_panel=PANEL,
+    ),
 ]
 PifThreshold = Annotated[
-    float, typer.Option(help="IR-MAD: minimum no-change probability of a PIF.", rich_help_panel=PANEL)
+    float,
+    typer.Option(metavar="PROBABILITY", help="IR-MAD: minimum no-change probability of a PIF.", rich_help_panel=PANEL),
 ]
 PifMinShare = Annotated[
-    float, typer.Option(help="IR-MAD: keep at least this share of each overlap as PIFs.", rich_help_panel=PANEL)
+    float,
+    typer.Option(
+        metavar="SHARE", help="IR-MAD: keep at least this share of each overlap as PIFs.", rich_help_panel=PANEL
+    ),
 ]
 Holdout = Annotated[
     float | None,
-    typer.Option(help="Share of pixels held out to validate the model (default 0.2 with PIFs).", rich_help_panel=PANEL),
+    typer.Option(
+        metavar="SHARE",
+        help="Share of pixels held out to validate the model (default 0.2 with PIFs).",
+        rich_help_panel=PANEL,
+    ),
 ]
 Estimator = Annotated[
-    str, typer.Option(help=f"Relative gain of a pair: {' | '.join(ESTIMATORS)} regression.", rich_help_panel=PANEL)
+    str,
+    typer.Option(
+        metavar=choices(ESTIMATORS),
+        help=f"Relative gain of a pair: {' | '.join(ESTIMATORS)} regression.",
+        rich_help_panel=PANEL,
+    ),
 ]
 BandNames = Annotated[
     str | None,
     typer.Option(
+        metavar="NAME,NAME,...",
         help="Local rasters: eo:common_name of each band used, comma-separated (e.g. blue,green,red,nir).",
         rich_help_panel=PANEL,
     ),
@@ -75,6 +95,7 @@ Masks = Annotated[
     list[str] | None,
     typer.Option(
         "--mask",
+        metavar="NAME=PATH[:KIND]",
         help=f"NAME=PATH[:KIND] mask raster of input NAME, any grid/CRS; KIND {'|'.join(QA_KINDS)} "
         "(clear: non-zero = usable); repeatable.",
         rich_help_panel=PANEL,
@@ -83,18 +104,32 @@ Masks = Annotated[
 ReflectanceScale = Annotated[
     float | None,
     typer.Option(
+        metavar="SCALE",
         help="Reflectance = value * scale + offset, for the spectral cloud test and NDVI PIFs "
         "(STAC default: raster:bands).",
         rich_help_panel=PANEL,
     ),
 ]
-ReflectanceOffset = Annotated[float, typer.Option(help="See --reflectance-scale.", rich_help_panel=PANEL)]
+ReflectanceOffset = Annotated[
+    float, typer.Option(metavar="OFFSET", help="See --reflectance-scale.", rich_help_panel=PANEL)
+]
 SensorPreset = Annotated[
     str | None,
     typer.Option(
         "--sensor",
-        help=f"{'|'.join(SENSORS)}: the product's published reflectance scale and offset (instead of "
-        "--reflectance-scale/--reflectance-offset; Sentinel-2: processing baseline 04.00 and later).",
+        metavar=choices(SENSORS),
+        help="The product's published reflectance scale and offset, instead of --reflectance-scale and "
+        "--reflectance-offset (Sentinel-2: processing baseline 04.00 and later).",
+        rich_help_panel=PANEL,
+    ),
+]
+
+
+CloudMaskOption = Annotated[
+    str,
+    typer.Option(
+        metavar=choices(CLOUD_MASKS),
+        help="Clear-sky masks: quality assets (auto, qa), a spectral test, s2cloudless, or none.",
         rich_help_panel=PANEL,
     ),
 ]
@@ -175,7 +210,10 @@ Inputs = Annotated[
     typer.Argument(help="Local rasters, or STAC item/ItemCollection JSON files.", show_default=False),
 ]
 Bands = Annotated[
-    str | None, typer.Option(help="Local: 1-based band numbers; STAC: asset keys/common names; comma-separated.")
+    str | None,
+    typer.Option(
+        metavar="BAND,BAND,...", help="Local: 1-based band numbers; STAC: asset keys/common names; comma-separated."
+    ),
 ]
 
 
@@ -219,7 +257,7 @@ def clouds_command(
     datetime: Datetime = None,
     allow_local_hrefs: AllowLocalHrefs = False,
     bands: Bands = None,
-    cloud_mask: Annotated[str, typer.Option(help=f"{'|'.join(CLOUD_MASKS)}.")] = MaskOptions.cloud_mask,
+    cloud_mask: CloudMaskOption = MaskOptions.cloud_mask,
     mask: Masks = None,
     band_names: BandNames = None,
     reflectance_scale: ReflectanceScale = None,
@@ -265,9 +303,11 @@ def pif_command(
     exclude: Exclude = None,
     pif_threshold: PifThreshold = PifOptions.threshold,
     pif_min_share: PifMinShare = PifOptions.min_share,
-    mode: Annotated[str, typer.Option(help=f"{' | '.join(MODES)} (STAC).")] = InputOptions.mode,
-    neighbours: Annotated[int | None, typer.Option(help="Time series: nearest dates paired.")] = None,
-    cloud_mask: Annotated[str, typer.Option(help=f"{'|'.join(CLOUD_MASKS)}.")] = MaskOptions.cloud_mask,
+    mode: Annotated[str, typer.Option(metavar=choices(MODES), help="Pairs of a mosaic or a time series (STAC).")] = (
+        InputOptions.mode
+    ),
+    neighbours: Annotated[int | None, typer.Option(metavar="N", help="Time series: nearest dates paired.")] = None,
+    cloud_mask: CloudMaskOption = MaskOptions.cloud_mask,
     mask: Masks = None,
     band_names: BandNames = None,
     reflectance_scale: ReflectanceScale = None,

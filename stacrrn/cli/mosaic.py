@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from stacrrn.cli.common import app, console, handle_errors, parse_named, table_console, with_progress
+from stacrrn.cli.common import app, choices, console, handle_errors, parse_named, table_console, with_progress
 from stacrrn.cli.masking import Inputs, source_of, split
 from stacrrn.cli.search_options import AllowLocalHrefs, Bbox, Collections, Datetime, StacUrl
 from stacrrn.errors import ParameterError
@@ -20,35 +20,51 @@ if TYPE_CHECKING:
 PANEL = "Mosaic"
 
 Feather = Annotated[
-    float, typer.Option(help="Blend width across seams, in mosaic pixels (0: hard cut).", rich_help_panel=PANEL)
+    float,
+    typer.Option(
+        metavar="PIXELS", help="Blend width across seams, in mosaic pixels (0: hard cut).", rich_help_panel=PANEL
+    ),
 ]
 Priority = Annotated[
     list[str] | None,
     typer.Option(
-        "--priority", help="NAME=WEIGHT: larger wins more area (default 1); repeatable.", rich_help_panel=PANEL
+        "--priority",
+        metavar="NAME=WEIGHT",
+        help="NAME=WEIGHT: larger wins more area (default 1); repeatable.",
+        rich_help_panel=PANEL,
     ),
 ]
 PriorityBy = Annotated[
     str | None,
     typer.Option(
-        help=f"STAC: priorities from {' | '.join(PRIORITY_BY)} (clearer / more recent wins).", rich_help_panel=PANEL
+        metavar=choices(PRIORITY_BY),
+        help=f"STAC: priorities from {' | '.join(PRIORITY_BY)} (clearer / more recent wins).",
+        rich_help_panel=PANEL,
     ),
 ]
 SeamMode = Annotated[
     str,
     typer.Option(
         "--seams",
+        metavar=choices(SEAM_MODES),
         help=f"{' | '.join(SEAM_MODES)}: centre lines, or moved onto the cheapest cut through the images' "
         "differences (avoids buildings, roads, clouds).",
         rich_help_panel=PANEL,
     ),
 ]
 SeamCorridor = Annotated[
-    int, typer.Option(help="Least-cost seams: how far (seam-grid pixels) a seam may move.", rich_help_panel=PANEL)
+    int,
+    typer.Option(
+        metavar="PIXELS", help="Least-cost seams: how far (seam-grid pixels) a seam may move.", rich_help_panel=PANEL
+    ),
 ]
 SeamResolution = Annotated[
     float | None,
-    typer.Option(help="Pixel size of the seam grid (default: coarse enough for 2048 pixels).", rich_help_panel=PANEL),
+    typer.Option(
+        metavar="SIZE",
+        help="Pixel size of the seam grid (default: coarse enough for 2048 pixels).",
+        rich_help_panel=PANEL,
+    ),
 ]
 
 

@@ -13,39 +13,65 @@ from stacrrn.io.retry import NETWORK_TIMEOUT
 if TYPE_CHECKING:
     from stacrrn.io.stac import Search
 
-StacUrl = Annotated[str | None, typer.Option("--stac", help="STAC API URL to search.", rich_help_panel="Search")]
+StacUrl = Annotated[
+    str | None, typer.Option("--stac", metavar="URL", help="STAC API URL to search.", rich_help_panel="Search")
+]
 Catalog = Annotated[
     str | None,
-    typer.Option("--catalog", help="Static catalog or collection JSON (path or URL).", rich_help_panel="Search"),
+    typer.Option(
+        "--catalog",
+        metavar="PATH|URL",
+        help="Static catalog or collection JSON (path or URL).",
+        rich_help_panel="Search",
+    ),
 ]
 ItemFiles = Annotated[
     list[str] | None,
     typer.Argument(help="Item or ItemCollection JSON files (instead of a search).", show_default=False),
 ]
 Collections = Annotated[
-    list[str] | None, typer.Option("--collection", "-c", help="Collection id; repeatable.", rich_help_panel="Search")
+    list[str] | None,
+    typer.Option("--collection", "-c", metavar="ID", help="Collection id; repeatable.", rich_help_panel="Search"),
 ]
-Bbox = Annotated[str | None, typer.Option(help="west,south,east,north in degrees.", rich_help_panel="Search")]
+Bbox = Annotated[
+    str | None, typer.Option(metavar="W,S,E,N", help="west,south,east,north in degrees.", rich_help_panel="Search")
+]
 Datetime = Annotated[
     str | None,
-    typer.Option("--datetime", help="RFC 3339 date or interval, e.g. 2024-06-01/2024-06-30.", rich_help_panel="Search"),
+    typer.Option(
+        "--datetime",
+        metavar="DATE[/DATE]",
+        help="RFC 3339 date or interval, e.g. 2024-06-01/2024-06-30.",
+        rich_help_panel="Search",
+    ),
 ]
 Query = Annotated[
     list[str] | None,
     typer.Option(
+        metavar="PROPERTY<OP>VALUE",
         help="Property comparison like 'eo:cloud_cover<20'; repeatable (STAC API query extension).",
         rich_help_panel="Search",
     ),
 ]
 Filter = Annotated[
     str | None,
-    typer.Option("--filter", help="CQL2 filter, text or JSON (STAC API filter extension).", rich_help_panel="Search"),
+    typer.Option(
+        "--filter",
+        metavar="CQL2",
+        help="CQL2 filter, text or JSON (STAC API filter extension).",
+        rich_help_panel="Search",
+    ),
 ]
-Ids = Annotated[list[str] | None, typer.Option("--id", help="Item id; repeatable.", rich_help_panel="Search")]
-MaxItems = Annotated[int | None, typer.Option(help="Take at most this many items.", rich_help_panel="Search")]
+Ids = Annotated[
+    list[str] | None, typer.Option("--id", metavar="ID", help="Item id; repeatable.", rich_help_panel="Search")
+]
+MaxItems = Annotated[
+    int | None, typer.Option(metavar="N", help="Take at most this many items.", rich_help_panel="Search")
+]
 Timeout = Annotated[
     float,
     typer.Option(
+        metavar="SECONDS",
         help="Seconds to wait for the STAC API or a catalog over HTTP before another try (then exit 75).",
         rich_help_panel="Search",
     ),
