@@ -44,7 +44,9 @@ from stacrrn.cli.masking import (
 from stacrrn.core.settings import METHODS, LocalParams
 from stacrrn.options import (
     LOCAL_CLOUD_MASKS,
+    MODES,
     ExecutionOptions,
+    InputOptions,
     MaskOptions,
     ModelOptions,
     OutputOptions,
@@ -56,11 +58,23 @@ if TYPE_CHECKING:
     from stacrrn.pipeline.match import MatchResult
 
 
-def print_summary(result: MatchResult) -> None:
+DatetimeFromName = Annotated[
+    str | None,
+    typer.Option(
+        help="strftime-style pattern of the acquisition date in the file names: %Y%m%d finds 20210326 in "
+        "Landsat_20210326.tif (%Y %y %m %d %j %H %M %S %f). It orders a time series; a name without such "
+        "a date is an error [default: dates from the files' metadata, .IMD or _MTL.txt beside them].",
+        metavar="PATTERN",
+        show_default=False,
+    ),
+]
+
+
+def print_summary(result: MatchResult, timeseries: bool = False) -> None:
     """Print per-band gains/offsets and overlap consistency before/after, then what was written."""
     model = result.model
     print_model_table(model, [str(b) for b in model.bands], f"model {result.model_path}")
-    if "holdout" in model.quality:
+    if "holdout" in model.quality or timeseries:
         print_quality_table(model, [str(b) for b in model.bands])
     print_fidelity_table(model)
     clipped = sum(sum(r.clipped) for r in result.outputs)
@@ -90,6 +104,20 @@ def match_command(
     blocks: Annotated[int | None, typer.Option(help="Local blocks along the longer side (default 32).")] = None,
     local_extent: LocalExtentOption = LocalParams.extent,
     local_decay: LocalDecayOption = LocalParams.decay,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help=f"One of: {', '.join(MODES)}. mosaic: pairs where footprints overlap; timeseries: one place, "
+            "many dates, ordered by acquisition date (see --datetime-from-name; the order given without dates)."
+        ),
+    ] = InputOptions.mode,
+    neighbours: Annotated[
+        int | None, typer.Option(help="Time series: pair each date with this many nearest dates (default all).")
+    ] = InputOptions.neighbours,
+    star: Annotated[
+        bool, typer.Option(help="Time series: pair every date with the reference dates (with --neighbours: also).")
+    ] = InputOptions.star,
+    datetime_from_name: DatetimeFromName = None,
     bands: Annotated[str | None, typer.Option(help="Comma-separated 1-based bands, e.g. 1,2,3.")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first input's).")] = None,
     resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
@@ -134,6 +162,9 @@ def match_command(
     band_list = band_numbers(split(bands))
     pifs = pif_options(pif, exclude, pif_threshold, holdout, pif_min_share)
     options = RunOptions.of(
+        mode=mode,
+        neighbours=neighbours,
+        star=star,
         references=reference,
         method=method,
         block_size=block_size,
@@ -164,7 +195,8 @@ def match_command(
                 band_names=split(band_names),
                 workers=engine,
                 progress=progress,
+                datetime_from_name=datetime_from_name,
             ),
         )
     if not quiet:
-        print_summary(result)
+        print_summary(result, mode == "timeseries")

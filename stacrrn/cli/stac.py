@@ -342,7 +342,25 @@ def catalog_command(
         str | None, typer.Option(help="Band names (eo:common_name where they are), comma-separated.")
     ] = None,
     split_bands: Annotated[bool, typer.Option(help="One single-band asset per band.")] = False,
-    datetime: Annotated[str | None, typer.Option("--datetime", help="Datetime of every item (default now).")] = None,
+    datetime: Annotated[
+        str | None,
+        typer.Option(
+            "--datetime",
+            help="One RFC 3339 datetime for every item, overriding any date of the files "
+            "[default: each file's acquisition date (--datetime-from-name, else its metadata), else now].",
+            show_default=False,
+        ),
+    ] = None,
+    datetime_from_name: Annotated[
+        str | None,
+        typer.Option(
+            help="strftime-style pattern of the acquisition date in the file names: %Y%m%d finds 20210326 in "
+            "Landsat_20210326.tif (%Y %y %m %d %j %H %M %S %f); a name without such a date is an error "
+            "[default: dates from the files' metadata, .IMD or _MTL.txt beside them].",
+            metavar="PATTERN",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Publish local rasters as COGs with STAC items and a collection (to search them with `run`)."""
     from pystac.utils import str_to_datetime
@@ -358,10 +376,19 @@ def catalog_command(
             raise ParameterError(f"--datetime {datetime!r} is not an RFC 3339 date-time") from None
     for path in inputs:  # items need footprints in longitude/latitude: check before anything is written
         require_lonlat(open_raster(path))
+    warnings: list[str] = []
     _, items = catalog_rasters(
-        [str(p) for p in inputs], out, collection_id, band_names=_split(bands), split_bands=split_bands, datetimes=when
+        [str(p) for p in inputs],
+        out,
+        collection_id,
+        band_names=_split(bands),
+        split_bands=split_bands,
+        datetimes=when,
+        datetime_from_name=datetime_from_name,
+        warnings=warnings,
     )
     console.print(f"wrote {len(items)} items and {out.rstrip('/')}/collection.json", highlight=False)
+    print_warnings(warnings)
 
 
 __all__ = ["catalog_command", "run_command", "search_command"]

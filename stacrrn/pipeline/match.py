@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import InputError, OutputError, ParameterError
+from stacrrn.io.acquisition import format_datetime
 from stacrrn.io.files import atomic_write_text, remove_temporary_folder
 from stacrrn.io.lock import OutputLock
 from stacrrn.io.storage import Storage
@@ -18,6 +19,7 @@ from stacrrn.options import LOCAL_CLOUD_MASKS, RunOptions, default_of
 from stacrrn.pipeline.execution.parallel import Workers, check_workers
 from stacrrn.pipeline.execution.progress import Progress, no_progress
 from stacrrn.pipeline.inputs.checks import check_plan_graph
+from stacrrn.pipeline.inputs.pairs import pair_graph, repeated_dates_warning, undated_warning
 from stacrrn.pipeline.inputs.plan import Plan, make_plan
 from stacrrn.pipeline.inputs.spectral import SpectralBands
 from stacrrn.pipeline.masks.cloud_masks import with_local_masks
@@ -100,18 +102,21 @@ def prepare_output(out_dir: Path) -> None:
         raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
 
 
-STAC_ONLY = ("assets", "mode", "neighbours", "star", "collection_id", "on_error", "publish")
+STAC_ONLY = ("assets", "collection_id", "on_error", "publish")
 """Options that only a STAC run uses; local jobs refuse them (bands of local files: ``bands``)."""
 
 
 def check_local_options(options: RunOptions) -> None:
-    """Refuse STAC-only options and cloud masks local files cannot have.
+    """Refuse STAC-only options, cloud masks local files cannot have and a bad pair graph.
 
     Raises
     ------
     ParameterError
-        For a STAC-only option that is set, or a ``cloud_mask`` not in :data:`LOCAL_CLOUD_MASKS`.
+        For a STAC-only option that is set, a ``cloud_mask`` not in :data:`LOCAL_CLOUD_MASKS`,
+        fewer than one neighbour, or ``star`` without references or outside a time series.
     """
+    i = options.inputs
+    pair_graph(2, i.mode, i.neighbours, ([0] if options.model.references else []) if i.star else None)
     flat = options.flat()
     if set_ := [name for name in STAC_ONLY if flat[name] != default_of(name)]:
         raise ParameterError(f"option(s) {', '.join(set_)} apply to STAC runs only, not to local files")
@@ -120,6 +125,22 @@ def check_local_options(options: RunOptions) -> None:
             f"--cloud-mask {options.masks.cloud_mask!r} needs STAC items; for local files choose one of "
             f"{', '.join(LOCAL_CLOUD_MASKS)} (quality rasters: --mask NAME=PATH[:KIND])"
         )
+
+
+def date_warnings(plan: Plan, options: RunOptions) -> list[str]:
+    """A time series' warnings about its dates: inputs without one, dates shared by several inputs."""
+    if options.inputs.mode != "timeseries":
+        return []
+    undated = undated_warning(plan.names, plan.dates, options.inputs.neighbours)
+    return undated + repeated_dates_warning(plan.dates, "inputs")
+
+
+def record_dates(model: RRNModel, plan: Plan) -> None:
+    """Each image's acquisition date in the model's per-image table (``datetime``, as a run's items give it)."""
+    dates = {name: when for name, when in zip(plan.names, plan.dates, strict=False) if when is not None}
+    for row in model.quality.get("images", []):
+        if row["name"] in dates:
+            row["datetime"] = format_datetime(dates[row["name"]])
 
 
 def match(
@@ -132,6 +153,7 @@ def match(
     masks: Mapping[str, str] | None = None,
     workers: Workers | None = None,
     progress: Progress = no_progress,
+    datetime_from_name: str | None = None,
     **values: Any,
 ) -> MatchResult:
     """Normalize overlapping rasters radiometrically (Yu et al. 2017 global-to-local).
@@ -145,10 +167,12 @@ def match(
         statistics and ``blockmaps/<name>_field.tif``.
     options
         The job's options (:class:`~stacrrn.options.RunOptions`); the STAC-only ones
-        (``assets``, ``mode``, ``neighbours``, ``star``, ``collection_id``, ``on_error``,
-        ``publish``) must keep their defaults. ``references`` are names (file stems), file
-        names or paths; ``cloud_mask`` is ``auto`` (the ``masks`` files, if any), ``none``
-        or ``spectral`` (needs ``band_names`` with blue and red, and ``reflectance``).
+        (``assets``, ``collection_id``, ``on_error``, ``publish``) must keep their defaults.
+        ``references`` are names (file stems), file names or paths; ``cloud_mask`` is
+        ``auto`` (the ``masks`` files, if any), ``none`` or ``spectral`` (needs
+        ``band_names`` with blue and red, and ``reflectance``). With ``mode="timeseries"``
+        the inputs are ordered by their acquisition dates (in the order given when some
+        have none) and paired by ``neighbours``/``star`` as the dates of a STAC run.
     bands
         1-based band indexes (default: all, counts must match).
     band_names
@@ -162,6 +186,11 @@ def match(
         ``options.execution.workers``).
     progress
         Progress callback ``(stage, done, total)``.
+    datetime_from_name
+        strftime-style pattern of the acquisition date in the file names (``%Y%m%d`` finds
+        ``20210326`` in ``Landsat_20210326.tif``); default: the rasters' metadata or sidecar
+        files (:func:`~stacrrn.io.acquisition.acquisition_dates`). Dates order a time series
+        and are recorded in the model's per-image table.
     **values
         Options by flat name (``method="global"``), applied on top of ``options``.
 
@@ -180,17 +209,20 @@ def match(
     chunk_size, resume, fidelity_every = o.execution.chunk_size, o.execution.resume, o.output.fidelity_every
     out = Path(out_dir).absolute()  # workers of a cluster may run in another folder
     i, m = o.inputs, o.model
-    plan = make_plan(inputs, bands, i.crs, i.resolution, m.block_size, m.n_blocks, chunk_size)
+    grid = (i.crs, i.resolution, m.block_size, m.n_blocks, chunk_size)
+    plan = make_plan(inputs, bands, *grid, mode=i.mode, neighbours=i.neighbours, datetime_from_name=datetime_from_name)
     spectral = SpectralBands.named(band_names, [str(b) for b in plan.bands], o.masks.reflectance)
     plan = with_local_masks(plan, cloud_mask, masks or {}, spectral, o.masks.pif)
     refs = resolve_references(plan, m.references)
+    if i.star:
+        plan = replace(plan, pairs=pair_graph(len(plan.names), i.mode, i.neighbours, refs))
     check_plan_graph(plan.names, plan.footprints, plan.pairs, refs)
     check_output(out, plan)
+    warnings = date_warnings(plan, o)
     fingerprint = plan.fingerprint()
     stats_path = out / STATISTICS_FILE
     stats = load_statistics(stats_path, fingerprint)
     reused = stats is not None
-    warnings: list[str] = []
     if stats is None:
         stats = compute_statistics(plan, workers, progress, warnings)
     log.info(
@@ -210,6 +242,7 @@ def match(
             block_maps = write_block_maps(model, stats, out, resume)
             outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress, fidelity_every)
             record_outputs(model, outputs, _previous_model(model_path) if resume else None)
+            record_dates(model, plan)
             atomic_write_text(model_path, model.to_json())
             log.info("pass 2 done: %d outputs in %s", len(outputs), out, extra={"fields": {"model": str(model_path)}})
         finally:

@@ -18,10 +18,11 @@ from stacrrn.io.output_keys import check_output_keys
 from stacrrn.io.stac import select_bands
 from stacrrn.options import RunOptions
 from stacrrn.pipeline.inputs.checks import check_plan_graph, check_rasters
+from stacrrn.pipeline.inputs.pairs import pair_graph
 from stacrrn.pipeline.inputs.pif_options import PifSetup
 from stacrrn.pipeline.inputs.plan import Plan
 from stacrrn.pipeline.inputs.stac_inputs import StacInputs, open_assets, spectral_bands
-from stacrrn.pipeline.loading.stac_plan import make_stac_plan, pair_graph
+from stacrrn.pipeline.loading.stac_plan import make_stac_plan
 from stacrrn.pipeline.passes.solve import resolve_references
 
 COMPUTED_MASKS = ("spectral", "s2cloudless")

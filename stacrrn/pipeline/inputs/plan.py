@@ -7,8 +7,10 @@ function that reads the images touching a chunk of the common grid.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,14 +19,18 @@ import numpy as np
 
 from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError
+from stacrrn.io.acquisition import acquisition_dates
 from stacrrn.io.files import absolute_path
 from stacrrn.io.grid import block_grid, chunks, common_grid, footprint
 from stacrrn.io.raster import RasterInfo, check_bands, open_raster, read_on_grid
 from stacrrn.io.storage import object_identity
 from stacrrn.options import DEFAULT_CHUNK
 from stacrrn.pipeline.inputs.checks import check_rasters
+from stacrrn.pipeline.inputs.pairs import date_order, pair_graph
 from stacrrn.pipeline.inputs.pif_options import PifSetup
 from stacrrn.types import BlockGrid, Box, Grid
+
+log = logging.getLogger(__name__)
 
 ChunkReader = Callable[[Box, list[int]], dict[int, Layer]]
 """Reads images (by index) on a chunk of the common grid -> ``{index: (values, valid)}``."""
@@ -56,6 +62,9 @@ class Plan:
         Overlap graph to compute (``None``: every overlapping pair).
     pif
         Pseudo-invariant feature selection and holdout of pass 1 (``None``: every pixel).
+    dates
+        Acquisition date of each image (``None``: unknown), when they were read: local rasters
+        of a time series or with a file-name pattern; empty otherwise.
     """
 
     names: list[str]
@@ -70,6 +79,7 @@ class Plan:
     infos: list[RasterInfo] = field(default_factory=list)
     pairs: frozenset[tuple[int, int]] | None = None
     pif: PifSetup | None = None
+    dates: list[dt.datetime | None] = field(default_factory=list)
 
     def images_in(self, box: Box) -> list[int]:
         """Indices of the images whose footprint meets ``box``."""
@@ -157,6 +167,36 @@ def unique_names(names: Sequence[str], paths: Sequence[str]) -> None:
         seen[name] = path
 
 
+def dated(
+    infos: Sequence[RasterInfo], mode: str, pattern: str | None
+) -> tuple[list[RasterInfo], list[dt.datetime | None]]:
+    """Rasters with their acquisition dates, in date order for a time series.
+
+    Dates are read for a time series or when a file-name ``pattern`` is given (else none, an
+    empty list). A time series is sorted by date when every raster has one (rasters of the same
+    date keep their order); otherwise, and for a mosaic, the order given is kept.
+
+    Raises
+    ------
+    ParameterError
+        If a file name does not match ``pattern``.
+    """
+    if mode != "timeseries" and pattern is None:
+        return list(infos), []
+    found = acquisition_dates([info.path for info in infos], pattern)
+    dates = [None if a is None else a.when for a in found]
+    order = date_order(dates) if mode == "timeseries" else list(range(len(infos)))
+    sources = sorted({a.source for a in found if a is not None})
+    log.info(
+        "acquisition dates of %d of %d inputs (%s)%s",
+        len(infos) - dates.count(None),
+        len(infos),
+        ", ".join(sources) or "none found",
+        "; in date order" if order != list(range(len(infos))) else "",
+    )
+    return [infos[k] for k in order], [dates[k] for k in order]
+
+
 def make_plan(
     paths: Sequence[str | os.PathLike[str]],
     bands: Sequence[int] | None = None,
@@ -165,6 +205,10 @@ def make_plan(
     block_size: float | None = None,
     n_blocks: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    *,
+    mode: str = "mosaic",
+    neighbours: int | None = None,
+    datetime_from_name: str | None = None,
 ) -> Plan:
     """Open local rasters and lay out the common grid, block grid and chunks.
 
@@ -180,16 +224,25 @@ def make_plan(
         Block grid of the local step, in CRS units or blocks along the longer side.
     chunk_size
         Chunk edge in common-grid pixels.
+    mode, neighbours
+        ``mosaic`` or ``timeseries``; a time series is put in date order (:func:`dated`) and,
+        with ``neighbours``, each date is paired with that many nearest dates (default all pairs).
+    datetime_from_name
+        strftime-style pattern of the acquisition date in the file names (``%Y%m%d``);
+        default: the rasters' metadata or sidecar files
+        (:func:`~stacrrn.io.acquisition.acquisition_dates`).
 
     Returns
     -------
     Plan
-        The run's layout.
+        The run's layout; ``dates`` holds the acquisition dates when they were read.
 
     Raises
     ------
     InputError
         For fewer than two inputs, duplicate names, or any unreadable input.
+    ParameterError
+        For a bad pair graph, or a file name ``datetime_from_name`` does not match.
     """
     if len(paths) < 2:
         raise InputError("normalization needs at least two overlapping images; got " + str(len(paths)))
@@ -198,6 +251,8 @@ def make_plan(
     infos = [open_raster(absolute_path(p)) for p in paths]  # absolute: workers may run elsewhere
     check_rasters([("", info) for info in infos])
     unique_names([i.name for i in infos], [i.path for i in infos])
+    pairs = pair_graph(len(infos), mode, neighbours)
+    infos, dates = dated(infos, mode, datetime_from_name)
     band_list = check_bands(infos, bands)
     grid = common_grid(infos, crs, resolution)
     footprints = [footprint(info, grid) for info in infos]
@@ -217,4 +272,6 @@ def make_plan(
         read_chunk,
         [object_identity(i.path) for i in infos],
         infos,
+        pairs=pairs,
+        dates=dates,
     )

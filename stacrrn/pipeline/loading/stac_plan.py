@@ -24,7 +24,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
 from stacrrn.core.statistics import Layer
-from stacrrn.errors import InputError, ParameterError, UnreadableRasterError
+from stacrrn.errors import InputError, UnreadableRasterError
 from stacrrn.io.grid import common_grid, footprint
 from stacrrn.io.raster import RasterInfo, forget_remote_reads, is_remote, read_on_grid, remote_fault, same_crs
 from stacrrn.io.retry import is_transient, retrying
@@ -33,41 +33,13 @@ from stacrrn.io.stac import (
     item_href,
 )
 from stacrrn.io.stac_items import EXTENSIONS, json_nodata, projection_fields
-from stacrrn.options import DEFAULT_CHUNK, MODES
+from stacrrn.options import DEFAULT_CHUNK
+from stacrrn.pipeline.inputs.pairs import pair_graph
 from stacrrn.pipeline.inputs.plan import ChunkReader, Plan, clip_to_footprint, grid_layout, unique_names
 from stacrrn.pipeline.inputs.stac_inputs import StacInputs, open_assets, spectral_bands
 from stacrrn.pipeline.masks.cloud_masks import coarse_band_pad, with_quality_masks, with_spectral_masks
 from stacrrn.pipeline.masks.s2cloudless_masks import S2CLOUDLESS_SETTINGS, with_s2cloudless_masks
 from stacrrn.types import Box, Grid
-
-
-def pair_graph(
-    n: int, mode: str, neighbours: int | None, star: Sequence[int] | None = None
-) -> frozenset[tuple[int, int]] | None:
-    """The pair graph: every overlapping pair, each date with its nearest dates, and/or a star.
-
-    A mosaic, or a time series without ``neighbours`` or ``star``, uses every overlapping
-    pair (``None``). A long time series (items sorted by date) pairs each date with its
-    ``neighbours`` nearest dates on either side, and/or (``star``: reference indices) with
-    every reference date, so the cost grows linearly with the number of dates.
-
-    Raises
-    ------
-    ParameterError
-        For an unknown mode, fewer than one neighbour, or a star without references or
-        outside a time series.
-    """
-    if mode not in MODES:
-        raise ParameterError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")
-    if neighbours is not None and neighbours < 1:
-        raise ParameterError(f"--neighbours must be at least 1, got {neighbours}")
-    if star is not None and (mode != "timeseries" or not star):
-        raise ParameterError("--star pairs each date with the reference dates: use --mode timeseries and --reference")
-    if mode == "mosaic" or (star is None and (neighbours is None or neighbours >= n - 1)):
-        return None
-    pairs = {(i, j) for i in range(n) for j in range(i + 1, min(n, i + (neighbours or 0) + 1))}
-    pairs |= {(min(i, r), max(i, r)) for r in star or [] for i in range(n) if i != r}
-    return frozenset(pairs)
 
 
 def _finest(headers: dict[str, RasterInfo]) -> RasterInfo:

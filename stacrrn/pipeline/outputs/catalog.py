@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -19,12 +20,15 @@ from typing import Any
 import rasterio
 
 from stacrrn.errors import ParameterError
+from stacrrn.io.acquisition import acquisition_dates, format_datetime
 from stacrrn.io.cog import write_cog
 from stacrrn.io.output_keys import check_output_keys
 from stacrrn.io.raster import RasterInfo, open_raster
 from stacrrn.io.stac import COMMON_NAMES
 from stacrrn.io.stac_items import RasterAsset, collection_of, raster_item, to_json_dict
 from stacrrn.io.storage import Storage, configure_cloud, sha256_multihash
+
+log = logging.getLogger(__name__)
 
 
 def _band_dicts(names: Sequence[str]) -> list[dict[str, str]]:
@@ -57,6 +61,56 @@ def _publish_cog(storage: Storage, info: RasterInfo, bands: Sequence[int], key: 
     return publish_raster(storage, local, key)
 
 
+def item_dates(
+    paths: Sequence[str],
+    datetimes: Sequence[dt.datetime] | None,
+    pattern: str | None,
+    warnings: list[str] | None = None,
+) -> list[dt.datetime]:
+    """The datetime of each raster's item: given, acquired (name or metadata), else now (with a warning).
+
+    Raises
+    ------
+    ParameterError
+        For ``datetimes`` of another length than ``paths``, both ``datetimes`` and ``pattern``,
+        or a file name ``pattern`` does not match.
+    """
+    if datetimes is not None:
+        if pattern is not None:
+            raise ParameterError(
+                "--datetime sets one datetime for every item, --datetime-from-name one per file: give only one of them"
+            )
+        if len(datetimes) != len(paths):
+            raise ParameterError(f"{len(datetimes)} datetimes given for {len(paths)} rasters")
+        return list(datetimes)
+    found = acquisition_dates(paths, pattern)
+    now = dt.datetime.now(dt.UTC)
+    undated = [Path(p).name for p, a in zip(paths, found, strict=True) if a is None]
+    if undated:
+        message = now_warning(undated, len(paths), format_datetime(now))
+        if warnings is None:
+            log.warning("%s", message)
+        else:
+            warnings.append(message)
+    return [now if a is None else a.when for a in found]
+
+
+def now_warning(undated: Sequence[str], total: int, now: str) -> str:
+    """What items stamped with the current time mean, and how to give them real dates."""
+    how = (
+        "to set real acquisition dates, give --datetime-from-name PATTERN (e.g. %Y%m%d for Landsat_20210326.tif), "
+        "or --datetime for one datetime of every item"
+    )
+    if len(undated) == total:
+        return (
+            f"every item got the same datetime, now ({now}): no --datetime, no --datetime-from-name and no "
+            f"acquisition date in the files' metadata, so a time series (run --mode timeseries) cannot order "
+            f"them in time; {how}"
+        )
+    shown = ", ".join(undated[:5]) + (f" and {len(undated) - 5} more" if len(undated) > 5 else "")
+    return f"{len(undated)} of {total} items have no acquisition date and got now ({now}): {shown}; {how}"
+
+
 def catalog_rasters(
     paths: Sequence[str | os.PathLike[str]],
     out: str,
@@ -66,6 +120,8 @@ def catalog_rasters(
     split_bands: bool = False,
     datetimes: Sequence[dt.datetime] | None = None,
     properties: Sequence[Mapping[str, Any]] | None = None,
+    datetime_from_name: str | None = None,
+    warnings: list[str] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Write each raster as COG asset(s) plus a STAC item into ``out``, and a collection.
 
@@ -82,12 +138,25 @@ def catalog_rasters(
     split_bands
         One asset per band, keyed by band name (else one multi-band asset ``image``).
     datetimes, properties
-        Per-raster datetime (default now) and extra properties.
+        Per-raster datetime and extra properties. Without ``datetimes``, each item gets its
+        raster's acquisition date (:func:`~stacrrn.io.acquisition.acquisition_dates`: from the
+        file name with ``datetime_from_name``, else from metadata or a sidecar file) or, when
+        it has none, the current time.
+    datetime_from_name
+        strftime-style pattern of the date in the file names (``%Y%m%d``); every name must hold one.
+    warnings
+        Receives a warning when items got the current time for want of a date (logged when ``None``).
 
     Returns
     -------
     tuple
         The collection and the items, as JSON dicts with absolute hrefs.
+
+    Raises
+    ------
+    ParameterError
+        For band names that do not fit, ``datetimes`` of another length than ``paths``, both
+        ``datetimes`` and ``datetime_from_name``, or a file name the pattern does not match.
     """
     configure_cloud()
     storage = Storage(out)
@@ -96,7 +165,7 @@ def catalog_rasters(
     names = list(band_names or [f"b{k}" for k in range(1, infos[0].count + 1)])
     if len(names) != infos[0].count:
         raise ParameterError(f"{len(names)} band names given for {infos[0].count} bands of {infos[0].path}")
-    now = dt.datetime.now(dt.UTC)
+    dates = item_dates([info.path for info in infos], datetimes, datetime_from_name, warnings)
     items = []
     with tempfile.TemporaryDirectory(prefix="stacrrn-catalog-") as tmpdir:
         tmp = Path(tmpdir)
@@ -111,7 +180,7 @@ def catalog_rasters(
             else:
                 spec = _publish_cog(storage, info, list(range(1, info.count + 1)), f"{info.name}/image.tif", tmp)
                 assets = {"image": replace(spec, bands=_band_dicts(names))}
-            when = datetimes[k] if datetimes else now
+            when = dates[k]
             props = dict(properties[k]) if properties else {}
             items.append(raster_item(info.name, when, assets, props, collection=collection_id))
     dicts = []
