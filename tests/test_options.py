@@ -50,7 +50,12 @@ def _command(name: str) -> Any:
 
 
 def _cli_defaults(command: str) -> dict[str, tuple[Any, str]]:
-    return {p.name: (p.default, getattr(p, "help", "") or "") for p in _command(command).params if p.name}
+    # what --help shows of an option: its metavar (choices) and its help text
+    return {
+        p.name: (p.default, f"{p.metavar or ''} {getattr(p, 'help', '') or ''}")
+        for p in _command(command).params
+        if p.name
+    }
 
 
 def test_every_option_has_one_group_a_docstring_and_literal_choices_match_the_registries():
@@ -78,7 +83,7 @@ def test_cli_offers_every_option_with_the_library_default_and_choices(command, s
             assert got == default, f"stacrrn {command} --{flag}: default {got!r}, the library's is {default!r}"
         choices = LOCAL_CLOUD_MASKS if (command, name) == ("match", "cloud_mask") else choices_of(name)
         for choice in choices:
-            assert choice in cli[name][1], f"stacrrn {command} --{name} help does not offer {choice!r}"
+            assert choice in cli[name][1], f"stacrrn {command} --{name} --help does not offer {choice!r}"
 
 
 def test_serverless_parameters_are_the_option_fields_with_the_same_defaults():

@@ -20,9 +20,10 @@ from rich.table import Table
 
 from stacrrn._version import __version__
 from stacrrn.cli.logs import OUTPUT, JsonProgress, configure_logging, library_output, log
-from stacrrn.core.settings import LOCAL_EXTENTS, LocalExtent, LocalParams
+from stacrrn.core.settings import LOCAL_EXTENTS, METHODS, LocalExtent, LocalParams
 from stacrrn.errors import ParameterError, StacrrnError, report
 from stacrrn.io.hrefs import redact_text
+from stacrrn.options import MODES
 from stacrrn.pipeline.execution.progress import Progress as ProgressCallback
 from stacrrn.pipeline.execution.progress import no_progress
 
@@ -132,6 +133,36 @@ LocalDecayOption = Annotated[
         "which the local field reaches 1 (at least 1).",
     ),
 ]
+
+
+MethodOption = Annotated[
+    str,
+    typer.Option(
+        metavar=choices(METHODS),
+        help="global: a gain and offset per image and band; local: block fields only; global+local: both.",
+    ),
+]
+BlockSize = Annotated[float | None, typer.Option(metavar="SIZE", help="Local block edge in CRS units.")]
+Blocks = Annotated[int | None, typer.Option(metavar="N", help="Local blocks along the longer side (default 32).")]
+ModeOption = Annotated[
+    str,
+    typer.Option(
+        metavar=choices(MODES),
+        help="mosaic: pairs where footprints overlap; timeseries: one place, many dates, in date order.",
+    ),
+]
+Neighbours = Annotated[
+    int | None,
+    typer.Option(metavar="N", help="Time series: pair each date with this many nearest dates (default all)."),
+]
+Star = Annotated[
+    bool, typer.Option(help="Time series: pair every date with the reference dates (with --neighbours: also).")
+]
+Crs = Annotated[str | None, typer.Option(metavar="CRS", help="CRS of the common grid (default: the first image's).")]
+Resolution = Annotated[float | None, typer.Option(metavar="SIZE", help="Pixel size of the common grid.")]
+Workers = Annotated[int, typer.Option(metavar="N", help="Concurrent chunks and images (threads or Dask workers).")]
+Resume = Annotated[bool, typer.Option(help="Reuse cached statistics and outputs made with the same model.")]
+MinOverlap = Annotated[int, typer.Option(metavar="PIXELS", help="Ignore overlaps with fewer valid pixels.")]
 
 
 def local_params(extent: str, decay: float) -> LocalParams:

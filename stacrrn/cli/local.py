@@ -8,13 +8,25 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from stacrrn.cli.common import (
+    Blocks,
+    BlockSize,
     ChunkSize,
+    Crs,
     FidelityEvery,
     LocalDecayOption,
     LocalExtentOption,
+    MethodOption,
+    MinOverlap,
+    ModeOption,
+    Neighbours,
     OverlapPixels,
+    Resolution,
+    Resume,
     Scheduler,
+    Star,
+    Workers,
     app,
+    choices,
     console,
     handle_errors,
     local_params,
@@ -35,16 +47,16 @@ from stacrrn.cli.masking import (
     PifThreshold,
     ReflectanceOffset,
     ReflectanceScale,
+    SensorPreset,
     parse_masks,
     pif_options,
     print_quality_table,
     reflectance,
     split,
 )
-from stacrrn.core.settings import METHODS, LocalParams
+from stacrrn.core.settings import LocalParams
 from stacrrn.options import (
     LOCAL_CLOUD_MASKS,
-    MODES,
     ExecutionOptions,
     InputOptions,
     MaskOptions,
@@ -97,45 +109,33 @@ def match_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     reference: Annotated[
         list[str] | None,
-        typer.Option("--reference", "-r", help="Reference image (name, file name or path); repeatable."),
+        typer.Option(
+            "--reference", "-r", metavar="NAME", help="Reference image (name, file name or path); repeatable."
+        ),
     ] = None,
-    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = ModelOptions.method,
-    block_size: Annotated[float | None, typer.Option(help="Local block edge in CRS units.")] = None,
-    blocks: Annotated[int | None, typer.Option(help="Local blocks along the longer side (default 32).")] = None,
+    method: MethodOption = ModelOptions.method,
+    block_size: BlockSize = None,
+    blocks: Blocks = None,
     local_extent: LocalExtentOption = LocalParams.extent,
     local_decay: LocalDecayOption = LocalParams.decay,
-    mode: Annotated[
-        str,
-        typer.Option(
-            help=f"One of: {', '.join(MODES)}. mosaic: pairs where footprints overlap; timeseries: one place, "
-            "many dates, ordered by acquisition date (see --datetime-from-name; the order given without dates)."
-        ),
-    ] = InputOptions.mode,
-    neighbours: Annotated[
-        int | None, typer.Option(help="Time series: pair each date with this many nearest dates (default all).")
-    ] = InputOptions.neighbours,
-    star: Annotated[
-        bool, typer.Option(help="Time series: pair every date with the reference dates (with --neighbours: also).")
-    ] = InputOptions.star,
+    mode: ModeOption = InputOptions.mode,
+    neighbours: Neighbours = InputOptions.neighbours,
+    star: Star = InputOptions.star,
     datetime_from_name: DatetimeFromName = None,
-    bands: Annotated[str | None, typer.Option(help="Comma-separated 1-based bands, e.g. 1,2,3.")] = None,
-    crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first input's).")] = None,
-    resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
-    workers: Annotated[
-        int, typer.Option(help="Threads (or Dask workers) for the pixel passes.")
-    ] = ExecutionOptions.workers,
+    bands: Annotated[
+        str | None, typer.Option(metavar="BAND,BAND,...", help="Comma-separated 1-based bands, e.g. 1,2,3.")
+    ] = None,
+    crs: Crs = None,
+    resolution: Resolution = None,
+    workers: Workers = ExecutionOptions.workers,
     scheduler: Scheduler = None,
-    resume: Annotated[
-        bool, typer.Option(help="Keep outputs already made with the same model.")
-    ] = ExecutionOptions.resume,
-    min_overlap: Annotated[
-        int, typer.Option(help="Ignore overlaps with fewer valid pixels.")
-    ] = ModelOptions.min_overlap,
+    resume: Resume = ExecutionOptions.resume,
+    min_overlap: MinOverlap = ModelOptions.min_overlap,
     cloud_mask: Annotated[
         str,
         typer.Option(
-            help=f"{' | '.join(LOCAL_CLOUD_MASKS)}: the --mask files (auto), none, or a cloud test on "
-            "--band-names blue and red (spectral).",
+            metavar=choices(LOCAL_CLOUD_MASKS),
+            help="The --mask files (auto), none, or a cloud test on --band-names blue and red (spectral).",
             rich_help_panel=PANEL,
         ),
     ] = MaskOptions.cloud_mask,
@@ -143,6 +143,7 @@ def match_command(
     band_names: BandNames = None,
     reflectance_scale: ReflectanceScale = None,
     reflectance_offset: ReflectanceOffset = 0.0,
+    sensor: SensorPreset = None,
     pif: Pif = None,
     exclude: Exclude = None,
     pif_threshold: PifThreshold = PifOptions.threshold,
@@ -176,7 +177,7 @@ def match_command(
         resume=resume,
         min_overlap=min_overlap,
         cloud_mask=cloud_mask,
-        reflectance=reflectance(reflectance_scale, reflectance_offset),
+        reflectance=reflectance(reflectance_scale, reflectance_offset, sensor),
         pif=pifs,
         estimator=estimator,
         overlap_pixels=overlap_pixels,

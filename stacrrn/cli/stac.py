@@ -10,13 +10,25 @@ import typer
 from rich.table import Table
 
 from stacrrn.cli.common import (
+    Blocks,
+    BlockSize,
     ChunkSize,
+    Crs,
     FidelityEvery,
     LocalDecayOption,
     LocalExtentOption,
+    MethodOption,
+    MinOverlap,
+    ModeOption,
+    Neighbours,
     OverlapPixels,
+    Resolution,
+    Resume,
     Scheduler,
+    Star,
+    Workers,
     app,
+    choices,
     console,
     handle_errors,
     local_params,
@@ -27,7 +39,7 @@ from stacrrn.cli.common import (
     with_progress,
 )
 from stacrrn.cli.masking import (
-    PANEL,
+    CloudMaskOption,
     Estimator,
     Exclude,
     Holdout,
@@ -36,6 +48,7 @@ from stacrrn.cli.masking import (
     PifThreshold,
     ReflectanceOffset,
     ReflectanceScale,
+    SensorPreset,
     pif_options,
     print_quality_table,
     reflectance,
@@ -56,12 +69,10 @@ from stacrrn.cli.search_options import (
     Timeout,
     make_search,
 )
-from stacrrn.core.settings import METHODS, LocalParams
+from stacrrn.core.settings import LocalParams
 from stacrrn.errors import ParameterError
 from stacrrn.io.retry import NETWORK_TIMEOUT
 from stacrrn.options import (
-    CLOUD_MASKS,
-    MODES,
     ON_ERROR,
     ExecutionOptions,
     InputOptions,
@@ -176,49 +187,36 @@ def run_command(
     assets: Annotated[
         str | None,
         typer.Option(
+            metavar="ASSET,ASSET,...",
             help="Bands: asset keys, asset.N, band names or common names, comma-separated "
-            "(default: the spectral reflectance assets)."
+            "(default: the spectral reflectance assets).",
         ),
     ] = None,
-    mode: Annotated[str, typer.Option(help=f"One of: {', '.join(MODES)}.")] = InputOptions.mode,
-    neighbours: Annotated[
-        int | None, typer.Option(help="Time series: pair each date with this many nearest dates (default all).")
-    ] = InputOptions.neighbours,
-    star: Annotated[
-        bool, typer.Option(help="Time series: pair every date with the reference dates (with --neighbours: also).")
-    ] = InputOptions.star,
+    mode: ModeOption = InputOptions.mode,
+    neighbours: Neighbours = InputOptions.neighbours,
+    star: Star = InputOptions.star,
     reference: Annotated[
-        list[str] | None, typer.Option("--reference", "-r", help="Reference item id; repeatable.")
+        list[str] | None, typer.Option("--reference", "-r", metavar="ID", help="Reference item id; repeatable.")
     ] = None,
-    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")] = ModelOptions.method,
-    block_size: Annotated[float | None, typer.Option(help="Local block edge in CRS units.")] = None,
-    blocks: Annotated[int | None, typer.Option(help="Local blocks along the longer side (default 32).")] = None,
+    method: MethodOption = ModelOptions.method,
+    block_size: BlockSize = None,
+    blocks: Blocks = None,
     local_extent: LocalExtentOption = LocalParams.extent,
     local_decay: LocalDecayOption = LocalParams.decay,
-    crs: Annotated[str | None, typer.Option(help="CRS of the common grid (default: first item's).")] = None,
-    resolution: Annotated[float | None, typer.Option(help="Pixel size of the common grid.")] = None,
-    collection_id: Annotated[str | None, typer.Option(help="Id of the output collection.")] = None,
-    publish: Annotated[str | None, typer.Option(help="STAC API URL (transactions) to add the outputs to.")] = None,
-    workers: Annotated[
-        int, typer.Option(help="Concurrent chunks and items (threads or Dask workers).")
-    ] = ExecutionOptions.workers,
+    crs: Crs = None,
+    resolution: Resolution = None,
+    collection_id: Annotated[str | None, typer.Option(metavar="ID", help="Id of the output collection.")] = None,
+    publish: Annotated[
+        str | None, typer.Option(metavar="URL", help="STAC API URL (transactions) to add the outputs to.")
+    ] = None,
+    workers: Workers = ExecutionOptions.workers,
     scheduler: Scheduler = None,
-    resume: Annotated[
-        bool, typer.Option(help="Reuse cached statistics and items made with the same model.")
-    ] = ExecutionOptions.resume,
-    min_overlap: Annotated[
-        int, typer.Option(help="Ignore overlaps with fewer valid pixels.")
-    ] = ModelOptions.min_overlap,
-    cloud_mask: Annotated[
-        str,
-        typer.Option(
-            help=f"{'|'.join(CLOUD_MASKS)}: mask the statistics (items' qa_pixel/scl assets, a spectral test, "
-            "s2cloudless on Sentinel-2 L1C).",
-            rich_help_panel=PANEL,
-        ),
-    ] = MaskOptions.cloud_mask,
+    resume: Resume = ExecutionOptions.resume,
+    min_overlap: MinOverlap = ModelOptions.min_overlap,
+    cloud_mask: CloudMaskOption = MaskOptions.cloud_mask,
     reflectance_scale: ReflectanceScale = None,
     reflectance_offset: ReflectanceOffset = 0.0,
+    sensor: SensorPreset = None,
     pif: Pif = None,
     exclude: Exclude = None,
     pif_threshold: PifThreshold = PifOptions.threshold,
@@ -231,8 +229,9 @@ def run_command(
     on_error: Annotated[
         str,
         typer.Option(
-            help=f"{'|'.join(ON_ERROR)}: stop at the first item that cannot be read or written, or leave such "
-            "items out, finish the rest and list them (warnings and OUT/stacrrn-manifest.json).",
+            metavar=choices(ON_ERROR),
+            help="fail: stop at the first item that cannot be read or written, or leave such "
+            "items out (skip), finish the rest and list them (warnings and OUT/stacrrn-manifest.json).",
         ),
     ] = OutputOptions.on_error,
     mosaic: Annotated[
@@ -283,7 +282,7 @@ def run_command(
         publish=publish,
         resume=resume,
         cloud_mask=cloud_mask,
-        reflectance=reflectance(reflectance_scale, reflectance_offset),
+        reflectance=reflectance(reflectance_scale, reflectance_offset, sensor),
         pif=pifs,
         estimator=estimator,
         overlap_pixels=overlap_pixels,

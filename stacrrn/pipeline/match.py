@@ -30,9 +30,8 @@ from stacrrn.pipeline.passes.apply import (
     record_outputs,
     write_block_maps,
 )
-from stacrrn.pipeline.passes.overlap_metrics import record_overlap_pixels
+from stacrrn.pipeline.passes.overlap_metrics import pixel_rise_warnings, record_overlap_pixels
 from stacrrn.pipeline.passes.solve import (
-    band_fallback_warning,
     check_statistics,
     fit_model,
     log_model,
@@ -235,8 +234,9 @@ def match(
             save_statistics(stats, stats_path, fingerprint)
         model = fit_model(plan, stats, method, refs, min_overlap, m.local_params, estimator)
         log_model(model)
-        warnings += band_fallback_warning(model) + unfitted_band_warning(model, stats)
+        warnings += unfitted_band_warning(model, stats)
         record_overlap_pixels(plan, model, stats, o.output.overlap_pixels, workers, progress)
+        warnings += pixel_rise_warnings(model)
         model_path = out / MODEL_FILE
         try:
             block_maps = write_block_maps(model, stats, out, resume)

@@ -46,6 +46,7 @@ from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.options import RunOptions
 from stacrrn.pipeline.execution.parallel import Workers, check_workers, threads_of
 from stacrrn.pipeline.execution.progress import Progress, no_progress
+from stacrrn.pipeline.inputs.pairs import repeated_dates_warning
 from stacrrn.pipeline.inputs.plan import Plan
 from stacrrn.pipeline.item_outputs import (
     COLLECTION_KEY,
@@ -290,9 +291,15 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def usable_statistics(setup: RunSetup, stats: Statistics) -> list[str]:
-    """:func:`~stacrrn.pipeline.passes.solve.check_statistics` for a STAC run: raise or return warnings."""
+    """:func:`~stacrrn.pipeline.passes.solve.check_statistics` for a STAC run, and repeated dates of a time series.
+
+    Raises on unusable statistics; returns the warnings.
+    """
     labels = setup.inputs.selection.labels
-    return check_statistics(stats, setup.plan, setup.options.model.min_overlap, labels, setup.references)
+    warnings = check_statistics(stats, setup.plan, setup.options.model.min_overlap, labels, setup.references)
+    if setup.options.inputs.mode == "timeseries":
+        warnings += repeated_dates_warning([it.datetime or it.common_metadata.start_datetime for it in setup.items])
+    return warnings
 
 
 def solve(

@@ -133,7 +133,7 @@ def test_match_help_offers_the_time_series_options():
     result = runner.invoke(app, ["match", "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    for words in ("--mode TEXT One of: mosaic, timeseries", "--neighbours", "--star / --no-star", "[default: mosaic]"):
+    for words in ("--mode [mosaic|timeseries]", "--neighbours N", "--star / --no-star", "[default: mosaic]"):
         assert words in text, words
     assert "--datetime-from-name PATTERN" in text and "%Y%m%d finds 20210326 in Landsat_20210326.tif" in text
     result = runner.invoke(app, ["catalog", "--help"], env={"COLUMNS": "200", "TERM": "dumb"})

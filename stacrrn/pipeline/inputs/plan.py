@@ -244,11 +244,11 @@ def make_plan(
     ParameterError
         For a bad pair graph, or a file name ``datetime_from_name`` does not match.
     """
-    if len(paths) < 2:
-        raise InputError("normalization needs at least two overlapping images; got " + str(len(paths)))
     if chunk_size < 16:
         raise ParameterError(f"chunk size must be at least 16 pixels, got {chunk_size}")
     infos = [open_raster(absolute_path(p)) for p in paths]  # absolute: workers may run elsewhere
+    if len(infos) < 2:  # after opening them: an unreadable input says so first
+        raise InputError("normalization needs at least two overlapping images; got " + str(len(paths)))
     check_rasters([("", info) for info in infos])
     unique_names([i.name for i in infos], [i.path for i in infos])
     pairs = pair_graph(len(infos), mode, neighbours)

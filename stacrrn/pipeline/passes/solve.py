@@ -297,33 +297,3 @@ def holdout_report(plan: Plan, validation: list[ImageValidation]) -> list[dict[s
         }
         for v in validation
     ]
-
-
-def band_fallback_warning(model: RRNModel, labels: Sequence[str] | None = None) -> list[str]:
-    """Per band, what cross-validation decided about the local fields, as one line each.
-
-    A band says which images keep their local field and which keep the global model, with the
-    held-out overlap error (a share of the band's spread) with the global model alone -> with
-    local fields fitted on the other fold. Bands where every field is kept need no word, nor
-    do bands whose held-out overlaps already agree within 0.1 % of the spread with the global
-    model (nothing is left for a local step there).
-    """
-    table = model.quality.get("local_validation")
-    if "local" not in model.method or not table:
-        return []
-    lines = []
-    for k, band in enumerate(table["bands"]):
-        scored = [row for row in band["images"] if row["heldout_blocks"]]
-        dropped = [row for row in scored if not row["kept"]]
-        worst = max((row["global_error"] for row in scored), default=0.0)
-        if not dropped or worst < 1e-3:
-            continue
-        label = labels[k] if labels else str(band["band"])
-        names = ", ".join(f"{r['image']} ({r['global_error']:.3f} -> {r['local_error']:.3f})" for r in dropped)
-        kept = len(scored) - len(dropped)
-        lines.append(
-            f"band {label}: local fields did not predict held-out overlap blocks better than the global model "
-            f"for {names} (error / band spread, global -> local); kept the global model there"
-            + (f", local fields for the other {kept}" if kept else "")
-        )
-    return lines
