@@ -212,3 +212,9 @@ def test_verbose_shows_what_the_pipeline_does(mosaic, tmp_path):
     assert quiet.returncode == loud.returncode == 0
     assert "pass 1" not in quiet.stderr
     assert "pass 1 done" in loud.stderr and "overlap RMSE" in loud.stderr and "pass 2 done" in loud.stderr
+
+
+def test_a_single_unreadable_input_is_reported_as_unreadable(tmp_path):
+    proc = run_cli("match", str(tmp_path / "nosuch.tif"), "-o", str(tmp_path / "out"))
+    assert_user_error(proc, "cannot read", "nosuch.tif")
+    assert "at least two" not in proc.stderr and not (tmp_path / "out").exists()
