@@ -126,7 +126,7 @@ MATCH_OPTIONS = {
     "resolution": {"RESOLUTION": None},
     "cloud_mask": {"CLOUD_MASK": default_of("cloud_mask")},
     "reflectance": {"REFLECTANCE_SCALE": None, "REFLECTANCE_OFFSET": 0.0},
-    "pif": {"PIF": None, "PIF_THRESHOLD": PifOptions.threshold, "PIF_MIN_SHARE": PifOptions.min_share},
+    "pif": {"PIF": [], "PIF_THRESHOLD": PifOptions.threshold, "PIF_MIN_SHARE": PifOptions.min_share},  # []: none
     "overlap_pixels": {"OVERLAP_PIXELS": "auto"},
     "workers": {"WORKERS": default_of("workers")},
     "resume": {"RESUME": default_of("resume")},
