@@ -2,9 +2,10 @@
 
 Typical notebook use::
 
-    from stacrrn.report import load_run, profile_figure, overlap_figure, quicklook_figure
+    from stacrrn.report import load_run, mosaic_figure, profile_figure, overlap_figure, quicklook_figure
     outputs = load_run("out/")          # a match folder, a run prefix, collection.json or model JSON
-    profile_figure(outputs)             # displays inline
+    mosaic_figure(outputs)              # the whole mosaic before and after; displays inline
+    profile_figure(outputs)
     build_report("out/")                # out/report/report.html and out/report/*.png
 """
 
@@ -16,10 +17,12 @@ from stacrrn.report.figures import (
     block_maps,
     figure_png,
     local_gain_maps,
+    mosaic_pair,
     overlap_graph,
     quicklooks,
     spectral_profiles,
 )
+from stacrrn.report.mosaic import canvas_of, read_mosaic
 from stacrrn.report.rasters import (
     BlockMap,
     GainMosaic,
@@ -34,6 +37,7 @@ from stacrrn.report.run_figures import (
     block_map_figure,
     footprints,
     local_gain_figure,
+    mosaic_figure,
     overlap_figure,
     overlap_pairs,
     profile_figure,
@@ -41,6 +45,7 @@ from stacrrn.report.run_figures import (
     quicklook_figure,
     read_previews,
     rgb_bands,
+    rgb_caption,
 )
 from stacrrn.report.run_outputs import BandSource, ImageOutputs, RunOutputs, load_run
 
@@ -56,6 +61,7 @@ __all__ = [
     "block_map_figure",
     "block_maps",
     "build_report",
+    "canvas_of",
     "default_out_dir",
     "field_maps",
     "figure_png",
@@ -65,6 +71,8 @@ __all__ = [
     "load_run",
     "local_gain_figure",
     "local_gain_maps",
+    "mosaic_figure",
+    "mosaic_pair",
     "overlap_figure",
     "overlap_graph",
     "overlap_pairs",
@@ -73,8 +81,10 @@ __all__ = [
     "quicklook_figure",
     "quicklooks",
     "read_block_map",
+    "read_mosaic",
     "read_preview",
     "read_previews",
     "rgb_bands",
+    "rgb_caption",
     "spectral_profiles",
 ]

@@ -13,18 +13,20 @@ from matplotlib.figure import Figure
 from stacrrn.errors import OutputError
 from stacrrn.io.files import atomic_write_bytes, atomic_write_text, remove_temporary_folder
 from stacrrn.report.figures import GAIN_SCALE_FLOOR, figure_png
-from stacrrn.report.html import Section, image, page, paragraph
-from stacrrn.report.rasters import NO_CORRECTION, gain_mosaic
+from stacrrn.report.html import Section, caption, image, page, paragraph
+from stacrrn.report.mosaic import canvas_of
+from stacrrn.report.rasters import NO_CORRECTION, gain_mosaic, gain_spread
 from stacrrn.report.run_figures import (
     block_map_band,
     block_map_figure,
     display_labels,
     local_gain_figure,
+    mosaic_figure,
     overlap_figure,
     profile_figure,
     quicklook_figure,
     read_previews,
-    rgb_bands,
+    rgb_caption,
 )
 from stacrrn.report.run_outputs import RunOutputs, is_url, load_run, parent
 from stacrrn.report.tables import metrics_html, parameters_table, summary_table
@@ -39,6 +41,14 @@ LOCAL_CAPTION = (
     "Where several images cover a block, the gain departing most from 1 there is shown (largest |log gain|, sign "
     "kept). Thin outlines: each image's frame of blocks, where its local field acts."
 )
+BLOCK_CAPTION = (
+    "band {band} (the band whose fields depart most from 1): each image's local gain field on its own extent, one "
+    "pixel per block, on one colour scale symmetric around 1 (1 ± the largest departure, at least "
+    f"± {GAIN_SCALE_FLOOR:g}): red brightens, blue darkens, white leaves unchanged. Images whose field stays "
+    f"within ±{NO_CORRECTION:g} of 1 are not drawn. Last panel: the reference block map (count-weighted mean of the "
+    "images' corrected block means)."
+)
+NO_LOCAL = f"no local correction: every local gain field is within ±{NO_CORRECTION:g} of 1 in every band"
 
 
 @dataclass(frozen=True)
@@ -87,13 +97,38 @@ def _local_correction(outputs: RunOutputs, figures: _Figures) -> str:
     labels = display_labels(outputs)
     flat = [labels[b] for b in np.flatnonzero(gain_mosaic(model.local_fit).uncorrected)]
     if len(flat) == len(labels):
-        return paragraph(f"no local correction: every local gain field is 1 within {NO_CORRECTION:g} in every band")
-    body = paragraph(LOCAL_CAPTION)
+        return paragraph(NO_LOCAL, "note")
+    body = caption(LOCAL_CAPTION)
     if flat:
-        body += paragraph(f"no local correction in band {', '.join(flat)} (gains 1 within {NO_CORRECTION:g})")
+        body += paragraph(f"no local correction in band {', '.join(flat)} (gains within ±{NO_CORRECTION:g} of 1)")
     return body + figures.add(
         "local-correction", lambda: local_gain_figure(outputs), "local gain of every band over the mosaic"
     )
+
+
+def _block_maps(outputs: RunOutputs, figures: _Figures, notes: list[str]) -> str:
+    """Body of the "Block maps" section: one band's fields on their own extents, or why there are none."""
+    model = outputs.model
+    if model.local_fit is None:
+        return paragraph(f"method {model.method}: there is no local step, hence no block maps")
+    k = block_map_band(outputs)
+    if float(gain_spread(model.local_fit).max(initial=0.0)) <= NO_CORRECTION:
+        text = paragraph(NO_LOCAL + ": no field is drawn, only the reference block map", "note")
+    else:
+        text = caption(BLOCK_CAPTION.format(band=display_labels(outputs)[k]))
+    figure = figures.add("block-maps", lambda: block_map_figure(outputs, k, notes), "local gain fields and reference")
+    return text + figure
+
+
+def _mosaic(outputs: RunOutputs, figures: _Figures, rgb: Sequence[str] | None, notes: list[str]) -> str:
+    """Body of the "Mosaic" section: the whole mosaic before and after, side by side."""
+    canvas = canvas_of(outputs.model.grid)
+    text = caption(
+        f"all images at low resolution ({canvas.width} x {canvas.height} px on the model grid, from decimated "
+        f"reads of the inputs and outputs), {rgb_caption(outputs, rgb)}; where images overlap, the first in model "
+        "order is on top; one 2-98 % stretch of the mosaic after, applied to both"
+    )
+    return text + figures.add("mosaic", lambda: mosaic_figure(outputs, rgb, notes), "mosaic before and after")
 
 
 def _sections(outputs: RunOutputs, figures: _Figures, rgb: Sequence[str] | None, max_quicklooks: int,
@@ -101,36 +136,29 @@ def _sections(outputs: RunOutputs, figures: _Figures, rgb: Sequence[str] | None,
     model = outputs.model
     labels = list(outputs.band_labels)
     shown = list(range(min(len(outputs.images), max_quicklooks)))
-    bands = rgb_bands(outputs, rgb)  # checked before any pixel is read
+    bands_text = rgb_caption(outputs, rgb)  # checks rgb before any pixel is read
+    mosaic = _mosaic(outputs, figures, rgb, notes)
     previews = read_previews(outputs, shown, notes=notes)
     rest = f" (the first {len(shown)} of {len(outputs.images)} images)" if len(shown) < len(outputs.images) else ""
-    band_text = ", ".join(display_labels(outputs)[b] for b in bands)
     every = previews if len(shown) == len(outputs.images) else None  # else read for the profiles if needed
     profiles = figures.add(
         "profiles", lambda: profile_figure(outputs, every), "mean spectral profiles before and after"
     )
     graph = figures.add("overlap-graph", lambda: overlap_figure(outputs, notes), "overlap graph over the footprints")
-    if model.local_fit is None:
-        blocks = paragraph(f"method {model.method}: there is no local step, hence no block maps")
-    else:
-        k = block_map_band(outputs)
-        blocks = paragraph(
-            f"local gain field of every image (red: brightened, blue: darkened) and the reference block map, "
-            f"band {display_labels(outputs)[k]} (the band whose fields depart most from 1)"
-        ) + figures.add("block-maps", lambda: block_map_figure(outputs, k, notes), "local gain fields and reference")
-    looks = paragraph(
-        f"decimated previews, bands {band_text}; one 2-98 % stretch of all corrected images, "
-        f"applied to every image before and after{rest}"
+    looks = caption(
+        f"decimated previews, {bands_text}; one 2-98 % stretch of all corrected images, applied to every image "
+        f"before and after{rest}"
     ) + figures.add("quicklooks", lambda: quicklook_figure(outputs, rgb, previews, shown), "before/after quick-looks")
     return [
         Section("summary", "Summary", summary_table(model, labels, outputs.kind, outputs.model_href)),
+        Section("mosaic", "Mosaic before/after", mosaic),
         Section("profiles", "Spectral profiles", profiles),
         Section("parameters", "Parameters", parameters_table(model, labels)),
         Section("overlap-graph", "Overlap graph", graph),
         Section("local-correction", "Local correction", _local_correction(outputs, figures)),
-        Section("block-maps", "Block maps", blocks),
+        Section("block-maps", "Block maps", _block_maps(outputs, figures, notes)),
         Section("quicklooks", "Quick-looks", looks),
-        Section("metrics", "Metrics", metrics_html(model.quality, labels)),
+        Section("metrics", "Metrics", metrics_html(model.quality, labels, model.local_fit is not None)),
     ]
 
 
@@ -152,8 +180,10 @@ def build_report(
     out_dir
         Folder receiving ``report.html`` and ``<section>.png``; default :func:`default_out_dir`.
     rgb
-        Bands of the quick-looks (labels, common names or 1-based positions; see
-        :func:`~stacrrn.report.run_figures.rgb_bands`).
+        Bands of the mosaic and the quick-looks on R, G, B (or one, grey): labels, common
+        names or 1-based positions, e.g. ``("B04", "B03", "B02")`` or ``("red", "green", "blue")``;
+        default the bands whose common names are red, green and blue, else the first three
+        (see :func:`~stacrrn.report.run_figures.rgb_bands`).
     max_quicklooks
         At most this many images get quick-looks.
     dpi

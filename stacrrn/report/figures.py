@@ -2,7 +2,8 @@
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (Agg when saved), never
 through pyplot's global state, so they are safe in threads and servers. In a notebook a
-returned figure displays inline; :func:`figure_png` turns one into PNG bytes.
+returned figure displays inline; :func:`figure_png` turns one into PNG bytes. Pictures of
+the imagery (quick-looks, the mosaic) live in :mod:`stacrrn.report.imagery`, re-exported here.
 """
 
 from __future__ import annotations
@@ -10,17 +11,16 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
-from matplotlib.ticker import ScalarFormatter
 from numpy.typing import NDArray
 
+from stacrrn.report.imagery import BeforeAfter, bare, mosaic_pair, quicklooks, stretch_limits, to_rgba
 from stacrrn.report.rasters import NO_CORRECTION, BlockMap, Extent, GainMosaic
 
 F64 = NDArray[np.float64]
@@ -29,17 +29,30 @@ REFERENCE_COLOUR = "#d62728"
 EDGE_CMAP = "viridis"
 GAIN_CMAP = "RdBu_r"
 GAIN_SCALE_FLOOR = 0.005
-"""Smallest half-range of a gain colour scale: departures below half a percent stay pale."""
+"""Smallest half-range of a gain colour scale (± 0.5 %): departures well below it stay pale.
+
+A gain of 1.005 moves a value by half a per cent: about one grey level of an 8-bit display
+of the stretched image, and below the relative calibration differences between scenes that
+radiometric normalization is there to remove. Float noise (1 ± 1e-8) is then white, not the
+full red-to-blue range.
+"""
 NO_IMAGE_COLOUR = "0.82"
+MAX_LEGEND = 40
+"""Profiles of at most this many images get a legend (below the plots, never over them)."""
 
-
-@dataclass(frozen=True)
-class BeforeAfter:
-    """Previews of one image ``(bands, rows, cols)`` before and after (``None`` when unavailable)."""
-
-    name: str
-    before: F64 | None
-    after: F64 | None
+__all__ = [
+    "BeforeAfter",
+    "block_maps",
+    "figure_png",
+    "local_gain_maps",
+    "mosaic_pair",
+    "node_positions",
+    "overlap_graph",
+    "quicklooks",
+    "spectral_profiles",
+    "stretch_limits",
+    "to_rgba",
+]
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
@@ -90,9 +103,16 @@ def spectral_profiles(
         ax.set_xlabel("band")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mean value")
-    if len(names) <= 16:
-        axes[1].legend(fontsize="small", loc="best")
+    if 0 < len(names) <= MAX_LEGEND:
+        handles, texts = axes[1].get_legend_handles_labels()
+        fig.legend(handles, texts, loc="outside lower center", ncols=_legend_columns(texts), fontsize="small")
     return fig
+
+
+def _legend_columns(texts: Sequence[str], width_pt: float = 700.0) -> int:
+    """Columns of a legend below a figure about ``width_pt`` wide: as many as the longest entry allows, up to 4."""
+    longest = max((len(t) for t in texts), default=1)
+    return max(1, min(4, len(texts), int(width_pt // (4.6 * longest + 40))))
 
 
 def _colours(n: int) -> list[tuple[float, float, float, float]]:
@@ -198,7 +218,7 @@ def _draw_nodes(ax: Axes, names: Sequence[str], nodes: F64, references: Sequence
     if isolated:
         iso = nodes[list(isolated)]
         ax.scatter(iso[:, 0], iso[:, 1], s=160, marker="x", c="tab:orange", zorder=5, label="isolated")
-        ax.legend(loc="best", fontsize="small")
+        ax.figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize="small")
     if len(names) <= 60:
         for i, name in enumerate(names):
             ax.annotate(
@@ -215,8 +235,25 @@ def _grid(fig: Figure, n: int, ncols: int) -> list[Axes]:
     return list(axes[:n])
 
 
+def departure(values: F64) -> float:
+    """The largest ``|g - 1|`` of a gain field (0 when it has no finite value)."""
+    finite = values[np.isfinite(values)]
+    return float(np.abs(finite - 1).max()) if finite.size else 0.0
+
+
+def gain_norm(spread: float) -> tuple[Normalize, float]:
+    """The colour scale of gains, ``1 ± d`` with ``d = max(spread, GAIN_SCALE_FLOOR)``, and ``d``."""
+    d = max(spread, GAIN_SCALE_FLOOR)
+    return Normalize(1 - d, 1 + d), d
+
+
 def block_maps(fields: Sequence[BlockMap], reference: BlockMap | None = None, band_label: str = "") -> Figure:
-    """Each image's local gain field (one colour scale centred on 1) and the reference block map.
+    """Each image's local gain field of one band on its own extent, and the reference block map.
+
+    Every field shares one colour scale symmetric around 1 (:func:`gain_norm` of the largest
+    departure from 1). Fields within :data:`NO_CORRECTION` of 1 everywhere are not drawn (the
+    figure's title counts them); when no field departs, one panel says "no local correction" instead
+    of a colour bar.
 
     Parameters
     ----------
@@ -230,29 +267,35 @@ def block_maps(fields: Sequence[BlockMap], reference: BlockMap | None = None, ba
     Returns
     -------
     Figure
-        One AxesImage per field, plus one for the reference.
+        One AxesImage per drawn field (or the note's axes), plus one for the reference.
     """
-    n = len(fields) + (reference is not None)
-    ncols = min(4, max(n, 1))
-    fig = Figure(figsize=(3.2 * ncols + 1.2, 3.0 * math.ceil(n / ncols) + 0.6), layout="constrained")
+    departures = [departure(f.values) for f in fields]
+    drawn = [(f, d) for f, d in zip(fields, departures, strict=True) if d > NO_CORRECTION]
+    n = max(len(drawn), 1) + (reference is not None)
+    ncols = min(4, n)
+    fig = Figure(figsize=(3.2 * ncols + 1.2, 3.0 * math.ceil(n / ncols) + 0.8), layout="constrained")
     axes = _grid(fig, n, ncols)
-    finite = [np.abs(f.values[np.isfinite(f.values)] - 1) for f in fields]
-    spread = max((float(v.max()) for v in finite if v.size), default=0.0) or 1e-6
-    norm = TwoSlopeNorm(1.0, 1 - spread, 1 + spread)
-    image = None
-    extents = np.array([f.extent for f in fields]) if fields else np.zeros((1, 4))
-    for ax, f in zip(axes, fields, strict=False):
-        image = ax.imshow(f.values, extent=f.extent, cmap="RdBu_r", norm=norm, interpolation="nearest")
-        ax.set_xlim(extents[:, 0].min(), extents[:, 1].max())  # every field where it lies in the union
-        ax.set_ylim(extents[:, 2].min(), extents[:, 3].max())
-        _bare(ax, f.name)
-    if image is not None:
-        bar = fig.colorbar(image, ax=axes[: len(fields)], label=f"local gain {band_label}".strip(), shrink=0.8)
-        bar.formatter = ScalarFormatter(useOffset=False)
+    norm, half = gain_norm(max(departures, default=0.0))
+    for ax, (f, d) in zip(axes, drawn, strict=False):
+        ax.imshow(f.values, extent=f.extent, cmap=GAIN_CMAP, norm=norm, interpolation="nearest")
+        ax.set_aspect("equal")
+        bare(ax, f"{f.name}: 1 ± {d:.2g}")
+    if drawn:
+        bar = fig.colorbar(ScalarMappable(norm, GAIN_CMAP), ax=axes[: len(drawn)], shrink=0.8,
+                           label=f"local gain {band_label}".strip())  # fmt: skip
+        bar.set_ticks([1 - half, 1.0, 1 + half], labels=[f"{v:.4g}" for v in (1 - half, 1.0, 1 + half)])
+    else:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, f"no local correction\n(every field within ±{NO_CORRECTION:g} of 1)", ha="center",
+                     va="center", transform=axes[0].transAxes, bbox={"fc": "white", "ec": "0.5"})  # fmt: skip
+    if 0 < len(drawn) < len(fields):
+        fig.suptitle(f"{len(fields) - len(drawn)} of {len(fields)} images without local correction "
+                     f"(fields within ±{NO_CORRECTION:g} of 1): not drawn", fontsize=9)  # fmt: skip
     if reference is not None:
         ax = axes[-1]
         ref = ax.imshow(reference.values, extent=reference.extent, cmap="viridis", interpolation="nearest")
-        _bare(ax, f"reference block map {band_label}".strip())
+        ax.set_aspect("equal")
+        bare(ax, f"reference block map {band_label}".strip())
         fig.colorbar(ref, ax=ax, label="block mean", shrink=0.8)
     return fig
 
@@ -307,90 +350,15 @@ def _gain_panel(fig: Figure, ax: Axes, mosaic: GainMosaic, band: int, extent: Ex
     """Band ``band`` of the mosaic with its colour bar, or a note when the band is uncorrected."""
     flat = bool(mosaic.uncorrected[band])
     spread = float(mosaic.spread[band])
-    d = max(spread, GAIN_SCALE_FLOOR)
-    norm = Normalize(1 - d, 1 + d)
+    norm, d = gain_norm(spread)
     if flat:
-        ax.text(0.5, 0.5, f"no local correction\n(gains 1 within {NO_CORRECTION:g})", ha="center", va="center",
+        ax.text(0.5, 0.5, f"no local correction\n(gains within ±{NO_CORRECTION:g} of 1)", ha="center", va="center",
                 transform=ax.transAxes, bbox={"fc": "white", "ec": "0.5"}, zorder=4)  # fmt: skip
         ax.set_facecolor("white")  # unchanged everywhere, not "no image"
         shown: ScalarMappable = ScalarMappable(norm, GAIN_CMAP)
     else:
         shown = ax.imshow(mosaic.values[band], extent=extent, cmap=GAIN_CMAP, norm=norm, interpolation="nearest")
-    _bare(ax, label if flat else f"{label}: gains within 1 ± {spread:.2g}")
+    bare(ax, label if flat else f"{label}: gains within 1 ± {spread:.2g}")
     bar = fig.colorbar(shown, ax=ax, orientation="horizontal", shrink=0.9, label="local gain")
     bar.set_ticks([1 - d, 1.0, 1 + d], labels=[f"{v:.4g}" for v in (1 - d, 1.0, 1 + d)])
     bar.ax.set_visible(not flat)  # hidden, but keeping the panels the same size
-
-
-def _bare(ax: Axes, title: str) -> None:
-    """An image panel without ticks (its extent still places it in the grid's CRS)."""
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
-
-
-def stretch_limits(values: F64, low: float = 2.0, high: float = 98.0) -> tuple[F64, F64]:
-    """Per-band ``low`` and ``high`` percentiles over valid pixels (``(bands,)`` each)."""
-    lo = np.full(values.shape[0], np.nan)
-    hi = np.full(values.shape[0], np.nan)
-    for k, band in enumerate(values):
-        valid = band[np.isfinite(band)]
-        if valid.size:
-            lo[k], hi[k] = np.percentile(valid, [low, high])
-    return lo, hi
-
-
-def to_rgba(values: F64, lo: F64, hi: F64) -> F64:
-    """Stretch 1 or 3 bands ``(bands, rows, cols)`` to an RGBA image, transparent where invalid."""
-    span = np.where(hi > lo, hi - lo, 1.0)
-    scaled = np.clip((values - lo[:, None, None]) / span[:, None, None], 0.0, 1.0)
-    rgb = np.repeat(scaled, 3, axis=0) if values.shape[0] == 1 else scaled[:3]
-    alpha = np.all(np.isfinite(values), axis=0)[None].astype(np.float64)
-    return np.asarray(np.nan_to_num(np.concatenate([rgb, alpha]).transpose(1, 2, 0)), dtype=np.float64)
-
-
-def quicklooks(
-    images: Sequence[BeforeAfter],
-    bands: Sequence[int],
-    titles: Sequence[str] | None = None,
-    limits: tuple[F64, F64] | None = None,
-) -> Figure:
-    """Before and after previews of each image side by side, with the same stretch.
-
-    The 2-98 % stretch of each band is computed on the image before (after when the before
-    preview is missing) and applied to both, so the correction shows as a change of colour.
-
-    Parameters
-    ----------
-    images
-        Previews per image (all bands).
-    bands
-        Positions of the bands shown: three (R, G, B) or one (grey).
-    titles
-        Row titles (default the image names).
-    limits
-        One stretch ``(low, high)`` per shown band for every image instead (e.g. from
-        :func:`stretch_limits` of a reference image): then the corrected images look alike.
-
-    Returns
-    -------
-    Figure
-        Two axes per image; one AxesImage per available preview.
-    """
-    rows = max(len(images), 1)
-    fig = Figure(figsize=(8, 3.6 * rows), layout="constrained")
-    axes = fig.subplots(rows, 2, squeeze=False)
-    chosen = list(bands)
-    for (ax_before, ax_after), im, title in zip(axes, images, titles or [im.name for im in images], strict=False):
-        base = im.before if im.before is not None else im.after
-        if limits is not None:
-            lo, hi = limits
-        else:
-            lo, hi = stretch_limits(base[chosen]) if base is not None else (np.zeros(1), np.ones(1))
-        for ax, values, when in ((ax_before, im.before, "before"), (ax_after, im.after, "after")):
-            _bare(ax, f"{title} {when}")
-            if values is None:
-                ax.text(0.5, 0.5, "not available", ha="center", va="center", transform=ax.transAxes)
-                continue
-            ax.imshow(to_rgba(values[chosen], lo, hi), interpolation="nearest")
-    return fig

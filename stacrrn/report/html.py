@@ -16,10 +16,12 @@ STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;
 padding:1em 2em;color:#222;background:#fff}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #bbb}
-nav a{margin-right:1em}table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}
+nav a{margin-right:1em}table{border-collapse:collapse;margin:.3em 0 1.2em;font-size:.85em}
 th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right;white-space:nowrap}
-th{background:#eee}td.t,th.t{text-align:left}.scroll{overflow-x:auto}
-img{max-width:100%;height:auto;display:block;margin:.5em 0}.note{color:#8a5300}
+th{background:#eee;white-space:normal;vertical-align:bottom}td.t,th.t{text-align:left}
+.scroll{overflow-x:auto;max-width:100%}
+details{margin:.3em 0 .8em}summary{cursor:pointer;margin:.2em 0}
+img{max-width:100%;height:auto;display:block;margin:.5em 0}.note{color:#8a5300}.cap{color:#444;font-size:.9em}
 """
 
 
@@ -50,7 +52,10 @@ def image(png: bytes, alt: str) -> str:
 
 
 def fmt(value: Any) -> str:
-    """Compact text of a table cell: numbers to 4 significant digits, lists joined, ``-`` for none."""
+    """Compact text of a table cell: numbers to 4 significant digits, lists joined, ``-`` for none or NaN.
+
+    Infinities read ``∞`` and ``-∞``: a page never shows the words ``nan`` or ``inf``.
+    """
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -58,7 +63,9 @@ def fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.4g}"
+        if not math.isfinite(value):
+            return "-" if math.isnan(value) else ("∞" if value > 0 else "-∞")
+        return f"{value:.4g}"
     if isinstance(value, list | tuple):
         return ", ".join(fmt(v) for v in value)
     if isinstance(value, dict):
@@ -80,6 +87,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], text_columns: i
     thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
     body = "".join("<tr>" + "".join(cell("td", k, v) for k, v in enumerate(r)) + "</tr>" for r in rows)
     return f'<div class="scroll"><table>{thead}<tbody>{body}</tbody></table></div>'
+
+
+def caption(text: str) -> str:
+    """An escaped ``<p class="cap">``: what the numbers of the table below are."""
+    return paragraph(text, "cap")
+
+
+def details(summary: str, body: str, open_: bool = False) -> str:
+    """A ``<details>`` block: ``summary`` always shown, ``body`` when unfolded (or ``open_``)."""
+    return f"<details{' open' if open_ else ''}><summary>{escape(summary)}</summary>{body}</details>"
+
+
+def matrix_table(corner: str, rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[Any]]) -> str:
+    """A rows x columns table (e.g. images x bands) with ``corner`` over the row names."""
+    return table([corner, *columns], [[name, *row] for name, row in zip(rows, values, strict=True)])
 
 
 def records_table(records: Sequence[dict[str, Any]], first: Sequence[str] = ()) -> str:

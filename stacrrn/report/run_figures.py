@@ -17,11 +17,13 @@ from stacrrn.report.figures import (
     BeforeAfter,
     block_maps,
     local_gain_maps,
+    mosaic_pair,
     overlap_graph,
     quicklooks,
     spectral_profiles,
     stretch_limits,
 )
+from stacrrn.report.mosaic import MOSAIC_SIZE, canvas_of, grid_extent, read_mosaic
 from stacrrn.report.rasters import (
     F64,
     PREVIEW_SIZE,
@@ -41,6 +43,8 @@ from stacrrn.report.run_outputs import BandSource, RunOutputs, datetimes
 from stacrrn.types import Box
 
 RGB = ("red", "green", "blue")
+MAX_MOSAIC_IMAGES = 500
+"""The before/after mosaic paints at most this many images (the first in model order)."""
 
 
 def _preview(sources: tuple[BandSource, ...], target: int, notes: list[str]) -> F64 | None:
@@ -239,7 +243,7 @@ def rgb_bands(outputs: RunOutputs, rgb: Sequence[str] | None = None) -> list[int
         If a band is not one of the run's, or not one or three are given.
     """
     labels = [lb.lower() for lb in outputs.band_labels]
-    names = [(n or "").lower() for n in outputs.band_names] or [""] * len(labels)
+    names = _names(outputs)
     if rgb is None:
         if all(c in names for c in RGB):
             return [names.index(c) for c in RGB]
@@ -247,6 +251,36 @@ def rgb_bands(outputs: RunOutputs, rgb: Sequence[str] | None = None) -> list[int
     if len(rgb) not in (1, 3):
         raise ParameterError(f"--rgb {','.join(rgb)}: give three bands (R,G,B) or one (grey)")
     return [_band_position(str(token).strip().lower(), labels, names) for token in rgb]
+
+
+def _names(outputs: RunOutputs) -> list[str]:
+    """Lower-case common name of every band, ``""`` where unknown."""
+    names = [(n or "").lower() for n in outputs.band_names]
+    return names + [""] * (len(outputs.band_labels) - len(names))
+
+
+def rgb_caption(outputs: RunOutputs, rgb: Sequence[str] | None = None) -> str:
+    """Which bands a quick-look shows on R, G and B (or in grey), and why those.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`rgb_bands`.
+    """
+    bands = rgb_bands(outputs, rgb)
+    labels = display_labels(outputs)
+    shown = f"grey: {labels[bands[0]]}" if len(bands) == 1 else ", ".join(
+        f"{c}: {labels[b]}" for c, b in zip("RGB", bands, strict=True)
+    )  # fmt: skip
+    if rgb is not None:
+        return f"{shown} (as asked)"
+    if all(c in _names(outputs) for c in RGB):
+        return f"{shown} (by their common names)"
+    which = "the first three bands" if len(bands) == 3 else "the first band"
+    return (
+        f"{shown} ({which}: no bands have the common names red, green and blue; choose others with --rgb, "
+        "or rgb= of build_report)"
+    )
 
 
 def _band_position(token: str, labels: list[str], names: list[str]) -> int:
@@ -294,3 +328,34 @@ def common_limits(previews: Sequence[BeforeAfter], bands: Sequence[int]) -> tupl
     """
     after = [p.after[list(bands)].reshape(len(bands), -1) for p in previews if p.after is not None]
     return stretch_limits(np.concatenate(after, axis=1)) if after else None
+
+
+def mosaic_figure(
+    outputs: RunOutputs, rgb: Sequence[str] | None = None, notes: list[str] | None = None, size: int = MOSAIC_SIZE
+) -> Figure:
+    """The whole mosaic before and after at low resolution, side by side (see :func:`mosaic_pair`).
+
+    Both are painted on the model's grid decimated to ``size`` pixels (:func:`canvas_of`),
+    the first image in model order on top, from decimated reads of the inputs and outputs.
+
+    Parameters
+    ----------
+    outputs
+        The loaded run.
+    rgb
+        Bands shown (see :func:`rgb_bands`).
+    notes
+        Receives a line per raster that could not be read, or when images were left out.
+    size
+        Longer side of the mosaic in pixels, at most.
+    """
+    bands = rgb_bands(outputs, rgb)
+    canvas = canvas_of(outputs.model.grid, size)
+    images = outputs.images[:MAX_MOSAIC_IMAGES]
+    if len(images) < len(outputs.images) and notes is not None:
+        notes.append(f"the mosaic shows the first {len(images)} of {len(outputs.images)} images")
+    before = read_mosaic([tuple(im.before[b] for b in bands) if im.before else () for im in images], canvas, notes)
+    after = read_mosaic([tuple(im.after[b] for b in bands) if im.after else () for im in images], canvas, notes)
+    labels = display_labels(outputs)
+    text = f"grey: {labels[bands[0]]}" if len(bands) == 1 else "RGB " + "/".join(labels[b] for b in bands)
+    return mosaic_pair(before, after, grid_extent(canvas), text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ from stacrrn.io.storage import configure_cloud
 from stacrrn.pipeline.item_outputs import COLLECTION_KEY
 from stacrrn.pipeline.match import MODEL_FILE
 from stacrrn.pipeline.passes.apply import read_model
+
+PLACEHOLDER = re.compile(r"band[ _]?\d+", re.IGNORECASE)
+"""Descriptions that only number a band (``Band 1``), not name it."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,8 @@ def _match_run(root: str, model_href: str) -> RunOutputs:
         images.append(ImageOutputs(im.name, before, after, None, field_map if exists(field_map) else None))
     reference = join(root, "blockmaps", "reference.tif")
     names = _descriptions(next((i.before for i in images if i.before), ()))
+    if not any(names):  # no input to read, or it names nothing: the outputs may
+        names = _descriptions(next((i.after for i in images if i.after), ())) or names
     return RunOutputs(
         root,
         "match",
@@ -225,7 +231,12 @@ def _match_run(root: str, model_href: str) -> RunOutputs:
 
 
 def _descriptions(sources: tuple[BandSource, ...]) -> tuple[str | None, ...]:
-    """Band descriptions of a local raster (``blue``, ``nir``...), ``None`` where it has none."""
+    """Band names of a local raster: its descriptions (``blue``, ``nir``...), else its colour interpretation.
+
+    GDAL's placeholder descriptions (``Band 1``...) count as none; a band without a description
+    is named by its colour interpretation when that is ``red``, ``green`` or ``blue`` (an RGB
+    GeoTIFF). ``None`` where neither says anything.
+    """
     if not sources:
         return ()
     import rasterio
@@ -233,10 +244,19 @@ def _descriptions(sources: tuple[BandSource, ...]) -> tuple[str | None, ...]:
 
     try:
         with rasterio.open(sources[0].href) as src:
-            described = src.descriptions
+            described, colours = src.descriptions, src.colorinterp
     except RasterioError:
         return tuple(None for _ in sources)
-    return tuple(described[s.index - 1] if s.index <= len(described) else None for s in sources)
+    out: list[str | None] = []
+    for s in sources:
+        k = s.index - 1
+        text = described[k] if k < len(described) else None
+        colour = colours[k].name if k < len(colours) else ""
+        if text and not PLACEHOLDER.fullmatch(text):
+            out.append(text)
+        else:
+            out.append(colour if colour in ("red", "green", "blue") else None)
+    return tuple(out)
 
 
 def _stac_run(root: str, collection_href: str, collection: dict[str, Any], model_href: str | None = None) -> RunOutputs:

@@ -4,6 +4,7 @@ import io
 import matplotlib.image
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon
@@ -26,7 +27,9 @@ from stacrrn.report import (
     quicklooks,
     spectral_profiles,
 )
-from stacrrn.report.figures import GAIN_SCALE_FLOOR, node_positions, stretch_limits, to_rgba
+from stacrrn.report.figures import GAIN_SCALE_FLOOR, departure, node_positions, stretch_limits, to_rgba
+from stacrrn.report.rasters import NO_CORRECTION, field_maps
+from stacrrn.report.run_figures import block_map_band
 
 
 def images_of(ax):
@@ -80,14 +83,73 @@ def test_overlap_graph_marks_unused_pairs_isolated_images_and_spreads_a_time_ser
     assert np.allclose(nodes[:3].mean(axis=0), [5, 5])
 
 
-def test_block_maps_one_image_per_field_plus_the_reference(match_run):
+def test_block_maps_draw_each_corrected_field_on_its_own_extent_plus_the_reference(match_run):
     outputs = load_run(match_run.out)
-    fig = block_map_figure(outputs)
-    assert fig is not None
-    assert sum(len(images_of(ax)) for ax in fig.get_axes()) == len(outputs.images) + 1
-    field = BlockMap("x", np.array([[0.9, 1.0], [1.1, np.nan]]), (0, 2, 0, 2))
-    fig = block_maps([field, field], None, "red")
-    assert sum(len(images_of(ax)) for ax in fig.get_axes()) == 2
+    k = block_map_band(outputs)
+    fields = [f for f in field_maps(outputs.model, k) if departure(f.values) > NO_CORRECTION]
+    assert 0 < len(fields) < len(outputs.images)  # fields the cross-validation did not keep stay 1
+    fig = block_map_figure(outputs, k)
+    panels = [ax for ax in fig.get_axes() if images_of(ax)]
+    assert len(panels) == len(fields) + 1  # and the reference block map
+    for ax, f in zip(panels, fields, strict=False):
+        left, right, bottom, top = f.extent
+        assert ax.get_xlim() == pytest.approx((left, right)) and ax.get_ylim() == pytest.approx((bottom, top))
+        assert ax.get_title().startswith(f.name)
+    assert f"{4 - len(fields)} of 4 images without local correction" in fig.get_suptitle()
+
+
+def gain_bar(fig):
+    return next(ax for ax in fig.get_axes() if ax.get_label() == "<colorbar>" and "local gain" in ax.get_ylabel())
+
+
+@pytest.mark.parametrize(("spread", "half"), [(0.1, 0.1), (1e-4, GAIN_SCALE_FLOOR), (2e-3, GAIN_SCALE_FLOOR)])
+def test_block_map_colours_are_symmetric_around_1_and_never_narrower_than_the_floor(spread, half):
+    fields = [BlockMap("a", np.array([[1 + spread, 1.0], [1.0, np.nan]]), (0, 2, 0, 2)),
+              BlockMap("b", np.array([[1 - spread / 2, 1.0]]), (5, 7, 0, 1))]  # fmt: skip
+    fig = block_maps(fields, None, "red")
+    clims = [images_of(ax)[0].get_clim() for ax in fig.get_axes() if images_of(ax)]
+    assert clims == [pytest.approx((1 - half, 1 + half))] * 2
+    ticks = [t.get_text() for t in gain_bar(fig).get_yticklabels()]
+    assert ticks == [f"{1 - half:.4g}", "1", f"{1 + half:.4g}"]
+    assert fig.get_axes()[1].get_xlim() == (5, 7)  # b on its own extent, not the union of both
+
+
+def test_block_maps_of_float_noise_say_no_local_correction_instead_of_a_colour_bar():
+    noise = [BlockMap(n, 1 + np.array([[2e-8, -2e-8], [1e-8, 0.0]]), (0, 2, 0, 2)) for n in "ab"]
+    reference = BlockMap("reference", np.array([[100.0, 120.0]]), (0, 2, 0, 1))
+    fig = block_maps(noise, reference, "red")
+    labels = [ax.get_ylabel() for ax in fig.get_axes() if ax.get_label() == "<colorbar>"]
+    assert labels == ["block mean"]  # no gain colour bar, hence no 0.99999998-1.00000002 scale
+    notes = [t.get_text() for ax in fig.get_axes() for t in ax.texts]
+    assert notes == [f"no local correction\n(every field within ±{NO_CORRECTION:g} of 1)"]
+    assert sum(len(images_of(ax)) for ax in fig.get_axes()) == 1  # the reference block map only
+
+
+def overlapping(fig, legend):
+    """Axes (other than colour bars) whose area the legend covers, after laying the figure out."""
+    FigureCanvasAgg(fig).draw()
+    box = legend.get_window_extent()
+    return [ax for ax in fig.get_axes() if ax.get_label() != "<colorbar>" and box.overlaps(ax.get_window_extent())]
+
+
+def test_legends_sit_below_the_plots_never_over_them():
+    names = [f"sen2_20210527_aber_overlap_tile{k:02d}" for k in range(16)]
+    rng = np.random.default_rng(3)
+    fig = spectral_profiles(names, rng.uniform(50, 600, (16, 10)), rng.uniform(50, 600, (16, 10)),
+                            [str(b) for b in range(1, 11)], references=[0])  # fmt: skip
+    (legend,) = fig.legends
+    assert len(legend.get_texts()) == 16 and overlapping(fig, legend) == []
+    assert all(ax.get_legend() is None for ax in fig.get_axes())
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], float)
+    fig = overlap_graph(["a", "b", "c"], [square, square + 5, None], [(0, 1, 50.0)], [0], [2])
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["isolated"] and overlapping(fig, legend) == []
+
+
+def test_the_legend_check_sees_a_legend_inside_the_plot():
+    fig = spectral_profiles(["a", "b"], np.ones((2, 3)), np.ones((2, 3)), ["1", "2", "3"])
+    inside = fig.get_axes()[1].legend(loc="center")
+    assert overlapping(fig, inside) == [fig.get_axes()[1]]
 
 
 def test_quicklooks_two_images_per_input_with_the_before_stretch(match_run):

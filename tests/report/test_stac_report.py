@@ -31,6 +31,14 @@ def test_report_of_a_stac_run_on_s3(s3, bucket, match_run, tmp_path):
 
     report = build_report(f"s3://{bucket}/out", tmp_path / "report")
     text = report.html.read_text()
-    assert set(report.figures) == {"profiles", "overlap-graph", "local-correction", "block-maps", "quicklooks"}
-    assert "stacrrn run (STAC)" in text and "2021-05-27" in text
+    assert set(report.figures) == {
+        "mosaic",
+        "profiles",
+        "overlap-graph",
+        "local-correction",
+        "block-maps",
+        "quicklooks",
+    }
+    assert "stacrrn run (STAC)" in text and "2021-05-27" in text and report.notes == ()
+    assert "R: red, G: green, B: blue (by their common names)" in text  # the mosaic's and the quick-looks' bands
     assert all(im.before and im.after for im in outputs.images)
