@@ -1,7 +1,7 @@
 # stacrrn: two commands on a fresh machine
 #   make demo   set everything up, start loopback S3 + STAC API with sample scenes, run the
 #               STAC pipeline end to end, print where the results are and the scores
-#               (make demo DATA=../shared/data/sentinel2_aber_tiles_4x4 for real imagery)
+#               (make demo DATA=../shared/data/sentinel2_aber_tiles_4x4 RGB=3,2,1 for real imagery)
 #   make test   set everything up and run the full test suite (lint, import layers, docs site, tests)
 #   make plugin build the QGIS plugin zip (dist/stacrrn_qgis-<version>.zip), see docs/qgis.md
 PYTHON ?= python3
@@ -44,7 +44,7 @@ plugin:
 	$(PYTHON) qgis_plugin/build.py dist
 
 demo: setup
-	$(BIN)/stacrrn demo --out demo-output $(if $(DATA),--data $(DATA))
+	$(BIN)/stacrrn demo --out demo-output $(if $(DATA),--data $(DATA)) $(if $(RGB),--rgb $(RGB))
 
 lint: setup
 	$(BIN)/ruff check stacrrn tests benchmarks qgis_plugin docs/hooks

@@ -135,6 +135,21 @@ LocalDecayOption = Annotated[
 ]
 
 
+RgbOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="R,G,B",
+        help="Quick-look bands R,G,B (or one for grey): labels, common names or 1-based positions "
+        "(default: red, green, blue by common name or description, else the first three).",
+    ),
+]
+
+
+def rgb_bands(value: str | None) -> list[str] | None:
+    """The ``--rgb`` bands, or ``None``."""
+    return [b.strip() for b in value.split(",") if b.strip()] if value else None
+
+
 MethodOption = Annotated[
     str,
     typer.Option(

@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from stacrrn.cli.common import app, console, handle_errors, print_model_table, print_warnings, with_progress
+from stacrrn.cli.common import (
+    RgbOption,
+    Workers,
+    app,
+    console,
+    handle_errors,
+    print_model_table,
+    print_warnings,
+    rgb_bands,
+    with_progress,
+)
+from stacrrn.options import ExecutionOptions
 
 
 @app.command("demo")
@@ -28,7 +39,8 @@ def demo_command(
     distort: Annotated[
         bool, typer.Option(help="With --data: inject known gains/offsets (first image untouched) and score.")
     ] = True,
-    workers: Annotated[int, typer.Option(help="Concurrent chunks and items.")] = 2,
+    workers: Workers = ExecutionOptions.workers,
+    rgb: RgbOption = None,
 ) -> None:
     """Publish scenes to a loopback S3 + STAC API, normalize them from a STAC search, and score the result."""
     from stacrrn.cli.demo_job import run_demo
@@ -41,7 +53,9 @@ def demo_command(
     else:
         what = "9 generated tiles with known gains, offsets and gradients"
     console.print(f"scenes: {what}; starting loopback S3 (moto) and STAC API (rustac serve)", highlight=False)
-    demo = with_progress(False, lambda progress: run_demo(folder, source, gradient, workers, progress, distort))
+    demo = with_progress(
+        False, lambda progress: run_demo(folder, source, gradient, workers, progress, distort, rgb_bands(rgb))
+    )
     result = demo.result
     print_model_table(result.model, result.items[0]["properties"]["rrn:bands"], f"model {result.model_href}")
     console.print(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ def run_demo(
     workers: Workers = 2,
     progress: Progress = no_progress,
     distort: bool = True,
+    rgb: Sequence[str] | None = None,
 ) -> DemoResult:
     """Publish scenes to loopback S3 + STAC API, normalize them from a STAC search, score the result.
 
@@ -156,6 +158,8 @@ def run_demo(
     distort
         With ``data``: inject known gains/offsets into copies (first image untouched) and
         score the result against the originals; else normalize the imagery as it is.
+    rgb
+        Quick-look bands of the report (:func:`~stacrrn.report.build_report`).
 
     Returns
     -------
@@ -201,7 +205,7 @@ def run_demo(
             # this run's outputs and report replace an earlier demo's, never sit beside them
             with tempfile.TemporaryDirectory(prefix=".stacrrn-demo-", dir=folder) as tmp:
                 s3fs.S3FileSystem().get(f"{BUCKET}/normalized/", f"{tmp}/normalized", recursive=True)
-                report_html = build_report(result.collection_href, Path(tmp) / "report").html
+                report_html = build_report(result.collection_href, Path(tmp) / "report", rgb=rgb).html
                 mirror = _replace_folder(Path(tmp) / "normalized", folder / "normalized")
                 report_dir = _replace_folder(Path(tmp) / "report", folder / "report")
             report = report_dir / report_html.relative_to(Path(tmp) / "report")

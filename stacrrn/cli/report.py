@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stacrrn.cli.common import app, console, handle_errors, print_warnings
+from stacrrn.cli.common import RgbOption, app, console, handle_errors, print_warnings, rgb_bands
 
 
 @app.command("report")
@@ -26,17 +26,13 @@ def report_command(
         Path | None,
         typer.Option("--out", "-o", help="Report folder (default: RUN/report, or ./stacrrn-report for a remote RUN)."),
     ] = None,
-    rgb: Annotated[
-        str | None,
-        typer.Option(help="Quick-look bands R,G,B (or one for grey): labels, common names or 1-based positions."),
-    ] = None,
+    rgb: RgbOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only where the report is.")] = False,
 ) -> None:
     """Write a self-contained HTML report of RUN (figures embedded, also saved as PNG files)."""
     from stacrrn.report import build_report
 
-    bands = [b for b in rgb.split(",") if b.strip()] if rgb else None
-    result = build_report(run, out, rgb=bands)
+    result = build_report(run, out, rgb=rgb_bands(rgb))
     if not quiet:
         print_warnings(list(result.notes))
         console.print(f"figures: {', '.join(str(p) for p in result.pngs)}", highlight=False, soft_wrap=True)
