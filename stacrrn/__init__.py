@@ -14,6 +14,8 @@ and the steps: :func:`search_items`, :func:`choose_assets`, :func:`select_bands`
 :func:`write_cloud_masks`, :func:`write_pif_masks`; mosaics: :func:`mosaic_sources`,
 :func:`mosaic`, :func:`mosaic_of_run`, :func:`compute_seams`, :func:`partition`; every error
 class of :mod:`stacrrn.errors` (:class:`StacrrnError` and below); and :data:`__version__`.
+xarray objects (odc-stac, stackstac): ``import stacrrn.xarray`` (``fit``, ``apply``,
+``normalize`` and the ``.rrn`` accessor).
 
 ``import stacrrn`` imports nothing but the version: each public name is imported from its
 module the first time it is used, so ``import stacrrn`` and ``import stacrrn.core`` stay free

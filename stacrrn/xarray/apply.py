@@ -1,0 +1,356 @@
+"""Apply a model to an xarray Dataset or DataArray lazily: one Dask task per chunk, nothing computed.
+
+Each chunk is corrected by the file jobs' kernel (:func:`stacrrn.core.correct.correct`, then
+:func:`stacrrn.core.correct.cast` when the source data type is kept): the image's gain and
+offset, and its local gain field evaluated at the chunk's pixel centres mapped onto the
+model's grid (the data may lie on another grid than the model's, as a file in pass 2 may).
+The field is evaluated in strips of :data:`~stacrrn.pipeline.passes.apply.STRIP_ROWS` rows
+aligned on the grid, as pass 2 does, so the pixels are the files' own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+from stacrrn.core.correct import cast, correct
+from stacrrn.core.fields import evaluate_field, evaluate_field_on_lattice
+from stacrrn.core.local_model import LocalFit
+from stacrrn.core.model import RRNModel
+from stacrrn.errors import InputError, ParameterError
+from stacrrn.io.grid import native_to_grid
+from stacrrn.options import DEFAULT_CHUNK
+from stacrrn.pipeline.passes.apply import STRIP_ROWS
+from stacrrn.types import Box, Grid
+from stacrrn.xarray.cube import Cube, Nodata, XrObject, cube_of, valid_of
+
+F64 = NDArray[np.float64]
+
+OutputType = Literal["float", "float32", "source"]
+"""Data type of the corrected data: float64 or float32 with NaN where invalid, or the source's
+(rounded, clipped and never nodata where valid, as the files of pass 2)."""
+OUTPUT_TYPES: tuple[OutputType, ...] = ("float", "float32", "source")
+
+MODEL_ATTR = "rrn:model"
+"""Attribute holding the digest of the model the data were corrected with."""
+METHOD_ATTR = "rrn:method"
+"""Attribute holding the model's method."""
+
+ENCODING_KEYS = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_value")
+"""Encoding that no longer describes float output (it would quantize it back when written)."""
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The model's correction of the data's images and bands, ready for one chunk at a time.
+
+    Attributes
+    ----------
+    gains, offsets
+        ``(steps, bands)``: each image's global parameters, in the data's order.
+    shifts
+        ``(steps, bands)`` additive terms of the local step, or ``None``.
+    local, images
+        The local fields and each step's image index in them (``None`` without a local step).
+    grid, model_grid
+        The data's grid and the model's (fields live on the model's).
+    nodata
+        Each band's nodata value (``None``: only NaN is invalid).
+    output
+        See :data:`OutputType`.
+    """
+
+    gains: F64
+    offsets: F64
+    shifts: F64 | None
+    local: LocalFit | None
+    images: tuple[int, ...]
+    grid: Grid
+    model_grid: Grid
+    nodata: tuple[float | None, ...]
+    output: OutputType
+
+    def field(self, step: int, bands: Sequence[int], part: Box) -> F64 | None:
+        """Step ``step``'s gain field for ``bands`` at the pixels of ``part`` -> ``(bands, rows, cols)``."""
+        local = self.local
+        if local is None:
+            return None
+        m = self.images[step]
+        rows, cols = native_to_grid(self.grid, self.model_grid, part)
+        nodes = local.fields[m][list(bands)]
+        if rows.ndim == 1:
+            return evaluate_field_on_lattice(nodes, rows, cols, local.blocks, local.frames[m])
+        values = evaluate_field(nodes, rows.ravel(), cols.ravel(), local.blocks, local.frames[m])
+        return values.reshape(-1, *rows.shape)
+
+    def image(
+        self, values: NDArray[Any], step: int, bands: Sequence[int], box: Box, dtype: np.dtype[Any]
+    ) -> NDArray[Any]:
+        """Corrected ``values`` ``(bands, rows, cols)`` of step ``step`` over ``box``, as ``dtype``."""
+        b = list(bands)
+        gain, offset = self.gains[step, b], self.offsets[step, b]
+        shift = None if self.shifts is None else self.shifts[step, b]
+        valid = np.stack([valid_of(values[j], self.nodata[k]) for j, k in enumerate(b)])
+        out = np.empty(values.shape, dtype=dtype)
+        for r0, r1 in strips(box.row0, box.row1):
+            rows = slice(r0 - box.row0, r1 - box.row0)
+            part = Box(r0, box.col0, r1, box.col1)
+            corrected = correct(values[:, rows], gain, offset, self.field(step, b, part), shift)
+            out[:, rows] = self.cast(corrected, valid[:, rows], values[:, rows], b, dtype)
+        return out
+
+    def cast(
+        self,
+        corrected: F64,
+        valid: NDArray[np.bool_],
+        original: NDArray[Any],
+        bands: Sequence[int],
+        dtype: np.dtype[Any],
+    ) -> NDArray[Any]:
+        """Corrected values in the output type: NaN where invalid, or cast as pass 2 casts them."""
+        if self.output != "source":
+            return np.where(valid, corrected, np.nan).astype(dtype)
+        return np.concatenate(
+            [
+                cast(corrected[j : j + 1], valid[j : j + 1], dtype, self.nodata[k], original[j : j + 1]).data
+                for j, k in enumerate(bands)
+            ]
+        )
+
+
+def strips(row0: int, row1: int, rows: int = STRIP_ROWS) -> list[tuple[int, int]]:
+    """Rows ``[row0, row1)`` cut at multiples of ``rows`` (the strips of pass 2's windows)."""
+    cuts = [row0, *range((row0 // rows + 1) * rows, row1, rows), row1]
+    return list(itertools.pairwise(cuts))
+
+
+@dataclass(frozen=True)
+class BlockTask:
+    """The function Dask maps over the chunks of one array (the correction and the array's axes)."""
+
+    correction: Correction
+    axes: tuple[int, int | None, int, int]
+    """Axis of the images, of the bands (``None``: one band, ``band``), of y and of x."""
+    band: int
+    """The model band of an array without a band axis."""
+    dtype: np.dtype[Any]
+
+    def __call__(self, block: NDArray[Any], block_info: Mapping[Any, Any] | None = None) -> NDArray[Any]:
+        """Correct one chunk (Dask passes where it lies in ``block_info``)."""
+        assert block_info is not None
+        where = block_info[0]["array-location"]
+        t, b, y, x = self.axes
+        box = Box(where[y][0], where[x][0], where[y][1], where[x][1])
+        bands = [self.band] if b is None else list(range(*where[b]))
+        order = [t, y, x] if b is None else [t, b, y, x]
+        values = np.moveaxis(block, order, list(range(len(order))))
+        if b is None:
+            values = values[:, None]
+        out = np.empty(values.shape, dtype=self.dtype)
+        for k in range(values.shape[0]):
+            out[k] = self.correction.image(values[k], where[t][0] + k, bands, box, self.dtype)
+        if b is None:
+            out = out[:, 0]
+        return np.moveaxis(out, list(range(len(order))), order)
+
+
+def _output_dtype(source: np.dtype[Any], output: OutputType) -> np.dtype[Any]:
+    return source if output == "source" else np.dtype(np.float64 if output == "float" else np.float32)
+
+
+def _lazy(arr: xr.DataArray, cube: Cube, task: BlockTask, chunk_size: int) -> xr.DataArray:
+    """``arr`` corrected by ``task`` over its Dask chunks (NumPy data is chunked first)."""
+    if arr.chunks is None:
+        arr = arr.chunk({d: 1 if d == cube.dim else chunk_size if d in (cube.y, cube.x) else -1 for d in arr.dims})
+    meta = np.empty((0,) * arr.ndim, dtype=task.dtype)
+    out = arr.copy(data=arr.data.map_blocks(task, dtype=task.dtype, meta=meta))
+    if task.correction.output != "source":
+        out.attrs = {k: v for k, v in arr.attrs.items() if k not in ("_FillValue", "missing_value")} | {
+            "nodata": float("nan")
+        }
+        out.encoding = {k: v for k, v in arr.encoding.items() if k not in ENCODING_KEYS}
+    return out
+
+
+def _model_images(model: RRNModel, names: Sequence[str]) -> tuple[int, ...]:
+    known = [im.name for im in model.images]
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise InputError(
+            f"{', '.join(missing)} not in the model ({', '.join(known)}); fit the model on these images, "
+            "or name the model image of each step with images="
+        )
+    return tuple(known.index(n) for n in names)
+
+
+def _recorded_bands(obj: XrObject, model: RRNModel, band_dim: str) -> list[str] | None:
+    """The band labels the model was fitted on (``quality["xarray"]``), if ``obj`` has them all."""
+    recorded = model.quality.get("xarray", {}).get("bands")
+    if not recorded:
+        return None
+    if isinstance(obj, xr.Dataset):
+        present = {str(v) for v in obj.data_vars}
+    elif band_dim in obj.dims and band_dim in obj.coords:
+        present = {str(v) for v in obj[band_dim].values}
+    else:
+        return None
+    return list(recorded) if set(recorded) <= present else None
+
+
+def correction_of(model: RRNModel, cube: Cube, images: Sequence[str] | None, output: OutputType) -> Correction:
+    """The model's parameters in the data's order of images and bands.
+
+    Raises
+    ------
+    InputError
+        If an image is not in the model, or the band counts differ.
+    """
+    if len(cube.labels) != len(model.bands):
+        raise InputError(
+            f"the model has {len(model.bands)} band(s), the data {len(cube.labels)} ({', '.join(cube.labels)}); "
+            "select the bands the model was fitted on with variables="
+        )
+    names = cube.names if images is None else tuple(images)
+    if len(names) != cube.steps:
+        raise ParameterError(f"images= names {len(names)} image(s) for {cube.steps} steps along {cube.dim!r}")
+    index = _model_images(model, names)
+    g, local = model.global_fit, model.local_fit
+    shifts = None if local is None else local.shifts[list(index)]
+    return Correction(
+        g.gains[list(index)],
+        g.offsets[list(index)],
+        shifts,
+        local,
+        index,
+        cube.grid,
+        model.grid,
+        cube.nodata,
+        output,
+    )
+
+
+@overload
+def apply(
+    obj: xr.Dataset,
+    model: RRNModel,
+    *,
+    dim: str = ...,
+    band_dim: str = ...,
+    variables: Sequence[str] | None = ...,
+    images: Sequence[str] | None = ...,
+    dtype: OutputType = ...,
+    nodata: Nodata = ...,
+    chunk_size: int = ...,
+) -> xr.Dataset: ...
+
+
+@overload
+def apply(
+    obj: xr.DataArray,
+    model: RRNModel,
+    *,
+    dim: str = ...,
+    band_dim: str = ...,
+    variables: Sequence[str] | None = ...,
+    images: Sequence[str] | None = ...,
+    dtype: OutputType = ...,
+    nodata: Nodata = ...,
+    chunk_size: int = ...,
+) -> xr.DataArray: ...
+
+
+def apply(
+    obj: XrObject,
+    model: RRNModel,
+    *,
+    dim: str = "time",
+    band_dim: str = "band",
+    variables: Sequence[str] | None = None,
+    images: Sequence[str] | None = None,
+    dtype: OutputType = "float",
+    nodata: Nodata = "auto",
+    chunk_size: int = DEFAULT_CHUNK,
+) -> XrObject:
+    """Correct the images along ``dim`` with ``model``, lazily (nothing is read until computed).
+
+    Parameters
+    ----------
+    obj
+        A Dataset (one variable per band) or a DataArray (``(time, band, y, x)`` or one band),
+        NumPy- or Dask-backed, on any grid the model's fields can be mapped to (its own, or
+        another resolution or CRS).
+    model
+        A fitted model (:func:`stacrrn.xarray.fit`, or any job's model).
+    dim, band_dim
+        Dimensions of the images and of a DataArray's bands.
+    variables
+        The model's bands in ``obj``, in the model's order: variable names or band labels
+        (default: the labels the model was fitted on when ``obj`` has them all, else every
+        band). Other variables of a Dataset are kept unchanged.
+    images
+        The model image of each step along ``dim`` (default: the steps' labels, as
+        :func:`~stacrrn.xarray.fit` names them).
+    dtype
+        ``"float"`` (float64) or ``"float32"``: NaN where invalid; ``"source"``: each band's
+        data type and nodata, rounded and clipped as the files of pass 2 are (a valid pixel
+        never becomes nodata; without nodata, invalid pixels keep their values).
+    nodata
+        Value marking invalid pixels besides NaN: ``"auto"`` (the ``nodata`` or
+        ``_FillValue`` attribute), ``None`` or a number; also the output's nodata with
+        ``dtype="source"``.
+    chunk_size
+        Chunk edge of NumPy-backed data (Dask-backed data keep their chunks).
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        Same type, dims, coordinates and chunks, Dask-backed; attributes ``rrn:model`` (the
+        model's digest) and ``rrn:method`` on the object and each corrected band.
+
+    Raises
+    ------
+    InputError
+        If an image or band is not in the model, or the data has no CRS.
+    ParameterError
+        For an unknown ``dtype``, dimension or variable.
+    """
+    if dtype not in OUTPUT_TYPES:
+        raise ParameterError(f"unknown dtype= {dtype!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+    chosen = variables if variables is not None else _recorded_bands(obj, model, band_dim)
+    cube = cube_of(obj, dim, band_dim, chosen, nodata)
+    correction = correction_of(model, cube, images, dtype)
+    tags = {MODEL_ATTR: model.digest(), METHOD_ATTR: model.method}
+    if isinstance(obj, xr.Dataset):
+        out = obj.copy()
+        for k, (label, band) in enumerate(zip(cube.labels, cube.bands, strict=True)):
+            corrected = _lazy(band, cube, _task(correction, band, cube, None, k), chunk_size)
+            corrected.attrs.update(tags)
+            out[label] = corrected
+        out.attrs.update(tags)
+        return out
+    arr = obj if band_dim not in obj.dims else obj.isel({band_dim: _band_positions(obj, band_dim, cube.labels)})
+    task = _task(correction, arr, cube, band_dim if band_dim in arr.dims else None, 0)
+    corrected = _lazy(arr, cube, task, chunk_size)
+    corrected.attrs.update(tags)
+    return corrected
+
+
+def _band_positions(obj: xr.DataArray, band_dim: str, labels: Sequence[str]) -> list[int]:
+    """Positions along ``band_dim`` of the bands labelled ``labels`` (coordinate values, or 1-based numbers)."""
+    size = obj.sizes[band_dim]
+    known = [str(v) for v in obj[band_dim].values] if band_dim in obj.coords else [str(k + 1) for k in range(size)]
+    return [known.index(label) for label in labels]
+
+
+def _task(correction: Correction, arr: xr.DataArray, cube: Cube, band_dim: str | None, band: int) -> BlockTask:
+    def axis(name: str) -> int:
+        return int(arr.dims.index(name))
+
+    axes = (axis(cube.dim), None if band_dim is None else axis(band_dim), axis(cube.y), axis(cube.x))
+    return BlockTask(correction, axes, band, _output_dtype(np.dtype(arr.dtype), correction.output))
