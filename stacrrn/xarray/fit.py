@@ -15,7 +15,7 @@ import pandas as pd
 
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import ParameterError
-from stacrrn.options import RunOptions, default_of
+from stacrrn.options import LOCAL_CLOUD_MASKS, RunOptions, default_of
 from stacrrn.pipeline.execution.parallel import DaskWorkers, Workers, check_workers
 from stacrrn.pipeline.execution.progress import Progress, no_progress
 from stacrrn.pipeline.inputs.checks import check_plan_graph
@@ -37,9 +37,6 @@ log = logging.getLogger(__name__)
 FILE_ONLY = ("crs", "resolution", "resume", "fidelity_every")
 """Options of jobs that lay out a grid over files or write them; an xarray fit refuses them (the
 object's grid is the grid; :func:`~stacrrn.xarray.apply` writes nothing)."""
-
-XARRAY_CLOUD_MASKS = ("auto", "none", "spectral")
-"""Cloud masks an xarray fit can have (``auto`` means none: there are no quality assets to decode)."""
 
 Reference = str | int | np.datetime64 | dt.datetime
 """An image held fixed: its name (label), its position along ``dim``, or its date-time (a date
@@ -69,10 +66,10 @@ def check_xarray_options(options: RunOptions, references: bool = False) -> None:
             f"option(s) {', '.join(files)} apply to jobs on files; with xarray data, reproject or select "
             "the data itself (the object's grid is the common grid) and write the corrected data yourself"
         )
-    if options.masks.cloud_mask not in XARRAY_CLOUD_MASKS:
+    if options.masks.cloud_mask not in LOCAL_CLOUD_MASKS:  # as local files: no quality assets to decode
         raise ParameterError(
             f"cloud_mask {options.masks.cloud_mask!r} needs STAC items; for xarray data choose one of "
-            f"{', '.join(XARRAY_CLOUD_MASKS)}"
+            f"{', '.join(LOCAL_CLOUD_MASKS)}"
         )
 
 
