@@ -265,7 +265,7 @@ class RunOptions:
         """A copy with the named fields (flat names, from any group) replaced and checked.
 
         ``None`` means the option's default; lists become tuples; ``local_params`` and ``pif``
-        may be given as dicts (JSON).
+        may be given as dicts (JSON), ``pif`` also as criteria (``"imad"``, ``["imad", "ndvi"]``).
         ``what`` names options in messages (``run parameter`` for a serverless payload).
 
         Raises
@@ -437,6 +437,10 @@ def _check_kind(name: _Name, kind: Any, value: Any) -> Any:
     raise AssertionError(f"{name.label} has an unsupported type {kind!r}")
 
 
+def _is_strings(v: object) -> bool:
+    return isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
+
+
 def _is_bool(v: object) -> bool:
     return isinstance(v, bool)
 
@@ -449,6 +453,8 @@ def _dataclass_of(name: _Name, kind: type, value: Any) -> Any:
     """An option dataclass (``local_params``, ``pif``) from an instance or a JSON object."""
     if isinstance(value, kind):
         return value
+    if kind is PifOptions and (isinstance(value, str) or _is_strings(value)):  # pif="imad", ["imad", "ndvi"]
+        return PifOptions.parse([value] if isinstance(value, str) else list(value))
     if not isinstance(value, Mapping):
         raise ParameterError(f"{name.label} must be an object, got {json.dumps(value, default=str)[:60]}")
     hints = typing.get_type_hints(kind)

@@ -104,6 +104,9 @@ def test_flat_names_reach_their_group_and_are_checked():
     assert o.model.local_params == LocalParams(extent="image")
     assert o.flat()["method"] == "global" and RunOptions.of(**o.flat()) == o
     assert RunOptions.of(method=None, local_params=None) == RunOptions()  # None: the default
+    assert RunOptions.of(pif="imad").masks.pif == PifOptions(methods=("imad",))
+    assert RunOptions.of(pif=["imad", "ndvi"]).masks.pif == PifOptions(methods=("imad", "ndvi"))
+    assert RunOptions.of(pif="none").masks.pif is None
     for bad, words in [
         ({"method": "magic"}, "unknown --method 'magic'; choose one of global, local, global+local"),
         ({"workers": 1.5}, "--workers must be a whole number, got 1.5"),
@@ -112,6 +115,7 @@ def test_flat_names_reach_their_group_and_are_checked():
         ({"local_params": {"decay": "far"}}, "--local-params field 'decay' must be a number"),
         ({"local_params": {"extent": "all"}}, "unknown --local-extent 'all'"),
         ({"resolutoin": 10.0}, "unknown option(s) 'resolutoin'"),
+        ({"pif": "imda"}, "--pif/--exclude 'imda' is neither imad, ndvi, none, nor an existing vector file"),
     ]:
         with pytest.raises(ParameterError) as err:
             RunOptions.of(**bad)
