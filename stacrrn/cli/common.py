@@ -175,7 +175,9 @@ Star = Annotated[
 ]
 Crs = Annotated[str | None, typer.Option(metavar="CRS", help="CRS of the common grid (default: the first image's).")]
 Resolution = Annotated[float | None, typer.Option(metavar="SIZE", help="Pixel size of the common grid.")]
-Workers = Annotated[int, typer.Option(metavar="N", help="Concurrent chunks and images (threads or Dask workers).")]
+WorkersOption = Annotated[
+    int, typer.Option(metavar="N", help="Concurrent chunks and images (threads or Dask workers).")
+]
 Resume = Annotated[bool, typer.Option(help="Reuse cached statistics and outputs made with the same model.")]
 MinOverlap = Annotated[int, typer.Option(metavar="PIXELS", help="Ignore overlaps with fewer valid pixels.")]
 

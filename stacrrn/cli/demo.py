@@ -11,7 +11,7 @@ import typer
 
 from stacrrn.cli.common import (
     RgbOption,
-    Workers,
+    WorkersOption,
     app,
     console,
     handle_errors,
@@ -39,7 +39,7 @@ def demo_command(
     distort: Annotated[
         bool, typer.Option(help="With --data: inject known gains/offsets (first image untouched) and score.")
     ] = True,
-    workers: Workers = ExecutionOptions.workers,
+    workers: WorkersOption = ExecutionOptions.workers,
     rgb: RgbOption = None,
 ) -> None:
     """Publish scenes to a loopback S3 + STAC API, normalize them from a STAC search, and score the result."""

@@ -26,7 +26,7 @@ from stacrrn.cli.common import (
     Resume,
     Scheduler,
     Star,
-    Workers,
+    WorkersOption,
     app,
     choices,
     console,
@@ -209,7 +209,7 @@ def run_command(
     publish: Annotated[
         str | None, typer.Option(metavar="URL", help="STAC API URL (transactions) to add the outputs to.")
     ] = None,
-    workers: Workers = ExecutionOptions.workers,
+    workers: WorkersOption = ExecutionOptions.workers,
     scheduler: Scheduler = None,
     resume: Resume = ExecutionOptions.resume,
     min_overlap: MinOverlap = ModelOptions.min_overlap,
