@@ -191,6 +191,7 @@ class _ChunkTerms:
         self.value_sums: dict[int, BlockSums] = {}
         self.own_sums: dict[int, BlockSums] = {}
         self.place_sums: list[tuple[Mask, BlockSums]] = []
+        self.extents: dict[int, Box] = {}
 
     def square(self, k: int, x: F64) -> F64:
         if k not in self.squares:
@@ -198,8 +199,14 @@ class _ChunkTerms:
         return self.squares[k]
 
     def forget(self, k: int) -> None:
-        for cache in (self.squares, self.raw, self.value_sums, self.own_sums):
+        for cache in (self.squares, self.raw, self.value_sums, self.own_sums, self.extents):
             cache.pop(k, None)
+
+    def _extent(self, k: int, valid: Mask) -> Box:
+        """Bounding box of image ``k``'s valid pixels (some are valid)."""
+        if k not in self.extents:
+            self.extents[k] = _valid_bbox(self.box, valid)
+        return self.extents[k]
 
     def _places(self, valid: Mask) -> BlockSums:
         """Block sums of the pixel rows and columns over ``valid`` (shared by images with the same mask)."""
@@ -272,6 +279,9 @@ class _ChunkTerms:
     def pair(self, out: ChunkStatistics, i: int, j: int, li: Layer, lj: Layer) -> None:
         (xi, vi), (xj, vj) = li, lj
         box = self.box
+        if self._extent(i, vi).intersect(self._extent(j, vj)).empty:  # many scenes, few overlaps: no mask work
+            out.overlaps[(i, j)] = 0
+            return
         both = vi & vj
         out.overlaps[(i, j)] = int(both.sum())
         if self.pair_mask is not None and both.any():

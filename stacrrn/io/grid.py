@@ -203,6 +203,50 @@ def chunks(grid: Grid, size: int) -> list[Box]:
     ]
 
 
+def boxes_meeting(boxes: NDArray[np.int64], box: Box) -> NDArray[np.intp]:
+    """Indices of the rows ``[row0, col0, row1, col1]`` of ``boxes`` that meet ``box``."""
+    meets = (boxes[:, 0] < box.row1) & (boxes[:, 2] > box.row0) & (boxes[:, 1] < box.col1) & (boxes[:, 3] > box.col0)
+    return np.flatnonzero(meets & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
+
+
+def _quarters(box: Box) -> list[Box]:
+    rows = (box.row0, box.row0 + (box.height + 1) // 2, box.row1)
+    cols = (box.col0, box.col0 + (box.width + 1) // 2, box.col1)
+    return [Box(rows[a], cols[b], rows[a + 1], cols[b + 1]) for a in (0, 1) for b in (0, 1)]
+
+
+def _split_dense(box: Box, meeting: NDArray[np.intp], boxes: NDArray[np.int64], most: int, smallest: int) -> list[Box]:
+    """``box``, or its quarters split in turn, while it meets more than ``most`` boxes and quartering helps."""
+    if meeting.size <= most or (min(box.height, box.width) + 1) // 2 < smallest:
+        return [box]
+    quarters = [(q, meeting[boxes_meeting(boxes[meeting], q)]) for q in _quarters(box)]
+    if max(m.size for _, m in quarters) >= meeting.size:  # a stack over one place: smaller chunks meet as many
+        return [box]
+    return [part for q, m in quarters if m.size for part in _split_dense(q, m, boxes, most, smallest)]
+
+
+def density_chunks(grid: Grid, size: int, footprints: Sequence[Box], most: int, smallest: int) -> list[Box]:
+    """Chunks of ``grid`` that meet a footprint, quartered where more than ``most`` footprints meet.
+
+    :func:`chunks` of ``size`` pixels, keeping those that meet at least one footprint. A
+    chunk that meets more than ``most`` footprints (many small scenes) is cut into quarters,
+    recursively, into quarters of at least ``smallest`` pixels, as long as that lowers the count: what a chunk
+    holds in memory (every image it meets) then stays bounded whatever the scene density.
+    A stack of images over one place (a time series) keeps its chunks, which the statistics
+    pass streams image by image. The quarters of a chunk follow each other (row-major within
+    the chunk), so neighbouring reads stay together.
+    """
+    if smallest < 1:
+        raise ParameterError(f"smallest chunk must be at least 1 pixel, got {smallest}")
+    fps = np.array([fp.to_list() for fp in footprints], dtype=np.int64).reshape(-1, 4)
+    out: list[Box] = []
+    for chunk in chunks(grid, size):
+        meeting = boxes_meeting(fps, chunk)
+        if meeting.size:
+            out.extend(_split_dense(chunk, meeting, fps, most, smallest))
+    return out
+
+
 def native_to_grid(
     info: RasterInfo | Grid, grid: Grid, box: Box, step: int = 32
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -21,14 +21,15 @@ from stacrrn.io.files import atomic_write_text
 from stacrrn.io.raster import datasets_held
 from stacrrn.pipeline.execution.parallel import Workers, imap_bounded
 from stacrrn.pipeline.execution.progress import Progress, no_progress
-from stacrrn.pipeline.inputs.plan import Plan, chunk_runs
+from stacrrn.pipeline.inputs.plan import CHUNK_IMAGES, Plan, chunk_runs
 from stacrrn.types import Box
 
 STATISTICS_FILE = "stacrrn-statistics.json"
 
 
-MAX_CHUNK_IMAGES = 6
-"""Images of one chunk held in memory at once; chunks under more images (time series) are streamed."""
+MAX_CHUNK_IMAGES = CHUNK_IMAGES
+"""Images of one chunk held in memory at once; chunks under more images (time series) are streamed.
+The plan's chunks meet at most this many images wherever smaller chunks can make it so."""
 
 
 def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float) -> ChunkStatistics:

@@ -9,3 +9,10 @@ def test_chunk_runs_follow_rows_and_stop_at_gaps_and_length():
     assert chunk_runs(boxes, most=4) == [[0, 1, 2, 3], [4, 5], [6], [7, 8]]
     assert [k for run in chunk_runs(boxes, most=2) for k in run] == list(range(len(boxes)))
     assert chunk_runs([]) == []
+
+
+def test_quarters_of_a_split_chunk_form_one_run():
+    quarters = [Box(0, 0, 5, 5), Box(0, 5, 5, 10), Box(5, 0, 10, 5), Box(5, 5, 10, 10)]  # row-major in the chunk
+    after = [Box(0, 10, 10, 20)]  # the next (unsplit) chunk of the row
+    assert chunk_runs(quarters + after, most=4) == [[0, 1, 2, 3], [4]]
+    assert chunk_runs(quarters + after, most=8) == [[0, 1, 2, 3, 4]]
