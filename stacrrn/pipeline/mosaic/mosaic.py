@@ -37,7 +37,7 @@ from stacrrn.io.vectors import write_geojson, write_geoparquet
 from stacrrn.options import PRIORITY_BY
 from stacrrn.pipeline.execution.parallel import Workers, imap_bounded, threads_of
 from stacrrn.pipeline.execution.progress import Progress, no_progress
-from stacrrn.pipeline.inputs.plan import Plan
+from stacrrn.pipeline.inputs.plan import CHUNK_IMAGES, Plan
 from stacrrn.pipeline.mosaic.seams import Seams, check_seam_options, compute_seams, priorities, seam_pixel_size
 from stacrrn.pipeline.outputs.catalog import publish_raster
 from stacrrn.pipeline.passes.apply import normalizing_reader
@@ -98,8 +98,32 @@ def _feathered(signed: list[F64], valid: list[NDArray[np.bool_]], values: list[F
     return out
 
 
+def _strips(box: Box, n_images: int) -> list[Box]:
+    """Row strips of ``box`` whose pixels times ``n_images`` are at most a chunk's under :data:`CHUNK_IMAGES` images."""
+    rows = max(1, box.height * CHUNK_IMAGES // n_images)
+    return [Box(r, box.col0, min(r + rows, box.row1), box.col1) for r in range(box.row0, box.row1, rows)]
+
+
 def _blend_chunk(plan: Plan, seams: Seams, box: Box, width: float) -> tuple[F64, NDArray[np.bool_], SeamSums]:
-    """The chunk's blended values, validity and seam sums.
+    """The chunk's blended values, validity and seam sums, strip by strip under many images.
+
+    A chunk under more than :data:`~stacrrn.pipeline.inputs.plan.CHUNK_IMAGES` images (a stack
+    over one place: the plan quarters the chunks of many small scenes) is blended in row strips,
+    so that memory stays bounded by a constant whatever the number of images. Every pixel's value
+    depends on that pixel alone, so strips give the same mosaic.
+    """
+    n_images = len(plan.images_in(box))
+    if n_images <= CHUNK_IMAGES:
+        return _blend_box(plan, seams, box, width)
+    parts = [_blend_box(plan, seams, strip, width) for strip in _strips(box, n_images)]
+    sums = SeamSums(len(plan.bands))
+    for _, _, part in parts:
+        sums.add(part)
+    return np.concatenate([p[0] for p in parts], axis=1), np.concatenate([p[1] for p in parts]), sums
+
+
+def _blend_box(plan: Plan, seams: Seams, box: Box, width: float) -> tuple[F64, NDArray[np.bool_], SeamSums]:
+    """The box's blended values, validity and seam sums (all its images read at once).
 
     Where no image is valid the values are 0, or in a chunk inside one image that image's
     values as read; the cast writes nodata there, or the output's mask hides them.

@@ -275,3 +275,43 @@ def test_mosaic_normalized_while_blending_equals_the_mosaic_of_corrected_images(
     stranger.symlink_to(raw[6])
     with pytest.raises(InputError, match="x99 not in the model"):
         mosaic_sources([str(p) for p in raw[:3]] + [str(stranger)], model=model)
+
+
+@needs_shared
+@pytest.mark.parametrize("feather", [0.0, 16.0])
+def test_a_chunk_under_many_images_is_blended_in_strips_to_the_same_pixels(tmp_path, monkeypatch, feather):
+    """A stack of 9 images over one place: strips hold at most a chunk of 6 images' pixels at once."""
+    import stacrrn.pipeline.mosaic.mosaic as mosaic_module
+    from stacrrn.pipeline.inputs.plan import CHUNK_IMAGES, Plan
+    from stacrrn.pipeline.mosaic.seams import compute_seams
+
+    with rasterio.open(S2_TILES[5]) as src:
+        truth, profile = src.read([1, 3]), src.profile
+    paths = []
+    for k in range(9):  # each date misses another band of rows (clouds cut out): owners differ
+        values = np.rint(truth * (0.8 + 0.05 * k)).astype("uint16")
+        values[:, 20 * k : 20 * k + 30] = 0
+        path = tmp_path / f"d{k}.tif"
+        with rasterio.open(path, "w", **{**profile, "count": 2, "nodata": 0}) as dst:
+            dst.write(values)
+        paths.append(str(path))
+    sources = mosaic_sources(paths)
+    seams = compute_seams(sources.coarse, [1.0] * 9)
+    box = sources.plan.grid.box
+    reads: list[int] = []
+    reader = sources.plan.read_chunk
+
+    def counted(b, images):
+        reads.append(b.height * b.width * len(images))
+        return reader(b, images)
+
+    plan = Plan(**{**sources.plan.__dict__, "read_chunk": counted})
+    values, valid, _ = mosaic_module._blend_chunk(plan, seams, box, feather)
+    assert max(reads) <= CHUNK_IMAGES * box.height * box.width and len(reads) > 1
+    monkeypatch.setattr(mosaic_module, "CHUNK_IMAGES", 9)  # every image held at once
+    reads.clear()
+    whole, whole_valid, _ = mosaic_module._blend_chunk(plan, seams, box, feather)
+    assert reads == [9 * box.height * box.width]
+    assert valid.all()  # every pixel is valid in some date
+    np.testing.assert_array_equal(valid, whole_valid)
+    np.testing.assert_array_equal(values, whole)
