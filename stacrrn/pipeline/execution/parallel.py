@@ -144,7 +144,9 @@ def _imap_dask(fn: Callable[[T], R], items: Iterable[T], workers: DaskWorkers) -
 def _imap_threads(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
     if workers <= 1:
         for item in items:
-            with rasterio.Env():  # not held across the yield: a caller may drop the generator in another context
+            # neither is held across the yield: a caller may drop the generator in another context;
+            # one BLAS thread, as below: a second one spins against the other work of the machine
+            with rasterio.Env(), threadpool_limits(limits=1, user_api="blas"):
                 result = fn(item)
             yield result
         return
