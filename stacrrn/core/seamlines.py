@@ -95,7 +95,9 @@ def partition(
     Parameters
     ----------
     valid
-        Each image's valid pixels on the same grid, ``(rows, cols)``.
+        Each image's valid pixels on the same grid, ``(rows, cols)``; read one at a time
+        (at most ``workers`` at once besides), so a sequence that builds each mask when
+        asked keeps memory bounded whatever the number of images.
     keys
         A unique key per image (e.g. its name): ties go to the smallest key, so the
         partition does not depend on the order of the images.
@@ -121,7 +123,9 @@ def partition(
     if np.any(weights <= 0):
         raise ArgumentError("priorities must be positive")
     order = sorted(range(len(valid)), key=lambda k: keys[k])
-    union = np.logical_or.reduce(list(valid))
+    union = np.zeros(valid[0].shape, dtype=bool)
+    for v in valid:  # one at a time: ``valid`` may build each mask when asked (many small images)
+        union |= v
     best = np.full(valid[0].shape, -np.inf)
     labels = np.full(valid[0].shape, NONE, dtype=np.int32)
     for k, (window, distance) in zip(

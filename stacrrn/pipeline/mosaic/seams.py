@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import shapely
@@ -141,7 +142,34 @@ class _Disagreement:
         return np.asarray(np.where(self.n >= 2, np.sqrt(var).mean(axis=0), 0.0), dtype=np.float64)
 
 
-def _valid_on(coarse: Plan, spread: _Disagreement | None, workers: int) -> list[NDArray[np.bool_]]:
+class CroppedMasks(Sequence[NDArray[np.bool_]]):
+    """Masks of the whole seam grid, each kept only over its image's footprint and built when asked.
+
+    A thousand small scenes on a 2048² seam grid would otherwise hold 4 MB of mask each.
+    """
+
+    def __init__(self, shape: tuple[int, int], boxes: Sequence[Box], crops: Sequence[NDArray[np.bool_]]) -> None:
+        self.shape, self.boxes, self.crops = shape, list(boxes), list(crops)
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    @overload
+    def __getitem__(self, k: int) -> NDArray[np.bool_]: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[NDArray[np.bool_]]: ...
+
+    def __getitem__(self, k: int | slice) -> NDArray[np.bool_] | list[NDArray[np.bool_]]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        full = np.zeros(self.shape, dtype=bool)
+        box = self.boxes[k]
+        full[box.row0 : box.row1, box.col0 : box.col1] = self.crops[k]
+        return full
+
+
+def _valid_on(coarse: Plan, spread: _Disagreement | None, workers: int) -> CroppedMasks:
     """Every image's valid pixels on the seam grid, read ``workers`` images at a time.
 
     The disagreement of least-cost seams accumulates the values in this thread, in image order.
@@ -151,16 +179,16 @@ def _valid_on(coarse: Plan, spread: _Disagreement | None, workers: int) -> list[
         box = coarse.footprints[i]
         return None if box.empty else coarse.read_chunk(box, [i])[i]
 
-    masks = []
+    crops = []
     for i, layer in enumerate(in_batches(read, range(len(coarse.names)), workers)):
-        full = np.zeros((coarse.grid.height, coarse.grid.width), dtype=bool)
+        box = coarse.footprints[i]
+        crop = np.zeros((max(box.height, 0), max(box.width, 0)), dtype=bool)
         if layer is not None:
-            box, (values, valid) = coarse.footprints[i], layer
-            full[box.row0 : box.row1, box.col0 : box.col1] = valid
+            values, crop = layer
             if spread is not None:
-                spread.add(box, values, valid)
-        masks.append(full)
-    return masks
+                spread.add(box, values, crop)
+        crops.append(crop)
+    return CroppedMasks((coarse.grid.height, coarse.grid.width), coarse.footprints, crops)
 
 
 def check_seam_options(mode: str, corridor: int) -> None:
@@ -209,7 +237,7 @@ def compute_seams(
     shape = (coarse.grid.height, coarse.grid.width)
     spread = _Disagreement(shape, len(coarse.bands)) if mode == "least-cost" else None
     valid = _valid_on(coarse, spread, workers)
-    for name, v in zip(coarse.names, valid, strict=True):
+    for name, v in zip(coarse.names, valid.crops, strict=True):
         if not v.any():
             raise InputError(f"{name} has no valid pixel at the seam grid's resolution; remove it from the inputs")
     labels = partition(valid, coarse.names, priority, workers)
@@ -227,8 +255,8 @@ def compute_seams(
 
     signed = list(in_batches(inside, range(len(valid)), workers))
     footprints = []
-    for v, crop in zip(valid, crops, strict=True):  # in this thread: rasterio warns about GDAL datasets in others
-        inner = v[crop.row0 : crop.row1, crop.col0 : crop.col1]
+    for k, crop in enumerate(crops):  # in this thread: rasterio warns about GDAL datasets in others
+        inner = valid[k][crop.row0 : crop.row1, crop.col0 : crop.col1]
         labelled = inner.astype(np.int32) - (~inner).astype(np.int32)
         shape = polygonize(labelled, coarse.grid.window(crop)).get(1, shapely.Polygon())
         footprints.append(shapely.simplify(shape, tolerance))
