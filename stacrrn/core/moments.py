@@ -15,6 +15,7 @@ scheduler give the same statistics up to rounding.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,31 @@ class ImageMoments:
         """Inverse of :meth:`to_dict`."""
         return cls(int(d["n"]), np.asarray(d["mean"], float), np.asarray(d["m2"], float))
 
+    @staticmethod
+    def stack(moments: Sequence[ImageMoments]) -> dict[str, NDArray[Any]]:
+        """Many moments as arrays: ``n`` ``(k,)`` int64, ``mean`` and ``m2`` ``(k, bands)`` float64.
+
+        The values are copied bit for bit; :meth:`unstack` is the inverse.
+        """
+        return {
+            "n": np.array([m.n for m in moments], dtype=np.int64),
+            "mean": _rows([m.mean for m in moments]),
+            "m2": _rows([m.m2 for m in moments]),
+        }
+
+    @classmethod
+    def unstack(cls, arrays: Mapping[str, NDArray[Any]]) -> list[ImageMoments]:
+        """Inverse of :meth:`stack`.
+
+        Raises
+        ------
+        ValueError
+            If the arrays do not have matching lengths.
+        """
+        n, mean, m2 = int_array(arrays["n"], 1), float_array(arrays["mean"], 2), float_array(arrays["m2"], 2)
+        _same_length(n, mean, m2)
+        return [cls(int(n[k]), mean[k].copy(), m2[k].copy()) for k in range(n.shape[0])]
+
 
 @dataclass
 class PairMoments:
@@ -197,6 +223,34 @@ class PairMoments:
         arrays = [np.asarray(d[k], float) for k in ("mean_i", "mean_j", "m2_i", "m2_j", "c_ij")]
         return cls(int(d["n"]), *arrays)
 
+    @staticmethod
+    def stack(moments: Sequence[PairMoments]) -> dict[str, NDArray[Any]]:
+        """Many joint moments as arrays: ``n`` ``(k,)`` int64 and ``moments`` ``(k, 5, bands)`` float64.
+
+        The five rows of ``moments`` are ``mean_i, mean_j, m2_i, m2_j, c_ij``, copied bit for
+        bit; :meth:`unstack` is the inverse.
+        """
+        rows = [np.stack([getattr(m, k) for k in _PAIR_FIELDS]) for m in moments]
+        return {
+            "n": np.array([m.n for m in moments], dtype=np.int64),
+            "moments": np.stack(rows) if rows else np.zeros((0, len(_PAIR_FIELDS), 0)),
+        }
+
+    @classmethod
+    def unstack(cls, arrays: Mapping[str, NDArray[Any]]) -> list[PairMoments]:
+        """Inverse of :meth:`stack`.
+
+        Raises
+        ------
+        ValueError
+            If the arrays do not have matching lengths or five rows of moments.
+        """
+        n, moments = int_array(arrays["n"], 1), float_array(arrays["moments"], 3)
+        _same_length(n, moments)
+        if moments.shape[1] != len(_PAIR_FIELDS):
+            raise ValueError(f"pair moments have {moments.shape[1]} rows, not {len(_PAIR_FIELDS)}")
+        return [cls(int(n[k]), *(row.copy() for row in moments[k])) for k in range(n.shape[0])]
+
 
 @dataclass
 class BlockSums:
@@ -242,6 +296,91 @@ class BlockSums:
         n = np.asarray(d["n"], float).reshape(frame.height, frame.width)
         sums = np.asarray(d["sums"], float).reshape(-1, frame.height, frame.width)
         return cls(frame, n, sums)
+
+    @staticmethod
+    def stack(blocks: Sequence[BlockSums]) -> dict[str, NDArray[Any]]:
+        """Many block sums of different frames as four arrays, however many there are.
+
+        ``frame`` ``(k, 4)`` and ``shape`` ``(k, 3)`` (channels, rows, columns) int64; ``n``
+        and ``sums`` float64, every entry's values raveled and concatenated in order (bit
+        for bit). :meth:`unstack` is the inverse.
+        """
+        return {
+            "frame": np.array([b.frame.to_list() for b in blocks], dtype=np.int64).reshape(-1, 4),
+            "shape": np.array([b.sums.shape for b in blocks], dtype=np.int64).reshape(-1, 3),
+            "n": _concatenated([b.n for b in blocks]),
+            "sums": _concatenated([b.sums for b in blocks]),
+        }
+
+    @classmethod
+    def unstack(cls, arrays: Mapping[str, NDArray[Any]]) -> list[BlockSums]:
+        """Inverse of :meth:`stack`: each entry's arrays are views of ``n`` and ``sums`` (copied if read-only).
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not account for the values exactly.
+        """
+        frames, shapes = int_array(arrays["frame"], 2), int_array(arrays["shape"], 2)
+        n, sums = float_array(arrays["n"], 1, writable=True), float_array(arrays["sums"], 1, writable=True)
+        if frames.shape != (shapes.shape[0], 4) or shapes.shape[1] != 3 or (shapes < 0).any():
+            raise ValueError(f"block frames {frames.shape} and shapes {shapes.shape} do not match")
+        cells = shapes[:, 1] * shapes[:, 2]
+        at = np.concatenate([[0], np.cumsum(cells)])  # where each entry's counts begin in n
+        sums_at = np.concatenate([[0], np.cumsum(cells * shapes[:, 0])])
+        if at[-1] != n.size or sums_at[-1] != sums.size:
+            raise ValueError(f"block shapes hold {at[-1]} blocks and {sums_at[-1]} sums, not {n.size} and {sums.size}")
+        return [
+            cls(Box(*frame), n[at[k] : at[k + 1]].reshape(r, c), sums[sums_at[k] : sums_at[k + 1]].reshape(ch, r, c))
+            for k, (frame, (ch, r, c)) in enumerate(zip(frames.tolist(), shapes.tolist(), strict=True))
+        ]
+
+
+_PAIR_FIELDS = ("mean_i", "mean_j", "m2_i", "m2_j", "c_ij")
+
+
+def _rows(vectors: Sequence[F64]) -> F64:
+    """Equal-length vectors stacked as the rows of one ``(k, length)`` array (``(0, 0)`` for none)."""
+    return np.stack(vectors) if vectors else np.zeros((0, 0))
+
+
+def _concatenated(arrays: Sequence[F64]) -> F64:
+    """Arrays raveled and concatenated into one float64 vector."""
+    return np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0)
+
+
+def float_array(a: NDArray[Any], ndim: int, writable: bool = False) -> F64:
+    """``a`` checked as a float64 array of ``ndim`` dimensions (copied if ``writable`` and it is read-only).
+
+    Raises
+    ------
+    ValueError
+        If it is not.
+    """
+    a = np.asarray(a)
+    if a.dtype != np.float64 or a.ndim != ndim:
+        raise ValueError(f"expected a {ndim}-d float64 array, got {a.ndim}-d {a.dtype}")
+    return a.copy() if writable and not a.flags.writeable else a
+
+
+def int_array(a: NDArray[Any], ndim: int) -> NDArray[np.int64]:
+    """``a`` checked as an integer array of ``ndim`` dimensions.
+
+    Raises
+    ------
+    ValueError
+        If it is not.
+    """
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu" or a.ndim != ndim:
+        raise ValueError(f"expected a {ndim}-d integer array, got {a.ndim}-d {a.dtype}")
+    return a.astype(np.int64, copy=False)
+
+
+def _same_length(*arrays: NDArray[Any]) -> None:
+    """Raise ``ValueError`` unless the arrays have one length."""
+    if len({a.shape[0] for a in arrays}) != 1:
+        raise ValueError(f"arrays of different lengths {[a.shape[0] for a in arrays]}")
 
 
 @dataclass

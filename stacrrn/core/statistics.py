@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments, RawSums, pixels_where
+from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments, RawSums, int_array, pixels_where
 from stacrrn.types import BlockGrid, Box
 
 F64 = NDArray[np.float64]
@@ -79,6 +79,87 @@ class ChunkStatistics:
             pairs(d["holdout_blocks"], BlockSums.from_dict),
             pairs(d["overlaps"], int),
         )
+
+    def to_arrays(self) -> dict[str, NDArray[Any]]:
+        """Flat arrays, a fixed set of them whatever the number of images and pairs (values bit for bit).
+
+        Each group (``images``, ``pairs``, ``image_blocks``, ``pair_blocks``, ``holdout_blocks``,
+        ``overlaps``) has its keys in order in ``<group>.index`` (image indices ``(k,)`` or
+        pairs ``(k, 2)``) and its values in ``<group>.<name>`` (see :meth:`ImageMoments.stack`,
+        :meth:`PairMoments.stack`, :meth:`BlockSums.stack`). :meth:`from_arrays` is the inverse.
+        """
+        return (
+            _keyed("images", self.images, ImageMoments.stack)
+            | _keyed("pairs", self.pairs, PairMoments.stack)
+            | _keyed("image_blocks", self.image_blocks, BlockSums.stack)
+            | _keyed("pair_blocks", self.pair_blocks, BlockSums.stack)
+            | _keyed("holdout_blocks", self.holdout_blocks, BlockSums.stack)
+            | _keyed("overlaps", self.overlaps, _stack_counts)
+        )
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]]) -> ChunkStatistics:
+        """Inverse of :meth:`to_arrays` (same keys in the same order, same values).
+
+        Raises
+        ------
+        KeyError, ValueError
+            If an array is missing or does not fit the others.
+        """
+        return cls(
+            _unkeyed("images", arrays, ImageMoments.unstack),
+            _unkeyed("pairs", arrays, PairMoments.unstack),
+            _unkeyed("image_blocks", arrays, BlockSums.unstack),
+            _unkeyed("pair_blocks", arrays, BlockSums.unstack),
+            _unkeyed("holdout_blocks", arrays, BlockSums.unstack),
+            _unkeyed("overlaps", arrays, _unstack_counts),
+        )
+
+
+Key = TypeVar("Key", int, tuple[int, int])
+Value = TypeVar("Value")
+_IMAGE_GROUPS = ("images", "image_blocks")
+"""Groups keyed by image index (the others by pairs ``(i, j)``)."""
+
+
+def _keyed(
+    name: str, entries: Mapping[Key, Value], stack: Callable[[list[Value]], dict[str, NDArray[Any]]]
+) -> dict[str, NDArray[Any]]:
+    """``entries`` as ``<name>.index`` (its keys in order: ``(k,)`` or ``(k, 2)``) and ``<name>.*`` (its values)."""
+    keys = list(entries)
+    index = np.array(keys, dtype=np.int64).reshape((len(keys),) if name in _IMAGE_GROUPS else (len(keys), 2))
+    return {f"{name}.index": index} | _prefixed(name, stack(list(entries.values())))
+
+
+def _unkeyed(
+    name: str, arrays: Mapping[str, NDArray[Any]], unstack: Callable[[dict[str, NDArray[Any]]], list[Value]]
+) -> dict[Any, Value]:
+    """Inverse of :func:`_keyed`."""
+    index = int_array(arrays[f"{name}.index"], 1 if name in _IMAGE_GROUPS else 2)
+    values = unstack(_group(name, arrays))
+    if len(values) != index.shape[0] or index.shape[1:] not in ((), (2,)):
+        raise ValueError(f"{name}: {index.shape[0]} keys for {len(values)} values")
+    keys = [int(k) if isinstance(k, int) else (int(k[0]), int(k[1])) for k in index.tolist()]
+    return dict(zip(keys, values, strict=True))
+
+
+def _prefixed(name: str, arrays: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+    """``arrays`` with their keys prefixed by ``<name>.``."""
+    return {f"{name}.{k}": v for k, v in arrays.items()}
+
+
+def _group(name: str, arrays: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+    """The arrays keyed ``<name>.*``, without that prefix (inverse of :func:`_prefixed`)."""
+    prefix = f"{name}."
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _stack_counts(counts: list[int]) -> dict[str, NDArray[Any]]:
+    return {"n": np.array(counts, dtype=np.int64)}
+
+
+def _unstack_counts(arrays: Mapping[str, NDArray[Any]]) -> list[int]:
+    return [int(n) for n in int_array(arrays["n"], 1).tolist()]
 
 
 def _valid_bbox(box: Box, mask: NDArray[np.bool_]) -> Box:
@@ -504,4 +585,56 @@ class Statistics:
             {(int(i), int(j)): BlockSums.from_dict(b) for i, j, b in d["pair_blocks"]},
             {(int(i), int(j)): BlockSums.from_dict(b) for i, j, b in d.get("holdout_blocks", [])},
             {(int(i), int(j)): int(n) for i, j, n in d.get("overlaps", [])},
+        )
+
+    def to_arrays(self) -> dict[str, NDArray[Any]]:
+        """Flat arrays, a fixed set of them whatever the number of images and pairs (values bit for bit).
+
+        ``shape`` (``n_images, n_bands``), ``blocks`` (the block grid's four numbers),
+        ``footprints`` ``(n_images, 4)``, ``images.*`` and ``image_blocks.*`` (one entry per
+        image), then the pair groups as :meth:`ChunkStatistics.to_arrays` gives them: their
+        keys in ``<group>.index`` ``(n_pairs, 2)``, the per-pair moments stacked, the block sums
+        of every pair concatenated with their frames and shapes. :meth:`from_arrays` is the
+        inverse: same values, same keys in the same order.
+        """
+        b = self.blocks
+        return {
+            "shape": np.array([self.n_images, self.n_bands], dtype=np.int64),
+            "blocks": np.array([b.block_height, b.block_width, b.n_rows, b.n_cols], dtype=np.int64),
+            "footprints": np.array([fp.to_list() for fp in self.footprints], dtype=np.int64).reshape(-1, 4),
+            **_prefixed("images", ImageMoments.stack(self.images)),
+            **_prefixed("image_blocks", BlockSums.stack(self.image_blocks)),
+            **_keyed("pairs", self.pairs, PairMoments.stack),
+            **_keyed("pair_blocks", self.pair_blocks, BlockSums.stack),
+            **_keyed("holdout_blocks", self.holdout_blocks, BlockSums.stack),
+            **_keyed("overlaps", self.overlaps, _stack_counts),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]]) -> Statistics:
+        """Inverse of :meth:`to_arrays`.
+
+        Raises
+        ------
+        KeyError, ValueError
+            If an array is missing or does not fit the others.
+        """
+        n_images, n_bands = int_array(arrays["shape"], 1).tolist()
+        block_height, block_width, n_rows, n_cols = int_array(arrays["blocks"], 1).tolist()
+        footprints = int_array(arrays["footprints"], 2)
+        images = ImageMoments.unstack(_group("images", arrays))
+        image_blocks = BlockSums.unstack(_group("image_blocks", arrays))
+        if footprints.shape != (n_images, 4) or not n_images == len(images) == len(image_blocks):
+            raise ValueError(f"{n_images} images, {footprints.shape[0]} footprints, {len(images)} moments")
+        return cls(
+            n_images,
+            n_bands,
+            BlockGrid(block_height, block_width, n_rows, n_cols),
+            [Box(*fp) for fp in footprints.tolist()],
+            images,
+            _unkeyed("pairs", arrays, PairMoments.unstack),
+            image_blocks,
+            _unkeyed("pair_blocks", arrays, BlockSums.unstack),
+            _unkeyed("holdout_blocks", arrays, BlockSums.unstack),
+            _unkeyed("overlaps", arrays, _unstack_counts),
         )

@@ -19,7 +19,9 @@ from stacrrn.errors import InputError
 MAX_SEGMENT = 200
 """Longest key segment in bytes (file systems allow 255; a digest and a suffix are added)."""
 
-RUN_FILES = frozenset({"collection.json", "stacrrn-manifest.json", "stacrrn-statistics.json", "stacrrn.lock"})
+RUN_FILES = frozenset(
+    {"collection.json", "stacrrn-manifest.json", "stacrrn-statistics.npz", "stacrrn-statistics.json", "stacrrn.lock"}
+)
 RUN_PREFIXES = ("stacrrn-", "reference-blockmap-", ".")
 """Names at the root that belong to the run (its model, block map, lock, temporary area)."""
 

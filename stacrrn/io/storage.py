@@ -155,13 +155,27 @@ class Storage:
         OutputError
             If it exists but cannot be read (e.g. access denied).
         """
+        data = self.read_bytes(key)
+        try:
+            return None if data is None else data.decode()
+        except UnicodeDecodeError:
+            return None
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """Content of ``key``, or ``None`` if it does not exist.
+
+        Raises
+        ------
+        OutputError
+            If it exists but cannot be read (e.g. access denied).
+        """
         try:
             data: bytes = self._call(f"read {key}", lambda: self.fs.cat_file(self._path(key)))
-            return data.decode()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         except OSError as exc:  # denied, or a fault the retries did not cure
             raise OutputError(f"cannot read {self.href(key)}: {exc}") from None
+        return data
 
     def read_json(self, key: str) -> dict[str, Any] | None:
         """The JSON object at ``key``, or ``None`` if it does not exist or is not a JSON object."""
@@ -297,11 +311,15 @@ class Storage:
 
     def put_text(self, text: str, key: str) -> str:
         """Write ``text`` to ``key`` atomically; return its href."""
+        return self.put_bytes(text.encode(), key)
+
+    def put_bytes(self, data: bytes, key: str) -> str:
+        """Write ``data`` to ``key`` atomically; return its href."""
         tmp = self._temporary(key)
         try:
             if not self.is_s3:
                 Path(tmp).parent.mkdir(parents=True, exist_ok=True)
-            self._call(f"upload {key}", lambda: self.fs.pipe_file(tmp, text.encode()))
+            self._call(f"upload {key}", lambda: self.fs.pipe_file(tmp, data))
             self._publish(tmp, key)
         except OSError as exc:
             raise OutputError(f"cannot write {self.href(key)}: {exc}") from None

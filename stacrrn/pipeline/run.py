@@ -6,7 +6,7 @@ Output layout under ``out`` (local folder or ``s3://bucket/prefix``)::
     stacrrn-manifest.json               what the run finished, kept and skipped, and its status
     stacrrn.lock                        held while a run writes here (see stacrrn.io.lock)
     stacrrn-model-<digest>.json         the model (written before any item)
-    stacrrn-statistics.json             pass-1 cache, keyed by the plan's fingerprint
+    stacrrn-statistics.npz              pass-1 cache, keyed by the plan's fingerprint
     reference-blockmap-<digest>.tif     reference block map (local step)
     <item id>/<asset>-<digest>.tif      corrected COG per input asset (same dtype and nodata)
     <item id>/blockmap-<digest>.tif     the item's local gain field, one pixel per block
@@ -24,7 +24,6 @@ run started again over the same inputs and model skips the items already written
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import tempfile
@@ -42,6 +41,7 @@ from stacrrn.io.hrefs import redact_text
 from stacrrn.io.lock import OutputLock
 from stacrrn.io.output_keys import check_output_keys
 from stacrrn.io.stac import Search, asset_href, item_href, search_items, select_bands, sort_by_date
+from stacrrn.io.statistics_file import statistics_from_bytes, statistics_to_bytes
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.options import RunOptions
 from stacrrn.pipeline.execution.parallel import Workers, check_workers, threads_of
@@ -94,18 +94,12 @@ def skip_warnings(skipped: dict[str, str]) -> list[str]:
 
 
 def _cached_statistics(plan: Plan, storage: Storage) -> Statistics | None:
-    """Pass-1 statistics an earlier run over the same plan (same fingerprint) left, if any."""
-    cached = storage.read_json(STATISTICS_FILE)
-    if cached is None or cached.get("fingerprint") != plan.fingerprint():
-        return None
-    try:
-        return Statistics.from_dict(cached["statistics"])
-    except (ValueError, KeyError, TypeError):  # damaged: computed again
-        return None
+    """Pass-1 statistics an earlier run over the same plan (same fingerprint) left, if any (damaged: none)."""
+    return statistics_from_bytes(storage.read_bytes(STATISTICS_FILE), plan.fingerprint())
 
 
 def _save_statistics(plan: Plan, storage: Storage, stats: Statistics) -> None:
-    storage.put_text(json.dumps({"fingerprint": plan.fingerprint(), "statistics": stats.to_dict()}), STATISTICS_FILE)
+    storage.put_bytes(statistics_to_bytes(stats, plan.fingerprint()), STATISTICS_FILE)
 
 
 def _same_place(href: str) -> str:

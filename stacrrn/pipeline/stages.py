@@ -5,7 +5,8 @@ own process, each rebuilding the same :class:`~stacrrn.pipeline.run_setup.RunSet
 the same items and options:
 
 1. :func:`save_tile_statistics`, once per tile (map): pass-1 moments of a contiguous run of
-   the plan's chunks, stored per chunk under ``stacrrn-statistics/<fingerprint>/``;
+   the plan's chunks, stored per chunk in one ``.npz`` archive per tile under
+   ``stacrrn-statistics/<fingerprint>/`` (:mod:`stacrrn.io.statistics_file`);
 2. :func:`solve_from_tiles` (reduce): all tiles' chunk moments summed in chunk order, which
    gives the very statistics (bit for bit) of a single-process run, then the model JSON and
    the reference block map;
@@ -16,7 +17,6 @@ the same items and options:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import pystac
@@ -24,6 +24,7 @@ import pystac
 from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import ChunkStatistics, Statistics
 from stacrrn.errors import InputError, ParameterError
+from stacrrn.io.statistics_file import chunks_from_bytes, chunks_to_bytes
 from stacrrn.io.storage import Storage
 from stacrrn.pipeline.item_outputs import (
     ItemJob,
@@ -42,7 +43,7 @@ TILES_PREFIX = "stacrrn-statistics"
 
 def tile_key(fingerprint: str, tile: int, tiles: int) -> str:
     """Storage key of one tile's chunk moments."""
-    return f"{TILES_PREFIX}/{fingerprint}/tile-{tile:05d}-of-{tiles:05d}.json"
+    return f"{TILES_PREFIX}/{fingerprint}/tile-{tile:05d}-of-{tiles:05d}.npz"
 
 
 def save_tile_statistics(setup: RunSetup, storage: Storage, tile: int, tiles: int) -> str:
@@ -55,9 +56,9 @@ def save_tile_statistics(setup: RunSetup, storage: Storage, tile: int, tiles: in
     """
     plan = setup.plan
     indices = tile_chunks(len(plan.chunks), tile, tiles)
-    moments = chunk_statistics_of(plan, indices)
-    body = {"tile": tile, "tiles": tiles, "chunks": [[k, c.to_dict()] for k, c in zip(indices, moments, strict=True)]}
-    return storage.put_text(json.dumps(body), tile_key(plan.fingerprint(), tile, tiles))
+    moments = list(chunk_statistics_of(plan, indices))
+    key = tile_key(plan.fingerprint(), tile, tiles)
+    return storage.put_bytes(chunks_to_bytes(indices, moments, plan.fingerprint()), key)
 
 
 def load_tile_statistics(setup: RunSetup, storage: Storage, tiles: int) -> Statistics:
@@ -66,22 +67,33 @@ def load_tile_statistics(setup: RunSetup, storage: Storage, tiles: int) -> Stati
     Raises
     ------
     InputError
-        If a tile's moments are missing (its statistics stage has not run or failed).
+        If a tile's moments are missing (its statistics stage has not run or failed), damaged,
+        of another format version, or of other chunks than the plan's.
     """
+    chunks = (c for tile in range(tiles) for c in _tile_chunks(setup, storage, tile, tiles))
+    return merge_chunks(setup.plan, chunks)  # one tile's chunk moments in memory at a time
+
+
+def _tile_chunks(setup: RunSetup, storage: Storage, tile: int, tiles: int) -> list[ChunkStatistics]:
+    """The stored chunk moments of one tile, checked against the plan's chunks."""
     plan = setup.plan
-    chunks: list[ChunkStatistics] = []
-    for tile in range(tiles):
-        text = storage.read_text(tile_key(plan.fingerprint(), tile, tiles))
-        if text is None:
-            raise InputError(
-                f"no statistics for tile {tile} of {tiles} under {storage.url}; run the statistics stage "
-                "for every tile (same items and parameters) before the solve"
-            )
-        body = json.loads(text)
-        if [k for k, _ in body["chunks"]] != list(tile_chunks(len(plan.chunks), tile, tiles)):
-            raise InputError(f"tile {tile} of {tiles} holds other chunks than the plan's; rerun its statistics stage")
-        chunks.extend(ChunkStatistics.from_dict(c) for _, c in body["chunks"])
-    return merge_chunks(plan, chunks)
+    key = tile_key(plan.fingerprint(), tile, tiles)
+    data = storage.read_bytes(key)
+    if data is None:
+        raise InputError(
+            f"no statistics for tile {tile} of {tiles} under {storage.url}; run the statistics stage "
+            "for every tile (same items and parameters) before the solve"
+        )
+    stored = chunks_from_bytes(data, plan.fingerprint())
+    if stored is None:
+        raise InputError(
+            f"the statistics of tile {tile} of {tiles} at {storage.href(key)} are damaged or of another "
+            "stacrrn version; rerun its statistics stage"
+        )
+    indices, chunks = stored
+    if indices != list(tile_chunks(len(plan.chunks), tile, tiles)):
+        raise InputError(f"tile {tile} of {tiles} holds other chunks than the plan's; rerun its statistics stage")
+    return chunks
 
 
 def solve_from_tiles(setup: RunSetup, storage: Storage, tiles: int) -> tuple[RRNModel, str, str | None, list[str]]:

@@ -157,7 +157,7 @@ def _escaping_id(d: dict) -> None:
 
 
 def _run_file_id(d: dict) -> None:
-    d["id"] = "stacrrn-statistics.json"
+    d["id"] = "stacrrn-statistics.npz"
 
 
 def all_nodata_item(good, tmp):
@@ -245,7 +245,7 @@ CASES = [
         ("common grid would be", "--resolution"),
     ),
     Case("item id leaving the output", lambda g, t: ["run", *_items(g, t, _escaping_id)], ("cannot name an output",)),
-    Case("item id of a run file", lambda g, t: ["run", *_items(g, t, _run_file_id)], ("stacrrn-statistics.json",)),
+    Case("item id of a run file", lambda g, t: ["run", *_items(g, t, _run_file_id)], ("stacrrn-statistics.npz",)),
     Case("band 5 of 4", lambda g, t: ["match", *_pair(g), "--bands", "1,5"], ("band",)),
     Case("zero workers", lambda g, t: ["match", *_pair(g), "--workers", "0"], ("--workers",)),
     Case("fidelity sample 0", lambda g, t: ["match", *_pair(g), "--fidelity-every", "0"], ("--fidelity-every",)),

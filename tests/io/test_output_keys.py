@@ -17,8 +17,8 @@ from stacrrn.samples import write_sample_mosaic
 
 @pytest.mark.parametrize(
     "item_id",
-    ["..", ".", "", "../../ESCAPE", "a/b", "a\\b", ".stacrrn-tmp", "stacrrn-statistics.json", "collection.json",
-     "stacrrn-model-0123.json", "x" * 201, "tab\there"],
+    ["..", ".", "", "../../ESCAPE", "a/b", "a\\b", ".stacrrn-tmp", "stacrrn-statistics.npz", "collection.json",
+     "stacrrn-statistics.json", "stacrrn-model-0123.json", "x" * 201, "tab\there"],
 )  # fmt: skip
 def test_ids_that_cannot_name_an_output_folder_are_refused(item_id):
     with pytest.raises(InputError, match="cannot name an output folder"):
@@ -68,7 +68,7 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize("bad_id", ["../../ESCAPE", "..", ".stacrrn-tmp", "stacrrn-statistics.json", "x" * 300])
+@pytest.mark.parametrize("bad_id", ["../../ESCAPE", "..", ".stacrrn-tmp", "stacrrn-statistics.npz", "x" * 300])
 def test_a_run_with_an_id_that_cannot_name_outputs_writes_nothing_anywhere(items, tmp_path, bad_id):
     before = files_under(tmp_path)
     items[1].id = bad_id

@@ -12,7 +12,7 @@ their overlaps with the others, which bias an unmasked model.
 from __future__ import annotations
 
 import copy
-import json
+import io
 import uuid
 
 import numpy as np
@@ -151,8 +151,8 @@ def test_s2cloudless_keeps_clouds_out_of_the_model(published):
     err_masked = np.abs(masked.model.global_fit.gains * GAINS - 1).max()
     err_unmasked = np.abs(unmasked.model.global_fit.gains * GAINS - 1).max()
     fs = s3fs.S3FileSystem()
-    n_masked = [m["n"] for m in json.loads(fs.cat(f"{bucket}/masked/stacrrn-statistics.json"))["statistics"]["images"]]
-    n_raw = [m["n"] for m in json.loads(fs.cat(f"{bucket}/raw/stacrrn-statistics.json"))["statistics"]["images"]]
+    n_masked = np.load(io.BytesIO(fs.cat(f"{bucket}/masked/stacrrn-statistics.npz")))["images.n"].tolist()
+    n_raw = np.load(io.BytesIO(fs.cat(f"{bucket}/raw/stacrrn-statistics.npz")))["images.n"].tolist()
     kept = [m / r for m, r in zip(n_masked, n_raw, strict=True)]
     print(
         f"s2cloudless: cloud (opacity >= 0.5) {np.round(cloudy, 3)} of each item; pass-1 pixels kept "

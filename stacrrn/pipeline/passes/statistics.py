@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -17,14 +16,15 @@ from stacrrn.core.statistics import (
 )
 from stacrrn.errors import ImagesUnreadableError as ImagesUnreadableError  # defined with the error tree
 from stacrrn.errors import ParameterError, StacrrnError, UnreadableRasterError, report
-from stacrrn.io.files import atomic_write_text
 from stacrrn.io.raster import datasets_held
+from stacrrn.io.statistics_file import read_statistics, write_statistics
 from stacrrn.pipeline.execution.parallel import Workers, imap_bounded
 from stacrrn.pipeline.execution.progress import Progress, no_progress
 from stacrrn.pipeline.inputs.plan import CHUNK_IMAGES, Plan, chunk_runs
 from stacrrn.types import Box
 
-STATISTICS_FILE = "stacrrn-statistics.json"
+STATISTICS_FILE = "stacrrn-statistics.npz"
+"""The pass-1 cache beside a run's outputs (:mod:`stacrrn.io.statistics_file`); an older ``.json`` one is ignored."""
 
 
 MAX_CHUNK_IMAGES = CHUNK_IMAGES
@@ -164,16 +164,10 @@ def compute_statistics(
 
 
 def save_statistics(stats: Statistics, path: Path, fingerprint: str) -> None:
-    """Store statistics as JSON tagged with the plan's fingerprint (atomic rename)."""
-    atomic_write_text(path, json.dumps({"fingerprint": fingerprint, "statistics": stats.to_dict()}))
+    """Store statistics as an ``.npz`` archive tagged with the plan's fingerprint (atomic rename)."""
+    write_statistics(path, stats, fingerprint)
 
 
 def load_statistics(path: Path, fingerprint: str) -> Statistics | None:
-    """Load cached statistics if they exist and match ``fingerprint``, else ``None``."""
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if d.get("fingerprint") != fingerprint:
-        return None
-    return Statistics.from_dict(d["statistics"])
+    """Load cached statistics if they exist and match ``fingerprint``, else ``None`` (also when damaged)."""
+    return read_statistics(path, fingerprint)
