@@ -49,6 +49,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,11 +62,9 @@ import rasterio
 from affine import Affine
 from numpy.typing import NDArray
 from rasterio.windows import Window
-from scipy.ndimage import gaussian_filter
 
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.raster import open_raster
-from stacrrn.samples import landscape
 from stacrrn.types import Box
 
 F32 = NDArray[np.float32]
@@ -88,6 +87,24 @@ SEED = 0
 PIXEL = 10.0
 ORIGIN = (500000.0, 4500000.0)
 RESULT_PREFIX = "BENCH_RESULT "
+LAUNCHER = """
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+seconds, code = time.perf_counter() - t0, os.waitstatus_to_exitcode(status)
+if sys.argv[1]:
+    with open(sys.argv[1], "w") as fh:
+        json.dump({"seconds": seconds, "maxrss_kb": usage.ru_maxrss, "exit": code}, fh)
+sys.exit(code)
+"""
+"""``python -c LAUNCHER RESULT_JSON|'' CMD...``: run a job from a lean process and report its rusage.
+
+A process started by a large one inherits its peak RSS: on Linux ``exec`` folds the peak of the
+address space it replaces (the parent's, shared by ``vfork``) into the new ``ru_maxrss``. A
+benchmark parent that generated scenes (hundreds of MB) would so lift every small job's
+``ru_maxrss`` to its own peak. Started from this ~10 MB launcher, the job's own peak shows.
+"""
 
 
 @dataclass(frozen=True)
@@ -147,6 +164,11 @@ class Truth:
     """The undistorted mosaic, evaluated on demand for any window (pure function of position)."""
 
     def __init__(self, layout: Layout, seed: int = SEED) -> None:
+        # imported here: a floor process importing this module should not pay for them (~0.5 s)
+        from scipy.ndimage import gaussian_filter
+
+        from stacrrn.samples import landscape
+
         self.layout = layout
         self.base = landscape(BASE, BASE, seed).astype(np.float32)
         rng = np.random.default_rng(seed + 2)
@@ -271,14 +293,23 @@ def stage_floor(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
     return {"seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
-def stage_engine(paths: list[Path], out: Path, workers: int) -> dict[str, Any]:
-    """Run ``stacrrn.match`` from scratch; return seconds, peak RSS and gain/offset recovery errors."""
+def stage_engine(
+    paths: list[Path], out: Path, workers: int, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, Any]:
+    """Run ``stacrrn.match`` from scratch; return seconds, peak RSS and gain/offset recovery errors.
+
+    ``progress`` is passed on to ``stacrrn.match`` (e.g. to time its passes).
+    """
     import stacrrn
+    from stacrrn.pipeline.execution.progress import no_progress
 
     shutil.rmtree(out, ignore_errors=True)
-    (out / "stacrrn-statistics.json").unlink(missing_ok=True)
+    (out / "stacrrn-statistics.npz").unlink(missing_ok=True)
     t0 = time.perf_counter()
-    result = stacrrn.match(paths, out, references=[paths[0].stem], method="global+local", workers=workers)
+    progress = progress or no_progress
+    result = stacrrn.match(
+        paths, out, references=[paths[0].stem], method="global+local", workers=workers, progress=progress
+    )
     seconds = time.perf_counter() - t0
     if result.statistics_reused:
         raise RuntimeError("statistics were reused; the timing would not be honest")
@@ -411,15 +442,57 @@ def compile_stacrrn() -> None:
 def run_child(cmd: list[str]) -> dict[str, Any]:
     """Run a benchmark stage in a fresh interpreter; return the JSON it printed after :data:`RESULT_PREFIX`.
 
-    stacrrn's bytecode is brought up to date first (:func:`compile_stacrrn`).
+    stacrrn's bytecode is brought up to date first (:func:`compile_stacrrn`). The stage is
+    started through :data:`LAUNCHER`, so its ``ru_maxrss`` is its own.
     """
     compile_stacrrn()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, "", *cmd], stdout=subprocess.PIPE, text=True, check=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if not lines:
         raise RuntimeError(f"{' '.join(cmd[1:4])} printed no result:\n{proc.stdout}")
     result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
     return result
+
+
+def _sample_descendants(pid: int, stop: threading.Event, peak: list[int]) -> None:
+    """Keep in ``peak[0]`` the largest total RSS (bytes) of ``pid``'s descendants, sampled every 50 ms."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+    except psutil.Error:
+        return
+    while not stop.wait(0.05):
+        try:
+            peak[0] = max(peak[0], sum(p.memory_info().rss for p in root.children(recursive=True)))
+        except psutil.Error:
+            continue
+
+
+def run_measured(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd`` to completion through :data:`LAUNCHER`; seconds from launch to exit, peak RSS (MB), exit code.
+
+    The peak is the larger of the job's ``ru_maxrss`` (the job and the processes it waited for,
+    each alone) and the total RSS of its process tree sampled every 50 ms (so a pool of worker
+    processes counts in full). Output goes to ``log``; ``log`` holds its last lines.
+    """
+    result = log.with_suffix(".rusage.json")
+    result.unlink(missing_ok=True)
+    stop, peak = threading.Event(), [0]
+    with log.open("w") as fh:
+        launcher = [sys.executable, "-c", LAUNCHER, str(result), *cmd]
+        proc = subprocess.Popen(launcher, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        watcher = threading.Thread(target=_sample_descendants, args=(proc.pid, stop, peak), daemon=True)
+        watcher.start()
+        proc.wait()
+        stop.set()
+        watcher.join()
+    tail = " | ".join(log.read_text().strip().splitlines()[-5:])
+    if not result.exists():
+        return {"seconds": math.nan, "peak_rss_mb": math.nan, "exit": proc.returncode, "log": tail}
+    usage = json.loads(result.read_text())
+    rss = max(usage["maxrss_kb"] * 1024, peak[0]) / 1e6
+    return {"seconds": usage["seconds"], "peak_rss_mb": rss, "exit": usage["exit"], "log": tail}
 
 
 def main(argv: list[str] | None = None) -> int:
