@@ -239,7 +239,7 @@ def match(
         warnings += pixel_rise_warnings(model)
         model_path = out / MODEL_FILE
         try:
-            block_maps = write_block_maps(model, stats, out, resume)
+            block_maps = write_block_maps(model, stats, out, resume, workers)
             outputs = apply_model(model, plan.infos, out, workers, resume, chunk_size, progress, fidelity_every)
             record_outputs(model, outputs, _previous_model(model_path) if resume else None)
             record_dates(model, plan)
