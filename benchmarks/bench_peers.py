@@ -39,7 +39,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from itertools import combinations
@@ -47,13 +46,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mosaic import DEFAULT_OUT, ORIGIN, PIXEL, RESULT_PREFIX, Layout, Truth, compile_stacrrn, make_scenes
+from bench_mosaic import (
+    DEFAULT_OUT,
+    ORIGIN,
+    PIXEL,
+    RESULT_PREFIX,
+    Layout,
+    Truth,
+    compile_stacrrn,
+    make_scenes,
+    run_measured,
+)
 
 SM_VERSION = "1.0.4"
 """Newest spectralmatch on rasterio; 1.1.0 and later import ``osgeo`` (GDAL's Python bindings)."""
@@ -138,35 +146,6 @@ def ensure_spectralmatch(venv: Path) -> Peer:
     if probe.returncode != 0:
         return Peer("spectralmatch", None, "", f"import failed: {_tail(probe.stderr)}")
     return Peer("spectralmatch", str(py), probe.stdout.split()[0], "deps: " + ", ".join(SM_DEPS))
-
-
-def _watch(pid: int, stop: threading.Event, peak: list[int]) -> None:
-    try:
-        root = psutil.Process(pid)
-    except psutil.Error:
-        return
-    while not stop.wait(0.05):
-        try:
-            peak[0] = max(peak[0], sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
-        except psutil.Error:
-            continue
-
-
-def measure(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd`` to completion; wall seconds, peak RSS (MB), exit code, output tail."""
-    stop, peak = threading.Event(), [0]
-    t0 = time.perf_counter()
-    with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-        watcher = threading.Thread(target=_watch, args=(proc.pid, stop, peak), daemon=True)
-        watcher.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        stop.set()
-        watcher.join()
-    rss = max(usage.ru_maxrss * 1024, peak[0]) / 1e6
-    return {"seconds": seconds, "peak_rss_mb": rss, "exit": proc.returncode, "log": _tail(log.read_text(), 5)}
 
 
 def stage_stacrrn(job: str, paths: list[Path], out: Path, workers: int) -> None:
@@ -329,7 +308,7 @@ def run_jobs(args: argparse.Namespace, paths: list[Path], peers: dict[str, Peer]
         print(f"running {tool} {job} ...", flush=True)
         (args.out / "runs").mkdir(parents=True, exist_ok=True)
         cmd = job_command(tool, job, args, paths, peers)
-        rec.update(measure(cmd, args.out / "runs" / f"{tool}-{job}.log", env))
+        rec.update(run_measured(cmd, args.out / "runs" / f"{tool}-{job}.log", env))
         tail = rec.pop("log")
         if rec["exit"] != 0:
             rec["note"] = f"failed: {tail.split(' | ')[-1]}"
