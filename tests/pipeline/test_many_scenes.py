@@ -8,12 +8,15 @@ layout of about 1000 px) all meet the one 1024 px chunk of the plain layout.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 import stacrrn.pipeline.inputs.plan as plan_module
 from stacrrn.core.statistics import Statistics
 from stacrrn.pipeline.inputs.plan import CHUNK_IMAGES, Plan, make_plan
+from stacrrn.pipeline.passes.solve import quality_tables
 from stacrrn.pipeline.passes.statistics import compute_statistics
 from tests.conftest import S2_TILES, needs_shared
 
@@ -31,19 +34,24 @@ def _counted(plan: Plan, reads: list[int]) -> Plan:
     return Plan(**{**plan.__dict__, "read_chunk": read})
 
 
-def _statistics(monkeypatch: pytest.MonkeyPatch, most: int, smallest: int) -> tuple[Statistics, list[int], int]:
-    """Statistics, images per read and the images the chunks meet in all."""
+def _statistics(
+    monkeypatch: pytest.MonkeyPatch, most: int, smallest: int
+) -> tuple[Statistics, list[int], int, dict[str, Any]]:
+    """Statistics, images per read, the images the chunks meet in all, and the quality tables."""
     monkeypatch.setattr(plan_module, "CHUNK_IMAGES", most)
     monkeypatch.setattr(plan_module, "SMALLEST_CHUNK", smallest)
     reads: list[int] = []
     plan = _counted(make_plan(S2_TILES, BANDS), reads)
-    return compute_statistics(plan), reads, sum(len(plan.images_in(box)) for box in plan.chunks)
+    stats = compute_statistics(plan)
+    return stats, reads, sum(len(plan.images_in(box)) for box in plan.chunks), quality_tables(plan, stats)
 
 
 @needs_shared
 def test_dense_chunks_read_few_scenes_and_give_the_same_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
-    plain, plain_reads, plain_met = _statistics(monkeypatch, 10**6, 256)  # never split: one chunk, all tiles
-    dense, dense_reads, dense_met = _statistics(monkeypatch, CHUNK_IMAGES, 64)
+    plain, plain_reads, plain_met, plain_tables = _statistics(monkeypatch, 10**6, 256)  # never split: one chunk
+    dense, dense_reads, dense_met, dense_tables = _statistics(monkeypatch, CHUNK_IMAGES, 64)
+    assert dense_tables == plain_tables  # the pairs listed do not depend on the chunks
+    assert len(plain.overlaps) == 16 * 15 // 2 > len(plain_tables["pairs"])  # the one chunk recorded every pair
     assert plain_met == 16 and sum(plain_reads) > 2 * plain_met  # streamed: tiles read again for later pairs
     assert max(dense_reads) <= CHUNK_IMAGES and sum(dense_reads) == dense_met  # each chunk's tiles read once
     assert dense.overlaps.keys() <= plain.overlaps.keys()

@@ -264,6 +264,21 @@ def check_method(method: str, estimator: str = "spread") -> None:
         raise ParameterError(f"unknown --estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
 
 
+def _listed_pairs(plan: Plan, stats: Statistics) -> list[tuple[int, int]]:
+    """Pairs of the quality table: those with pixels in common, and those whose footprints meet.
+
+    A pair recorded with no pixel in common whose footprints do not even meet only shared a
+    chunk: which such pairs pass 1 records depends on the chunk layout, so they are left out.
+    """
+    fps = plan.footprints
+
+    def listed(key: tuple[int, int]) -> bool:
+        i, j = key
+        return bool(stats.overlaps.get(key)) or key in stats.pairs or not fps[i].intersect(fps[j]).empty
+
+    return sorted(key for key in set(stats.overlaps) | set(stats.pairs) if listed(key))
+
+
 def quality_tables(plan: Plan, stats: Statistics) -> dict[str, Any]:
     """Per-image (valid pixels and share of the footprint) and per-pair (overlap, used, held out) tables."""
     images = [
@@ -271,7 +286,7 @@ def quality_tables(plan: Plan, stats: Statistics) -> dict[str, Any]:
         for name, m, fp in zip(plan.names, stats.images, plan.footprints, strict=True)
     ]
     pairs = []
-    for key in sorted(set(stats.overlaps) | set(stats.pairs)):
+    for key in _listed_pairs(plan, stats):
         held = stats.holdout_blocks.get(key)
         pairs.append(
             {
