@@ -66,6 +66,9 @@ bench: setup
 	$(BIN)/python benchmarks/bench_timeseries.py
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_peers.py
+	$(BIN)/python benchmarks/bench_small.py
+	$(BIN)/python benchmarks/bench_many.py
+	$(BIN)/python benchmarks/bench_statistics_store.py
 
 clean:
 	rm -rf $(VENV) $(QGIS_VENV) demo-output benchmarks/out dist
