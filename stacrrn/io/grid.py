@@ -203,6 +203,11 @@ def chunks(grid: Grid, size: int) -> list[Box]:
     ]
 
 
+def box_array(boxes: Sequence[Box]) -> NDArray[np.int64]:
+    """Boxes as the rows ``[row0, col0, row1, col1]`` of an ``(n, 4)`` array (for :func:`boxes_meeting`)."""
+    return np.array([b.to_list() for b in boxes], dtype=np.int64).reshape(-1, 4)
+
+
 def boxes_meeting(boxes: NDArray[np.int64], box: Box) -> NDArray[np.intp]:
     """Indices of the rows ``[row0, col0, row1, col1]`` of ``boxes`` that meet ``box``."""
     meets = (boxes[:, 0] < box.row1) & (boxes[:, 2] > box.row0) & (boxes[:, 1] < box.col1) & (boxes[:, 3] > box.col0)
@@ -238,7 +243,7 @@ def density_chunks(grid: Grid, size: int, footprints: Sequence[Box], most: int, 
     """
     if smallest < 1:
         raise ParameterError(f"smallest chunk must be at least 1 pixel, got {smallest}")
-    fps = np.array([fp.to_list() for fp in footprints], dtype=np.int64).reshape(-1, 4)
+    fps = box_array(footprints)
     out: list[Box] = []
     for chunk in chunks(grid, size):
         meeting = boxes_meeting(fps, chunk)

@@ -23,7 +23,7 @@ from stacrrn.core.statistics import Layer
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.io.acquisition import acquisition_dates
 from stacrrn.io.files import absolute_path
-from stacrrn.io.grid import block_grid, boxes_meeting, common_grid, density_chunks, footprint
+from stacrrn.io.grid import block_grid, box_array, boxes_meeting, common_grid, density_chunks, footprint
 from stacrrn.io.raster import RasterInfo, check_bands, open_raster, read_on_grid
 from stacrrn.io.storage import object_identity
 from stacrrn.options import DEFAULT_CHUNK
@@ -85,7 +85,7 @@ class Plan:
 
     @cached_property
     def _footprint_array(self) -> NDArray[np.int64]:
-        return np.array([fp.to_list() for fp in self.footprints], dtype=np.int64).reshape(-1, 4)
+        return box_array(self.footprints)
 
     def images_in(self, box: Box) -> list[int]:
         """Indices of the images whose footprint meets ``box``, in index order."""
