@@ -41,6 +41,10 @@ CLOUD_MASKS: tuple[CloudMask, ...] = get_args(CloudMask)
 LOCAL_CLOUD_MASKS: tuple[CloudMask, ...] = ("auto", "none", "spectral")
 """Cloud masks local files can have: no quality assets to decode, so ``auto`` means mask files or none."""
 
+OutputFormat = Literal["cog", "zarr"]
+"""How a STAC run writes the corrected images (see :attr:`OutputOptions.format`)."""
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
+
 OnError = Literal["fail", "skip"]
 """What a run does with an item that cannot be read or written."""
 ON_ERROR: tuple[OnError, ...] = get_args(OnError)
@@ -217,6 +221,10 @@ class OutputOptions:
 
     collection_id: str | None = None
     """Id of the output collection (default ``<first input collection>-rrn``)."""
+    format: OutputFormat = "cog"
+    """``cog``: one corrected COG per input asset, with an output item per input item (and block
+    maps, clear masks); ``zarr``: every image in one Zarr store on the run's common grid
+    (``cube-<model digest>.zarr``, images along ``time``) described by one datacube item."""
     fidelity_every: int = SAMPLE_EVERY
     """Pass 2 measures each output's fidelity on one row of 8 x 8 windows in every this many (1: all)."""
     overlap_pixels: bool | None = None

@@ -89,6 +89,7 @@ def distort_tiles(
 # --- real services and STAC helpers --------------------------------------------------------
 
 SCHEMAS = SHARED.parent / "stac-schemas"
+LOCAL_SCHEMAS = Path(__file__).resolve().parent / "data" / "schemas"  # datacube v2.2.0 (see PROVENANCE.txt)
 
 
 @pytest.fixture(scope="session")
@@ -121,9 +122,10 @@ def validate_stac(obj: dict) -> list[str]:
     from pystac.validation.local_validator import get_local_schema_cache
     from referencing import Registry, Resource
 
-    index = json.loads((SCHEMAS / "index.json").read_text())
     schemas = get_local_schema_cache()
-    schemas |= {url: json.loads((SCHEMAS / rel).read_text()) for url, rel in index.items()}
+    for folder in (SCHEMAS, LOCAL_SCHEMAS):
+        index = json.loads((folder / "index.json").read_text())
+        schemas |= {url: json.loads((folder / rel).read_text()) for url, rel in index.items()}
     registry = Registry().with_resources((url, Resource.from_contents(s)) for url, s in schemas.items())
     kind = "item" if obj.get("type") == "Feature" else "collection"
     core = f"https://schemas.stacspec.org/v1.1.0/{kind}-spec/json-schema/{kind}.json"

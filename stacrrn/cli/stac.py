@@ -74,6 +74,7 @@ from stacrrn.errors import ParameterError
 from stacrrn.io.retry import NETWORK_TIMEOUT
 from stacrrn.options import (
     ON_ERROR,
+    OUTPUT_FORMATS,
     ExecutionOptions,
     InputOptions,
     MaskOptions,
@@ -206,6 +207,15 @@ def run_command(
     crs: Crs = None,
     resolution: Resolution = None,
     collection_id: Annotated[str | None, typer.Option(metavar="ID", help="Id of the output collection.")] = None,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar=choices(OUTPUT_FORMATS),
+            help="cog: a corrected COG per input asset and an item per input item; zarr: every image "
+            "in one Zarr store on the common grid (OUT/cube-<digest>.zarr) and one datacube item.",
+        ),
+    ] = OutputOptions.format,
     publish: Annotated[
         str | None, typer.Option(metavar="URL", help="STAC API URL (transactions) to add the outputs to.")
     ] = None,
@@ -279,6 +289,7 @@ def run_command(
         workers=workers,
         min_overlap=min_overlap,
         collection_id=collection_id,
+        format=output_format,
         publish=publish,
         resume=resume,
         cloud_mask=cloud_mask,
@@ -290,6 +301,8 @@ def run_command(
         fidelity_every=fidelity_every,
         chunk_size=chunk_size,
     )
+    if mosaic and options.output.format != "cog":
+        raise ParameterError("--mosaic blends the corrected COGs: use it with --format cog")
     with connect(scheduler, workers) as engine:
         result = with_progress(quiet, lambda progress: run(search, out, options, workers=engine, progress=progress))
     made = None
@@ -317,8 +330,10 @@ def run_command(
     if "holdout" in result.model.quality or mode == "timeseries":
         print_quality_table(result.model, labels)
     print_fidelity_table(result.model)
+    what = "a Zarr datacube and its item" if options.output.format == "zarr" else "items with corrected COGs"
+    count = "" if options.output.format == "zarr" else f"{len(result.items) - len(result.reused)} "
     console.print(
-        f"wrote {len(result.items) - len(result.reused)} items with corrected COGs to {result.out}"
+        f"wrote {count}{what} to {result.out}"
         + (f" ({len(result.reused)} kept from a previous run)" if result.reused else "")
         + ("; statistics reused from cache" if result.statistics_reused else "")
         + f"; collection {result.collection_href}"

@@ -345,6 +345,14 @@ class Storage:
             with contextlib.suppress(OSError, TransientIOError):  # gone already, or left unreferenced: nothing lost
                 self._call("delete a superseded object", functools.partial(self.fs.rm_file, path))
 
+    def delete_tree(self, href: str) -> None:
+        """Delete a folder (a Zarr store) and everything under it, if this storage owns it (:meth:`owns`)."""
+        if not self.owns(href):
+            return
+        path = self._path(href[len(self.href("")) :])
+        with contextlib.suppress(FileNotFoundError, TransientIOError):  # gone already: nothing lost
+            self._call("delete a superseded store", functools.partial(self.fs.rm, path, recursive=True))
+
     def remove_stale_temporaries(self) -> list[str]:
         """Remove the temporary keys other runs left here (killed mid-write); return their run ids.
 

@@ -44,6 +44,7 @@ from stacrrn.io.stac import Search, asset_href, item_href, search_items, select_
 from stacrrn.io.statistics_file import statistics_from_bytes, statistics_to_bytes
 from stacrrn.io.storage import Storage, configure_cloud
 from stacrrn.options import RunOptions
+from stacrrn.pipeline.cube_outputs import cube_id, write_cube
 from stacrrn.pipeline.execution.parallel import Workers, check_workers, threads_of
 from stacrrn.pipeline.execution.progress import Progress, no_progress
 from stacrrn.pipeline.inputs.pairs import repeated_dates_warning
@@ -67,7 +68,7 @@ from stacrrn.pipeline.passes.solve import (
     unfitted_band_warning,
 )
 from stacrrn.pipeline.passes.statistics import STATISTICS_FILE, compute_statistics
-from stacrrn.pipeline.run_setup import RunSetup, check_run_options, prepare
+from stacrrn.pipeline.run_setup import RunSetup, check_run_options, collection_id_of, prepare
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +110,19 @@ def _same_place(href: str) -> str:
     return os.path.normpath(os.path.abspath(href.removeprefix("file://")))
 
 
-def check_not_inputs(storage: Storage, items: Sequence[pystac.Item], search: Search | None) -> None:
+def check_not_inputs(
+    storage: Storage, items: Sequence[pystac.Item], search: Search | None, output_ids: Sequence[str]
+) -> None:
     """Refuse an output location where the run's item JSON or collection would replace an input.
+
+    ``output_ids`` are the ids of the items the run writes.
 
     Raises
     ------
     ParameterError
         If an output key is an input item, asset or the searched catalog.
     """
-    outputs = {_same_place(storage.href(item_key(it.id))) for it in items} | {_same_place(storage.href(COLLECTION_KEY))}
+    outputs = {_same_place(storage.href(item_key(i))) for i in output_ids} | {_same_place(storage.href(COLLECTION_KEY))}
     sources = [item_href(it) for it in items] + [asset_href(it, k) for it in items for k in it.assets]
     if search is not None and search.catalog:
         sources.append(search.catalog)
@@ -171,7 +176,8 @@ def run(
     # fail on unknown band names and ids that cannot name outputs before touching the output
     check_output_keys([it.id for it in items], select_bands(items, o.inputs.assets).assets)
     storage = Storage(out)
-    check_not_inputs(storage, items, search if isinstance(search, Search) else None)
+    outputs = [cube_id(collection_id_of(items, o.output.collection_id))] if o.output.format == "zarr" else None
+    check_not_inputs(storage, items, search if isinstance(search, Search) else None, outputs or [it.id for it in items])
     storage.check_writable()
     setup = prepare(items, o, 2 * threads_of(workers), skip)
     warnings: list[str] = []
@@ -250,11 +256,17 @@ def _publish_run(
     record_overlap_pixels(setup.plan, model, stats, setup.options.output.overlap_pixels, workers, progress)
     warnings += pixel_rise_warnings(model, setup.inputs.selection.labels)
     job = ItemJob(setup, model, storage, model_href)
-    dicts, reused, skipped = apply_items(job, setup.options.execution.resume, workers, progress, manifest, skip)
-    if not dicts:
-        first = next(iter(skipped.items()))
-        raise InputError(f"every item failed, none was published; item {first[0]}: {first[1]}")
-    record_item_quality(storage, model, dicts)
+    resume = setup.options.execution.resume
+    skipped: dict[str, str] = {}
+    if setup.options.output.format == "zarr":
+        cube, kept = write_cube(job, resume, workers, progress, manifest)
+        dicts, reused = [cube], [it.id for it in setup.items] if kept else []
+    else:
+        dicts, reused, skipped = apply_items(job, resume, workers, progress, manifest, skip)
+        if not dicts:
+            first = next(iter(skipped.items()))
+            raise InputError(f"every item failed, none was published; item {first[0]}: {first[1]}")
+        record_item_quality(storage, model, dicts)
     collection_href, collection = write_collection(storage, setup.collection_id, dicts, reference_href)
     fields = {"event": "published", "collection": collection_href, "model": model_href, "reused": len(reused)}
     log.info("published %d items (%d kept): %s", len(dicts), len(reused), collection_href, extra={"fields": fields})

@@ -84,6 +84,23 @@ def collection_id_of(items: Sequence[pystac.Item], collection_id: str | None) ->
     return collection_id or f"{items[0].collection_id or 'stacrrn'}-rrn"
 
 
+def _grid_options(
+    options: RunOptions,
+) -> tuple[str | None, float | None, float | None, int | None, int, str, int | None]:
+    """The arguments of :func:`make_stac_plan` that lay out the grid, blocks, chunks and pairs."""
+    i, m = options.inputs, options.model
+    return (i.crs, i.resolution, m.block_size, m.n_blocks, options.execution.chunk_size, i.mode, i.neighbours)
+
+
+def unmasked_plan(setup: RunSetup) -> Plan:
+    """The run's plan read without any cloud or quality mask: the pixels its outputs correct.
+
+    Same grid, footprints and chunks as ``setup.plan``; only what pass 1 leaves out differs.
+    """
+    inputs = replace(setup.inputs, qa=[None] * len(setup.inputs.items))
+    return make_stac_plan(inputs, *_grid_options(setup.options), cloud_mask="none")
+
+
 def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4, skip_errors: bool = False) -> RunSetup:
     """Open the items' assets and lay out the run (no pixel is read).
 
@@ -107,12 +124,10 @@ def prepare(items: Sequence[pystac.Item], options: RunOptions, threads: int = 4,
     check_output_keys([it.id for it in items], select_bands(items, i.assets).assets)
     inputs = open_assets(items, i.assets, threads, masks.cloud_mask, skip_errors)
     check_rasters([(key, info) for headers in inputs.assets for key, info in headers.items()])
-    chunk = options.execution.chunk_size
-    grid_options = (i.crs, i.resolution, m.block_size, m.n_blocks, chunk, i.mode, i.neighbours)
-    plan = make_stac_plan(inputs, *grid_options, masks.cloud_mask, masks.reflectance)
+    plan = make_stac_plan(inputs, *_grid_options(options), masks.cloud_mask, masks.reflectance)
     computed = None
     if masks.cloud_mask in COMPUTED_MASKS:
-        computed = (masks.cloud_mask, make_stac_plan(inputs, *grid_options, cloud_mask="none"), plan)
+        computed = (masks.cloud_mask, make_stac_plan(inputs, *_grid_options(options), cloud_mask="none"), plan)
     if masks.pif is not None:
         setup = PifSetup(masks.pif, spectral_bands(inputs, masks.reflectance))
         setup.check()

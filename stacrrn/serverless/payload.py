@@ -125,6 +125,8 @@ class Payload:
             raise ParameterError(f"tiles must be a whole number of at least 1, got {tiles!r}")
         options = RunOptions.from_dict(params)
         options.check()
+        if options.output.format != "cog":
+            raise ParameterError("serverless stages write one COG item per input item: format must be cog")
         return cls(raw, items, options, out, tiles)
 
     def field(self, name: str, kind: type) -> Any:

@@ -10,32 +10,22 @@ aligned on the grid, as pass 2 does, so the pixels are the files' own.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, overload
 
 import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
-from stacrrn.core.correct import cast, correct
-from stacrrn.core.fields import evaluate_field, evaluate_field_on_lattice
-from stacrrn.core.local_model import LocalFit
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import InputError, ParameterError
-from stacrrn.io.grid import native_to_grid
 from stacrrn.options import DEFAULT_CHUNK
-from stacrrn.pipeline.passes.apply import STRIP_ROWS
-from stacrrn.types import Box, Grid
+from stacrrn.pipeline.passes.correction import OUTPUT_TYPES, Correction, OutputType, output_dtype
+from stacrrn.types import Box
 from stacrrn.xarray.cube import Cube, Nodata, XrObject, cube_of, valid_of
 
 F64 = NDArray[np.float64]
-
-OutputType = Literal["float", "float32", "source"]
-"""Data type of the corrected data: float64 or float32 with NaN where invalid, or the source's
-(rounded, clipped and never nodata where valid, as the files of pass 2)."""
-OUTPUT_TYPES: tuple[OutputType, ...] = ("float", "float32", "source")
 
 MODEL_ATTR = "rrn:model"
 """Attribute holding the digest of the model the data were corrected with."""
@@ -44,90 +34,6 @@ METHOD_ATTR = "rrn:method"
 
 ENCODING_KEYS = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_value")
 """Encoding that no longer describes float output (it would quantize it back when written)."""
-
-
-@dataclass(frozen=True)
-class Correction:
-    """The model's correction of the data's images and bands, ready for one chunk at a time.
-
-    Attributes
-    ----------
-    gains, offsets
-        ``(steps, bands)``: each image's global parameters, in the data's order.
-    shifts
-        ``(steps, bands)`` additive terms of the local step, or ``None``.
-    local, images
-        The local fields and each step's image index in them (``None`` without a local step).
-    grid, model_grid
-        The data's grid and the model's (fields live on the model's).
-    nodata
-        Each band's nodata value (``None``: only NaN is invalid).
-    output
-        See :data:`OutputType`.
-    """
-
-    gains: F64
-    offsets: F64
-    shifts: F64 | None
-    local: LocalFit | None
-    images: tuple[int, ...]
-    grid: Grid
-    model_grid: Grid
-    nodata: tuple[float | None, ...]
-    output: OutputType
-
-    def field(self, step: int, bands: Sequence[int], part: Box) -> F64 | None:
-        """Step ``step``'s gain field for ``bands`` at the pixels of ``part`` -> ``(bands, rows, cols)``."""
-        local = self.local
-        if local is None:
-            return None
-        m = self.images[step]
-        rows, cols = native_to_grid(self.grid, self.model_grid, part)
-        nodes = local.fields[m][list(bands)]
-        if rows.ndim == 1:
-            return evaluate_field_on_lattice(nodes, rows, cols, local.blocks, local.frames[m])
-        values = evaluate_field(nodes, rows.ravel(), cols.ravel(), local.blocks, local.frames[m])
-        return values.reshape(-1, *rows.shape)
-
-    def image(
-        self, values: NDArray[Any], step: int, bands: Sequence[int], box: Box, dtype: np.dtype[Any]
-    ) -> NDArray[Any]:
-        """Corrected ``values`` ``(bands, rows, cols)`` of step ``step`` over ``box``, as ``dtype``."""
-        b = list(bands)
-        gain, offset = self.gains[step, b], self.offsets[step, b]
-        shift = None if self.shifts is None else self.shifts[step, b]
-        valid = np.stack([valid_of(values[j], self.nodata[k]) for j, k in enumerate(b)])
-        out = np.empty(values.shape, dtype=dtype)
-        for r0, r1 in strips(box.row0, box.row1):
-            rows = slice(r0 - box.row0, r1 - box.row0)
-            part = Box(r0, box.col0, r1, box.col1)
-            corrected = correct(values[:, rows], gain, offset, self.field(step, b, part), shift)
-            out[:, rows] = self.cast(corrected, valid[:, rows], values[:, rows], b, dtype)
-        return out
-
-    def cast(
-        self,
-        corrected: F64,
-        valid: NDArray[np.bool_],
-        original: NDArray[Any],
-        bands: Sequence[int],
-        dtype: np.dtype[Any],
-    ) -> NDArray[Any]:
-        """Corrected values in the output type: NaN where invalid, or cast as pass 2 casts them."""
-        if self.output != "source":
-            return np.where(valid, corrected, np.nan).astype(dtype)
-        return np.concatenate(
-            [
-                cast(corrected[j : j + 1], valid[j : j + 1], dtype, self.nodata[k], original[j : j + 1]).data
-                for j, k in enumerate(bands)
-            ]
-        )
-
-
-def strips(row0: int, row1: int, rows: int = STRIP_ROWS) -> list[tuple[int, int]]:
-    """Rows ``[row0, row1)`` cut at multiples of ``rows`` (the strips of pass 2's windows)."""
-    cuts = [row0, *range((row0 // rows + 1) * rows, row1, rows), row1]
-    return list(itertools.pairwise(cuts))
 
 
 @dataclass(frozen=True)
@@ -153,15 +59,13 @@ class BlockTask:
         if b is None:
             values = values[:, None]
         out = np.empty(values.shape, dtype=self.dtype)
+        nodata = self.correction.nodata
         for k in range(values.shape[0]):
-            out[k] = self.correction.image(values[k], where[t][0] + k, bands, box, self.dtype)
+            valid = np.stack([valid_of(values[k, j], nodata[band]) for j, band in enumerate(bands)])
+            out[k] = self.correction.window(values[k], valid, where[t][0] + k, bands, box, self.dtype)
         if b is None:
             out = out[:, 0]
         return np.moveaxis(out, list(range(len(order))), order)
-
-
-def _output_dtype(source: np.dtype[Any], output: OutputType) -> np.dtype[Any]:
-    return source if output == "source" else np.dtype(np.float64 if output == "float" else np.float32)
 
 
 def _lazy(arr: xr.DataArray, cube: Cube, task: BlockTask, chunk_size: int) -> xr.DataArray:
@@ -219,20 +123,7 @@ def correction_of(model: RRNModel, cube: Cube, images: Sequence[str] | None, out
     names = cube.names if images is None else tuple(images)
     if len(names) != cube.steps:
         raise ParameterError(f"images= names {len(names)} image(s) for {cube.steps} steps along {cube.dim!r}")
-    index = _model_images(model, names)
-    g, local = model.global_fit, model.local_fit
-    shifts = None if local is None else local.shifts[list(index)]
-    return Correction(
-        g.gains[list(index)],
-        g.offsets[list(index)],
-        shifts,
-        local,
-        index,
-        cube.grid,
-        model.grid,
-        cube.nodata,
-        output,
-    )
+    return Correction.of(model, _model_images(model, names), cube.grid, cube.nodata, output)
 
 
 @overload
@@ -353,4 +244,4 @@ def _task(correction: Correction, arr: xr.DataArray, cube: Cube, band_dim: str |
         return int(arr.dims.index(name))
 
     axes = (axis(cube.dim), None if band_dim is None else axis(band_dim), axis(cube.y), axis(cube.x))
-    return BlockTask(correction, axes, band, _output_dtype(np.dtype(arr.dtype), correction.output))
+    return BlockTask(correction, axes, band, output_dtype(np.dtype(arr.dtype), correction.output))

@@ -7,7 +7,8 @@ from typing import Any, overload
 
 import xarray as xr
 
-from stacrrn.xarray.apply import OutputType, apply
+from stacrrn.pipeline.passes.correction import OutputType
+from stacrrn.xarray.apply import apply
 from stacrrn.xarray.cube import Nodata, XrObject
 from stacrrn.xarray.fit import fit
 

@@ -59,6 +59,7 @@ BAD = [
             ({"span": 3}, "unknown field(s) 'span'"),
         ]
     ],
+    ("statistics", lambda items, out: payload(items, out, format="zarr"), ["--tile", "0"], "format must be cog"),
     ("statistics", lambda items, out: payload(items, out), [], "'tile'"),
     ("statistics", lambda items, out: payload(items, out, tiles=2), ["--tile", "5"], "tile 5 is not one of 2"),
     ("statistics", lambda items, out: payload(items, out, tiles=0), ["--tile", "0"], "tiles must be"),

@@ -20,7 +20,7 @@ def _per_band(values: np.ndarray[Any, Any], labels: list[str]) -> dict[str, floa
     return {label: float(v) for label, v in zip(labels, values, strict=True)}
 
 
-def _quality(model: RRNModel, labels: list[str]) -> dict[str, Any]:
+def model_quality(model: RRNModel, labels: list[str]) -> dict[str, Any]:
     """Run-level overlap consistency per band, before and after (area-weighted RMS of differences).
 
     With the pixel pass, also the pixelwise overlap RMSE and MAE of the whole model (``pixel_rmse``,
@@ -54,7 +54,7 @@ def rrn_properties(model: RRNModel, i: int, selection: BandSelection) -> dict[st
         "references": [model.images[r].name for r in model.references],
         "is_reference": i in model.references,
         "model_digest": model.digest(),
-        "quality": _quality(model, labels),
+        "quality": model_quality(model, labels),
     }
     if local is not None:
         field = local.fields[i]
