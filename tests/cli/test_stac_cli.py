@@ -69,6 +69,26 @@ def test_search_previews_items_and_run_publishes(catalogued, bucket):
     assert item["properties"]["rrn:bands"] == ["red", "nir08"]
 
 
+def test_run_format_zarr_writes_one_datacube_item_and_refuses_a_mosaic_of_it(catalogued, bucket):
+    import xarray as xr
+
+    coll, items = catalogued
+    with RustacAPI(coll, items) as api:
+        args = ["run", "--stac", api.url, "-c", "tiles", "--assets", "red,nir08", "-r", "tile_00", "--format", "zarr"]
+        refused = run_cli(*args, "--out", f"s3://{bucket}/refused", "--mosaic")
+        assert_user_error(refused, "--mosaic", "--format cog")
+        proc = run_cli(*args, "--out", f"s3://{bucket}/cube", "--method", "global")
+        assert proc.returncode == 0, proc.stderr
+    assert "wrote a Zarr datacube and its item" in proc.stderr, proc.stderr
+    assert "Unclosed" not in proc.stderr
+    fs = s3fs.S3FileSystem()
+    assert not fs.exists(f"{bucket}/refused")  # refused before anything was written
+    item = json.loads(fs.cat(f"{bucket}/cube/tiles-rrn-cube/tiles-rrn-cube.json"))
+    cube = xr.open_zarr(item["assets"]["zarr"]["href"])
+    assert set(cube.data_vars) == {"red", "nir08", "rrn_gain", "rrn_offset"}
+    assert cube["id"].values.tolist() == [it["id"] for it in items] and cube.sizes["time"] == 4
+
+
 @pytest.mark.skipif(not BAHAMAS, reason="../shared/data/landsat7_bahamas_quadrants is not present")
 def test_run_passes_local_extent_and_decay_to_run(tmp_path, monkeypatch):
     calls = []

@@ -217,3 +217,19 @@ def test_a_failed_write_publishes_neither_the_item_nor_the_consolidated_store(tm
     monkeypatch.setattr(stacrrn.pipeline.cube_outputs.ChunkTask, "__call__", real)
     done = run(search, str(tmp_path / "out"), mode="timeseries", format="zarr", workers=1, **GRID)
     assert done.reused == [] and is_complete(done.items[0]["assets"]["zarr"]["href"])
+
+
+def test_a_dask_cluster_writes_the_same_store_as_threads(s3, bucket, series):
+    """Chunk tasks on worker processes write the store on S3 straight; the pixels equal the threads' own."""
+    from stacrrn.pipeline.execution.parallel import connect
+
+    publish(series[0][:3], f"s3://{bucket}/in", "series")
+    search = Search(catalog=f"s3://{bucket}/in/collection.json")
+    options = {"mode": "timeseries", "format": "zarr", **GRID}
+    threads = run(search, f"s3://{bucket}/threads", **options)
+    with connect("local", 2) as cluster:
+        on_cluster = run(search, f"s3://{bucket}/cluster", workers=cluster, **options)
+    a = xr.open_zarr(threads.items[0]["assets"]["zarr"]["href"], mask_and_scale=False)
+    b = xr.open_zarr(on_cluster.items[0]["assets"]["zarr"]["href"], mask_and_scale=False)
+    assert on_cluster.model.digest() == threads.model.digest()
+    assert all(np.array_equal(a[v].values, b[v].values) for v in BANDS)
