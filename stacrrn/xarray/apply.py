@@ -5,7 +5,8 @@ Each chunk is corrected by the file jobs' kernel (:func:`stacrrn.core.correct.co
 offset, and its local gain field evaluated at the chunk's pixel centres mapped onto the
 model's grid (the data may lie on another grid than the model's, as a file in pass 2 may).
 The field is evaluated in strips of :data:`~stacrrn.pipeline.passes.apply.STRIP_ROWS` rows
-aligned on the grid, as pass 2 does, so the pixels are the files' own.
+aligned on the grid, as pass 2 does, so the pixels are the files' own
+(:class:`~stacrrn.pipeline.passes.correction.Correction`, which ``run --format zarr`` uses too).
 """
 
 from __future__ import annotations
