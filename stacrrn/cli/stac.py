@@ -207,10 +207,9 @@ def run_command(
     crs: Crs = None,
     resolution: Resolution = None,
     collection_id: Annotated[str | None, typer.Option(metavar="ID", help="Id of the output collection.")] = None,
-    output_format: Annotated[
+    format: Annotated[
         str,
         typer.Option(
-            "--format",
             metavar=choices(OUTPUT_FORMATS),
             help="cog: a corrected COG per input asset and an item per input item; zarr: every image "
             "in one Zarr store on the common grid (OUT/cube-<digest>.zarr) and one datacube item.",
@@ -289,7 +288,7 @@ def run_command(
         workers=workers,
         min_overlap=min_overlap,
         collection_id=collection_id,
-        format=output_format,
+        format=format,
         publish=publish,
         resume=resume,
         cloud_mask=cloud_mask,

@@ -101,7 +101,7 @@ def prepare_output(out_dir: Path) -> None:
         raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
 
 
-STAC_ONLY = ("assets", "collection_id", "on_error", "publish")
+STAC_ONLY = ("assets", "collection_id", "format", "on_error", "publish")
 """Options that only a STAC run uses; local jobs refuse them (bands of local files: ``bands``)."""
 
 
