@@ -233,3 +233,29 @@ def test_a_dask_cluster_writes_the_same_store_as_threads(s3, bucket, series):
     b = xr.open_zarr(on_cluster.items[0]["assets"]["zarr"]["href"], mask_and_scale=False)
     assert on_cluster.model.digest() == threads.model.digest()
     assert all(np.array_equal(a[v].values, b[v].values) for v in BANDS)
+
+
+def test_cloud_masks_shape_the_model_but_every_pixel_is_in_the_store(s3, bucket, tmp_path):
+    """QA masks keep clouds out of pass 1 only: under the clouds the store holds corrected pixels, the COGs' own."""
+    from tests.pipeline.masks.test_cloud_masks import BANDS as LANDSAT
+    from tests.pipeline.masks.test_cloud_masks import CLEAR, cloudy_strips
+
+    images, qas, _ = cloudy_strips(tmp_path)
+    coll, items = catalog_rasters(images, f"s3://{bucket}/in", "landsat", band_names=LANDSAT, split_bands=True)
+    _, qa_items = catalog_rasters(qas, f"s3://{bucket}/qa", "qa", band_names=["qa_pixel"], split_bands=True)
+    for it, q in zip(items, qa_items, strict=True):
+        it["assets"]["qa_pixel"] = q["assets"]["qa_pixel"] | {"roles": ["cloud"]}
+    options = {"assets": LANDSAT, "references": ["L0"], "method": "global", **GRID}
+    with RustacAPI(coll, items) as api:
+        search = Search(stac=api.url, collections=("landsat",))
+        cogs = run(search, f"s3://{bucket}/cogs", **options)
+        cube = run(search, f"s3://{bucket}/cube", format="zarr", **options)
+    assert cube.model.digest() == cogs.model.digest()
+    raw = xr.open_zarr(cube.items[0]["assets"]["zarr"]["href"], mask_and_scale=False)
+    with rasterio.open(qas[1]) as src:
+        clouds = src.read(1) != CLEAR
+    col = round((~raw.odc.geobox.affine @ (src.transform.c, src.transform.f))[0])
+    got = raw[LANDSAT].isel(time=1, x=slice(col, col + 200)).to_array("band").values
+    want = np.stack([read(cogs.items[1]["assets"][b]["href"])[0] for b in LANDSAT])
+    assert clouds.sum() > 1000 and (got[:, clouds] != 0).all()  # under the clouds: data, not the fill value
+    assert np.array_equal(got, want)
