@@ -69,6 +69,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_small.py
 	$(BIN)/python benchmarks/bench_many.py
 	$(BIN)/python benchmarks/bench_statistics_store.py
+	$(BIN)/python benchmarks/bench_cube.py
 
 clean:
 	rm -rf $(VENV) $(QGIS_VENV) demo-output benchmarks/out dist
