@@ -25,11 +25,13 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import pystac
 import xarray as xr
 from affine import Affine
 from numpy.typing import NDArray
 
 from stacrrn._version import __version__
+from stacrrn.errors import InputError
 from stacrrn.io.grid import box_array, boxes_meeting, chunks
 from stacrrn.io.output_keys import check_item_id
 from stacrrn.io.zarr_store import is_complete, lay_out, open_for_writing, publish
@@ -41,14 +43,11 @@ from stacrrn.pipeline.outputs.cube_item import CubeLayout, cube_item
 from stacrrn.pipeline.outputs.manifest import RunManifest
 from stacrrn.pipeline.outputs.stac_output import item_json
 from stacrrn.pipeline.passes.apply import ApplyResult, record_outputs
-from stacrrn.pipeline.passes.correction import Correction, OutputType
+from stacrrn.pipeline.passes.correction import METHOD_ATTR, MODEL_ATTR, Correction, OutputType
 from stacrrn.pipeline.run_setup import RunSetup, unmasked_plan
 from stacrrn.types import Box
 
 log = logging.getLogger(__name__)
-
-MODEL_ATTR = "rrn:model"
-"""Store attribute holding the digest of the model (as :mod:`stacrrn.xarray` marks corrected data)."""
 
 
 def cube_id(collection_id: str) -> str:
@@ -58,7 +57,17 @@ def cube_id(collection_id: str) -> str:
     return item_id
 
 
-def _utc(when: dt.datetime) -> dt.datetime:
+def _date(item: pystac.Item) -> dt.datetime:
+    """The item's date in UTC: its ``datetime``, else its ``start_datetime``.
+
+    Raises
+    ------
+    InputError
+        If the item has neither.
+    """
+    when = item.datetime or item.common_metadata.start_datetime
+    if when is None:
+        raise InputError(f"item {item.id} has no datetime nor start_datetime: a datacube needs a date per image")
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
@@ -69,7 +78,7 @@ def cube_layout(setup: RunSetup) -> CubeLayout:
     headers = [first[b.asset] for b in inputs.selection.bands]
     nodata = [h.nodata for h in headers]
     keep = all(v is not None for v in nodata)
-    times = [_utc(it.datetime or it.common_metadata.start_datetime or dt.datetime(1970, 1, 1)) for it in inputs.items]
+    times = [_date(it) for it in inputs.items]
     return CubeLayout(
         setup.plan.grid,
         list(inputs.items),
@@ -106,7 +115,7 @@ def _skeleton(layout: CubeLayout, job: ItemJob) -> tuple[xr.Dataset, dict[str, d
         encoding[name] = {"chunks": (1, c, c), "_FillValue": np.nan if fill is None else fill}
     attrs = {
         MODEL_ATTR: job.model.digest(),
-        "rrn:method": job.model.method,
+        METHOD_ATTR: job.model.method,
         "rrn:model_href": job.model_href,
         "processing:software": f"stacrrn {__version__}",
         "Conventions": "CF-1.8",
@@ -148,11 +157,9 @@ class ChunkTask:
         return clipped
 
 
-def write_store(
-    setup: RunSetup, job: ItemJob, layout: CubeLayout, href: str, workers: Workers, progress: Progress
-) -> NDArray[np.int64]:
+def write_store(job: ItemJob, layout: CubeLayout, href: str, workers: Workers, progress: Progress) -> NDArray[np.int64]:
     """Lay out, fill and publish the store at ``href``; return the values clipped per image and band."""
-    plan = unmasked_plan(setup)
+    plan = unmasked_plan(job.setup)
     output: OutputType = "source" if layout.nodata and all(v is not None for v in layout.nodata) else "float32"
     correction = Correction.of(job.model, range(len(layout.items)), plan.grid, list(layout.nodata), output)
     lay_out(href, *_skeleton(layout, job))
@@ -206,7 +213,7 @@ def write_cube(
         d = previous
     else:
         layout = cube_layout(setup)
-        clipped = write_store(setup, job, layout, href, workers, progress)
+        clipped = write_store(job, layout, href, workers, progress)
         results = [ApplyResult(it.id, href, c.tolist(), [], False) for it, c in zip(layout.items, clipped, strict=True)]
         record_outputs(model, results)
         storage.put_text(model.to_json(), versioned("stacrrn-model", model, ".json"))

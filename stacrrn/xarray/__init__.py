@@ -17,9 +17,9 @@ Importing this module registers the ``.rrn`` accessor.
 
 from __future__ import annotations
 
-from stacrrn.pipeline.passes.correction import OutputType
+from stacrrn.pipeline.passes.correction import MODEL_ATTR, OutputType
 from stacrrn.xarray.accessor import RRNAccessor, register
-from stacrrn.xarray.apply import MODEL_ATTR, apply
+from stacrrn.xarray.apply import apply
 from stacrrn.xarray.cube import Nodata
 from stacrrn.xarray.fit import Reference, fit
 from stacrrn.xarray.normalize import normalize

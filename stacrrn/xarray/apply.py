@@ -22,16 +22,18 @@ from numpy.typing import NDArray
 from stacrrn.core.model import RRNModel
 from stacrrn.errors import InputError, ParameterError
 from stacrrn.options import DEFAULT_CHUNK
-from stacrrn.pipeline.passes.correction import OUTPUT_TYPES, Correction, OutputType, output_dtype
+from stacrrn.pipeline.passes.correction import (
+    METHOD_ATTR,
+    MODEL_ATTR,
+    OUTPUT_TYPES,
+    Correction,
+    OutputType,
+    output_dtype,
+)
 from stacrrn.types import Box
 from stacrrn.xarray.cube import Cube, Nodata, XrObject, cube_of, valid_of
 
 F64 = NDArray[np.float64]
-
-MODEL_ATTR = "rrn:model"
-"""Attribute holding the digest of the model the data were corrected with."""
-METHOD_ATTR = "rrn:method"
-"""Attribute holding the model's method."""
 
 ENCODING_KEYS = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_value")
 """Encoding that no longer describes float output (it would quantize it back when written)."""

@@ -30,6 +30,11 @@ from stacrrn.types import Box, Grid
 F64 = NDArray[np.float64]
 Mask = NDArray[np.bool_]
 
+MODEL_ATTR = "rrn:model"
+"""Attribute of corrected data (xarray objects, Zarr stores) holding the digest of the model."""
+METHOD_ATTR = "rrn:method"
+"""Attribute of corrected data holding the model's method."""
+
 OutputType = Literal["float", "float32", "source"]
 """Data type of the corrected data: float64 or float32 with NaN where invalid, or the source's
 (rounded, clipped and never nodata where valid, as the files of pass 2)."""
