@@ -28,6 +28,7 @@ import numpy as np
 import pystac
 import xarray as xr
 from affine import Affine
+from numcodecs import Blosc
 from numpy.typing import NDArray
 
 from stacrrn._version import __version__
@@ -48,6 +49,11 @@ from stacrrn.pipeline.run_setup import RunSetup, unmasked_plan
 from stacrrn.types import Box
 
 log = logging.getLogger(__name__)
+
+
+COMPRESSOR = Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE)
+"""Compression of the image chunks: Zstandard after byte shuffling, as the COGs use ZSTD (the
+tests' Sentinel-2 dates: 739 kB of chunks, against 1085 kB with Blosc's default LZ4 and 2341 kB raw)."""
 
 
 def cube_id(collection_id: str) -> str:
@@ -112,7 +118,11 @@ def _skeleton(layout: CubeLayout, job: ItemJob) -> tuple[xr.Dataset, dict[str, d
     for name, dtype, fill in zip(layout.variables, layout.dtypes, layout.nodata, strict=True):
         lazy = da.zeros((n, grid.height, grid.width), dtype=dtype, chunks=(1, c, c))
         data[name] = (("time", "y", "x"), lazy, {"grid_mapping": "spatial_ref"})
-        encoding[name] = {"chunks": (1, c, c), "_FillValue": np.nan if fill is None else fill}
+        encoding[name] = {
+            "chunks": (1, c, c),
+            "_FillValue": np.nan if fill is None else fill,
+            "compressors": (COMPRESSOR,),
+        }
     attrs = {
         MODEL_ATTR: job.model.digest(),
         METHOD_ATTR: job.model.method,
