@@ -38,3 +38,17 @@ def test_written_cog_is_valid_with_averaged_overviews_of_data_and_mask(tmp_path)
         expected = data[:, 200:1100, :1300].reshape(2, 450, 2, 650, 2).mean(axis=(2, 4))
         got = ovr.read()[:, 100:550, :650].astype(float)
         assert np.abs(got - expected).max() <= 0.5
+
+
+@pytest.mark.parametrize(("size", "tile"), [((16, 16), 16), ((300, 200), 304), ((256, 256), 256), ((600, 10), 512)])
+def test_a_raster_smaller_than_a_tile_is_one_tile_of_its_own_size(tmp_path, size, tile):
+    """No 512 x 512 tile padded around a block map or a small scene: one tile just holding it, a valid COG."""
+    width, height = size
+    data = np.random.default_rng(1).random((3, height, width)).astype(np.float32)
+    grid = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 4500000.0), width, height)
+    write_cog(tmp_path / "a.tif", data, grid, nodata=float("nan"))
+    valid, errors, _ = cog_validate(str(tmp_path / "a.tif"), quiet=True)
+    assert valid and not errors
+    with rasterio.open(tmp_path / "a.tif") as src:
+        assert src.block_shapes[0] == (tile, tile)
+        np.testing.assert_array_equal(src.read(), data)
