@@ -140,9 +140,9 @@ RUN_OPTIONS = {
     "collection_id": {"COLLECTION_ID": None},
     "on_error": {"ON_ERROR": default_of("on_error")},
 }
-# options the plugin leaves at the library's default: tuning (chunks, fidelity sampling) and
-# publishing to a STAC API (a QGIS user loads the outputs instead)
-NOT_IN_PLUGIN = {"chunk_size", "fidelity_every", "publish"}
+# options the plugin leaves at the library's default: tuning (chunks, fidelity sampling),
+# publishing to a STAC API and the output format (a QGIS user loads the corrected COGs as layers)
+NOT_IN_PLUGIN = {"chunk_size", "fidelity_every", "format", "publish"}
 # the plugin's match algorithm normalizes mosaics of layers; time series go through stac_run (dated items)
 TIME_SERIES = {"mode", "neighbours", "star"}
 
