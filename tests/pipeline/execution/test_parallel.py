@@ -28,6 +28,29 @@ def fail_on_three(x: int) -> int:
     return x
 
 
+def blas_threads() -> list[int]:
+    """Threads of every BLAS library loaded in this process."""
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tasks_run_on_one_blas_thread_and_the_limit_ends_with_the_run(workers):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        assert before and max(before) == 2  # numpy's BLAS is loaded: the test can tell
+        seen = list(imap_bounded(lambda _: blas_threads(), range(4), workers))
+        assert all(threads == [1] * len(before) for threads in seen)
+        assert blas_threads() == before  # restored when the run ends
+        run = imap_bounded(lambda _: blas_threads(), range(4), workers)
+        next(run)
+        run.close()  # dropped half way: restored too
+        assert blas_threads() == before
+
+
 @pytest.mark.parametrize("workers", [1, 3])
 def test_threads_keep_order_and_propagate_errors(workers):
     assert list(imap_bounded(slow_square, range(40), workers)) == [x * x for x in range(40)]
