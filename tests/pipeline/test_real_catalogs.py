@@ -32,6 +32,7 @@ from rasterio.warp import Resampling, reproject, transform_bounds, transform_geo
 from scipy import ndimage
 
 from stacrrn.io.band_choice import choose_assets
+from stacrrn.io.stac import gdal_path
 from stacrrn.services import RustacAPI
 from tests.cli.test_cli import assert_user_error, run_cli
 from tests.conftest import S2_TILES, SHARED, needs_schemas, needs_shared, validate_stac, write_raster
@@ -351,10 +352,8 @@ def usgs_pixels(truth: np.ndarray, gains: dict[str, float], cloudy: bool) -> Pix
 
 @needs_shared
 @needs_schemas
-def test_usgs_landsat_time_series_from_item_files(s3, bucket, tmp_path, landsat_truth):
-    """Two published USGS Landsat C2 L2 items (2020, 2023) as a time series read from item files; the
-    2023 date has a cloud its own qa_pixel flags."""
-    truth, _ = landsat_truth
+def usgs_series(bucket: str, tmp_path: Path, truth: np.ndarray) -> tuple[list[dict], list[Path], dict[str, float]]:
+    """The two USGS items staged on S3 and written as item files; the 2023 date with injected gains and a cloud."""
     rng = np.random.default_rng(2023)
     injected = dict(zip(USGS_BANDS, rng.uniform(0.85, 1.15, len(USGS_BANDS)), strict=True))
     url = f"s3://{bucket}/in"
@@ -365,6 +364,13 @@ def test_usgs_landsat_time_series_from_item_files(s3, bucket, tmp_path, landsat_
         staged.append(item)
         files.append(tmp_path / f"{item['id']}.json")
         files[-1].write_text(json.dumps(item))
+    return staged, files, injected
+
+
+def test_usgs_landsat_time_series_from_item_files(s3, bucket, tmp_path, landsat_truth):
+    """Two published USGS Landsat C2 L2 items (2020, 2023) as a time series read from item files; the
+    2023 date has a cloud its own qa_pixel flags."""
+    staged, files, injected = usgs_series(bucket, tmp_path, landsat_truth[0])
     out = f"s3://{bucket}/out"
     proc = run_cli("run", *map(str, files), "--mode", "timeseries", "--out", out)
     assert proc.returncode == 0, proc.stderr
@@ -373,6 +379,35 @@ def test_usgs_landsat_time_series_from_item_files(s3, bucket, tmp_path, landsat_
     check_outputs(items, sources, USGS_BANDS)
     assert_gains(items, staged[0]["id"], staged[1]["id"], injected)
     assert items[staged[1]["id"]]["properties"]["rrn:cloud_mask"]["clear_percent"] < 100
+
+
+def test_usgs_landsat_time_series_as_a_zarr_datacube(s3, bucket, tmp_path, landsat_truth):
+    """The same published items, ``--format zarr``: one store of both dates under their USGS band names,
+    the cloudy date's pixels under its cloud included, equal to the COGs of the same model."""
+    import xarray as xr
+
+    staged, files, injected = usgs_series(bucket, tmp_path, landsat_truth[0])
+    for fmt in ("cog", "zarr"):
+        proc = run_cli(
+            "run", *map(str, files), "--mode", "timeseries", "--format", fmt, "--out", f"s3://{bucket}/{fmt}"
+        )
+        assert proc.returncode == 0, proc.stderr
+    ids = [it["id"] for it in staged]
+    cogs = output_items(f"s3://{bucket}/cog", ids)
+    (cube_key,) = [k for k in s3fs.S3FileSystem().ls(f"{bucket}/zarr") if k.endswith("-cube")]
+    item = read_json(f"s3://{cube_key}/{cube_key.rsplit('/', 1)[1]}.json")
+    assert validate_stac(item) == [] and item["properties"]["rrn:images"] == ids  # datacube schema included
+    assert item["properties"]["rrn:model_digest"] == cogs[ids[0]]["properties"]["rrn:model_digest"]
+    cube = xr.open_zarr(item["assets"]["zarr"]["href"], mask_and_scale=False)
+    assert set(USGS_BANDS) <= set(cube.data_vars) and cube["id"].values.tolist() == ids
+    for k, item_id in enumerate(ids):
+        for band in USGS_BANDS:
+            with rasterio.open(gdal_path(cogs[item_id]["assets"][band]["href"])) as src:
+                assert np.array_equal(cube[band].isel(time=k).values, src.read(1)), (item_id, band)
+    gains = cube["rrn_gain"].values
+    for b, band in enumerate(cube["band"].values.tolist()):
+        if band in injected:  # the 2023 gain undoes the injected one relative to 2020, within 1 %
+            assert abs(gains[1, b] / gains[0, b] * injected[band] - 1) < 0.01, band
 
 
 @needs_shared
