@@ -238,13 +238,10 @@ def test_a_dask_cluster_writes_the_same_store_as_threads(s3, bucket, series):
 def test_cloud_masks_shape_the_model_but_every_pixel_is_in_the_store(s3, bucket, tmp_path):
     """QA masks keep clouds out of pass 1 only: under the clouds the store holds corrected pixels, the COGs' own."""
     from tests.pipeline.masks.test_cloud_masks import BANDS as LANDSAT
-    from tests.pipeline.masks.test_cloud_masks import CLEAR, cloudy_strips
+    from tests.pipeline.masks.test_cloud_masks import CLEAR, cloudy_strips, with_qa_assets
 
     images, qas, _ = cloudy_strips(tmp_path)
-    coll, items = catalog_rasters(images, f"s3://{bucket}/in", "landsat", band_names=LANDSAT, split_bands=True)
-    _, qa_items = catalog_rasters(qas, f"s3://{bucket}/qa", "qa", band_names=["qa_pixel"], split_bands=True)
-    for it, q in zip(items, qa_items, strict=True):
-        it["assets"]["qa_pixel"] = q["assets"]["qa_pixel"] | {"roles": ["cloud"]}
+    coll, items = with_qa_assets(images, qas, bucket)
     options = {"assets": LANDSAT, "references": ["L0"], "method": "global", **GRID}
     with RustacAPI(coll, items) as api:
         search = Search(stac=api.url, collections=("landsat",))

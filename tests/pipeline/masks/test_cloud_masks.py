@@ -42,12 +42,18 @@ def cloudy_strips(tmp_path):
     return images, qas, gains
 
 
-def test_qa_masks_keep_clouds_out_of_the_model(s3, bucket, tmp_path):
-    images, qas, gains = cloudy_strips(tmp_path)
+def with_qa_assets(images, qas, bucket):
+    """The strips catalogued on S3, each item with its ``qa_pixel`` asset (role ``cloud``): collection and items."""
     coll, items = catalog_rasters(images, f"s3://{bucket}/in", "landsat", band_names=BANDS, split_bands=True)
     _, qa_items = catalog_rasters(qas, f"s3://{bucket}/qa", "qa", band_names=["qa_pixel"], split_bands=True)
     for it, q in zip(items, qa_items, strict=True):
         it["assets"]["qa_pixel"] = q["assets"]["qa_pixel"] | {"roles": ["cloud"]}
+    return coll, items
+
+
+def test_qa_masks_keep_clouds_out_of_the_model(s3, bucket, tmp_path):
+    images, qas, gains = cloudy_strips(tmp_path)
+    coll, items = with_qa_assets(images, qas, bucket)
     with RustacAPI(coll, items) as api:
         search = Search(stac=api.url, collections=("landsat",))
         masked = run(search, f"s3://{bucket}/masked", assets=BANDS, references=["L0"], method="global")
