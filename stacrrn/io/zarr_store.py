@@ -22,9 +22,6 @@ import xarray as xr
 import zarr
 from zarr.abc.store import Store
 
-CONSOLIDATED_KEY = ".zmetadata"
-"""The consolidated metadata of a Zarr format 2 store, written last."""
-
 ZARR_FORMAT: Literal[2] = 2
 """Zarr format of the stores: 2, which every Zarr reader of the field opens, with consolidated metadata."""
 
