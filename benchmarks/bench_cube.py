@@ -60,6 +60,7 @@ from bench_mosaic import (
     make_scenes,
     peak_rss_mb,
     print_summary,
+    recovery,
     run_measured,
 )
 from bench_scaling import BANDS, catalog
@@ -79,13 +80,9 @@ def compared_dates(n: int) -> list[int]:
     return sorted({0, n // 2, n - 1})
 
 
-def recovery(gains: np.ndarray, offsets: np.ndarray) -> dict[str, float]:
-    """Gain and offset recovery errors of a global fit ``(dates, bands)`` against the injected distortions."""
-    g, o = distortions(len(gains))
-    return {
-        "max_gain_rel_error": float(np.max(np.abs(gains * g - 1))),
-        "max_offset_error_dn": float(np.max(np.abs(gains * o + offsets))),
-    }
+def recovery_of(gains: np.ndarray, offsets: np.ndarray) -> dict[str, float]:
+    """Recovery errors of a global fit ``(dates, bands)`` against the dates' injected distortions."""
+    return recovery(gains, offsets, *distortions(len(gains)))
 
 
 class PassOnePeak:
@@ -130,7 +127,7 @@ def stage_run(items: list[dict[str, Any]], out: Path, fmt: str, workers: int) ->
         "peak_rss_mb": peak_rss_mb(),
         "pass1_peak_rss_mb": marker.peak_mb,
         "digest": result.model.digest(),
-        **recovery(fit.gains, fit.offsets),
+        **recovery_of(fit.gains, fit.offsets),
     }
     if fmt == "zarr":
         record["store"] = result.items[0]["assets"]["zarr"]["href"]
@@ -175,7 +172,7 @@ def stage_xarray(items: list[dict[str, Any]], store: Path, workers: int) -> dict
         "pass1_peak_rss_mb": fit_peak,
         "digest": model.digest(),
         "store": str(store),
-        **recovery(fit.gains, fit.offsets),
+        **recovery_of(fit.gains, fit.offsets),
     }
 
 

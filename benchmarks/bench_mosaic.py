@@ -265,6 +265,19 @@ def make_scenes(layout: Layout, folder: Path, workers: int) -> tuple[list[Path],
     return [layout.path(folder, k) for k in range(layout.scenes)], time.perf_counter() - t0, len(todo)
 
 
+def recovery(gains: NDArray[np.float64], offsets: NDArray[np.float64], injected_gains: NDArray[np.float64],
+             injected_offsets: NDArray[np.float64]) -> dict[str, float]:  # fmt: skip
+    """A global fit's ``(images, bands)`` gains and offsets against the injected ones: the largest errors.
+
+    The fit undoes the distortion: ``gain * injected_gain`` should be 1 and
+    ``gain * injected_offset + offset`` 0 (DN).
+    """
+    return {
+        "max_gain_rel_error": float(np.max(np.abs(gains * injected_gains - 1))),
+        "max_offset_error_dn": float(np.max(np.abs(gains * injected_offsets + offsets))),
+    }
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MB (``ru_maxrss`` is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
@@ -324,8 +337,7 @@ def stage_engine(
     return {
         "seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),
-        "max_gain_rel_error": float(np.max(np.abs(fit.gains * g - 1))),
-        "max_offset_error_dn": float(np.max(np.abs(fit.gains * o + fit.offsets))),
+        **recovery(fit.gains, fit.offsets, g, o),
         "warnings": result.warnings,
     }
 

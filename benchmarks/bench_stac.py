@@ -37,7 +37,16 @@ import rasterio
 import s3fs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mosaic import DEFAULT_OUT, TAG, WINDOW, Layout, floor_engine_summary, make_scenes, peak_rss_mb
+from bench_mosaic import (
+    DEFAULT_OUT,
+    TAG,
+    WINDOW,
+    Layout,
+    floor_engine_summary,
+    make_scenes,
+    peak_rss_mb,
+    recovery,
+)
 
 from stacrrn.io.cog import cog_writer
 from stacrrn.io.raster import open_raster
@@ -96,8 +105,7 @@ def stage_engine(stac: str, workers: int, injected: list[dict[str, Any]]) -> dic
         "seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),
         "items": len(result.items),
-        "max_gain_rel_error": float(np.max(np.abs(fit.gains * g - 1))),
-        "max_offset_error_dn": float(np.max(np.abs(fit.gains * o + fit.offsets))),
+        **recovery(fit.gains, fit.offsets, g, o),
     }
 
 

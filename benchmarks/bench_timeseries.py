@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mosaic import (
     DEFAULT_OUT,
@@ -44,6 +42,7 @@ from bench_mosaic import (
     paired,
     peak_rss_mb,
     print_summary,
+    recovery,
     run_child,
     stage_floor,
 )
@@ -102,8 +101,7 @@ def stage_engine(items: list[dict[str, Any]], out: Path, neighbours: int, worker
     return {
         "seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),
-        "max_gain_rel_error": float(np.max(np.abs(fit.gains * gains - 1))),
-        "max_offset_error_dn": float(np.max(np.abs(fit.gains * offsets + fit.offsets))),
+        **recovery(fit.gains, fit.offsets, gains, offsets),
     }
 
 
