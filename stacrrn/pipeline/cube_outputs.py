@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from stacrrn._version import __version__
 from stacrrn.errors import InputError
-from stacrrn.io.grid import box_array, boxes_meeting, chunks
+from stacrrn.io.grid import chunks
 from stacrrn.io.output_keys import check_item_id
 from stacrrn.io.zarr_store import is_complete, lay_out, open_for_writing, publish
 from stacrrn.pipeline.execution.parallel import Workers, imap_bounded
@@ -147,7 +147,7 @@ class ChunkTask:
         layout = self.layout
         nb = len(layout.variables)
         clipped = np.zeros((len(layout.items), nb), dtype=np.int64)
-        images = [int(i) for i in boxes_meeting(box_array(self.plan.footprints), box)]
+        images = self.plan.images_in(box)
         if not images:
             return clipped
         arrays = open_for_writing(self.href, layout.variables)
