@@ -8,6 +8,7 @@ step (one integer, or one ulp for floats) away from nodata towards its corrected
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -28,7 +29,7 @@ def correct(
     values: NDArray[np.generic],
     gain: F64,
     offset: F64,
-    field: F64 | None = None,
+    field: NDArray[np.floating[Any]] | None = None,
     shift: F64 | None = None,
     out: F64 | None = None,
 ) -> F64:
@@ -42,7 +43,7 @@ def correct(
     gain, offset
         Per-band global parameters, shape ``(bands,)``.
     field
-        Optional per-pixel multiplicative local field, same shape as ``values``.
+        Optional per-pixel multiplicative local field, same shape as ``values`` (float32 or float64).
     shift
         Optional per-band additive term of the local step, shape ``(bands,)``.
     out

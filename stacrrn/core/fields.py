@@ -3,6 +3,12 @@
 Nodes sit at block centres of the run's :class:`~stacrrn.types.BlockGrid`; an image's nodes
 cover its frame (a :class:`~stacrrn.types.Box` of block indices). Positions outside the outer
 node centres take the nearest edge value.
+
+Statistics (block centres, cross-validation) evaluate fields in float64. Pixels get
+:func:`field_at_pixels`: the interpolated log-gain and its exponential in float32
+(numpy's vectorized float32 ``exp``, about 4x faster than float64's on CPUs without AVX-512),
+a relative error below :data:`PIXEL_FIELD_RTOL`: 0.033 DN at 65535, far below a model's own
+uncertainty and the half-DN rounding of integer outputs.
 """
 
 from __future__ import annotations
@@ -13,6 +19,12 @@ from numpy.typing import NDArray
 from stacrrn.types import BlockGrid, Box
 
 F64 = NDArray[np.float64]
+F32 = NDArray[np.float32]
+
+PIXEL_FIELD_RTOL = 5e-7
+"""Bound on the relative error of :func:`field_at_pixels` against the float64 evaluation, for
+gains in [0.5, 2]: numpy's float32 ``exp`` is within 2.52 ulp (3.0e-7 below 2), plus the
+float32 rounding of a log-gain of at most ln 2 over two terms (1.2e-7)."""
 
 
 def _axis(pos: F64, block: int, start: int, n: int) -> tuple[NDArray[np.intp], NDArray[np.intp], F64]:
@@ -80,3 +92,22 @@ def evaluate_field_on_lattice(field: F64, rows: F64, cols: F64, blocks: BlockGri
     wr = _axis_matrix(rows, blocks.block_height, frame.row0, frame.height)
     wc = _axis_matrix(cols, blocks.block_width, frame.col0, frame.width)
     return np.asarray(np.exp(wr @ np.log(field) @ wc.T), dtype=np.float64)
+
+
+def field_at_pixels(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> F32:
+    """An image's gain field at pixel positions, for correcting pixels -> ``(bands, *rows.shape)`` float32.
+
+    ``rows`` and ``cols`` are either the axes of a lattice (1-D, the window of an input on
+    the common grid's CRS: :func:`evaluate_field_on_lattice`'s products) or one position per
+    pixel (2-D, a reprojected window). The exponential is taken in float32 (see the module).
+    """
+    if rows.ndim == 1:
+        wr = _axis_matrix(rows, blocks.block_height, frame.row0, frame.height)
+        wc = _axis_matrix(cols, blocks.block_width, frame.col0, frame.width).astype(np.float32)
+        log_gain = (wr @ np.log(field)).astype(np.float32) @ wc.T  # the wide product in float32
+        return np.exp(log_gain, out=log_gain)
+    index, weight = bilinear_weights(rows.ravel(), cols.ravel(), blocks, frame)
+    flat = np.log(field.reshape(field.shape[0], -1))
+    log_gain = np.einsum("bkn,kn->bn", flat[:, index], weight).astype(np.float32)
+    gain: F32 = np.exp(log_gain, out=log_gain)
+    return gain.reshape(-1, *rows.shape)

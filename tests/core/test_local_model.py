@@ -2,7 +2,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stacrrn.core.fields import bilinear_weights, evaluate_field, evaluate_field_on_lattice
+from stacrrn.core.fields import (
+    PIXEL_FIELD_RTOL,
+    bilinear_weights,
+    evaluate_field,
+    evaluate_field_on_lattice,
+    field_at_pixels,
+)
 from stacrrn.core.global_model import solve_global
 from stacrrn.core.local_model import LocalParams, solve_local
 from stacrrn.core.metrics import overlap_consistency, reference_block_map
@@ -84,6 +90,27 @@ def test_lattice_evaluation_equals_pointwise(h, w, seed):
     rr, cc = np.meshgrid(rows, cols, indexing="ij")
     pointwise = evaluate_field(field, rr.ravel(), cc.ravel(), blocks, frame).reshape(2, 13, 17)
     np.testing.assert_allclose(lattice, pointwise, rtol=1e-12)
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(8, 300), st.integers(8, 300), st.integers(0, 10**6))
+def test_pixel_fields_are_the_float64_fields_within_their_bound(h, w, block_h, block_w, seed):
+    """Pixels get the field in float32, on a lattice and pointwise, within PIXEL_FIELD_RTOL of float64."""
+    rng = np.random.default_rng(seed)
+    blocks = BlockGrid(block_h, block_w, 40, 40)
+    frame = Box(1, 2, 1 + h, 2 + w)
+    field = np.exp(rng.uniform(np.log(0.5), np.log(2.0), (3, h, w)))  # the bound's range of gains
+    rows, cols = rng.uniform(-50, 2500, 31), rng.uniform(-50, 2500, 257)
+    lattice = field_at_pixels(field, rows, cols, blocks, frame)
+    assert lattice.dtype == np.float32 and lattice.shape == (3, 31, 257)
+    np.testing.assert_allclose(
+        lattice, evaluate_field_on_lattice(field, rows, cols, blocks, frame), rtol=PIXEL_FIELD_RTOL
+    )
+    rr, cc = np.meshgrid(rows[:9], cols[:11], indexing="ij")
+    pointwise = field_at_pixels(field, rr, cc, blocks, frame)
+    exact = evaluate_field(field, rr.ravel(), cc.ravel(), blocks, frame).reshape(3, 9, 11)
+    assert pointwise.dtype == np.float32
+    np.testing.assert_allclose(pointwise, exact, rtol=PIXEL_FIELD_RTOL)
 
 
 def test_reference_block_map_of_consistent_images_is_their_block_mean():

@@ -11,6 +11,7 @@ import xarray as xr
 from dask.callbacks import Callback
 
 import stacrrn.xarray as sx
+from stacrrn.core.fields import PIXEL_FIELD_RTOL
 from tests.conftest import needs_shared
 from tests.xarray.conftest import BLOCKS, CHUNK, stacked
 
@@ -104,11 +105,15 @@ def test_attributes_name_the_model_and_other_variables_pass_through(s2, fitted):
 
 
 def test_a_window_of_the_data_is_corrected_as_in_the_whole(s2, fitted):
-    """The local fields are evaluated on the object's own grid: a window gets the same pixels as the whole."""
+    """The local fields are evaluated on the object's own grid: a window gets the same pixels as the whole.
+
+    Both are within PIXEL_FIELD_RTOL of the float64 field (float32 products cut differently);
+    a window placed one pixel off differs by 4.4e-6 here.
+    """
     window = {"y": slice(130, 400), "x": slice(77, 333)}
     whole = sx.apply(s2.ds, fitted).isel(window)
     part = sx.apply(s2.ds.isel(window), fitted)
-    assert np.allclose(pixels(part), pixels(whole), rtol=1e-12, equal_nan=True)
+    assert np.allclose(pixels(part), pixels(whole), rtol=2 * PIXEL_FIELD_RTOL, atol=0, equal_nan=True)
     assert not np.allclose(pixels(part), pixels(s2.ds.isel(window)), equal_nan=True)
 
 

@@ -15,7 +15,7 @@ from rasterio.errors import RasterioError
 
 from stacrrn.core.correct import cast, correct
 from stacrrn.core.fidelity import FidelitySums
-from stacrrn.core.fields import evaluate_field, evaluate_field_on_lattice
+from stacrrn.core.fields import F32, field_at_pixels
 from stacrrn.core.local_model import LocalFit
 from stacrrn.core.metrics import reference_block_map
 from stacrrn.core.model import RRNModel
@@ -72,12 +72,9 @@ def output_is_current(path: Path, grid: Grid, n_bands: int, dtype: str, digest: 
         return False
 
 
-def _field_on_window(local: LocalFit, i: int, rows: F64, cols: F64) -> F64:
+def _field_on_window(local: LocalFit, i: int, rows: F64, cols: F64) -> F32:
     """Image ``i``'s gain field at the window's pixels -> ``(bands, rows, cols)``."""
-    if rows.ndim == 1:
-        return evaluate_field_on_lattice(local.fields[i], rows, cols, local.blocks, local.frames[i])
-    values = evaluate_field(local.fields[i], rows.ravel(), cols.ravel(), local.blocks, local.frames[i])
-    return values.reshape(-1, *rows.shape)
+    return field_at_pixels(local.fields[i], rows, cols, local.blocks, local.frames[i])
 
 
 def read_model(href: str) -> RRNModel:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stacrrn.core.correct import cast, correct
-from stacrrn.core.fields import evaluate_field, evaluate_field_on_lattice
+from stacrrn.core.fields import F32, field_at_pixels
 from stacrrn.core.local_model import LocalFit
 from stacrrn.core.model import RRNModel
 from stacrrn.io.grid import native_to_grid
@@ -99,18 +99,14 @@ class Correction:
             g.gains[index], g.offsets[index], shifts, local, tuple(index), grid, model.grid, tuple(nodata), output
         )
 
-    def field(self, step: int, bands: Sequence[int], part: Box) -> F64 | None:
+    def field(self, step: int, bands: Sequence[int], part: Box) -> F32 | None:
         """Step ``step``'s gain field for ``bands`` at the pixels of ``part`` -> ``(bands, rows, cols)``."""
         local = self.local
         if local is None:
             return None
         m = self.images[step]
         rows, cols = native_to_grid(self.grid, self.model_grid, part)
-        nodes = local.fields[m][list(bands)]
-        if rows.ndim == 1:
-            return evaluate_field_on_lattice(nodes, rows, cols, local.blocks, local.frames[m])
-        values = evaluate_field(nodes, rows.ravel(), cols.ravel(), local.blocks, local.frames[m])
-        return values.reshape(-1, *rows.shape)
+        return field_at_pixels(local.fields[m][list(bands)], rows, cols, local.blocks, local.frames[m])
 
     def window(
         self,
