@@ -101,13 +101,13 @@ def field_at_pixels(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: 
     the common grid's CRS: :func:`evaluate_field_on_lattice`'s products) or one position per
     pixel (2-D, a reprojected window). The exponential is taken in float32 (see the module).
     """
+    log_gain: F32
     if rows.ndim == 1:
         wr = _axis_matrix(rows, blocks.block_height, frame.row0, frame.height)
         wc = _axis_matrix(cols, blocks.block_width, frame.col0, frame.width).astype(np.float32)
         log_gain = (wr @ np.log(field)).astype(np.float32) @ wc.T  # the wide product in float32
-        return np.exp(log_gain, out=log_gain)
-    index, weight = bilinear_weights(rows.ravel(), cols.ravel(), blocks, frame)
-    flat = np.log(field.reshape(field.shape[0], -1))
-    log_gain = np.einsum("bkn,kn->bn", flat[:, index], weight).astype(np.float32)
-    gain: F32 = np.exp(log_gain, out=log_gain)
-    return gain.reshape(-1, *rows.shape)
+    else:
+        index, weight = bilinear_weights(rows.ravel(), cols.ravel(), blocks, frame)
+        flat = np.log(field.reshape(field.shape[0], -1))
+        log_gain = np.einsum("bkn,kn->bn", flat[:, index], weight).astype(np.float32).reshape(-1, *rows.shape)
+    return np.exp(log_gain, out=log_gain)
