@@ -80,6 +80,19 @@ def test_band_summary_is_exact_over_windows(dtype):
     assert out[2] == {"valid_percent": 0.0}
 
 
+def test_integer_moments_sum_squares_exactly_in_parts(monkeypatch):
+    """Squares of 16-bit values are summed in float64 products of EXACT_SQUARES values: exact integers."""
+    from stacrrn.core import moments
+
+    monkeypatch.setattr(moments, "EXACT_SQUARES", 7)  # 1000 values in 143 parts, the last one short
+    values = np.random.default_rng(5).integers(0, 65535, 1000, endpoint=True).astype(np.uint16)
+    ints = [int(v) for v in values]
+    n, mean, m2, lo, hi = moments._integer_moments(values)
+    total, squares = sum(ints), sum(v * v for v in ints)
+    assert (n, lo, hi) == (1000, min(ints), max(ints))
+    assert mean == total / 1000 and m2 == (1000 * squares - total * total) / 1000
+
+
 def test_pixels_where_gathers_the_masked_pixels_in_order_into_contiguous_rows():
     from stacrrn.core.moments import pixels_where
 
