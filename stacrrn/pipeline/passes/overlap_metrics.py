@@ -21,9 +21,9 @@ from stacrrn.core.model import RRNModel
 from stacrrn.core.statistics import Layer, Statistics
 from stacrrn.pipeline.execution.parallel import Workers, imap_bounded
 from stacrrn.pipeline.execution.progress import Progress, no_progress
-from stacrrn.pipeline.inputs.plan import Plan, chunk_runs
+from stacrrn.pipeline.inputs.plan import Plan, in_chunk_order
 from stacrrn.pipeline.passes.apply import LayerNormalizer, layer_normalizer
-from stacrrn.pipeline.passes.statistics import MAX_CHUNK_IMAGES, held_if_few
+from stacrrn.pipeline.passes.statistics import MAX_CHUNK_IMAGES, chunk_runs_of, held_if_few
 from stacrrn.types import Box
 
 Pair = tuple[int, int]
@@ -120,15 +120,14 @@ def overlap_pixel_metrics(
         with held_if_few(plan, [box for box, _ in run]):  # neighbours share the decoded tiles of unaligned scenes
             return [_chunk_differences(plan, normalize, n_bands, job) for _, job in run]
 
-    runs = [[todo[k] for k in run] for run in chunk_runs([box for box, _ in todo])]
+    boxes = [box for box, _ in todo]
+    runs = chunk_runs_of(plan, boxes, workers)
     before, after = OverlapDifferences.empty(n_bands), OverlapDifferences.empty(n_bands)
     progress("overlaps", 0, len(todo))
-    done = 0
-    for sums in imap_bounded(task, runs, workers):
-        for b, a in sums:
-            before.merge(b)
-            after.merge(a)
-        done += len(sums)
+    results = imap_bounded(lambda run: task([todo[k] for k in run]), runs, workers)
+    for done, (b, a) in enumerate(in_chunk_order(runs, results), start=1):  # summed in chunk order
+        before.merge(b)
+        after.merge(a)
         progress("overlaps", done, len(todo))
     return {"before": before.to_dict(), "after": after.to_dict()}
 

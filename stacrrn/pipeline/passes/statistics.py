@@ -18,9 +18,9 @@ from stacrrn.errors import ImagesUnreadableError as ImagesUnreadableError  # def
 from stacrrn.errors import ParameterError, StacrrnError, UnreadableRasterError, report
 from stacrrn.io.raster import datasets_held
 from stacrrn.io.statistics_file import read_statistics, write_statistics
-from stacrrn.pipeline.execution.parallel import Workers, imap_bounded
+from stacrrn.pipeline.execution.parallel import Workers, imap_bounded, threads_of
 from stacrrn.pipeline.execution.progress import Progress, no_progress
-from stacrrn.pipeline.inputs.plan import CHUNK_IMAGES, Plan, chunk_runs
+from stacrrn.pipeline.inputs.plan import CHUNK_IMAGES, Plan, chunk_runs, in_chunk_order
 from stacrrn.types import Box
 
 STATISTICS_FILE = "stacrrn-statistics.npz"
@@ -45,15 +45,23 @@ def _chunk_task(plan: Plan, box: Box, pair_mask: PairMask | None, holdout: float
         raise ImagesUnreadableError(str(exc), culprits) from None
 
 
-def held_if_few(plan: Plan, boxes: Sequence[Box]) -> AbstractContextManager[None]:
-    """Hold the rasters open while ``boxes`` are read, unless a chunk meets many images.
+def holds_rasters(plan: Plan, box: Box) -> bool:
+    """Whether a chunk's rasters are held open while it is read: it meets at most :data:`MAX_CHUNK_IMAGES` images.
 
-    :func:`~stacrrn.io.raster.datasets_held` when no chunk meets more than
-    :data:`MAX_CHUNK_IMAGES` images (a mosaic's); a time series' chunks read every date,
-    aligned with the grid, and holding them costs memory for nothing.
+    A mosaic's chunks do, and share decoded tiles with their neighbours; a time series'
+    chunks read every date, aligned with the grid, and holding them costs memory for nothing.
     """
-    few = all(len(plan.images_in(box)) <= MAX_CHUNK_IMAGES for box in boxes)
-    return datasets_held() if few else nullcontext()
+    return len(plan.images_in(box)) <= MAX_CHUNK_IMAGES
+
+
+def chunk_runs_of(plan: Plan, boxes: Sequence[Box], workers: Workers) -> list[list[int]]:
+    """:func:`~stacrrn.pipeline.inputs.plan.chunk_runs` for ``workers``, held where :func:`holds_rasters`."""
+    return chunk_runs(boxes, threads_of(workers), [holds_rasters(plan, box) for box in boxes])
+
+
+def held_if_few(plan: Plan, boxes: Sequence[Box]) -> AbstractContextManager[None]:
+    """:func:`~stacrrn.io.raster.datasets_held` while ``boxes`` are read if every one :func:`holds_rasters`."""
+    return datasets_held() if all(holds_rasters(plan, box) for box in boxes) else nullcontext()
 
 
 def _run_task(plan: Plan, run: list[Box], pair_mask: PairMask | None, holdout: float) -> list[ChunkStatistics]:
@@ -128,13 +136,10 @@ def chunk_statistics_of(
             warnings.extend(notes)
     boxes = plan.chunks if indices is None else [plan.chunks[k] for k in indices]
     progress("statistics", 0, len(boxes))
-    runs = [[boxes[k] for k in run] for run in chunk_runs(boxes)]
-    tasks = imap_bounded(lambda run: _run_task(plan, run, pair_mask, holdout), runs, workers)
-    done = 0
-    for run in tasks:
-        for chunk in run:
-            yield chunk
-            done += 1
+    runs = chunk_runs_of(plan, boxes, workers)
+    tasks = imap_bounded(lambda run: _run_task(plan, [boxes[k] for k in run], pair_mask, holdout), runs, workers)
+    for done, chunk in enumerate(in_chunk_order(runs, tasks), start=1):
+        yield chunk
         progress("statistics", done, len(boxes))
 
 
