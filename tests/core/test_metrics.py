@@ -20,6 +20,8 @@ def test_overlap_differences_by_hand():
     d.add(xi, vi, xj, vj)
     # differences 0, -2, 3 -> MAE 5/3, RMSE sqrt(13/3)
     assert d.to_dict() == {"rmse": [pytest.approx(np.sqrt(13 / 3))], "mae": [pytest.approx(5 / 3)], "pixels": [3]}
+    d.add(xi, vi, xj.astype(np.float32), vi)  # all valid in both: differences 0, -2, 3, -5 (in float64)
+    assert d.to_dict() == {"rmse": [pytest.approx(np.sqrt(51 / 7))], "mae": [pytest.approx(15 / 7)], "pixels": [7]}
 
 
 def test_overlap_differences_per_band_masks_and_merge():
