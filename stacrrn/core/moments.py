@@ -448,7 +448,7 @@ def _integer_moments(values: NDArray[np.generic]) -> tuple[int, float, float, fl
 
     The sum in int64 and the sum of squares in float64 products of at most
     :data:`EXACT_SQUARES` values are exact integers; the centred moment follows from them in
-    Python integers (3x faster than a histogram of the values).
+    Python integers (2x faster than a histogram of the values).
     """
     n = int(values.size)
     total = int(values.sum(dtype=np.int64))
