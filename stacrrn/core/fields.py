@@ -61,15 +61,20 @@ def bilinear_weights(rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> tup
     return index, weight
 
 
+def _log_gain_at(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> F64:
+    """Bilinear log-gain of ``field`` at grid positions -> ``(bands, n)``."""
+    index, weight = bilinear_weights(rows, cols, blocks, frame)
+    flat = np.log(field.reshape(field.shape[0], -1))
+    return np.asarray(np.einsum("bkn,kn->bn", flat[:, index], weight), dtype=np.float64)
+
+
 def evaluate_field(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> F64:
     """Evaluate an image's gain field (``(bands, h, w)`` nodes) at grid positions -> ``(bands, n)``.
 
     Interpolation is bilinear in the logarithm of the gain (geometric), matching the solve,
     so the field is positive everywhere.
     """
-    index, weight = bilinear_weights(rows, cols, blocks, frame)
-    flat = np.log(field.reshape(field.shape[0], -1))
-    return np.asarray(np.exp(np.einsum("bkn,kn->bn", flat[:, index], weight)), dtype=np.float64)
+    return np.exp(_log_gain_at(field, rows, cols, blocks, frame))
 
 
 def _axis_matrix(pos: F64, block: int, start: int, n: int) -> F64:
@@ -82,6 +87,12 @@ def _axis_matrix(pos: F64, block: int, start: int, n: int) -> F64:
     return mat
 
 
+def _lattice_weights(rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> tuple[F64, F64]:
+    """Row and column interpolation matrices of the lattice ``rows x cols`` over the frame's nodes."""
+    wr = _axis_matrix(rows, blocks.block_height, frame.row0, frame.height)
+    return wr, _axis_matrix(cols, blocks.block_width, frame.col0, frame.width)
+
+
 def evaluate_field_on_lattice(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> F64:
     """Evaluate a gain field on the lattice ``rows x cols`` -> ``(bands, len(rows), len(cols))``.
 
@@ -89,8 +100,7 @@ def evaluate_field_on_lattice(field: F64, rows: F64, cols: F64, blocks: BlockGri
     row and a column part), computed as two small matrix products: the fast path for
     windows of inputs that share the common grid's CRS.
     """
-    wr = _axis_matrix(rows, blocks.block_height, frame.row0, frame.height)
-    wc = _axis_matrix(cols, blocks.block_width, frame.col0, frame.width)
+    wr, wc = _lattice_weights(rows, cols, blocks, frame)
     return np.asarray(np.exp(wr @ np.log(field) @ wc.T), dtype=np.float64)
 
 
@@ -103,11 +113,9 @@ def field_at_pixels(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: 
     """
     log_gain: F32
     if rows.ndim == 1:
-        wr = _axis_matrix(rows, blocks.block_height, frame.row0, frame.height)
-        wc = _axis_matrix(cols, blocks.block_width, frame.col0, frame.width).astype(np.float32)
-        log_gain = (wr @ np.log(field)).astype(np.float32) @ wc.T  # the wide product in float32
+        wr, wc = _lattice_weights(rows, cols, blocks, frame)
+        log_gain = (wr @ np.log(field)).astype(np.float32) @ wc.astype(np.float32).T  # the wide product in float32
     else:
-        index, weight = bilinear_weights(rows.ravel(), cols.ravel(), blocks, frame)
-        flat = np.log(field.reshape(field.shape[0], -1))
-        log_gain = np.einsum("bkn,kn->bn", flat[:, index], weight).astype(np.float32).reshape(-1, *rows.shape)
+        log_gain = _log_gain_at(field, rows.ravel(), cols.ravel(), blocks, frame).astype(np.float32)
+        log_gain = log_gain.reshape(-1, *rows.shape)
     return np.exp(log_gain, out=log_gain)
