@@ -36,6 +36,13 @@ def pixels_where(x: F64, mask: NDArray[np.bool_]) -> F64:
     return np.compress(mask.ravel(), x.reshape(x.shape[0], -1), axis=1)
 
 
+def band_dot(a: F64, b: F64) -> F64:
+    """Per-band sums of ``a * b`` (arrays ``(bands, ...)`` of one shape), without a product array."""
+    axes = "pqrs"[: a.ndim - 1]
+    out: F64 = np.einsum(f"b{axes},b{axes}->b", a, b)
+    return out
+
+
 def _merge_central(n_a: int, mean_a: F64, n_b: int, mean_b: F64) -> tuple[int, F64, F64, float]:
     """Return ``(n, mean, delta, n_a*n_b/n)`` for Chan's update."""
     n = n_a + n_b
@@ -69,9 +76,14 @@ class RawSums:
     squares: F64
 
     @classmethod
-    def of(cls, x: F64) -> RawSums:
-        """The raw sums of ``x`` (shape ``(bands, pixels)``)."""
-        return cls(int(x.shape[1]), x.sum(axis=1), np.einsum("bp,bp->b", x, x))
+    def of(cls, x: F64, n: int | None = None) -> RawSums:
+        """The raw sums of ``x`` (shape ``(bands, pixels)``, or ``(bands, rows, cols)``).
+
+        ``n`` counts the pixels when some values are zeros standing for no pixel (default:
+        every pixel of ``x``).
+        """
+        count = int(np.prod(x.shape[1:])) if n is None else n
+        return cls(count, x.sum(axis=tuple(range(1, x.ndim))), band_dot(x, x))
 
     def moments(self) -> ImageMoments:
         """Count, mean and centred second moment (clamped at 0 against rounding)."""
@@ -170,18 +182,17 @@ class PairMoments:
         """Joint moments of co-registered pixel sets ``xi`` and ``xj`` (``(bands, pixels)``)."""
         if xi.shape[1] == 0:
             return cls.empty(xi.shape[0])
-        return cls.joint(RawSums.of(xi), xi, RawSums.of(xj), xj)
+        return cls.joint(RawSums.of(xi), RawSums.of(xj), band_dot(xi, xj))
 
     @classmethod
-    def joint(cls, ri: RawSums, xi: F64, rj: RawSums, xj: F64) -> PairMoments:
-        """Joint moments from both images' raw sums and values ``(bands, pixels)`` over the same pixels.
+    def joint(cls, ri: RawSums, rj: RawSums, cross: F64) -> PairMoments:
+        """Joint moments from both images' raw sums over the same pixels and the sums of their products.
 
         A pair whose overlap is every valid pixel of both images (a time series' dates over
         one place) reuses the images' own sums: only the cross products are new.
         """
         mi, mj = ri.moments(), rj.moments()
-        c_ij = central(ri.n, np.einsum("bp,bp->b", xi, xj), ri.sum, rj.sum)
-        return cls(ri.n, mi.mean, mj.mean, mi.m2, mj.m2, c_ij)
+        return cls(ri.n, mi.mean, mj.mean, mi.m2, mj.m2, central(ri.n, cross, ri.sum, rj.sum))
 
     def merge(self, other: PairMoments) -> PairMoments:
         """Combine with the joint moments of a disjoint set of pixels."""

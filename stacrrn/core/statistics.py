@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments, RawSums, int_array, pixels_where
+from stacrrn.core.moments import BlockSums, ImageMoments, PairMoments, RawSums, band_dot, int_array, pixels_where
 from stacrrn.types import BlockGrid, Box
 
 F64 = NDArray[np.float64]
@@ -182,11 +182,15 @@ def _block_edges(start: int, stop: int, block: int) -> tuple[NDArray[np.intp], i
     return np.r_[0, inner].astype(np.intp), first
 
 
-def _block_sums(box: Box, mask: NDArray[np.bool_], planes: list[F64], blocks: BlockGrid) -> BlockSums:
+def _block_sums(
+    box: Box, mask: NDArray[np.bool_], planes: list[F64], blocks: BlockGrid, zeroed: bool = False
+) -> BlockSums:
     """Sum each plane (``(rows, cols)``, covering ``box``) over ``mask`` into the blocks it falls in.
 
     Only the bounding box of ``mask`` is reduced, with ``np.add.reduceat`` within rows, then
     across them (value sums are exact for integer DN; see :class:`BlockSums` for squares).
+    ``zeroed`` says the planes are already 0 outside ``mask`` (an image's own values after
+    :func:`zero_invalid`), so they are summed as they are.
     """
     sub = _valid_bbox(box, mask)
     rows, cols = _within(box, sub)
@@ -198,9 +202,33 @@ def _block_sums(box: Box, mask: NDArray[np.bool_], planes: list[F64], blocks: Bl
         return np.add.reduceat(np.add.reduceat(a, col_edges, axis=1), row_edges, axis=0)
 
     frame = Box(r0, c0, r0 + row_edges.size, c0 + col_edges.size)
-    full = bool(m.all())
+    full = zeroed or bool(m.all())
     sums = np.stack([reduce(p[rows, cols] if full else np.where(m, p[rows, cols], 0.0)) for p in planes])
     return BlockSums(frame, reduce(m.astype(np.float64)), sums)
+
+
+def zero_invalid(layer: Layer) -> Layer:
+    """Set the values of ``layer``'s invalid pixels to 0, in place, and return it.
+
+    Then a sum over any box of the chunk is the sum over its valid pixels, and a product of
+    two images is 0 wherever either is invalid: the moments need no gathered copy of the
+    valid pixels (a quarter of pass 1's arithmetic when the chunk is partly covered).
+    """
+    x, valid = layer
+    if valid.all() or not valid.any():
+        return layer
+    rows, cols = _within(Box(0, 0, *valid.shape), _valid_bbox(Box(0, 0, *valid.shape), valid))
+    x[:, : rows.start], x[:, rows.stop :] = 0.0, 0.0  # outside the valid pixels' bounding box: no mask needed
+    x[:, rows, : cols.start], x[:, rows, cols.stop :] = 0.0, 0.0
+    inside = valid[rows, cols]
+    if not inside.all():
+        np.copyto(x[:, rows, cols], 0.0, where=~inside)
+    return layer
+
+
+def _zeroing(load: Callable[[int], Layer]) -> Callable[[int], Layer]:
+    """``load`` whose layers have their invalid values set to 0 (:func:`zero_invalid`)."""
+    return lambda k: zero_invalid(load(k))
 
 
 def chunk_statistics(
@@ -219,7 +247,8 @@ def chunk_statistics(
         The chunk's pixel box on the common grid.
     layers
         Image index -> ``(values, valid)``, values of shape ``(bands, rows, cols)`` and a
-        boolean validity mask ``(rows, cols)``, both covering ``box``.
+        boolean validity mask ``(rows, cols)``, both covering ``box``. The values of invalid
+        pixels are set to 0 in place (:func:`zero_invalid`).
     blocks
         Block grid of the common grid, for the block sums of the local step.
     pairs
@@ -242,7 +271,7 @@ def chunk_statistics(
     terms = _ChunkTerms(box, blocks, pair_mask, holdout)
     keys = sorted(k for k, (_, valid) in layers.items() if valid.any())
     for i in keys:
-        terms.image(out, i, layers[i])
+        terms.image(out, i, zero_invalid(layers[i]))
     for pos, i in enumerate(keys):
         for j in keys[pos + 1 :]:
             if pairs is None or (i, j) in pairs:
@@ -299,25 +328,31 @@ class _ChunkTerms:
         return sums
 
     def _raw(self, k: int, layer: Layer) -> tuple[RawSums, F64]:
-        """Raw sums of image ``k``'s valid pixels and those pixels ``(bands, pixels)``."""
+        """Raw sums of image ``k``'s valid pixels, and its values over their extent.
+
+        Invalid values are 0 (:func:`zero_invalid`), so sums over the extent are sums over
+        the valid pixels, without gathering them.
+        """
         if k not in self.raw:
             x, valid = layer
-            values = x.reshape(x.shape[0], -1) if valid.all() else pixels_where(x, valid)
-            self.raw[k] = RawSums.of(values), values
+            sub = self._extent(k, valid)
+            r, c = _within(self.box, sub)
+            values = x.reshape(x.shape[0], -1) if sub == self.box else x[:, r, c]
+            self.raw[k] = RawSums.of(values, int(np.count_nonzero(valid))), values
         return self.raw[k]
 
     def _values(self, k: int, layer: Layer) -> BlockSums:
         """Block sums of ``x`` over image ``k``'s own valid pixels."""
         if k not in self.value_sums:
             x, valid = layer
-            self.value_sums[k] = _block_sums(self.box, valid, list(x), self.blocks)
+            self.value_sums[k] = _block_sums(self.box, valid, list(x), self.blocks, zeroed=True)
         return self.value_sums[k]
 
     def _own(self, k: int, layer: Layer) -> BlockSums:
         """Block sums of ``x, x**2`` over image ``k``'s own valid pixels."""
         x, valid = layer
         if k not in self.own_sums:
-            squares = _block_sums(self.box, valid, list(self.square(k, x)), self.blocks)
+            squares = _block_sums(self.box, valid, list(self.square(k, x)), self.blocks, zeroed=True)
             values = self._values(k, layer)
             self.own_sums[k] = BlockSums(values.frame, values.n, np.concatenate([values.sums, squares.sums]))
         return self.own_sums[k]
@@ -364,22 +399,42 @@ class _ChunkTerms:
             out.overlaps[(i, j)] = 0
             return
         both = vi & vj
-        out.overlaps[(i, j)] = int(both.sum())
+        out.overlaps[(i, j)] = int(np.count_nonzero(both))
+        plain = True  # ``both`` is every pixel valid in both images
         if self.pair_mask is not None and both.any():
             both &= self.pair_mask(box, i, j, xi, xj)
+            plain = False
         if self.holdout is not None and (both & self.holdout).any():
             out.holdout_blocks[(i, j)] = self._sums_over(both & self.holdout, i, xi, j, xj, cross=True)
             both &= ~self.holdout
+            plain = False
         if not both.any():
             return
         same = self._same_pixels(both, vi, vj)
+        out.pair_blocks[(i, j)] = blocks = self._pair_blocks(i, j, li, lj, both, same)
         if same:
-            out.pairs[(i, j)] = PairMoments.joint(*self._raw(i, li), *self._raw(j, lj))
-        elif both.all():
-            out.pairs[(i, j)] = PairMoments.of(xi.reshape(xi.shape[0], -1), xj.reshape(xj.shape[0], -1))
+            (ri, vi_), (rj, vj_) = self._raw(i, li), self._raw(j, lj)
+            out.pairs[(i, j)] = PairMoments.joint(ri, rj, band_dot(vi_, vj_))
+        elif plain:
+            out.pairs[(i, j)] = _pair_from_blocks(blocks, xi, xj, both, out.overlaps[(i, j)])
         else:  # gathered from the whole chunk: its rows are contiguous (2.6-5x faster than from the overlap's box)
             out.pairs[(i, j)] = PairMoments.of(pixels_where(xi, both), pixels_where(xj, both))
-        out.pair_blocks[(i, j)] = self._pair_blocks(i, j, li, lj, both, same)
+
+
+def _pair_from_blocks(blocks: BlockSums, xi: F64, xj: F64, both: Mask, n: int) -> PairMoments:
+    """Joint moments of a pair over ``both`` (every pixel valid in both images) from its block sums.
+
+    The block sums already hold the sums and squares of both images over ``both``; the cross
+    products are summed over the overlap's bounding box, where ``xi * xj`` is 0 wherever
+    either image is invalid (:func:`zero_invalid`). The sums are the same as over the
+    gathered pixels (exactly so for integer DN).
+    """
+    nb = xi.shape[0]
+    totals = blocks.sums[: 4 * nb].sum(axis=(1, 2))
+    sub = _valid_bbox(Box(0, 0, *both.shape), both)
+    r, c = slice(sub.row0, sub.row1), slice(sub.col0, sub.col1)
+    ri, rj = RawSums(n, totals[:nb], totals[2 * nb : 3 * nb]), RawSums(n, totals[nb : 2 * nb], totals[3 * nb :])
+    return PairMoments.joint(ri, rj, band_dot(xi[:, r, c], xj[:, r, c]))
 
 
 def streamed_chunk_statistics(
@@ -408,7 +463,8 @@ def streamed_chunk_statistics(
     images
         The images covering the chunk.
     load
-        Reads one image's ``(values, valid)`` on the chunk.
+        Reads one image's ``(values, valid)`` on the chunk (invalid values are set to 0 in
+        place, as :func:`chunk_statistics` does).
     max_images
         Images held in memory at most (at least 2).
 
@@ -418,6 +474,7 @@ def streamed_chunk_statistics(
         As :func:`chunk_statistics` returns.
     """
     order = sorted(images)
+    load = _zeroing(load)
     wanted = {(i, j) for a, i in enumerate(order) for j in order[a + 1 :] if pairs is None or (i, j) in pairs}
     last_use = {i: max([j for (a, j) in wanted if a == i], default=i) for i in order}
     if _window_size(order, last_use) <= max_images:

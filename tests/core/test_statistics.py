@@ -84,3 +84,44 @@ def test_pairs_covering_the_same_pixels_reuse_their_images_block_sums_exactly():
     assert got.frame == direct.frame
     np.testing.assert_array_equal(got.n, direct.n)
     np.testing.assert_array_equal(got.sums, direct.sums)
+
+
+@pytest.mark.parametrize("junk", [np.nan, 65535.0, -1e30])
+def test_values_under_invalid_pixels_never_reach_the_moments(junk):
+    """Whatever an invalid pixel holds (NaN, a nodata value), the moments are those of the valid pixels alone.
+
+    Integer DN over a partial overlap (a scene's edge in a chunk): image and pair moments equal,
+    bit for bit, those of the valid pixels gathered, and the pair block sums those of the
+    masked planes.
+    """
+    from stacrrn.core.statistics import _block_sums
+
+    box, blocks = Box(0, 0, 40, 48), BlockGrid(40, 48, 16, 16)
+    rng = np.random.default_rng(7)
+    truth = rng.integers(1, 60000, (2, 3, 40, 48)).astype(np.float64)
+    valid = np.zeros((2, 40, 48), dtype=bool)
+    valid[0, :, :30] = True  # image 0 covers the left, image 1 the right: 12 columns in common
+    valid[1, 5:, 18:] = True
+    valid[0, 7, 3] = valid[1, 20, 25] = False  # and a nodata pixel inside each
+    layers = {k: (np.where(valid[k], truth[k], junk), valid[k].copy()) for k in range(2)}
+
+    stats = chunk_statistics(box, layers, blocks)
+
+    for k in range(2):
+        alone = PairMoments.of(truth[k][:, valid[k]], truth[k][:, valid[k]])
+        assert stats.images[k].n == valid[k].sum()
+        np.testing.assert_array_equal(stats.images[k].mean, alone.mean_i)
+        np.testing.assert_array_equal(stats.images[k].m2, alone.m2_i)
+    both = valid[0] & valid[1]
+    expected = PairMoments.of(truth[0][:, both], truth[1][:, both])
+    got = stats.pairs[(0, 1)]
+    assert got.n == expected.n == both.sum() == stats.overlaps[(0, 1)]
+    for name in ("mean_i", "mean_j", "m2_i", "m2_j", "c_ij"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+    rows = np.broadcast_to((np.arange(40) + 0.5)[:, None], (40, 48))
+    cols = np.broadcast_to((np.arange(48) + 0.5)[None, :], (40, 48))
+    a, b = truth
+    direct = _block_sums(box, both, [*a, *b, *(a * a), *(b * b), rows, cols], blocks)
+    np.testing.assert_array_equal(stats.pair_blocks[(0, 1)].sums, direct.sums)
+    own = _block_sums(box, valid[0], list(a), blocks)
+    np.testing.assert_array_equal(stats.image_blocks[0].sums, own.sums)
