@@ -71,6 +71,16 @@ def _dtype_range(dtype: np.dtype[np.generic]) -> tuple[float, float]:
     return float(finfo.min), float(finfo.max)
 
 
+def _extremes(values: F64) -> tuple[F64, F64]:
+    """Per-band minimum and maximum of ``values``, after setting NaN and infinities to 0 in place."""
+    axes = tuple(range(1, values.ndim))
+    low, high = values.min(axis=axes), values.max(axis=axes)  # NaN or an infinity shows in these
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        values[~np.isfinite(values)] = 0.0
+        low, high = values.min(axis=axes), values.max(axis=axes)
+    return low, high
+
+
 def _may_hold(value: float, low: F64, high: F64, lo: float, hi: float, dt: np.dtype[np.generic]) -> bool:
     """Whether a band's cast values, between ``low`` and ``high`` before clipping to ``[lo, hi]``, can be ``value``.
 
@@ -94,7 +104,8 @@ def cast(
     Parameters
     ----------
     corrected
-        Corrected values, shape ``(bands, rows, cols)``.
+        Corrected values, shape ``(bands, rows, cols)``; rounded and clipped in place (no
+        copy: this kernel is memory bound), so their values are lost.
     valid
         Validity mask, ``(rows, cols)`` or per band ``(bands, rows, cols)``; invalid pixels
         are written as ``nodata``.
@@ -114,12 +125,14 @@ def cast(
     valid = np.broadcast_to(valid, corrected.shape)
     all_valid = bool(valid.all())
     lo, hi = _dtype_range(dt)
-    vals = np.rint(corrected) if np.issubdtype(dt, np.integer) else corrected.copy()
-    flat = vals.reshape(vals.shape[0], -1)
-    low, high = flat.min(axis=1), flat.max(axis=1)  # NaN or an infinity shows in these
-    if not (np.isfinite(low).all() and np.isfinite(high).all()):
-        vals[~np.isfinite(vals)] = 0.0
-        low, high = flat.min(axis=1), flat.max(axis=1)
+    integer = np.issubdtype(dt, np.integer)
+    low, high = _extremes(corrected)
+    if integer:  # rounding is monotonic: these are the extremes of the rounded values
+        low, high = np.rint(low), np.rint(high)
+    up = None  # which way a value cast to nodata moves off it: decided on the values before rounding
+    if nodata is not None and not np.isnan(nodata) and _may_hold(nodata, low, high, lo, hi, dt):
+        up = (corrected >= nodata) & (nodata < hi) | (nodata <= lo)
+    vals = np.rint(corrected, out=corrected) if integer else corrected
     clipped = np.zeros(vals.shape[0], dtype=np.int64)
     outside = (low < lo) | (high > hi)  # most windows need no clipping
     for b in np.flatnonzero(outside):
@@ -127,18 +140,17 @@ def cast(
         np.clip(vals[b], lo, hi, out=vals[b])
     moved = np.zeros(vals.shape[0], dtype=np.int64)
     out = vals.astype(dt)
-    if nodata is not None and not np.isnan(nodata) and _may_hold(nodata, low, high, lo, hi, dt):
+    if up is not None:
         hits = (out == nodata) & valid
         if hits.any():
             moved = hits.reshape(hits.shape[0], -1).sum(axis=1)
-            up = (corrected >= nodata) & (nodata < hi) | (nodata <= lo)
-            if np.issubdtype(dt, np.integer):
+            if integer:
                 out[hits] = np.where(up, nodata + 1, nodata - 1)[hits].astype(dt)
             else:
                 away = np.nextafter(np.asarray(nodata, dt), np.where(up, np.inf, -np.inf).astype(dt))
                 out[hits] = away[hits]
     if not all_valid and nodata is not None:
-        out[~valid] = nodata
+        np.copyto(out, np.asarray(nodata).astype(dt), where=~valid)
     elif not all_valid and original is not None:
-        out[~valid] = np.broadcast_to(original, out.shape)[~valid]
+        np.copyto(out, np.broadcast_to(original, out.shape), where=~valid)
     return CastResult(out, clipped.astype(np.int64), moved.astype(np.int64))

@@ -29,6 +29,14 @@ def test_clipping_is_counted_per_band_over_valid_pixels_only():
     assert out.moved_off_nodata.tolist() == [0, 1, 3]
 
 
+def test_a_value_rounded_onto_nodata_moves_to_the_side_it_came_from():
+    """-0.3 and 0.3 both round to nodata 0: one goes to -1, the other to 1 (decided before rounding in place)."""
+    corrected = np.array([[[-0.3, 0.3, -0.5, 0.0, -7.0]]])
+    out = cast(corrected, np.ones((1, 5), bool), "int16", 0)
+    assert out.data.tolist() == [[[-1, 1, -1, 1, -7]]]
+    assert out.moved_off_nodata.tolist() == [4]
+
+
 def test_top_nodata_moves_down():
     out = cast(np.array([[[65535.0, 70000.0, 12.0]]]), np.ones((1, 3), bool), "uint16", 65535)
     assert out.data.tolist() == [[[65534, 65534, 12]]]

@@ -211,13 +211,16 @@ def correct_raster(
             data, valid = read_window(info, box, src_bands)
             result = np.empty_like(data)
             window_clipped = np.zeros(nb, dtype=np.int64)
+            strip_buffer = np.empty((nb, min(STRIP_ROWS, box.height), box.width))  # reused: no page faults per strip
             for strip in range(0, box.height, STRIP_ROWS):  # cache-sized strips: the kernel is memory bound
                 rows = slice(strip, min(strip + STRIP_ROWS, box.height))
                 part = Box(box.row0 + rows.start, box.col0, box.row0 + rows.stop, box.col1)
                 field = None
                 if local is not None:
                     field = _field_on_window(local, i, *native_to_grid(info, model.grid, part))[pos]
-                corrected = correct(data[:, rows], gain, offset, field, shift)
+                corrected = correct(
+                    data[:, rows], gain, offset, field, shift, out=strip_buffer[:, : rows.stop - rows.start]
+                )
                 cast_part = cast(corrected, valid[:, rows], info.dtype, info.nodata, data[:, rows])
                 result[:, rows] = cast_part.data
                 window_clipped += cast_part.clipped
