@@ -81,6 +81,26 @@ def _extremes(values: F64) -> tuple[F64, F64]:
     return low, high
 
 
+def _move_off_nodata(
+    out: NDArray[np.generic], up: NDArray[np.bool_], valid: NDArray[np.bool_], nodata: float
+) -> NDArray[np.int64]:
+    """Move valid values cast onto ``nodata`` one step (integers) or one ulp away, up where ``up``.
+
+    Returns how many moved, per band.
+    """
+    hits = (out == nodata) & valid
+    if not hits.any():
+        return np.zeros(out.shape[0], dtype=np.int64)
+    dt = out.dtype
+    if np.issubdtype(dt, np.integer):
+        out[hits] = np.where(up, nodata + 1, nodata - 1)[hits].astype(dt)
+    else:
+        away = np.nextafter(np.asarray(nodata, dt), np.where(up, np.inf, -np.inf).astype(dt))
+        out[hits] = away[hits]
+    counts: NDArray[np.int64] = hits.reshape(hits.shape[0], -1).sum(axis=1, dtype=np.int64)
+    return counts
+
+
 def _may_hold(value: float, low: F64, high: F64, lo: float, hi: float, dt: np.dtype[np.generic]) -> bool:
     """Whether a band's cast values, between ``low`` and ``high`` before clipping to ``[lo, hi]``, can be ``value``.
 
@@ -138,17 +158,10 @@ def cast(
     for b in np.flatnonzero(outside):
         clipped[b] = np.count_nonzero(((vals[b] < lo) | (vals[b] > hi)) & valid[b])
         np.clip(vals[b], lo, hi, out=vals[b])
-    moved = np.zeros(vals.shape[0], dtype=np.int64)
     out = vals.astype(dt)
-    if up is not None:
-        hits = (out == nodata) & valid
-        if hits.any():
-            moved = hits.reshape(hits.shape[0], -1).sum(axis=1)
-            if integer:
-                out[hits] = np.where(up, nodata + 1, nodata - 1)[hits].astype(dt)
-            else:
-                away = np.nextafter(np.asarray(nodata, dt), np.where(up, np.inf, -np.inf).astype(dt))
-                out[hits] = away[hits]
+    moved = np.zeros(vals.shape[0], dtype=np.int64)
+    if up is not None and nodata is not None:
+        moved = _move_off_nodata(out, up, valid, nodata)
     if not all_valid and nodata is not None:
         np.copyto(out, np.asarray(nodata).astype(dt), where=~valid)
     elif not all_valid and original is not None:
