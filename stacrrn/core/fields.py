@@ -5,13 +5,16 @@ cover its frame (a :class:`~stacrrn.types.Box` of block indices). Positions outs
 node centres take the nearest edge value.
 
 Statistics (block centres, cross-validation) evaluate fields in float64. Pixels get
-:func:`field_at_pixels`: the interpolated log-gain and its exponential in float32
-(numpy's vectorized float32 ``exp``, about 4x faster than float64's on CPUs without AVX-512),
+:func:`field_at_pixels` (or :func:`window_field`, strip by strip): the interpolated log-gain
+and its exponential in float32 (numpy's vectorized float32 ``exp``, about 4x faster than
+float64's on CPUs without AVX-512),
 a relative error below :data:`PIXEL_FIELD_RTOL`: 0.033 DN at 65535, far below a model's own
 uncertainty and the half-DN rounding of integer outputs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,18 +107,42 @@ def evaluate_field_on_lattice(field: F64, rows: F64, cols: F64, blocks: BlockGri
     return np.asarray(np.exp(wr @ np.log(field) @ wc.T), dtype=np.float64)
 
 
+FieldStrip = Callable[[slice], F32]
+"""A window's gain field, strip by strip: rows of the window (a slice) -> ``(bands, rows, cols)`` float32."""
+
+
+def window_field(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> FieldStrip:
+    """An image's gain field over one window, evaluated a strip of rows at a time, for correcting pixels.
+
+    ``rows`` and ``cols`` are either the axes of a lattice (1-D, the window of an input on the
+    common grid's CRS) or one position per pixel (2-D, a reprojected window). On a lattice the
+    interpolation along rows and the column weights are computed once for the window
+    (:func:`evaluate_field_on_lattice`'s factors); a strip then costs one product, in float32,
+    and the exponential, also in float32 (see the module). A strip's values do not depend on
+    the other strips.
+    """
+    if rows.ndim == 1:
+        wr, wc = _lattice_weights(rows, cols, blocks, frame)
+        along_rows = (wr @ np.log(field)).astype(np.float32)  # (bands, rows, nodes across)
+        across = wc.astype(np.float32).T
+
+        def lattice_strip(strip: slice) -> F32:
+            log_gain: F32 = along_rows[:, strip] @ across  # the wide product in float32
+            return np.exp(log_gain, out=log_gain)
+
+        return lattice_strip
+
+    def pixels_strip(strip: slice) -> F32:
+        r, c = rows[strip], cols[strip]
+        log_gain = _log_gain_at(field, r.ravel(), c.ravel(), blocks, frame).astype(np.float32)
+        return np.exp(log_gain, out=log_gain).reshape(-1, *r.shape)
+
+    return pixels_strip
+
+
 def field_at_pixels(field: F64, rows: F64, cols: F64, blocks: BlockGrid, frame: Box) -> F32:
     """An image's gain field at pixel positions, for correcting pixels -> ``(bands, *rows.shape)`` float32.
 
-    ``rows`` and ``cols`` are either the axes of a lattice (1-D, the window of an input on
-    the common grid's CRS: :func:`evaluate_field_on_lattice`'s products) or one position per
-    pixel (2-D, a reprojected window). The exponential is taken in float32 (see the module).
+    :func:`window_field` of the whole window at once.
     """
-    log_gain: F32
-    if rows.ndim == 1:
-        wr, wc = _lattice_weights(rows, cols, blocks, frame)
-        log_gain = (wr @ np.log(field)).astype(np.float32) @ wc.astype(np.float32).T  # the wide product in float32
-    else:
-        log_gain = _log_gain_at(field, rows.ravel(), cols.ravel(), blocks, frame).astype(np.float32)
-        log_gain = log_gain.reshape(-1, *rows.shape)
-    return np.exp(log_gain, out=log_gain)
+    return window_field(field, rows, cols, blocks, frame)(slice(None))

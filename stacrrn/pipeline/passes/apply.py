@@ -15,7 +15,7 @@ from rasterio.errors import RasterioError
 
 from stacrrn.core.correct import cast, correct
 from stacrrn.core.fidelity import FidelitySums
-from stacrrn.core.fields import F32, field_at_pixels
+from stacrrn.core.fields import F32, field_at_pixels, window_field
 from stacrrn.core.local_model import LocalFit
 from stacrrn.core.metrics import reference_block_map
 from stacrrn.core.model import RRNModel
@@ -212,12 +212,13 @@ def correct_raster(
             result = np.empty_like(data)
             window_clipped = np.zeros(nb, dtype=np.int64)
             strip_buffer = np.empty((nb, min(STRIP_ROWS, box.height), box.width))  # reused: no page faults per strip
+            field_of = None
+            if local is not None:  # the window's field, evaluated strip by strip
+                at = native_to_grid(info, model.grid, box)
+                field_of = window_field(local.fields[i][pos], *at, local.blocks, local.frames[i])
             for strip in range(0, box.height, STRIP_ROWS):  # cache-sized strips: the kernel is memory bound
                 rows = slice(strip, min(strip + STRIP_ROWS, box.height))
-                part = Box(box.row0 + rows.start, box.col0, box.row0 + rows.stop, box.col1)
-                field = None
-                if local is not None:
-                    field = _field_on_window(local, i, *native_to_grid(info, model.grid, part))[pos]
+                field = None if field_of is None else field_of(rows)
                 corrected = correct(
                     data[:, rows], gain, offset, field, shift, out=strip_buffer[:, : rows.stop - rows.start]
                 )

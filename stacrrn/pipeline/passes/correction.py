@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stacrrn.core.correct import cast, correct
-from stacrrn.core.fields import F32, field_at_pixels
+from stacrrn.core.fields import FieldStrip, window_field
 from stacrrn.core.local_model import LocalFit
 from stacrrn.core.model import RRNModel
 from stacrrn.io.grid import native_to_grid
@@ -99,14 +99,14 @@ class Correction:
             g.gains[index], g.offsets[index], shifts, local, tuple(index), grid, model.grid, tuple(nodata), output
         )
 
-    def field(self, step: int, bands: Sequence[int], part: Box) -> F32 | None:
-        """Step ``step``'s gain field for ``bands`` at the pixels of ``part`` -> ``(bands, rows, cols)``."""
+    def field(self, step: int, bands: Sequence[int], box: Box) -> FieldStrip | None:
+        """Step ``step``'s gain field for ``bands`` over the pixels of ``box``, strip by strip (rows of ``box``)."""
         local = self.local
         if local is None:
             return None
         m = self.images[step]
-        rows, cols = native_to_grid(self.grid, self.model_grid, part)
-        return field_at_pixels(local.fields[m][list(bands)], rows, cols, local.blocks, local.frames[m])
+        rows, cols = native_to_grid(self.grid, self.model_grid, box)
+        return window_field(local.fields[m][list(bands)], rows, cols, local.blocks, local.frames[m])
 
     def window(
         self,
@@ -128,10 +128,11 @@ class Correction:
         gain, offset = self.gains[step, b], self.offsets[step, b]
         shift = None if self.shifts is None else self.shifts[step, b]
         out = np.empty(values.shape, dtype=dtype)
+        field_of = self.field(step, b, box)
         for r0, r1 in strips(box.row0, box.row1):
             rows = slice(r0 - box.row0, r1 - box.row0)
-            part = Box(r0, box.col0, r1, box.col1)
-            corrected = correct(values[:, rows], gain, offset, self.field(step, b, part), shift)
+            field = None if field_of is None else field_of(rows)
+            corrected = correct(values[:, rows], gain, offset, field, shift)
             out[:, rows] = self.cast(corrected, valid[:, rows], values[:, rows], b, dtype, clipped)
         return out
 
