@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -8,6 +10,7 @@ from stacrrn.core.fields import (
     evaluate_field,
     evaluate_field_on_lattice,
     field_at_pixels,
+    window_field,
 )
 from stacrrn.core.global_model import solve_global
 from stacrrn.core.local_model import LocalParams, solve_local
@@ -111,6 +114,15 @@ def test_pixel_fields_are_the_float64_fields_within_their_bound(h, w, block_h, b
     exact = evaluate_field(field, rr.ravel(), cc.ravel(), blocks, frame).reshape(3, 9, 11)
     assert pointwise.dtype == np.float32
     np.testing.assert_allclose(pointwise, exact, rtol=PIXEL_FIELD_RTOL)
+    # strip by strip (pass 2): each strip of the window within the same bound, whatever the cut
+    whole = evaluate_field_on_lattice(field, rows, cols, blocks, frame)
+    for at, reference in (((rows, cols), whole), ((rr, cc), exact)):
+        strip_of = window_field(field, *at, blocks, frame)
+        n = at[0].shape[0]
+        cuts = sorted({0, n, *rng.integers(0, n, 3).tolist()})
+        strips = [strip_of(slice(a, b)) for a, b in itertools.pairwise(cuts)]
+        assert all(s.dtype == np.float32 for s in strips)
+        np.testing.assert_allclose(np.concatenate(strips, axis=1), reference, rtol=PIXEL_FIELD_RTOL)
 
 
 def test_reference_block_map_of_consistent_images_is_their_block_mean():
