@@ -118,6 +118,7 @@ def cast(
     dtype: DTypeLike,
     nodata: float | None,
     original: NDArray[np.generic] | None = None,
+    into: NDArray[np.generic] | None = None,
 ) -> CastResult:
     """Round (integers), clip and cast corrected values; invalid pixels get ``nodata``.
 
@@ -135,6 +136,9 @@ def cast(
         The nodata value, or ``None`` when the data has none.
     original
         The input values; without nodata, invalid pixels (NaN, masked) keep them.
+    into
+        An array of ``corrected``'s shape and of type ``dtype`` that receives the output
+        (default a new one).
 
     Returns
     -------
@@ -158,7 +162,13 @@ def cast(
     for b in np.flatnonzero(outside):
         clipped[b] = np.count_nonzero(((vals[b] < lo) | (vals[b] > hi)) & valid[b])
         np.clip(vals[b], lo, hi, out=vals[b])
-    out = vals.astype(dt)
+    if into is None:
+        out = vals.astype(dt)
+    else:
+        if into.dtype != dt or into.shape != vals.shape:
+            raise ValueError(f"cast into a {into.dtype} array of shape {into.shape}, not {dt} {vals.shape}")
+        out = into
+        np.copyto(out, vals, casting="unsafe")  # vals are rounded and clipped: the cast is exact
     moved = np.zeros(vals.shape[0], dtype=np.int64)
     if up is not None and nodata is not None:
         moved = _move_off_nodata(out, up, valid, nodata)

@@ -103,3 +103,20 @@ def test_correct_into_its_own_values_gives_the_same_numbers():
         result = correct(own, gain, offset, *args, out=own)
         assert result is own and np.array_equal(result, expected)
         assert not np.shares_memory(expected, values)  # without out, a new array
+
+
+@pytest.mark.parametrize(("dtype", "nodata"), [("uint16", 0), ("int16", 7), ("float32", -9999.0), ("uint8", None)])
+def test_cast_into_a_given_array_writes_what_it_returns_otherwise(dtype, nodata):
+    rng = np.random.default_rng(3)
+    corrected = rng.normal(10, 40, (3, 8, 12))  # below 0, on 7, in range
+    valid = rng.random((3, 8, 12)) > 0.3
+    original = rng.integers(0, 100, (3, 8, 12)).astype(dtype)
+    expected = cast(corrected.copy(), valid, dtype, nodata, original)
+    into = np.full((3, 8, 12), 99, dtype=dtype)
+    got = cast(corrected.copy(), valid, dtype, nodata, original, into=into)
+    assert got.data is into
+    np.testing.assert_array_equal(into, expected.data)
+    assert got.clipped.tolist() == expected.clipped.tolist()
+    assert got.moved_off_nodata.tolist() == expected.moved_off_nodata.tolist()
+    with pytest.raises(ValueError, match="cast into"):
+        cast(corrected.copy(), valid, dtype, nodata, original, into=np.zeros((3, 8, 12), dtype="float64"))

@@ -222,8 +222,7 @@ def correct_raster(
                 corrected = correct(
                     data[:, rows], gain, offset, field, shift, out=strip_buffer[:, : rows.stop - rows.start]
                 )
-                cast_part = cast(corrected, valid[:, rows], info.dtype, info.nodata, data[:, rows])
-                result[:, rows] = cast_part.data
+                cast_part = cast(corrected, valid[:, rows], info.dtype, info.nodata, data[:, rows], result[:, rows])
                 window_clipped += cast_part.clipped
                 moved += cast_part.moved_off_nodata
             clipped += window_clipped
