@@ -65,6 +65,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_stac.py
 	$(BIN)/python benchmarks/bench_timeseries.py
 	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_cores.py
 	$(BIN)/python benchmarks/bench_peers.py
 	$(BIN)/python benchmarks/bench_small.py
 	$(BIN)/python benchmarks/bench_many.py

@@ -451,14 +451,21 @@ def compile_stacrrn() -> None:
     compileall.compile_dir(Path(stacrrn.__file__).parent, quiet=1)
 
 
-def run_child(cmd: list[str]) -> dict[str, Any]:
+def run_child(cmd: list[str], cpus: set[int] | None = None) -> dict[str, Any]:
     """Run a benchmark stage in a fresh interpreter; return the JSON it printed after :data:`RESULT_PREFIX`.
 
     stacrrn's bytecode is brought up to date first (:func:`compile_stacrrn`). The stage is
-    started through :data:`LAUNCHER`, so its ``ru_maxrss`` is its own.
+    started through :data:`LAUNCHER`, so its ``ru_maxrss`` is its own. ``cpus`` confines it
+    (and every thread it starts, GDAL's included) to those CPUs.
     """
     compile_stacrrn()
-    proc = subprocess.run([sys.executable, "-c", LAUNCHER, "", *cmd], stdout=subprocess.PIPE, text=True, check=True)
+
+    def confine() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+
+    launcher = [sys.executable, "-c", LAUNCHER, "", *cmd]
+    proc = subprocess.run(launcher, stdout=subprocess.PIPE, text=True, check=True, preexec_fn=confine)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if not lines:
         raise RuntimeError(f"{' '.join(cmd[1:4])} printed no result:\n{proc.stdout}")
