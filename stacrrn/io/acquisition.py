@@ -16,9 +16,9 @@ comes from, first that applies:
 4. otherwise none.
 
 GDAL's own imagery metadata readers fill the ``IMAGERY`` domain from such sidecars (and
-DIMAP, RapidEye, Kompsat... files) when GDAL lists the raster's folder; stacrrn's jobs set
-``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR`` (:func:`~stacrrn.io.storage.configure_cloud`),
-which stops that, hence step 3.
+DIMAP, RapidEye, Kompsat... files) when GDAL lists the raster's folder; it does not for remote
+rasters in stacrrn's jobs (:func:`~stacrrn.io.raster.list_no_remote_folders`) nor where the user
+sets ``GDAL_DISABLE_READDIR_ON_OPEN``, hence step 3.
 
 ``TIFFTAG_DATETIME`` is never used: TIFF defines it as the date and time the image was
 created, which for satellite imagery is when the file was written (processed, cut, converted),

@@ -210,6 +210,35 @@ def forget_remote_reads() -> None:
         lib.VSICurlClearCache()
 
 
+NETWORK_PREFIXES = ("/vsis3/", "/vsicurl/", "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/", "/vsiswift/", "/vsiwebhdfs/")
+"""GDAL's network file systems (rasterio opens ``s3://`` and ``https://`` through them)."""
+
+READDIR_OPTION = "GDAL_DISABLE_READDIR_ON_OPEN"
+
+
+def list_no_remote_folders() -> None:
+    """Have GDAL take a remote raster's folder as empty when it opens it; local folders are listed as usual.
+
+    On open GDAL lists the raster's folder for sidecar files (``.msk`` masks, ``.tfw`` world
+    files, ``.aux.xml``, ``.ovr`` overviews, imagery metadata). In a bucket that is a LIST
+    request per open, for files a COG does not have, so remote folders are taken as empty
+    (``EMPTY_DIR``) for GDAL's network file systems only (``VSISetPathSpecificOption``). Set
+    process-wide instead, as stacrrn did before, it hid local sidecars too: a local GeoTIFF's
+    ``.msk`` mask read as all valid, its ``.tfw`` georeferencing as none. A
+    ``GDAL_DISABLE_READDIR_ON_OPEN`` in the environment is left to apply everywhere; without
+    path-specific options (GDAL < 3.6, or GDAL not found), the variable is set process-wide.
+    """
+    if READDIR_OPTION in os.environ:
+        return
+    lib = _gdal()
+    if lib is None or not hasattr(lib, "VSISetPathSpecificOption"):
+        os.environ[READDIR_OPTION] = "EMPTY_DIR"
+        return
+    lib.VSISetPathSpecificOption.argtypes = [ctypes.c_char_p] * 3
+    for prefix in NETWORK_PREFIXES:
+        lib.VSISetPathSpecificOption(prefix.encode(), READDIR_OPTION.encode(), b"EMPTY_DIR")
+
+
 BLOCK_CACHE_MB = 512
 """GDAL block cache of a stacrrn process unless ``GDAL_CACHEMAX`` is set (GDAL's default is 5 %
 of RAM). A COG is written through a staging file whose dirty blocks fill the cache: the

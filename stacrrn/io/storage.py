@@ -37,8 +37,16 @@ def configure_cloud() -> dict[str, str]:
     ``AWS_S3_ENDPOINT=host:port``, ``AWS_HTTPS=NO`` and path-style addressing. The settings
     go to ``os.environ`` (so threads and spawned workers inherit them) without overriding
     what the user set. odc-stac gets them when it loads (:func:`~stacrrn.pipeline.loading.stac_plan.load_lazy`).
+
+    GDAL lists no remote folder on open (:func:`~stacrrn.io.raster.list_no_remote_folders`);
+    local folders are listed, so local sidecar files (masks, world files) are found. The
+    settings returned also hold ``GDAL_DISABLE_READDIR_ON_OPEN`` (``EMPTY_DIR`` unless the user
+    set it) for odc-stac's readers, which may run in processes where this was not called.
     """
-    env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "4", "GDAL_HTTP_RETRY_DELAY": "0.5"}
+    from stacrrn.io.raster import READDIR_OPTION, list_no_remote_folders
+
+    list_no_remote_folders()
+    env = {"GDAL_HTTP_MAX_RETRY": "4", "GDAL_HTTP_RETRY_DELAY": "0.5"}
     # a server that accepts and never answers fails the read after this long (then it is retried)
     env |= {"GDAL_HTTP_TIMEOUT": str(round(NETWORK_TIMEOUT)), "GDAL_HTTP_CONNECTTIMEOUT": "30"}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -51,7 +59,7 @@ def configure_cloud() -> dict[str, str]:
         }
     for key, value in env.items():
         os.environ.setdefault(key, value)
-    return {k: os.environ[k] for k in env}
+    return {k: os.environ[k] for k in env} | {READDIR_OPTION: os.environ.get(READDIR_OPTION, "EMPTY_DIR")}
 
 
 def object_identity(href: str) -> list[object]:

@@ -159,7 +159,7 @@ END
 
 @pytest.fixture
 def gdal_lists_no_folder(monkeypatch):
-    """As in a stacrrn job (``configure_cloud``): GDAL does not list folders, so it reads no sidecar itself."""
+    """As for a remote raster, or with the user's ``GDAL_DISABLE_READDIR_ON_OPEN``: GDAL reads no sidecar itself."""
     monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
 
 

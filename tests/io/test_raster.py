@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -127,3 +128,24 @@ def test_at_most_a_few_datasets_are_held_the_least_recent_closed(tiled, tmp_path
             got, _ = read_window(c, Box(0, 0, 64, 64), [1])
             assert np.array_equal(got[0], data[0, :64, :64])
         assert list(raster._held.datasets) == [c.path for c in copies[2:]] and first.closed
+
+
+READDIR_SCRIPT = """
+import ctypes, json, sys
+from stacrrn.io import raster
+raster.list_no_remote_folders()
+lib = raster._gdal()
+lib.VSIGetPathSpecificOption.argtypes = [ctypes.c_char_p] * 3
+lib.VSIGetPathSpecificOption.restype = ctypes.c_char_p
+key = raster.READDIR_OPTION.encode()
+print(json.dumps({p: lib.VSIGetPathSpecificOption(p.encode(), key, b"NO").decode() for p in sys.argv[1:]}))
+"""
+
+
+def test_remote_folders_are_not_listed_and_local_ones_are():
+    """In a job's process GDAL takes a bucket's folder as empty (no LIST per open); local folders are listed."""
+    env = {k: v for k, v in os.environ.items() if k != raster.READDIR_OPTION}
+    paths = ["/vsis3/bucket/a.tif", "/vsicurl/https://example.org/a.tif", "/vsiaz/container/a.tif", "/data/a.tif"]
+    out = subprocess.run([sys.executable, "-c", READDIR_SCRIPT, *paths], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == dict(zip(paths, ["EMPTY_DIR", "EMPTY_DIR", "EMPTY_DIR", "NO"], strict=True))

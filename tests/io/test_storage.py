@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -53,3 +56,40 @@ def test_move_file_leaves_no_temporary_file(tmp_path, key):
     Storage(str(tmp_path / "out")).move_file(local, key)
     files = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert files == [key]
+
+
+SIDECAR_SCRIPT = """
+import json, sys
+from stacrrn.io.raster import open_raster, read_window
+from stacrrn.io.storage import configure_cloud
+from stacrrn.types import Box
+configure_cloud()
+info = open_raster(sys.argv[1])
+_, valid = read_window(info, Box(0, 0, 64, 64), [1])
+print(json.dumps({"transform": list(info.transform[:6]), "valid_rows": valid[0].all(axis=1).tolist()}))
+"""
+
+
+def test_local_sidecars_still_count_once_the_cloud_is_configured(tmp_path):
+    """A job that reads S3 (``configure_cloud``) still reads a local GeoTIFF's ``.msk`` mask and ``.tfw`` world file.
+
+    In a fresh process, as a job's: rasterio leaves the options of its environments in GDAL's
+    global configuration, so a long test process is not a clean one.
+    """
+    import numpy as np
+    import rasterio
+
+    path = tmp_path / "scene.tif"
+    profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 1, "dtype": "uint16", "crs": "EPSG:32633"}
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=False), rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((1, 64, 64), 500, dtype=np.uint16))
+        dst.write_mask(np.repeat([255, 0], 32).astype(np.uint8)[:, None].repeat(64, axis=1))  # lower half masked
+    (tmp_path / "scene.tfw").write_text("10\n0\n0\n-10\n500005\n4500005\n")  # pixel centres, as world files give
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.tfw", "scene.tif", "scene.tif.msk"]
+
+    env = {k: v for k, v in os.environ.items() if k != "GDAL_DISABLE_READDIR_ON_OPEN"}
+    out = subprocess.run([sys.executable, "-c", SIDECAR_SCRIPT, str(path)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    read = json.loads(out.stdout)
+    assert read["transform"] == [10.0, 0.0, 500000.0, 0.0, -10.0, 4500010.0]  # corner: centre + half a pixel
+    assert read["valid_rows"] == [True] * 32 + [False] * 32
