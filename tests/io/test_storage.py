@@ -93,3 +93,49 @@ def test_local_sidecars_still_count_once_the_cloud_is_configured(tmp_path):
     read = json.loads(out.stdout)
     assert read["transform"] == [10.0, 0.0, 500000.0, 0.0, -10.0, 4500010.0]  # corner: centre + half a pixel
     assert read["valid_rows"] == [True] * 32 + [False] * 32
+
+
+OPEN_SCRIPT = """
+import logging, sys
+logging.basicConfig(level=logging.DEBUG, format="%(message)s")  # GDAL's curl trace, through rasterio's logger
+import rasterio
+if sys.argv[2] == "configured":
+    from stacrrn.io.storage import configure_cloud
+    configure_cloud()
+with rasterio.open(sys.argv[1]) as src:
+    print(int(src.read().sum()))
+"""
+
+
+def _s3_requests(href: str, how: str, env: dict[str, str]) -> list[str]:
+    """The HTTP requests GDAL makes to open and read ``href`` in a fresh process, configured or not."""
+    trace = dict(env, CPL_DEBUG="ON", CPL_CURL_VERBOSE="YES")
+    out = subprocess.run([sys.executable, "-c", OPEN_SCRIPT, href, how], env=trace, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == str(64 * 64)
+    return [line.split("HEADER_OUT: ", 1)[1] for line in out.stderr.splitlines() if "CURL_INFO_HEADER_OUT: " in line]
+
+
+def test_a_configured_job_lists_no_bucket_folder_when_it_opens_a_raster(s3, bucket):
+    """No LIST request per remote open (the folder holds other objects, which a listing would fetch)."""
+    import boto3
+    import numpy as np
+    from rasterio.io import MemoryFile
+    from rasterio.transform import from_origin
+
+    client = boto3.client("s3")
+    profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 1, "dtype": "uint8", "crs": "EPSG:32633"}
+    with MemoryFile() as memory:
+        with memory.open(transform=from_origin(5e5, 6e6, 10, 10), **profile) as dst:
+            dst.write(np.ones((1, 64, 64), dtype=np.uint8))
+        client.put_object(Bucket=bucket, Key="scenes/a.tif", Body=memory.read())
+    for k in range(3):
+        client.put_object(Bucket=bucket, Key=f"scenes/other-{k}.tif", Body=b"not read")
+    env = {k: v for k, v in os.environ.items() if k != "GDAL_DISABLE_READDIR_ON_OPEN"}
+    href = f"/vsis3/{bucket}/scenes/a.tif"
+
+    plain = _s3_requests(href, "plain", env)  # GDAL's default: the folder is listed
+    assert any(r.startswith(f"GET /{bucket}/?") and "prefix=scenes" in r for r in plain), plain
+    configured = _s3_requests(href, "configured", env)
+    assert not any(r.startswith(f"GET /{bucket}/?") for r in configured), configured
+    assert len(configured) == len(plain) - 1
