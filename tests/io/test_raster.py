@@ -134,6 +134,7 @@ READDIR_SCRIPT = """
 import ctypes, json, sys
 from stacrrn.io import raster
 raster.list_no_remote_folders()
+raster.probe_local_sidecars("/data/scenes/a.tif")
 lib = raster._gdal()
 lib.VSIGetPathSpecificOption.argtypes = [ctypes.c_char_p] * 3
 lib.VSIGetPathSpecificOption.restype = ctypes.c_char_p
@@ -142,10 +143,15 @@ print(json.dumps({p: lib.VSIGetPathSpecificOption(p.encode(), key, b"NO").decode
 """
 
 
-def test_remote_folders_are_not_listed_and_local_ones_are():
-    """In a job's process GDAL takes a bucket's folder as empty (no LIST per open); local folders are listed."""
+def test_no_folder_is_listed_on_open():
+    """In a job's process GDAL lists no folder on open: a bucket's is taken as empty, an input's probed file by file.
+
+    Other local folders keep GDAL's default (listed).
+    """
     env = {k: v for k, v in os.environ.items() if k != raster.READDIR_OPTION}
-    paths = ["/vsis3/bucket/a.tif", "/vsicurl/https://example.org/a.tif", "/vsiaz/container/a.tif", "/data/a.tif"]
+    paths = ["/vsis3/bucket/a.tif", "/vsicurl/https://example.org/a.tif", "/vsiaz/container/a.tif"]
+    paths += ["/data/scenes/b.tif", "/data/scenes-2/a.tif", "/data/a.tif"]
     out = subprocess.run([sys.executable, "-c", READDIR_SCRIPT, *paths], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == dict(zip(paths, ["EMPTY_DIR", "EMPTY_DIR", "EMPTY_DIR", "NO"], strict=True))
+    expected = ["EMPTY_DIR", "EMPTY_DIR", "EMPTY_DIR", "TRUE", "NO", "NO"]
+    assert json.loads(out.stdout) == dict(zip(paths, expected, strict=True))
