@@ -179,3 +179,29 @@ def test_inexact_steps_move_the_result_by_at_most_the_path_tolerance(monkeypatch
     monkeypatch.setattr(local_model, "ErrorTolerance", lambda *args: None)
     tight = solve_bands()
     assert np.abs(inexact - tight).max() <= local_model.PATH_TOLERANCE
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coarse_space_is_the_block_diagonal_of_the_fields_bilinear_prolongations(seed):
+    """Each frame's field interpolated from nodes every ``COARSE_STEP`` blocks, then the extra unknowns as they are.
+
+    The same stored matrix as ``block_diag`` of one Kronecker product per frame (its explicit
+    zeros included, so products with it sum the same terms).
+    """
+    from stacrrn.core.sparse_solve import COARSE_STEP, _hat
+
+    rng = np.random.default_rng(seed)
+    shapes = [(1, 1), (1, 9), (COARSE_STEP + 1, 2 * COARSE_STEP)] + rng.integers(1, 40, (30, 2)).tolist() * 2
+    corners = rng.integers(0, 5, (len(shapes), 2)).tolist()
+    frames = [Box(r0, c0, r0 + h, c0 + w) for (h, w), (r0, c0) in zip(shapes, corners, strict=True)]
+    n_extra = 2 * len(frames)
+    expected = sp.block_diag(
+        [*(sp.kron(_hat(f.height, COARSE_STEP), _hat(f.width, COARSE_STEP)) for f in frames), sp.eye(n_extra)],
+        format="csr",
+    )
+    got = coarse_space(frames, n_extra)
+    assert got.shape == expected.shape == (sum(f.height * f.width for f in frames) + n_extra, got.shape[1])
+    for part in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(got, part), getattr(expected, part))
+    fields = got[: got.shape[0] - n_extra, : got.shape[1] - n_extra]
+    np.testing.assert_allclose(fields.sum(axis=1), 1.0)  # interpolation weights of every block sum to one
