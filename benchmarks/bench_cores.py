@@ -19,8 +19,9 @@ inherits):
    engine on ``W`` CPUs with ``W`` workers (``bench_mosaic``'s ``floor`` and ``engine`` stages).
 3. **Ratios** of each round: the engine's scaling (its time on 1 CPU over its time on ``W``),
    the floor's scaling, and the engine's scaling over the floor's (1.0: the engine uses the
-   extra cores as well as reading and writing COGs can); the median round and every round's
-   figures. Also the engine/floor ratio on 1 and on ``W`` CPUs.
+   extra cores as well as reading and writing COGs can), and the engine/floor ratio on 1 and
+   on ``W`` CPUs: each figure's median, minimum, maximum and value in every round
+   (``bench_small.spread``).
 
 The results are printed as a table and as one ``BENCH_RESULT {json}`` line at the end.
 """
@@ -30,12 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mosaic import DEFAULT_OUT, RESULT_PREFIX, Layout, compile_stacrrn, make_scenes, run_child
+from bench_small import spread
 
 SCRIPT = Path(__file__).resolve().parent / "bench_mosaic.py"
 
@@ -88,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in range(args.repeat):
         rounds.append(one_round(args))
         print(f"round {k + 1}: {json.dumps(rounds[-1])}", flush=True)
-    median = {key: round(statistics.median(r[key] for r in rounds), 3) for key in rounds[0]}
-    spread = {key: [min(r[key] for r in rounds), max(r[key] for r in rounds)] for key in rounds[0]}
+    figures = {key: spread([r[key] for r in rounds], digits=3) for key in rounds[0]}
     print()
     w = args.workers
     print(f"{'':<28}{'median':>9}{'spread':>18}")
@@ -105,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         (f"engine_floor_{w}", f"engine / floor, {w} CPUs"),
     ]
     for key, label in labels:
-        low, high = spread[key]
-        print(f"{label:<28}{median[key]:>9.3f}{f'{low:.3f}-{high:.3f}':>18}")
-    summary = {"scenes": args.scenes, "size": args.size, "workers": w, "median": median, "rounds": rounds}
+        f = figures[key]
+        low_high = f"{f['min']:.3f}-{f['max']:.3f}"
+        print(f"{label:<28}{f['median']:>9.3f}{low_high:>18}")
+    summary = {"scenes": args.scenes, "size": args.size, "workers": w, "figures": figures}
     print()
     print(RESULT_PREFIX + json.dumps(summary), flush=True)
     return 0
